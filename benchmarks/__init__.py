@@ -1,0 +1,1 @@
+"""Measurement and reporting: latency, MACs, rate-distortion, coder throughput, the demo."""

@@ -1,0 +1,1 @@
+"""lictrt CUDA kernels and TensorRT plugins (C++/CUDA); ``harness`` runs the kernels through ctypes."""

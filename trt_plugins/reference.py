@@ -1,0 +1,117 @@
+"""Float64 references of the lictrt custom ops, written from export/op_contracts.py, plus test-input helpers.
+
+Used by tests/test_kernels_gpu.py (CUDA kernels) and tests/test_trt_plugins.py (CPU emulation of the same
+kernel sources).  Pure torch; the scan reference is a sequential loop over L (seconds at L = 98304 on a GPU).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def direction_positions(H: int, W: int, device=None) -> torch.Tensor:
+    """[4, L]: natural position p visited at step t by direction k (contract: row-major, column-major, reversed)."""
+    t = torch.arange(H * W, device=device)
+    row_major = t
+    col_major = (t % H) * W + t // H
+    return torch.stack([row_major, col_major, row_major.flip(0), col_major.flip(0)])
+
+
+def sequential_scan(u, dt, A, Bk, Ck, D):
+    """Grouped sequential recurrence in the inputs' dtype, in scan order.  u, dt [B,K,Di,L], A [K,Di,N],
+    Bk/Ck [B,K,N,L] (shared by the Di channels of group k), D [K,Di]; returns y [B,K,Di,L]."""
+    Bsz, K, Di, L = dt.shape
+    h = u.new_zeros(Bsz, K, Di, A.shape[-1])
+    y = u.new_empty(L, Bsz, K, Di)
+    for t in range(L):
+        d = dt[..., t, None]  # [B,K,Di,1]
+        h = torch.exp(d * A) * h + d * u[..., t, None] * Bk[:, :, None, :, t]
+        y[t] = (h * Ck[:, :, None, :, t]).sum(-1)
+    return y.permute(1, 2, 3, 0) + D[None, :, :, None] * u
+
+
+def ss2d_reference(u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True):
+    """SelectiveScan2D in float64: gather each direction by index, scan, scatter back, sum the directions."""
+    f = torch.float64
+    Bsz, Di, H, W = u.shape
+    N, L = A.shape[-1], H * W
+    pos = direction_positions(H, W, u.device)
+    u64 = u.to(f).reshape(Bsz, Di, L)
+    dl = delta.to(f).reshape(Bsz, 4, Di, L)
+    if delta_bias is not None:
+        dl = dl + delta_bias.to(f).reshape(1, 4, Di, 1)
+    dt = F.softplus(dl) if delta_softplus else dl
+    Bf, Cf = Bs.to(f).reshape(Bsz, 4, N, L), Cs.to(f).reshape(Bsz, 4, N, L)
+    # direction k in scan order: x_k[..., t] = x[..., pos[k, t]]
+    u_k = torch.stack([u64[..., pos[k]] for k in range(4)], dim=1)  # [B,4,Di,L]
+    dt_k = torch.stack([dt[:, k][..., pos[k]] for k in range(4)], dim=1)
+    B_k = torch.stack([Bf[:, k][..., pos[k]] for k in range(4)], dim=1)  # [B,4,N,L]
+    C_k = torch.stack([Cf[:, k][..., pos[k]] for k in range(4)], dim=1)
+    y_k = sequential_scan(u_k, dt_k, A.to(f).reshape(4, Di, N), B_k, C_k, D.to(f).reshape(4, Di))
+    y = u64.new_zeros(Bsz, Di, L)
+    for k in range(4):  # map each direction back to natural positions, summed in direction order
+        y[..., pos[k]] += y_k[:, k]
+    return y.reshape(Bsz, Di, H, W)
+
+
+def gdn_reference(x, gamma, beta, inverse=False):
+    x = x.double()
+    norm = beta.double()[None, :, None, None] + torch.einsum("ij,bjhw->bihw", gamma.double(), x * x)
+    return x * torch.sqrt(norm) if inverse else x / torch.sqrt(norm)
+
+
+def scan_inputs(B, Di, H, W, N, *, seed, device, softplus=True):
+    """Random inputs of realistic scale; activations are rounded to fp16 so one reference serves both dtypes."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+
+    def rnd(*shape, scale=1.0, shift=0.0):
+        return (torch.randn(*shape, generator=g) * scale + shift).half().float().to(device)
+
+    u = rnd(B, Di, H, W)
+    delta = rnd(B, 4 * Di, H, W, scale=0.5, shift=-1.0) if softplus else (
+        torch.rand(B, 4 * Di, H, W, generator=g) * 0.2 + 0.01).half().float().to(device)
+    A_log = torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(4 * Di, 1)
+    A = (-torch.exp(A_log + 0.1 * torch.randn(4 * Di, N, generator=g))).to(device)
+    Bs, Cs = rnd(B, 4, N, H, W), rnd(B, 4, N, H, W)
+    D = torch.randn(4 * Di, generator=g).to(device)
+    bias = (0.1 * torch.randn(4 * Di, generator=g)).to(device)
+    return u, delta, A, Bs, Cs, D, bias
+
+
+def rel_err(y, ref):
+    return ((y.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+
+
+def run_scan_poisoned(kernels, inputs, dtype, *, softplus=True, use_bias=True):
+    """Runs SelectiveScan2D through a harness.Kernels with the output and the workspace pre-filled with NaN."""
+    u, delta, A, Bs, Cs, D, bias = inputs
+    act = [t.to(dtype).contiguous() for t in (u, delta, Bs, Cs)]
+    B, Di, H, W = u.shape
+    code = 0 if dtype == torch.float32 else 1
+    nbytes = kernels.ss2d_workspace_size(B, Di, H, W, A.shape[-1], code)
+    ws = torch.full((max(nbytes, 1),), 0xFF, dtype=torch.uint8, device=u.device)  # all-ones bytes = NaN floats
+    out = torch.full_like(act[0], float("nan"))
+    y = kernels.selective_scan_2d(act[0], act[1], A, act[2], act[3], D, bias if use_bias else None,
+                                  delta_softplus=softplus, out=out, workspace=ws)
+    if y.is_cuda:
+        torch.cuda.synchronize()
+    return y
+
+
+def gdn_inputs(B, C, H, W, *, seed, dtype, device):
+    """x with a few |x| = 300 entries (x^2 overflows fp16), effective gamma >= 0, beta >= 1."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, C, H, W, generator=g)
+    x.view(-1)[:: max(1, x.numel() // 17)] = 300.0
+    gamma = 0.1 * torch.eye(C) + 1e-3 * torch.rand(C, C, generator=g)
+    beta = 1.0 + 0.1 * torch.rand(C, generator=g)
+    return x.to(dtype).to(device), gamma.to(device), beta.to(device)
+
+
+def run_gdn_poisoned(kernels, x, gamma, beta, inverse):
+    """Runs GeneralizedDivisiveNorm through a harness.Kernels with the output pre-filled with NaN."""
+    y = kernels.generalized_divisive_norm(x, gamma, beta, inverse=inverse, out=torch.full_like(x, float("nan")))
+    if y.is_cuda:
+        torch.cuda.synchronize()
+    return y

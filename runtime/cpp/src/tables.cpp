@@ -1,0 +1,96 @@
+// Table validation and the derived per-precision coding data (built once per Tables object).
+#include <algorithm>
+#include <string>
+
+#include "detail.hpp"
+
+namespace lictrt {
+namespace detail {
+namespace {
+
+/// Fill info and the decode hint for one row whose cumulative starts at `prec` bits are cum[0..len-1].
+void fill_row(Coding& c, int t, uint32_t base, const std::vector<uint32_t>& cum) {
+  const int bins = static_cast<int>(cum.size()) - 1;
+  for (int s = 0; s < bins; ++s) c.info[base + s] = cum[s] | ((cum[s + 1] - cum[s] - 1) << 16);
+  const uint32_t entries = 1u << kHintEntriesLog2;
+  uint16_t* hint = c.hint.data() + static_cast<size_t>(t) * entries;
+  int s = 0;
+  for (uint32_t k = 0; k < entries; ++k) {
+    const uint32_t slot = k << c.hint_shift();
+    while (cum[s + 1] <= slot) ++s;
+    hint[k] = static_cast<uint16_t>(s);
+  }
+}
+
+void allocate(Coding& c, int prec, int T, int stride) {
+  c.prec = prec;
+  c.info.assign(static_cast<size_t>(T) * stride, 0);
+  c.hint.assign(static_cast<size_t>(T) << kHintEntriesLog2, 0);
+}
+
+}  // namespace
+
+/// Requantize a 16-bit CDF to 14 bits: round each boundary, then force strictly increasing boundaries in a
+/// forward pass (>= previous + 1) and a backward pass (<= next - 1). Exact integer arithmetic, so encoder and
+/// decoder derive identical tables everywhere; every bin keeps a frequency >= 1 (needs bins <= 2^14).
+std::vector<uint32_t> requantize(const int32_t* cdf16, int len, int prec) {
+  const int shift = 16 - prec;
+  const uint32_t total = 1u << prec;
+  std::vector<uint32_t> c(len);
+  c[0] = 0;
+  for (int i = 1; i < len - 1; ++i) {
+    const uint32_t r = (static_cast<uint32_t>(cdf16[i]) + (1u << (shift - 1))) >> shift;
+    c[i] = std::max(r, c[i - 1] + 1);
+  }
+  c[len - 1] = total;
+  for (int i = len - 2; i >= 1; --i) c[i] = std::min(c[i], c[i + 1] - 1);
+  return c;
+}
+
+}  // namespace detail
+
+Tables::Tables(const int32_t* cdf, int T, int Lmax, const int32_t* cdf_length, const int32_t* offset) {
+  using namespace detail;
+  if (T < 1) throw InvalidArgument("tables: need at least one CDF row");
+  if (Lmax < 2 || Lmax > 65537) throw InvalidArgument("tables: CDF row width must be in [2, 65537]");
+  auto d = std::make_shared<TableData>();
+  d->T = T;
+  d->stride = Lmax;
+  d->rows.resize(T);
+  int max_bins = 0;
+  for (int t = 0; t < T; ++t) {
+    const int len = cdf_length[t];
+    const int32_t* row = cdf + static_cast<size_t>(t) * Lmax;
+    const std::string where = "tables: row " + std::to_string(t);
+    if (len < 2 || len > Lmax) throw InvalidArgument(where + ": cdf_length " + std::to_string(len) + " not in [2, " + std::to_string(Lmax) + "]");
+    if (row[0] != 0 || row[len - 1] != 65536) throw InvalidArgument(where + ": CDF must start at 0 and end at 65536");
+    for (int i = 0; i + 1 < len; ++i)
+      if (row[i + 1] <= row[i]) throw InvalidArgument(where + ": CDF not strictly increasing (zero-frequency bin)");
+    d->rows[t] = Row{offset[t], len - 2, static_cast<uint32_t>(t) * static_cast<uint32_t>(Lmax), 0};
+    max_bins = std::max(max_bins, len - 1);
+  }
+  d->fast_prec = max_bins <= (1 << 14) ? 14 : 16;
+
+  allocate(d->c16, 16, T, Lmax);
+  if (d->fast_prec == 14) allocate(d->c14, 14, T, Lmax);
+  std::vector<uint32_t> cum;
+  for (int t = 0; t < T; ++t) {
+    const int len = cdf_length[t];
+    const int32_t* row = cdf + static_cast<size_t>(t) * Lmax;
+    cum.assign(row, row + len);
+    fill_row(d->c16, t, d->rows[t].base, cum);
+    if (d->fast_prec == 14) fill_row(d->c14, t, d->rows[t].base, requantize(row, len, 14));
+  }
+  d_ = std::move(d);
+}
+
+int Tables::num_tables() const noexcept { return d_->T; }
+int Tables::max_length() const noexcept { return d_->stride; }
+int Tables::fast_precision() const noexcept { return d_->fast_prec; }
+
+size_t Tables::memory_bytes() const noexcept {
+  auto sz = [](const detail::Coding& c) { return c.info.size() * 4 + c.hint.size() * 2; };
+  return d_->rows.size() * sizeof(detail::Row) + sz(d_->c16) + sz(d_->c14);
+}
+
+}  // namespace lictrt

@@ -1,0 +1,329 @@
+"""The entropy coder (runtime.coder over runtime._lictrt): CompressAI compatibility, exact round trips,
+corrupt-input detection, incremental coding, thread safety and input validation."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime import coder
+from runtime.errors import BitstreamError, CoderArgumentError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "runtime" / "cpp" / "tests" / "fixtures"
+FIXTURE_NAMES = ["gc_lowrate", "gc_mid", "gc_escapes", "eb_factorized", "gc_four"]
+MODES = ["compat", "fast"]
+
+
+def read_fixture(name: str) -> dict:
+    """Parse a fixture written by runtime/cpp/tests/make_fixtures.py (format documented there)."""
+    raw = (FIXTURES / f"{name}.bin").read_bytes()
+    assert raw[:4] == b"LCFX"
+    _, T, L = np.frombuffer(raw, "<i4", 3, 4)
+    at = 16
+
+    def take(count):
+        nonlocal at
+        arr = np.frombuffer(raw, "<i4", count, at).astype(np.int32)
+        at += 4 * count
+        return arr
+
+    cdf = take(T * L).reshape(T, L)
+    cdf_length, offset = take(T), take(T)
+    (n,) = take(1)
+    symbols, indexes = take(n), take(n)
+    (nbytes,) = np.frombuffer(raw, "<u4", 1, at)
+    return dict(tables=coder.CoderTables(cdf, cdf_length, offset), symbols=symbols, indexes=indexes,
+                data=raw[at + 4:at + 4 + int(nbytes)])
+
+
+def toy_tables() -> coder.CoderTables:
+    """Three small tables built by hand (strictly increasing 16-bit CDFs, last bin = escape)."""
+    cdf = np.zeros((3, 8), np.int32)
+    cdf[0, :6] = [0, 1000, 30000, 60000, 65000, 65536]
+    cdf[1, :3] = [0, 65535, 65536]  # one real bin of probability 1 - 2^-16, then the escape
+    cdf[2, :8] = [0, 1, 2, 3, 40000, 65533, 65535, 65536]
+    return coder.CoderTables(cdf, np.array([6, 3, 8], np.int32), np.array([-2, 0, -3], np.int32))
+
+
+def random_case(tables: coder.CoderTables, n: int, seed: int, escape_rate: float = 0.02):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, tables.num_tables, n).astype(np.int32)
+    sym = rng.integers(-6, 7, n).astype(np.int32)
+    esc = rng.random(n) < escape_rate
+    sym[esc] = rng.choice([-(2**31), -(2**20), -77, 50, 3000, 2**31 - 1], esc.sum())
+    return sym, idx
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    """CompressAI's default 64-level Gaussian table set (needs compressai, hence torch)."""
+    pytest.importorskip("compressai")
+    from compressai.entropy_models import GaussianConditional
+    from compressai.models.google import get_scale_table
+
+    gc = GaussianConditional(None)
+    gc.update_scale_table(get_scale_table())
+    tabs = [gc._quantized_cdf.numpy(), gc._cdf_length.numpy(), gc._offset.numpy()]
+    return gc, tabs, coder.CoderTables(*tabs)
+
+
+# --------------------------------------------------------------------------- CompressAI compatibility
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_compat_reproduces_compressai_fixture_bytes(name):
+    f = read_fixture(name)
+    assert coder.encode(f["tables"], f["symbols"], f["indexes"], mode="compat") == f["data"]
+    np.testing.assert_array_equal(coder.decode(f["tables"], f["data"], f["indexes"], mode="compat"), f["symbols"])
+
+
+@pytest.mark.parametrize("regime", ["lowrate", "mid", "uniform_idx", "escapes"])
+def test_compat_bytes_equal_live_compressai(gaussian, regime):
+    from compressai import ans
+
+    gc, (cdf, lengths, offsets), tables = gaussian
+    rng = np.random.default_rng(hash(regime) % 2**32)
+    n = 20000
+    table = gc.scale_table.numpy()
+    sigma = {"lowrate": np.where(rng.random(n) < 0.8, 0.11, rng.uniform(0.2, 3.0, n)),
+             "mid": rng.uniform(0.5, 4.0, n),
+             "uniform_idx": np.exp(rng.uniform(np.log(0.11), np.log(256.0), n)),
+             "escapes": rng.uniform(0.11, 2.0, n)}[regime]
+    idx = np.searchsorted(table[:-1], np.maximum(sigma, 0.11), side="left").astype(np.int32)
+    sym = np.round(rng.normal(0.0, sigma)).astype(np.int32)
+    if regime == "escapes":  # out-of-range values on both sides, small and large overflows
+        pos = rng.choice(n, 500, replace=False)
+        sym[pos] = rng.choice([-(10**6), -5000, -40, 33, 700, 10**6], 500)
+    expected = ans.RansEncoder().encode_with_indexes(sym.tolist(), idx.tolist(), cdf.tolist(), lengths.tolist(),
+                                                     offsets.tolist())
+    got = coder.encode(tables, sym, idx, mode="compat")
+    assert got == expected
+    # Both directions: CompressAI decodes our bytes, we decode CompressAI's.
+    assert ans.RansDecoder().decode_with_indexes(got, idx.tolist(), cdf.tolist(), lengths.tolist(),
+                                                 offsets.tolist()) == sym.tolist()
+    np.testing.assert_array_equal(coder.decode(tables, expected, idx, mode="compat"), sym)
+
+
+def test_compat_equals_gaussian_conditional_compress(gaussian):
+    import torch
+
+    gc, _, tables = gaussian
+    torch.manual_seed(0)
+    y = torch.randn(1, 8, 12, 10) * 3
+    scales = torch.rand(1, 8, 12, 10) * 5
+    idx = gc.build_indexes(scales)
+    (string,) = gc.compress(y, idx)
+    sym = gc.quantize(y, "symbols").numpy().astype(np.int32)
+    assert coder.encode(tables, sym, idx.numpy().astype(np.int32), mode="compat") == string
+
+
+# --------------------------------------------------------------------------- round trips
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 100, 257, 5000])
+def test_round_trip_exact_including_tiny_and_escapes(mode, n):
+    tables = toy_tables()
+    sym, idx = random_case(tables, n, seed=n)
+    if n == 1:
+        sym[:] = -(2**31)  # the most extreme escape
+    data = coder.encode(tables, sym, idx, mode=mode)
+    out = coder.decode(tables, data, idx, mode=mode)
+    assert out.dtype == np.int32 and out.shape == (n,)
+    np.testing.assert_array_equal(out, sym)
+
+
+@pytest.mark.parametrize("substreams", [1, 2, 3, 8, 50])
+def test_fast_substreams_round_trip_and_are_thread_count_independent(substreams):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 20000, seed=5)
+    data = coder.encode(tables, sym, idx, mode="fast", substreams=substreams)
+    assert data == coder.encode(tables, sym, idx, mode="fast", substreams=substreams, threads=1)
+    assert data[1] == substreams  # substream count byte
+    for threads in (1, 2, 4):
+        np.testing.assert_array_equal(coder.decode(tables, data, idx, mode="fast", threads=threads), sym)
+
+
+def test_multidimensional_and_other_integer_dtypes_are_flattened():
+    tables = toy_tables()
+    sym, idx = random_case(tables, 60, seed=1, escape_rate=0)
+    data = coder.encode(tables, sym.reshape(3, 4, 5).astype(np.int64), idx.reshape(3, 4, 5).astype(np.int16))
+    np.testing.assert_array_equal(coder.decode(tables, memoryview(data), idx.reshape(3, 20)), sym)
+
+
+def test_fast_mode_costs_little_over_compat_on_gaussian_latent(gaussian):
+    gc, _, tables = gaussian
+    rng = np.random.default_rng(3)
+    sigma = np.exp(rng.uniform(np.log(0.11), np.log(8.0), 200000))
+    idx = np.searchsorted(gc.scale_table.numpy()[:-1], sigma, side="left").astype(np.int32)
+    sym = np.round(rng.normal(0, sigma)).astype(np.int32)
+    fast, compat = (len(coder.encode(tables, sym, idx, mode=m)) for m in ("fast", "compat"))
+    assert tables.fast_precision == 14
+    assert fast <= compat * 1.01  # 14-bit requantization + 8 lane states: < 1 % here
+
+
+def test_tables_wider_than_14_bits_fall_back_to_precision_16():
+    bins = 20000
+    cdf = np.zeros((1, bins + 2), np.int32)
+    cdf[0, : bins + 1] = np.round(np.linspace(0, 65536, bins + 1)).astype(np.int32)
+    tables = coder.CoderTables(cdf, np.array([bins + 1], np.int32), np.array([-100], np.int32))
+    assert tables.fast_precision == 16
+    rng = np.random.default_rng(0)
+    sym = rng.integers(-200, bins, 3000).astype(np.int32)
+    idx = np.zeros(3000, np.int32)
+    for mode in MODES:
+        np.testing.assert_array_equal(coder.decode(tables, coder.encode(tables, sym, idx, mode=mode), idx, mode=mode), sym)
+
+
+# --------------------------------------------------------------------------- incremental coding
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stream_coders_match_one_shot_coding(mode):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 3000, seed=9)
+    cuts = [0, 1, 1, 500, 1700, 3000]
+    enc = coder.StreamEncoder(tables, mode)
+    for a, b in zip(cuts, cuts[1:]):
+        enc.encode(sym[a:b], idx[a:b])
+    data = enc.flush()
+    assert data == coder.encode(tables, sym, idx, mode=mode)
+    dec = coder.StreamDecoder(tables, data, mode)
+    parts = [dec.decode(idx[a:b]) for a, b in zip(cuts, cuts[1:])]
+    dec.finish()
+    np.testing.assert_array_equal(np.concatenate(parts), sym)
+    assert enc.flush() == coder.encode(tables, sym[:0], idx[:0], mode=mode)  # flush resets
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stream_decoder_finish_detects_unread_symbols(mode):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 400, seed=2)
+    dec = coder.StreamDecoder(tables, coder.encode(tables, sym, idx, mode=mode), mode)
+    dec.decode(idx[:300])
+    with pytest.raises(BitstreamError, match="final rANS state|left over"):
+        dec.finish()
+
+
+# --------------------------------------------------------------------------- corrupt input
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_truncation_raises_bitstream_error(mode):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 800, seed=4)
+    data = coder.encode(tables, sym, idx, mode=mode, substreams=1 if mode == "compat" else 2)
+    for cut in range(len(data)):
+        with pytest.raises(BitstreamError):
+            coder.decode(tables, data[:cut], idx, mode=mode)
+    with pytest.raises(BitstreamError):
+        coder.decode(tables, data + b"\0\0\0\0", idx, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_corruption_is_detected_by_coder_or_symbol_crc(mode):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 2000, seed=6)
+    data = coder.encode(tables, sym, idx, mode=mode)
+    crc = coder.symbols_crc(sym)
+    rng = np.random.default_rng(0)
+    rejected = 0
+    for _ in range(400):
+        bad = bytearray(data)
+        bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        try:
+            out = coder.decode(tables, bytes(bad), idx, mode=mode)
+        except BitstreamError:
+            rejected += 1
+        else:
+            assert coder.symbols_crc(out) != crc  # a damaged stream never silently yields the original
+    assert rejected >= 300
+
+
+def test_fast_stream_header_is_validated():
+    tables = toy_tables()
+    sym, idx = random_case(tables, 100, seed=0)
+    data = bytearray(coder.encode(tables, sym, idx, mode="fast"))
+    for byte0 in (0x04, 0x24 ^ 0x10, 0x40):  # 16 lanes; precision 15; precision 16 on 14-bit tables
+        with pytest.raises(BitstreamError):
+            coder.decode(tables, bytes([byte0]) + bytes(data[1:]), idx)
+    with pytest.raises(BitstreamError, match="substream"):
+        coder.decode(tables, bytes(data[:1]) + b"\xff" + bytes(data[2:]), idx)
+    with pytest.raises(BitstreamError):
+        coder.decode(tables, b"", idx)
+
+
+def test_decoding_with_the_wrong_tables_is_detected():
+    tables = toy_tables()
+    sym, idx = random_case(tables, 3000, seed=8, escape_rate=0)
+    data = coder.encode(tables, sym, idx, mode="fast")
+    shifted = (idx + 1) % 3  # an index desync, as a drifting hyper-decoder would cause
+    with pytest.raises(BitstreamError):
+        coder.decode(tables, data, shifted)
+
+
+# --------------------------------------------------------------------------- threads
+
+def test_python_threads_decoding_different_streams_agree_with_one_thread():
+    tables = toy_tables()
+    cases = []
+    for seed, mode in zip(range(8), MODES * 4):
+        sym, idx = random_case(tables, 60000, seed=100 + seed)
+        cases.append((mode, idx, coder.encode(tables, sym, idx, mode=mode, **({"substreams": 3} if mode == "fast" else {}))))
+    serial = [coder.decode(tables, d, idx, mode=mode, threads=1) for mode, idx, d in cases]
+    results = [None] * len(cases)
+
+    def work(i):
+        mode, idx, d = cases[i]
+        for _ in range(3):
+            results[i] = coder.decode(tables, d, idx, mode=mode)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, results):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- validation and CRCs
+
+def test_bad_inputs_raise_clear_errors():
+    tables = toy_tables()
+    with pytest.raises(CoderArgumentError, match="outside the 3 tables"):
+        coder.encode(tables, np.zeros(4, np.int32), np.array([0, 1, 3, 0], np.int32))
+    with pytest.raises(CoderArgumentError, match="outside"):
+        coder.decode(tables, coder.encode(tables, np.zeros(2, np.int32), np.zeros(2, np.int32)),
+                     np.array([0, -1], np.int32))
+    with pytest.raises(CoderArgumentError, match="integer"):
+        coder.encode(tables, np.zeros(4, np.float32), np.zeros(4, np.int32))
+    with pytest.raises(CoderArgumentError, match="int32 range"):
+        coder.encode(tables, np.array([2**40]), np.zeros(1, np.int32))
+    with pytest.raises(CoderArgumentError, match="differ"):
+        coder.encode(tables, np.zeros(4, np.int32), np.zeros(5, np.int32))
+    with pytest.raises(CoderArgumentError, match="mode"):
+        coder.encode(tables, np.zeros(4, np.int32), np.zeros(4, np.int32), mode="turbo")
+    cdf = np.array([[0, 100, 100, 65536]], np.int32)  # zero-frequency bin
+    with pytest.raises(CoderArgumentError, match="strictly increasing"):
+        coder.CoderTables(cdf, np.array([4], np.int32), np.array([0], np.int32))
+    with pytest.raises(CoderArgumentError, match="cdf_length"):
+        coder.CoderTables(np.array([[0, 65536]], np.int32), np.array([3], np.int32), np.array([0], np.int32))
+
+
+def test_binding_refuses_python_lists():
+    from runtime import _lictrt
+
+    tables = toy_tables()
+    with pytest.raises(TypeError):
+        _lictrt.encode(tables._native, [0, 1], [0, 0], 1)
+
+
+def test_crc32_matches_zlib():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 8, 9, 1000, 4099):
+        buf = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert coder.crc32(buf) == zlib.crc32(buf)
+    sym = rng.integers(-(2**31), 2**31 - 1, 1001, dtype=np.int64).astype(np.int32)
+    assert coder.symbols_crc(sym) == zlib.crc32(sym.astype("<i4").tobytes())
+    assert coder.crc32(b"456789", coder.crc32(b"123")) == 0xCBF43926

@@ -1,0 +1,1 @@
+"""lictrt training side: layers, model zoo, data, loss, trainer and checkpoint I/O (``python -m train``)."""

@@ -1,0 +1,167 @@
+"""SS2D, the 2-D selective-scan mixer of VMamba v2 (as carried by SSMIC and MambaVC), in natural layout.
+
+``selective_scan_2d`` implements the ``SelectiveScan2D`` contract of ``export/op_contracts.py``: u, delta, B, C
+arrive in natural (row-major) layout; the four scan directions are formed inside the function and the outputs
+are merged back, so callers never hold the 4x cross-scanned copies. ``SS2D.forward`` computes x_proj/dt_proj
+per position in natural order and makes exactly ONE call to this module's ``selective_scan_2d``, resolved at
+call time, so the exporter can swap in the lictrt custom op by assigning ``ss2d.selective_scan_2d``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from train.layers import scan as _scan
+
+K_DIRECTIONS = 4
+SCAN_CHUNK = 16  # chunk of the chunked scan used in PyTorch (T*T*N work per chunk; 16 is fastest on CPU)
+
+
+# ---------------------------------------------------------------------------------------------- directions
+def to_direction(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(..., H, W) natural -> (..., L) in the visiting order of direction k (0 row-major, 1 column-major,
+    2 and 3 their reverses)."""
+    seq = x.flatten(-2) if k % 2 == 0 else x.transpose(-1, -2).flatten(-2)
+    return seq.flip(-1) if k >= 2 else seq
+
+
+def from_direction(y: torch.Tensor, k: int, H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`to_direction`: (..., L) in direction-k order -> (..., H, W) natural."""
+    if k >= 2:
+        y = y.flip(-1)
+    if k % 2 == 0:
+        return y.unflatten(-1, (H, W))
+    return y.unflatten(-1, (W, H)).transpose(-1, -2)
+
+
+def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+    """The ``SelectiveScan2D`` op: u [B,Di,H,W], delta [B,K*Di,H,W], A [K*Di,N], Bs/Cs [B,K,N,H,W],
+    D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped back."""
+    bsz, di, H, W = u.shape
+    K = Bs.shape[1]
+    dl = delta.unflatten(1, (K, di))
+    u_seq = torch.cat([to_direction(u, k) for k in range(K)], dim=1)  # [B, K*Di, L]
+    d_seq = torch.cat([to_direction(dl[:, k], k) for k in range(K)], dim=1)
+    B_seq = torch.stack([to_direction(Bs[:, k], k) for k in range(K)], dim=1)  # [B, K, N, L]
+    C_seq = torch.stack([to_direction(Cs[:, k], k) for k in range(K)], dim=1)
+    ys = _scan.selective_scan_chunked(u_seq, d_seq, A, B_seq, C_seq, D, delta_bias, delta_softplus,
+                                      chunk=SCAN_CHUNK).unflatten(1, (K, di))
+    y = from_direction(ys[:, 0], 0, H, W)
+    for k in range(1, K):
+        y = y + from_direction(ys[:, k], k, H, W)
+    return y
+
+
+def cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """VMamba CrossScan: (B, C, H, W) -> (B, 4, C, L), the 4x copy the natural layout avoids."""
+    xs = torch.stack([x.flatten(2), x.transpose(2, 3).flatten(2)], dim=1)
+    return torch.cat([xs, xs.flip(-1)], dim=1)
+
+
+def cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """VMamba CrossMerge: (B, 4, C, L) -> (B, C, H, W) = ys0 + flip(ys2) + T(ys1 + flip(ys3))."""
+    bsz, _, c, _ = ys.shape
+    rows = ys[:, 0] + ys[:, 2].flip(-1)
+    cols = (ys[:, 1] + ys[:, 3].flip(-1)).view(bsz, c, W, H).transpose(2, 3)
+    return rows.view(bsz, c, H, W) + cols
+
+
+def selective_scan_2d_fourcopy(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True, scan_fn=None):
+    """Test oracle for :func:`selective_scan_2d`: CrossScan -> one grouped scan -> CrossMerge, as VMamba does.
+    ``scan_fn`` defaults to the float64-capable sequential :func:`train.layers.scan.selective_scan_ref`."""
+    scan_fn = scan_fn or _scan.selective_scan_ref
+    bsz, di, H, W = u.shape
+    K = Bs.shape[1]
+    xs = cross_scan(u).flatten(1, 2)  # [B, K*Di, L]
+    dl = delta.unflatten(1, (K, di))
+    d_seq = torch.stack([cross_scan(dl[:, k])[:, k] for k in range(K)], dim=1).flatten(1, 2)
+    B_seq = torch.stack([cross_scan(Bs[:, k])[:, k] for k in range(K)], dim=1)
+    C_seq = torch.stack([cross_scan(Cs[:, k])[:, k] for k in range(K)], dim=1)
+    ys = scan_fn(xs, d_seq, A, B_seq, C_seq, D, delta_bias, delta_softplus)
+    return cross_merge(ys.unflatten(1, (K, di)), H, W)
+
+
+# ---------------------------------------------------------------------------------------------- module
+class SS2D(nn.Module):
+    """VMamba v2 SS2D on channels-last input (B, H, W, d) -> (B, H, W, d).
+
+    in_proj -> (x, z); x: depthwise conv + SiLU; x_proj/dt_proj per position for all K directions;
+    selective_scan_2d; out_norm (LayerNorm); y * SiLU(z); out_proj. Parameter names follow the seeds.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, ssm_ratio: float = 2.0, dt_rank: int | str = "auto",
+                 d_conv: int = 3, conv_bias: bool = True, bias: bool = False, dt_min: float = 0.001,
+                 dt_max: float = 0.1, dt_init_floor: float = 1e-4):
+        super().__init__()
+        K = K_DIRECTIONS
+        self.d_model = int(d_model)
+        self.d_state = int(d_state)
+        self.d_inner = di = int(ssm_ratio * d_model)
+        self.dt_rank = R = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.in_proj = nn.Linear(d_model, 2 * di, bias=bias)
+        self.act = nn.SiLU()
+        self.conv2d = nn.Conv2d(di, di, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=di, bias=conv_bias)
+        bound = di ** -0.5  # nn.Linear's default init, as the seed's per-direction Linear layers
+        self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * d_state, di).uniform_(-bound, bound))
+        # dt_proj "v0" init: weight U(+-R^-0.5); bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max]
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, di, R).uniform_(-R ** -0.5, R ** -0.5))
+        dt = torch.exp(torch.rand(K, di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        self.dt_projs_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_logs = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(K * di, 1))
+        self.Ds = nn.Parameter(torch.ones(K * di))
+        self.out_norm = nn.LayerNorm(di)
+        self.out_proj = nn.Linear(di, d_model, bias=bias)
+
+    def projections(self, x: torch.Tensor):
+        """x (B, Di, H, W) after conv+SiLU -> delta [B,K*Di,H,W], Bs, Cs [B,K,N,H,W] in natural order."""
+        bsz, di, H, W = x.shape
+        K, R, N = K_DIRECTIONS, self.dt_rank, self.d_state
+        x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), di), x.flatten(2))  # [B, K*(R+2N), L]
+        x_dbl = x_dbl.unflatten(1, (K, R + 2 * N))
+        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+        delta = torch.matmul(self.dt_projs_weight, dts)  # [K,Di,R] @ [B,K,R,L] -> [B,K,Di,L]
+        return (delta.reshape(bsz, K * di, H, W), Bs.unflatten(-1, (H, W)), Cs.unflatten(-1, (H, W)))
+
+    def forward_core(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Di, H, W) -> (B, H, W, Di): the scan part, through the swappable ``ss2d.selective_scan_2d``."""
+        delta, Bs, Cs = self.projections(x)
+        A = -torch.exp(self.A_logs.float())
+        # A plain global name: resolved in this module's namespace at call time, so assigning
+        # ``train.layers.ss2d.selective_scan_2d = custom_op`` (the exporter) reroutes every SS2D.
+        y = selective_scan_2d(x.float(), delta.float(), A, Bs.float(), Cs.float(), self.Ds.float(),
+                              self.dt_projs_bias.float().reshape(-1), True)
+        return y.to(x.dtype).permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xz = self.in_proj(x)
+        x, z = xz.chunk(2, dim=-1)
+        z = self.act(z)
+        x = self.act(self.conv2d(x.permute(0, 3, 1, 2)))
+        y = self.out_norm(self.forward_core(x)) * z
+        return self.out_proj(y)
+
+
+def ss2d_forward_vmamba(m: SS2D, x: torch.Tensor, scan_fn=None) -> torch.Tensor:
+    """Test oracle: ``m.forward`` the way VMamba computes it (CrossScan, einsum projections in scan order,
+    one grouped scan, CrossMerge). ``scan_fn`` defaults to the sequential reference scan."""
+    scan_fn = scan_fn or _scan.selective_scan_ref
+    xz = m.in_proj(x)
+    xi, z = xz.chunk(2, dim=-1)
+    z = m.act(z)
+    xi = m.act(m.conv2d(xi.permute(0, 3, 1, 2)))
+    bsz, di, H, W = xi.shape
+    R, N = m.dt_rank, m.d_state
+    xs = cross_scan(xi)
+    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, m.x_proj_weight)
+    dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+    dts = torch.einsum("bkrl,kdr->bkdl", dts, m.dt_projs_weight)
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    ys = scan_fn(xs.flatten(1, 2).to(dtype), dts.flatten(1, 2).to(dtype), -torch.exp(m.A_logs.to(dtype)),
+                 Bs.to(dtype), Cs.to(dtype), m.Ds.to(dtype), m.dt_projs_bias.to(dtype).reshape(-1), True)
+    y = cross_merge(ys.unflatten(1, (K_DIRECTIONS, di)), H, W).permute(0, 2, 3, 1).to(x.dtype)
+    return m.out_proj(m.out_norm(y) * z)
+

@@ -220,6 +220,34 @@ def test_every_truncation_raises_bitstream_error(mode):
         coder.decode(tables, data + b"\0\0\0\0", idx, mode=mode)
 
 
+def test_fast_decoder_hands_over_from_unchecked_blocks_to_bounded_tail():
+    """8-lane fast decoding reads whole blocks unchecked while the stream has room for the worst case, then
+    switches to bounded reads: escapes on both sides of the switch decode exactly, and cutting the stream
+    anywhere in its last bytes (where the switch happens) is still a clean error, never a crash."""
+    tables = toy_tables()
+    sym, idx = random_case(tables, 20000, seed=11, escape_rate=0.01)
+    tail_sym, _ = random_case(tables, 300, seed=12, escape_rate=0.5)
+    sym[-300:] = tail_sym
+    data = coder.encode(tables, sym, idx, mode="fast")
+    assert data[0] & 0x0F == 3  # 8 interleaved lanes
+    np.testing.assert_array_equal(coder.decode(tables, data, idx, mode="fast"), sym)
+    for cut in range(len(data) - 600, len(data)):
+        with pytest.raises(BitstreamError):
+            coder.decode(tables, data[:cut], idx, mode="fast")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_decode_returns_fresh_writable_int32_arrays(mode):
+    tables = toy_tables()
+    sym, idx = random_case(tables, 3000, seed=13)
+    data = coder.encode(tables, sym, idx, mode=mode)
+    a, b = coder.decode(tables, data, idx, mode=mode), coder.decode(tables, data, idx, mode=mode)
+    assert a.dtype == np.int32 and a.flags.writeable and not np.shares_memory(a, b)
+    a[:] = 0
+    np.testing.assert_array_equal(b, sym)
+    assert coder.decode(tables, coder.encode(tables, sym[:0], idx[:0], mode=mode), idx[:0], mode=mode).size == 0
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_corruption_is_detected_by_coder_or_symbol_crc(mode):
     tables = toy_tables()

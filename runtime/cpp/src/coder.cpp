@@ -202,11 +202,11 @@ struct EscapeOut {
   const char* err;
 };
 
-__attribute__((noinline)) EscapeOut hot_escape(uint64_t x, const uint8_t* p, const uint8_t* end, Row rw) {
+__attribute__((noinline, cold)) EscapeOut hot_escape(uint64_t x, const uint8_t* p, const uint8_t* end, const Row* rw) {
   Reader r{p, end};
   EscapeOut o{};
   o.err = nullptr;
-  o.ok = decode_escape(x, r, rw, o.value, o.err);
+  o.ok = decode_escape(x, r, *rw, o.value, o.err);
   o.x = x;
   o.p = r.p;
   o.overrun = r.overrun;
@@ -214,108 +214,117 @@ __attribute__((noinline)) EscapeOut hot_escape(uint64_t x, const uint8_t* p, con
   return o;
 }
 
-/// Hot one-shot decoder: N interleaved lanes at precision P; slot->bin lookup with a forward step.
+/// Words one symbol can read at most: one renormalization plus an escape's bypass nibbles (count + 9 values).
+constexpr ptrdiff_t kMaxWordsPerSymbol = 1 + 1 + kMaxNibbles;
+
+/// Read-only view of one precision's decode tables, hoisted out of the hot loop.
+struct HotTables {
+  const Row* __restrict rows;
+  const uint16_t* __restrict hint;
+  const uint32_t* __restrict info;
+};
+
+/// Decode symbol i on lane state x. Checked = bounded word reads (the last blocks of a stream); unchecked
+/// reads are only used while at least kMaxWordsPerSymbol words per remaining block symbol are left, so they
+/// never pass `end`. States stay in [L, 2^63) by construction: x' >= x >> P >= 2^(31-P) after a decode step,
+/// so a renormalized state is >= 2^(63-P) >= L, and x' < 2^31 before the shift keeps it below 2^63.
+/// Returns false on an invalid escape (err set).
+template <int P, bool Checked>
+__attribute__((always_inline)) inline bool hot_step(const HotTables& tb, uint64_t& x, const uint8_t*& p,
+                                                    const uint8_t* end, uint32_t t, int32_t* out, bool& overrun,
+                                                    bool& bad_state, const char*& err) {
+  constexpr int SH = P - kHintEntriesLog2;
+  constexpr uint32_t mask = (1u << P) - 1;
+  const Row* rw = tb.rows + t;
+  const uint32_t slot = static_cast<uint32_t>(x) & mask;
+  uint32_t s = tb.hint[(t << kHintEntriesLog2) | (slot >> SH)];
+  const uint32_t* inf_row = tb.info + rw->base;
+  uint32_t inf = inf_row[s];
+  while (__builtin_expect(slot >= bin_end(inf), 0)) inf = inf_row[++s];
+  x = static_cast<uint64_t>((inf >> 16) + 1) * (x >> P) + (slot - (inf & 0xFFFFu));
+  const bool need = x < kRansL;
+  if constexpr (Checked) {
+    const bool have = end - p >= 4;
+    const uint64_t y = (x << 32) | load_le32(have ? p : kZeroWord);
+    overrun |= need & !have;
+    x = need ? y : x;
+    p += (need & have) ? 4 : 0;
+  } else {
+    const uint64_t y = (x << 32) | load_le32(p);
+    x = need ? y : x;
+    p += need ? 4 : 0;
+  }
+  if (__builtin_expect(static_cast<int32_t>(s) == rw->max_value, 0)) {
+    const EscapeOut e = hot_escape(x, p, end, rw);
+    x = e.x;
+    p = e.p;
+    overrun |= e.overrun;
+    bad_state |= e.bad_state;
+    *out = e.value;
+    if (!e.ok) {
+      err = e.err;
+      return false;
+    }
+    return true;
+  }
+  *out = static_cast<int32_t>(s + static_cast<uint32_t>(rw->offset));  // wraps (never UB) on absurd offsets
+  return true;
+}
+
+/// Hot one-shot decoder: N interleaved lanes at precision P (symbol i on lane i % N); slot->bin lookup with a
+/// forward step. Whole blocks of N symbols run with unchecked reads while the stream has room for the worst
+/// case; the tail runs with bounded reads.
 template <int N, int P>
-void decode_lanes(const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end, const int32_t* idx,
-                  size_t n, int32_t* out, const std::string& where) {
+void decode_lanes(const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,
+                  const int32_t* __restrict idx, size_t n, int32_t* __restrict out, const std::string& where) {
   if ((end - p) % 4) throw BitstreamError(where + ": stream length is not a multiple of 4 bytes");
   if (c.prec != P) throw BitstreamError(where + ": internal precision mismatch");
   LaneStates ls;
   read_states(p, end, N, ls, where);
   uint64_t st[N];
   for (int j = 0; j < N; ++j) st[j] = ls.x[j];
-  const Row* const rows = d.rows.data();
-  const uint32_t* const info = c.info.data();
-  const uint16_t* const hint = c.hint.data();
-  constexpr int SH = P - kHintEntriesLog2;
-  constexpr uint32_t mask = (1u << P) - 1;
+  const HotTables tb{d.rows.data(), c.hint.data(), c.info.data()};
   bool overrun = false, bad_state = false;
   const char* err = nullptr;
-  size_t fail_at = 0;
-
-  // One symbol on lane state x; returns false on an invalid escape (err set).
-#define LICTRT_STEP(XS, i)                                                                     \
-  do {                                                                                        \
-    const uint32_t t_ = static_cast<uint32_t>(idx[i]);                                        \
-    const Row rw_ = rows[t_];                                                                 \
-    const uint32_t slot_ = static_cast<uint32_t>(XS) & mask;                                   \
-    uint32_t s_ = hint[(static_cast<size_t>(t_) << kHintEntriesLog2) | (slot_ >> SH)];        \
-    uint32_t inf_ = info[rw_.base + s_];                                                      \
-    while (slot_ >= bin_end(inf_)) inf_ = info[rw_.base + ++s_];                              \
-    XS = static_cast<uint64_t>((inf_ >> 16) + 1) * (XS >> P) + slot_ - (inf_ & 0xFFFFu);       \
-    { /* branchless renormalization: the word is read from a zero dummy when the stream is exhausted */ \
-      const bool need_ = XS < kRansL;                                                         \
-      const bool have_ = end - p >= 4;                                                        \
-      const uint64_t y_ = (XS << 32) | load_le32(have_ ? p : kZeroWord);                      \
-      overrun |= need_ & !have_;                                                              \
-      bad_state |= need_ & (y_ < kRansL);                                                     \
-      XS = need_ ? y_ : XS;                                                                   \
-      p += (need_ & have_) ? 4 : 0;                                                           \
-    }                                                                                         \
-    if (__builtin_expect(static_cast<int32_t>(s_) == rw_.max_value, 0)) {                     \
-      const EscapeOut e_ = hot_escape(XS, p, end, rw_);                                        \
-      XS = e_.x;                                                                               \
-      p = e_.p;                                                                               \
-      overrun |= e_.overrun;                                                                  \
-      bad_state |= e_.bad_state;                                                              \
-      out[i] = e_.value;                                                                      \
-      if (!e_.ok) {                                                                           \
-        err = e_.err;                                                                         \
-        fail_at = i;                                                                          \
-        goto failed;                                                                          \
-      }                                                                                       \
-    } else {                                                                                  \
-      out[i] = static_cast<int32_t>(s_ + static_cast<uint32_t>(rw_.offset)); /* wraps, no UB */ \
-    }                                                                                         \
-  } while (0)
-
+  size_t i = 0;
+  constexpr ptrdiff_t kBlockBytes = 4 * kMaxWordsPerSymbol * N;
   {
-    size_t i = 0;
-    for (; i + N <= n && !overrun; i += N) {
-      uint64_t x0 = st[0];
-      LICTRT_STEP(x0, i);
-      st[0] = x0;
-      if constexpr (N >= 2) {
-        uint64_t x1 = st[1];
-        LICTRT_STEP(x1, i + 1);
-        st[1] = x1;
-      }
-      if constexpr (N >= 4) {
-        uint64_t x2 = st[2], x3 = st[3];
-        LICTRT_STEP(x2, i + 2);
-        LICTRT_STEP(x3, i + 3);
-        st[2] = x2;
-        st[3] = x3;
-      }
-      if constexpr (N >= 8) {
-        uint64_t x4 = st[4], x5 = st[5], x6 = st[6], x7 = st[7];
-        LICTRT_STEP(x4, i + 4);
-        LICTRT_STEP(x5, i + 5);
-        LICTRT_STEP(x6, i + 6);
-        LICTRT_STEP(x7, i + 7);
-        st[4] = x4;
-        st[5] = x5;
-        st[6] = x6;
-        st[7] = x7;
-      }
-    }
-    for (; i < n && !overrun; ++i) {
-      uint64_t x = st[i & (N - 1)];
-      LICTRT_STEP(x, i);
-      st[i & (N - 1)] = x;
-    }
+    // Lane states as named scalars (never indexed dynamically) so they stay in registers.
+    uint64_t x0 = st[0], x1 = st[N > 1 ? 1 : 0], x2 = st[N > 2 ? 2 : 0], x3 = st[N > 3 ? 3 : 0];
+    uint64_t x4 = st[N > 4 ? 4 : 0], x5 = st[N > 5 ? 5 : 0], x6 = st[N > 6 ? 6 : 0], x7 = st[N > 7 ? 7 : 0];
+#define LICTRT_LANE(X, J)                                                                                  \
+  if ((J) < N && __builtin_expect(!hot_step<P, false>(tb, X, p, end, static_cast<uint32_t>(idx[i + (J)]),  \
+                                                      out + i + (J), overrun, bad_state, err), 0)) {        \
+    i += (J);                                                                                              \
+    goto failed;                                                                                           \
   }
-#undef LICTRT_STEP
+    for (; i + N <= n && end - p >= kBlockBytes; i += N) {
+      LICTRT_LANE(x0, 0)
+      LICTRT_LANE(x1, 1)
+      LICTRT_LANE(x2, 2)
+      LICTRT_LANE(x3, 3)
+      LICTRT_LANE(x4, 4)
+      LICTRT_LANE(x5, 5)
+      LICTRT_LANE(x6, 6)
+      LICTRT_LANE(x7, 7)
+    }
+#undef LICTRT_LANE
+    const uint64_t xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    for (int j = 0; j < N; ++j) st[j] = xs[j];
+  }
+  for (; i < n && !overrun; ++i)
+    if (!hot_step<P, true>(tb, st[i % N], p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state, err))
+      goto failed;
+  for (int j = 0; j < N; ++j) ls.x[j] = st[j];
   {
-    for (int j = 0; j < N; ++j) ls.x[j] = st[j];
     Reader r{p, end};
     r.overrun = overrun;
     r.bad_state = bad_state;
     check_end(ls, r, where);
-    return;
   }
+  return;
 failed:
-  throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(fail_at));
+  throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(i));
 }
 
 void decode_lanes_n(int lanes, const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,

@@ -1,0 +1,108 @@
+"""ONNX Runtime backend, and the pinned deterministic parse path.
+
+The pinned path (``OrtBackend(bundle, pinned=True)``) is what every parse-critical graph runs on by default,
+on both encoder and decoder: CPU execution provider, fp32 graphs, ``intra_op_num_threads=1``,
+``inter_op_num_threads=1``, sequential execution, graph optimization level ``ORT_ENABLE_BASIC`` (constant
+folding and semantics-preserving fusions only; no layout transforms such as NCHWc, whose blocked kernels
+reorder sums), no memory-pattern or arena tricks that could depend on the previous input size.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import BackendError
+
+PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+           "tensor(int64)": np.int64}
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as e:  # pragma: no cover - onnxruntime is a hard dependency
+        raise BackendError(f"onnxruntime is not installed: {e}") from None
+    return onnxruntime
+
+
+def pinned_session_options():
+    """SessionOptions of the deterministic parse path (see module docstring)."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, PINNED_OPT_LEVEL)
+    so.enable_mem_pattern = False
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.set_denormal_as_zero", "0")
+    return so
+
+
+class OrtBackend:
+    """Runs a bundle's ONNX graphs with ONNX Runtime; sessions are created on first use and shared by threads."""
+
+    def __init__(self, bundle, device: str | None = None, threads: int | None = None, pinned: bool = False):
+        ort = _ort()
+        self.bundle = bundle
+        self.pinned = pinned
+        device = (device or "cpu").lower()
+        if pinned and device != "cpu":
+            raise BackendError("the pinned parse path runs on CPU only")
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendError("device='cuda' asked, but this onnxruntime has no CUDAExecutionProvider "
+                                   "(install onnxruntime-gpu)")
+            dev_id = int(device.split(":")[1]) if ":" in device else 0
+            self.providers = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]
+        elif device == "cpu":
+            self.providers = ["CPUExecutionProvider"]
+        else:
+            raise BackendError(f"unknown device '{device}' (cpu, cuda, cuda:N)")
+        self.device = device
+        self.threads = threads
+        self.name = "onnxruntime-cpu-pinned" if pinned else f"onnxruntime-{device}"
+        self._sessions: dict = {}
+        self._lock = threading.Lock()
+
+    def _options(self):
+        if self.pinned:
+            return pinned_session_options()
+        ort = _ort()
+        so = ort.SessionOptions()
+        if self.threads:
+            so.intra_op_num_threads = int(self.threads)
+        so.log_severity_level = 3
+        return so
+
+    def session(self, graph: str):
+        s = self._sessions.get(graph)
+        if s is None:
+            with self._lock:
+                s = self._sessions.get(graph)
+                if s is None:
+                    ort = _ort()
+                    path = self.bundle.graph_path(graph)
+                    try:
+                        s = ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
+                    except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+                        raise BackendError(f"onnxruntime cannot load graph '{graph}' ({path.name}): {e}") from None
+                    self._sessions[graph] = s
+        return s
+
+    def run(self, graph: str, feeds: dict) -> dict:
+        s = self.session(graph)
+        names = [o.name for o in s.get_outputs()]
+        want = {i.name: _DTYPES.get(i.type, np.float32) for i in s.get_inputs()}
+        missing = want.keys() - feeds.keys()
+        if missing:
+            raise BackendError(f"graph '{graph}' needs inputs {sorted(missing)}")
+        feeds = {k: np.ascontiguousarray(feeds[k], dtype=t) for k, t in want.items()}
+        try:
+            outs = s.run(names, feeds)
+        except Exception as e:
+            raise BackendError(f"onnxruntime failed on graph '{graph}': {e}") from None
+        return {n: (o if o.dtype == np.float32 else o.astype(np.float32)) for n, o in zip(names, outs)}

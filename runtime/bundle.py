@@ -1,0 +1,256 @@
+"""Codec bundle loading and validation (``manifest.json`` + ONNX graphs + ``tables.npz``; docs/FORMATS.md).
+
+No torch here.  A :class:`Bundle` can also be built in memory (``Bundle.from_parts``) — the torch reference
+backend does that for ``Codec.from_model`` — so the plans only ever see this one object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "lictrt-bundle"
+FORMAT_VERSION = 1
+
+#: graphs each plan kind needs, and which of them must be parse-critical (docs/FORMATS.md)
+PLAN_GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "factorized": (("analysis", "synthesis"), ()),
+    "hyperprior": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
+    "mean_scale": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
+    "spatial_context": (("analysis", "hyper_synthesis", "context_step", "synthesis"), ("hyper_synthesis", "context_step")),
+    "channel_slices": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
+}
+
+
+class BundleError(ValueError):
+    """A codec bundle is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class EntropyTables:
+    """The integer coder tables of one entropy model (one ``<prefix>.*`` group of tables.npz)."""
+
+    name: str
+    cdf: np.ndarray  # int32 [T, Lmax]
+    cdf_length: np.ndarray  # int32 [T]
+    offset: np.ndarray  # int32 [T]
+    medians: np.ndarray | None = None  # float32 [C], EntropyBottleneck
+    scale_table: np.ndarray | None = None  # float32 [T], GaussianConditional
+    scale_bound: np.float32 | None = None
+    _coder: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return "gaussian" if self.scale_table is not None else "factorized"
+
+    def coder_tables(self):
+        """The ``runtime.coder.CoderTables`` for these tables, built once."""
+        if not self._coder:
+            from . import coder
+
+            self._coder.append(coder.CoderTables(self.cdf, self.cdf_length, self.offset))
+        return self._coder[0]
+
+    def validate(self) -> None:
+        t = self.cdf.shape[0] if self.cdf.ndim == 2 else -1
+        if t < 1 or self.cdf_length.shape != (t,) or self.offset.shape != (t,):
+            raise BundleError(f"tables '{self.name}': cdf {self.cdf.shape}, cdf_length {self.cdf_length.shape}, "
+                              f"offset {self.offset.shape} do not agree")
+        if int(self.cdf_length.min()) < 2 or int(self.cdf_length.max()) > self.cdf.shape[1]:
+            raise BundleError(f"tables '{self.name}': cdf_length outside [2, {self.cdf.shape[1]}]")
+        if self.scale_table is not None:
+            if self.scale_table.shape != (t,) or not np.all(np.diff(self.scale_table) > 0):
+                raise BundleError(f"tables '{self.name}': scale_table must be increasing with {t} entries")
+            if self.scale_bound is None:
+                raise BundleError(f"tables '{self.name}': scale_table without scale_bound")
+        elif self.medians is not None and self.medians.shape != (t,):
+            raise BundleError(f"tables '{self.name}': {self.medians.shape[0]} medians for {t} channels")
+
+
+def tables_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, EntropyTables]:
+    """Group flat ``<prefix>.<field>`` arrays into :class:`EntropyTables` by prefix, with dtype checks."""
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        prefix, _, name = key.rpartition(".")
+        if not prefix:
+            raise BundleError(f"tables.npz key '{key}' has no '<model>.' prefix")
+        groups.setdefault(prefix, {})[name] = np.asarray(value)
+    out = {}
+    for prefix, g in groups.items():
+        missing = {"cdf", "cdf_length", "offset"} - g.keys()
+        if missing:
+            raise BundleError(f"tables '{prefix}' lack {sorted(missing)}")
+        for k in ("cdf", "cdf_length", "offset"):
+            if g[k].dtype != np.int32:
+                raise BundleError(f"tables '{prefix}.{k}' must be int32, is {g[k].dtype}")
+        bound = g.get("scale_bound")
+        t = EntropyTables(
+            name=prefix,
+            cdf=np.ascontiguousarray(g["cdf"]),
+            cdf_length=np.ascontiguousarray(g["cdf_length"]).reshape(-1),
+            offset=np.ascontiguousarray(g["offset"]).reshape(-1),
+            medians=None if "medians" not in g else np.ascontiguousarray(g["medians"], dtype=np.float32).reshape(-1),
+            scale_table=None if "scale_table" not in g else np.ascontiguousarray(g["scale_table"], dtype=np.float32).reshape(-1),
+            scale_bound=None if bound is None else np.float32(bound),
+        )
+        t.validate()
+        out[prefix] = t
+    return out
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    file: str | None
+    role: str
+    parse_critical: bool
+    precision: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass
+class Bundle:
+    """A loaded codec bundle: manifest, graph specs, entropy tables, model hash."""
+
+    manifest: dict
+    tables: dict[str, EntropyTables]
+    path: Path | None = None
+
+    # ---- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path) -> "Bundle":
+        path = Path(path)
+        if not path.is_dir():
+            raise BundleError(f"no bundle directory at {path}")
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except FileNotFoundError:
+            raise BundleError(f"{path} has no manifest.json") from None
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{path}/manifest.json is not valid JSON: {e}") from None
+        try:
+            with np.load(path / "tables.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise BundleError(f"{path} has no tables.npz") from None
+        except (ValueError, OSError) as e:
+            raise BundleError(f"{path}/tables.npz cannot be read: {e}") from None
+        b = cls(manifest, tables_from_arrays(arrays), path)
+        b.validate()
+        return b
+
+    @classmethod
+    def from_parts(cls, manifest: dict, tables: dict[str, np.ndarray] | dict[str, EntropyTables]) -> "Bundle":
+        if tables and not isinstance(next(iter(tables.values())), EntropyTables):
+            tables = tables_from_arrays(tables)
+        b = cls(manifest, dict(tables), None)
+        b.validate(check_files=False)
+        return b
+
+    # ---- validation ---------------------------------------------------------------------------------------
+    def validate(self, check_files: bool = True) -> None:
+        m = self.manifest
+        if not isinstance(m, dict) or m.get("format") != FORMAT:
+            raise BundleError(f"manifest format is {m.get('format') if isinstance(m, dict) else m!r}, expected '{FORMAT}'")
+        if m.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"unsupported bundle format_version {m.get('format_version')} (this runtime reads {FORMAT_VERSION})")
+        for key in ("model", "pad_multiple", "plan", "graphs"):
+            if key not in m:
+                raise BundleError(f"manifest lacks '{key}'")
+        if not isinstance(self.pad_multiple, int) or self.pad_multiple < 1:
+            raise BundleError(f"bad pad_multiple {m['pad_multiple']!r}")
+        kind = self.plan_kind
+        if kind not in PLAN_GRAPHS:
+            raise BundleError(f"unknown plan kind '{kind}' (known: {', '.join(PLAN_GRAPHS)})")
+        h = m["model"].get("hash", "")
+        if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h.lower())):
+            raise BundleError("manifest model.hash must be 64 hex digits (sha256)")
+        required, critical = PLAN_GRAPHS[kind]
+        for prefix in self.prefixes:
+            for g in required:
+                name = prefix + g
+                if name not in m["graphs"]:
+                    raise BundleError(f"plan '{kind}' needs graph '{name}', manifest has {sorted(m['graphs'])}")
+                if g in critical and not self.graph(name).parse_critical:
+                    raise BundleError(f"graph '{name}' must be marked parse_critical for plan '{kind}'")
+        if check_files and self.path is not None:
+            for name in m["graphs"]:
+                spec = self.graph(name)
+                if spec.file and not (self.path / spec.file).is_file():
+                    raise BundleError(f"graph '{name}': file {spec.file} missing from {self.path}")
+
+    # ---- accessors ----------------------------------------------------------------------------------------
+    @property
+    def plan(self) -> dict:
+        return self.manifest["plan"]
+
+    @property
+    def plan_kind(self) -> str:
+        return self.plan.get("kind", "")
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Graph/table name prefixes, one per width for slimmable models (``w48.``), else ``[""]``."""
+        widths = self.plan.get("widths")
+        return [f"w{w}." for w in widths] if widths else [""]
+
+    @property
+    def pad_multiple(self) -> int:
+        return self.manifest["pad_multiple"]
+
+    @property
+    def precision(self) -> str:
+        return self.manifest.get("precision", "fp32")
+
+    @property
+    def model_hash(self) -> bytes:
+        return bytes.fromhex(self.manifest["model"]["hash"])
+
+    @property
+    def arch(self) -> str:
+        return self.manifest["model"].get("arch", "?")
+
+    def graph(self, name: str) -> GraphSpec:
+        try:
+            g = self.manifest["graphs"][name]
+        except KeyError:
+            raise BundleError(f"bundle has no graph '{name}'") from None
+        return GraphSpec(
+            name=name,
+            file=g.get("file"),
+            role=g.get("role", ""),
+            parse_critical=bool(g.get("parse_critical", False)),
+            precision=g.get("precision", "fp32"),
+            inputs=tuple(i["name"] for i in g.get("inputs", [])),
+            outputs=tuple(o["name"] for o in g.get("outputs", [])),
+        )
+
+    def graph_path(self, name: str) -> Path:
+        spec = self.graph(name)
+        if self.path is None or not spec.file:
+            raise BundleError(f"graph '{name}' has no ONNX file (in-memory bundle)")
+        return self.path / spec.file
+
+    def entropy(self, name: str) -> EntropyTables:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise BundleError(f"tables.npz has no entropy model '{name}' (has {sorted(self.tables)})") from None
+
+
+def tables_hash(tables: dict[str, EntropyTables]) -> str:
+    """sha256 over the tables in a fixed order (used for in-memory bundles that have no exported hash)."""
+    h = hashlib.sha256()
+    for name in sorted(tables):
+        t = tables[name]
+        for k in ("cdf", "cdf_length", "offset", "medians", "scale_table", "scale_bound"):
+            v = getattr(t, k)
+            if v is not None:
+                h.update(f"{name}.{k}".encode())
+                h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()

@@ -1,0 +1,283 @@
+"""``Codec``: image ⇄ ``.lic`` bitstream for one codec bundle, on a chosen backend.
+
+Determinism policy (docs/DESIGN.md "Precision and determinism"):
+  * reconstruction-only graphs (analysis, synthesis) run on the chosen backend (onnxruntime, torch, tensorrt);
+  * parse-critical graphs (hyper_synthesis, context/slice nets) run on ONE pinned path, by default
+    ``onnxruntime-cpu-fp32`` (see ``backends.ort``), whatever the chosen backend — also for ``backend="torch"``,
+    because torch's CPU convolutions and ORT's differ in the last float bits (measured: tests/test_runtime_parity.py);
+  * ``parse_path="torch"`` (or a bundle-less ``Codec.from_model``) uses the PyTorch reference instead, recorded
+    as parse path 1 in the container;
+  * with ``parse_path="auto"`` the decoder follows the container's parse path when it can run it (an explicit
+    ``parse_path`` is always used as given), else its own default: then the stream
+    CRCs and the coder's final-state check tell whether the symbols survived (a mismatch raises
+    :class:`BitstreamError` naming the stream; a silent wrong image is impossible).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import image as img
+from . import plans
+from .backends import PARSE_PATH_NAMES, PARSE_PATHS, BackendError
+from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
+from .errors import BitstreamError
+from .plans.context import CodedStream, PlanContext
+
+MODES = {"compat": 0, "fast": 1}
+MODE_NAMES = {v: k for k, v in MODES.items()}
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+MAX_PIXELS = 1 << 28  # refuse images/headers beyond 268 Mpixel (a crafted header must not exhaust memory)
+#: container header flag bits used by the runtime
+FLAG_RASTER_CONTEXT = 1  # spatial_context coded in raster order (benchmark mode), else wavefront
+
+
+class CodecError(ValueError):
+    """Bad codec configuration or input (not a corrupt bitstream: that is BitstreamError)."""
+
+
+class Codec:
+    """Encode/decode images with one bundle.  Build with :meth:`open` or :meth:`from_model`.
+
+    A Codec may be shared by threads: each call builds its own plan context, ORT sessions are thread-safe,
+    and ``last_stats`` is per thread.
+    """
+
+    def __init__(self, bundle: Bundle, recon, parse_backends: dict, parse_path: str, mode: str = "fast",
+                 substreams: int = 1, width: int | None = None, follow_parse_path: bool = True,
+                 context_order: str | None = None):
+        if mode not in MODES:
+            raise CodecError(f"unknown coder mode '{mode}' (fast, compat)")
+        if parse_path not in parse_backends:
+            raise CodecError(f"parse path '{parse_path}' is not available (have {', '.join(parse_backends)})")
+        self.bundle, self.recon, self.parse_backends = bundle, recon, parse_backends
+        self.parse_path, self.mode, self.substreams = parse_path, mode, int(substreams)
+        self.follow_parse_path = follow_parse_path
+        if context_order not in (None, "wavefront", "raster"):
+            raise CodecError(f"unknown context order '{context_order}' (wavefront, raster)")
+        self._context_order = context_order
+        if self.substreams < 1:
+            raise CodecError(f"substreams must be >= 1, got {substreams}")
+        prefixes = bundle.prefixes
+        if width is None:
+            self.width_index = 0
+        else:
+            widths = list(bundle.plan.get("widths") or [])
+            if width not in widths:
+                raise CodecError(f"width {width} not in the bundle's widths {widths}")
+            self.width_index = widths.index(width)
+        self.prefix = prefixes[self.width_index]
+        self.plan = plans.get(bundle.plan_kind)
+        self._local = threading.local()
+
+    # ---- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, bundle, backend: str = "auto", device: str | None = None, mode: str = "fast",
+             threads: int | None = None, *, checkpoint=None, model=None, parse_path: str = "auto",
+             substreams: int = 1, width: int | None = None, context_order: str | None = None) -> "Codec":
+        """Open a bundle directory (or a :class:`Bundle`) on ``backend``.
+
+        ``backend="torch"`` needs ``checkpoint`` (path) or ``model``: the bundle holds no torch weights.
+        ``parse_path``: "auto" (= "onnxruntime"), "onnxruntime" or "torch".
+        ``context_order`` (spatial_context): "wavefront" (default) or "raster"; recorded in the header flags.
+        """
+        b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        if backend not in BACKENDS:
+            raise CodecError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
+        from .backends.ort import OrtBackend
+
+        parse = {"onnxruntime-cpu-fp32": OrtBackend(b, pinned=True)}
+        torch_model = model
+        if backend == "auto":
+            backend = "tensorrt" if _trt_ready(b) else "onnxruntime"
+        if backend == "onnxruntime":
+            recon = OrtBackend(b, device=device, threads=threads)
+        elif backend == "tensorrt":
+            from .backends.tensorrt import TensorRTBackend
+
+            recon = TensorRTBackend(b, device=device)
+        else:  # torch
+            from .backends import torch_ref
+
+            if torch_model is None:
+                if checkpoint is None:
+                    raise CodecError("backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights")
+                torch_model = torch_ref.load_checkpoint(checkpoint)
+            recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
+        if torch_model is not None:
+            parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
+        pp = _parse_path_name(parse_path, default="onnxruntime-cpu-fp32")
+        return cls(b, recon, parse, pp, mode, substreams, width, follow_parse_path=parse_path == "auto",
+                   context_order=context_order)
+
+    @classmethod
+    def from_model(cls, model, mode: str = "fast", device: str | None = None, threads: int | None = None,
+                   substreams: int = 1) -> "Codec":
+        """A torch-only codec from an updated model (``update(force=True)``): no bundle files, parse path torch.
+
+        Its model hash covers the weights and tables, so its bitstreams decode only with a codec of the same
+        model built the same way.
+        """
+        from .backends import torch_ref
+
+        b = torch_ref.bundle_from_model(model)
+        recon = torch_ref.TorchBackend(model, kind=b.plan_kind, device=device, threads=threads)
+        parse = {"torch-cpu-fp32": _cpu_torch_backend(model, b.plan_kind, recon)}
+        return cls(b, recon, parse, "torch-cpu-fp32", mode, substreams)
+
+    @property
+    def context_order(self) -> str:
+        """spatial_context coding order for encoding: the one given to the Codec, else the bundle plan's."""
+        return self._context_order or self.bundle.plan.get("context", {}).get("order", "wavefront")
+
+    # ---- stats --------------------------------------------------------------------------------------------
+    @property
+    def last_stats(self) -> dict:
+        """Stats of this thread's last encode/decode: timings (network vs entropy), steps, sizes, bpp."""
+        return getattr(self._local, "stats", {})
+
+    # ---- encode -------------------------------------------------------------------------------------------
+    def encode(self, image) -> bytes:
+        """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes."""
+        t0 = time.perf_counter()
+        im = img.load(image)
+        h, w = im.shape[:2]
+        if h * w > MAX_PIXELS:
+            raise CodecError(f"image {h}×{w} is too large (limit {MAX_PIXELS} pixels)")
+        x = img.to_input(im, self.bundle.pad_multiple)
+        ctx = self._context(self.parse_path)
+        order = self.context_order
+        if order not in ("wavefront", "raster"):
+            raise CodecError(f"unknown context order '{order}' in the bundle plan (wavefront, raster)")
+        ctx.context_order = order
+        try:
+            self.plan.encode(ctx, x)
+        except ValueError as e:
+            raise CodecError(f"cannot encode: {e}") from None
+        header = self._header(h, w)
+        header["flags"] = FLAG_RASTER_CONTEXT if order == "raster" else 0
+        data = _pack(header, ctx.out_streams)
+        self._finish(ctx, t0, h, w, data, self.parse_path)
+        return data
+
+    def encode_file(self, src, dst) -> dict:
+        """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
+        data = self.encode(src)
+        img.write_atomic_bytes(dst, data)
+        return self.last_stats
+
+    # ---- decode -------------------------------------------------------------------------------------------
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out."""
+        t0 = time.perf_counter()
+        header, streams = _unpack(data)
+        if bytes(header["model_hash"]) != self.bundle.model_hash:
+            raise BitstreamError(f"model hash {bytes(header['model_hash']).hex()[:16]}… does not match the bundle "
+                                 f"({self.bundle.model_hash.hex()[:16]}…): encoded with another model")
+        if header["plan_kind"] != plans.KIND_IDS[self.bundle.plan_kind]:
+            raise BitstreamError(f"bitstream plan kind {header['plan_kind']} is not the bundle's '{self.bundle.plan_kind}'")
+        if header["pad_multiple"] != self.bundle.pad_multiple:
+            raise BitstreamError(f"bitstream pad multiple {header['pad_multiple']} != bundle's {self.bundle.pad_multiple}")
+        if header["flags"] & ~FLAG_RASTER_CONTEXT:
+            raise BitstreamError(f"unknown header flags {header['flags']:#06x}")
+        if header["coder_mode"] not in MODE_NAMES:
+            raise BitstreamError(f"unknown coder mode {header['coder_mode']}")
+        if header["width_index"] >= len(self.bundle.prefixes):
+            raise BitstreamError(f"width index {header['width_index']} outside the bundle's {len(self.bundle.prefixes)} widths")
+        h, w = header["height"], header["width"]
+        if h < 1 or w < 1 or h * w > MAX_PIXELS:
+            raise BitstreamError(f"bad image size {h}×{w} in header")
+        wanted = PARSE_PATH_NAMES.get(header["parse_path"])
+        pp = wanted if self.follow_parse_path and wanted in self.parse_backends else self.parse_path
+        top, bottom, left, right = img.padding(h, w, self.bundle.pad_multiple)
+        ctx = self._context(pp, MODE_NAMES[header["coder_mode"]], self.bundle.prefixes[header["width_index"]],
+                            {s.kind: s for s in streams})
+        ctx.context_order = "raster" if header["flags"] & FLAG_RASTER_CONTEXT else "wavefront"
+        x_hat = self.plan.decode(ctx, (h + top + bottom, w + left + right))
+        out = img.from_output(np.asarray(x_hat), h, w, self.bundle.pad_multiple)
+        self._finish(ctx, t0, h, w, data, pp, wanted)
+        return out
+
+    def decode_file(self, src, dst) -> dict:
+        """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
+        try:
+            data = Path(src).read_bytes()
+        except OSError as e:
+            raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
+        img.save(dst, self.decode(data))
+        return self.last_stats
+
+    # ---- internals ----------------------------------------------------------------------------------------
+    def _context(self, parse_path, mode=None, prefix=None, streams=None) -> PlanContext:
+        return PlanContext(self.bundle, self.recon, self.parse_backends[parse_path], mode or self.mode,
+                           self.substreams, self.prefix if prefix is None else prefix, streams)
+
+    def _header(self, h, w) -> dict:
+        return {"model_hash": self.bundle.model_hash, "height": h, "width": w,
+                "pad_multiple": self.bundle.pad_multiple, "coder_mode": MODES[self.mode],
+                "parse_path": PARSE_PATHS[self.parse_path], "plan_kind": plans.KIND_IDS[self.bundle.plan_kind],
+                "width_index": self.width_index}
+
+    def _finish(self, ctx, t0, h, w, data, parse_path, wanted=None):
+        s = ctx.stats.as_dict()
+        streams = ctx.out_streams or list(ctx.in_streams.values())
+        payload = sum(len(x.data) for x in streams)
+        s.update(total_s=time.perf_counter() - t0, bytes=len(data), payload_bytes=payload,
+                 header_bytes=len(data) - payload, bpp=8.0 * len(data) / (h * w),
+                 payload_bpp=8.0 * payload / (h * w), streams={x.kind: len(x.data) for x in streams},
+                 parse_path=parse_path, backend=getattr(self.recon, "name", "?"), size=(h, w))
+        if wanted is not None and wanted != parse_path:
+            s["parse_path_recorded"] = wanted
+        self._local.stats = s
+
+
+def _parse_path_name(name: str, default: str) -> str:
+    aliases = {"auto": default, "onnxruntime": "onnxruntime-cpu-fp32", "ort": "onnxruntime-cpu-fp32",
+               "torch": "torch-cpu-fp32"}
+    pp = aliases.get(name, name)
+    if pp not in PARSE_PATHS:
+        raise CodecError(f"unknown parse path '{name}' (auto, onnxruntime, torch)")
+    return pp
+
+
+def _cpu_torch_backend(model, kind, recon):
+    """The torch parse path runs on CPU: reuse the recon backend when it is on CPU, else a CPU copy."""
+    from .backends import torch_ref
+
+    if isinstance(recon, torch_ref.TorchBackend) and recon.device.type == "cpu":
+        return recon
+    return torch_ref.TorchBackend(copy.deepcopy(model).cpu(), kind=kind, device="cpu")
+
+
+def _trt_ready(bundle) -> bool:
+    try:
+        from .backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend.available(bundle)
+    except (ImportError, BackendError):
+        return False
+
+
+# ---- container adapter (runtime.container owns the format) ---------------------------------------------------
+def _pack(header: dict, streams: list[CodedStream]) -> bytes:
+    from . import container as c
+
+    hdr = c.Header(**header)
+    return bytes(c.pack(hdr, [c.Stream(kind=s.kind, n_symbols=s.count, payload=s.data, symbols_crc=s.symbols_crc)
+                              for s in streams]))
+
+
+def _unpack(data) -> tuple[dict, list[CodedStream]]:
+    from . import container as c
+
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"expected bitstream bytes, got {type(data).__name__}")
+    hdr, streams = c.unpack(bytes(data))
+    header = {k: getattr(hdr, k) for k in ("model_hash", "height", "width", "pad_multiple", "coder_mode",
+                                           "parse_path", "plan_kind", "width_index", "flags")}
+    return header, [CodedStream(s.kind, bytes(s.payload), int(s.n_symbols), int(s.symbols_crc)) for s in streams]

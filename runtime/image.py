@@ -1,0 +1,108 @@
+"""Image I/O and geometry for the runtime: load/save 8-bit RGB, pad to the bundle's multiple, crop back.
+
+Padding follows CompressAI's evaluation (``compressai.ops.compute_padding`` + ``F.pad(mode="constant")``):
+the padded size is the next multiple, the border is split evenly (the extra pixel goes right/bottom) and
+filled with zeros.  The decoder recomputes the same offsets from the original size stored in the container,
+so any image size round-trips.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class ImageError(ValueError):
+    """An input image cannot be read or has the wrong layout."""
+
+
+def load(path_or_array) -> np.ndarray:
+    """Return an H×W×3 uint8 RGB array from a path or an array (grey/RGBA converted)."""
+    if isinstance(path_or_array, np.ndarray):
+        a = path_or_array
+        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+            raise ImageError(f"expected an H×W×3 uint8 array, got shape {a.shape} dtype {a.dtype}")
+        if a.shape[0] < 1 or a.shape[1] < 1:
+            raise ImageError(f"empty image {a.shape}")
+        return np.ascontiguousarray(a)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path_or_array) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise ImageError(f"no such image: {path_or_array}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ImageError(f"cannot read image {path_or_array}: {e}") from None
+
+
+def write_atomic_bytes(path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(path, image: np.ndarray) -> None:
+    """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown)."""
+    import io
+
+    from PIL import Image
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    buf = io.BytesIO()
+    Image.fromarray(load(image)).save(buf, format=fmt)
+    write_atomic_bytes(path, buf.getvalue())
+
+
+def padding(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) zero padding that brings h×w to the next multiple (CompressAI's split)."""
+    if h < 1 or w < 1 or multiple < 1:
+        raise ImageError(f"bad size {h}×{w} or pad multiple {multiple}")
+    ph = -(-h // multiple) * multiple
+    pw = -(-w // multiple) * multiple
+    top, left = (ph - h) // 2, (pw - w) // 2
+    return top, ph - h - top, left, pw - w - left
+
+
+def to_input(image: np.ndarray, multiple: int) -> np.ndarray:
+    """uint8 H×W×3 → float32 1×3×Hp×Wp in [0,1], zero-padded as CompressAI's eval does."""
+    h, w = image.shape[:2]
+    top, bottom, left, right = padding(h, w, multiple)
+    x = image.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right)))
+    return np.ascontiguousarray(x[None])
+
+
+def from_output(x_hat: np.ndarray, h: int, w: int, multiple: int) -> np.ndarray:
+    """float 1×3×Hp×Wp → uint8 h×w×3: crop the padding, clamp to [0,1], round(x·255) half-to-even."""
+    if x_hat.ndim != 4 or x_hat.shape[:2] != (1, 3):
+        raise ImageError(f"synthesis output has shape {x_hat.shape}, expected 1×3×H×W")
+    top, bottom, left, right = padding(h, w, multiple)
+    if x_hat.shape[2] != h + top + bottom or x_hat.shape[3] != w + left + right:
+        raise ImageError(f"synthesis output {x_hat.shape[2:]} does not match padded size {(h + top + bottom, w + left + right)}")
+    # clip(x·255, 0, 255) == clamp(x, 0, 1)·255 exactly (float multiplication by 255 is monotone)
+    y = np.empty((h, w, 3), np.float32)
+    np.multiply(x_hat[0, :, top:top + h, left:left + w].transpose(1, 2, 0), np.float32(255.0), out=y)
+    np.clip(y, 0.0, 255.0, out=y)
+    np.rint(y, out=y)
+    return y.astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (max 255, mean over all channels)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))

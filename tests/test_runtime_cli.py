@@ -1,0 +1,74 @@
+"""``python -m runtime`` encode / decode / info: round trip, atomic outputs, one-line errors with exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from runtime import image as img  # noqa: E402
+from test_runtime_support import REPO, cached_bundle, test_image  # noqa: E402
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "runtime", *map(str, args)], cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+
+
+def test_cli_round_trip_and_info(bundle, tmp_path):
+    _, b, _ = bundle
+    src = tmp_path / "in.png"
+    img.save(src, test_image(50, 70))
+    r = cli("encode", b, src, "-o", tmp_path / "a.lic", "--mode", "compat")
+    assert r.returncode == 0, r.stderr
+    assert "bpp" in r.stdout
+    r = cli("decode", b, tmp_path / "a.lic", "-o", tmp_path / "a.png", "--backend", "onnxruntime")
+    assert r.returncode == 0, r.stderr
+    from runtime import Codec
+
+    np.testing.assert_array_equal(img.load(tmp_path / "a.png"), Codec.open(b).decode((tmp_path / "a.lic").read_bytes()))
+    r = cli("info", tmp_path / "a.lic")
+    assert r.returncode == 0, r.stderr
+    assert "image 70x50" in r.stdout and "coder compat" in r.stdout and "hyperprior" in r.stdout
+    assert [ln.split()[0] for ln in r.stdout.splitlines()[-2:]] == ["z", "y"]
+
+
+def test_cli_errors_are_one_line_and_nonzero(bundle, tmp_path):
+    _, b, _ = bundle
+    src = tmp_path / "in.png"
+    img.save(src, test_image(40, 40))
+    cases = [
+        ("encode", b, tmp_path / "missing.png", "-o", tmp_path / "x.lic"),
+        ("encode", tmp_path / "nobundle", src, "-o", tmp_path / "x.lic"),
+        ("encode", b, src, "-o", tmp_path / "x.lic", "--backend", "torch"),  # torch needs --checkpoint
+        ("decode", b, src, "-o", tmp_path / "x.png"),  # not a .lic
+        ("info", tmp_path / "missing.lic"),
+    ]
+    for args in cases:
+        r = cli(*args)
+        assert r.returncode == 1, args
+        assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x.lic").exists() and not (tmp_path / "x.png").exists()
+    assert cli("encode").returncode == 2  # usage
+
+
+def test_cli_decode_of_corrupt_file_leaves_no_output(bundle, tmp_path):
+    _, b, _ = bundle
+    src = tmp_path / "in.png"
+    img.save(src, test_image(40, 40))
+    assert cli("encode", b, src, "-o", tmp_path / "a.lic").returncode == 0
+    data = bytearray((tmp_path / "a.lic").read_bytes())
+    data[-2] ^= 1
+    (tmp_path / "bad.lic").write_bytes(bytes(data))
+    r = cli("decode", b, tmp_path / "bad.lic", "-o", tmp_path / "bad.png")
+    assert r.returncode == 1 and "BitstreamError" in r.stderr
+    assert not (tmp_path / "bad.png").exists()

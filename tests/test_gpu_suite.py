@@ -1,0 +1,381 @@
+"""CPU-side specification of the GPU validation suite (benchmarks/gpu/): argument parsing, the result document's
+figure rules, the roofline arithmetic, time budgets, the RTX chunk protocol, and a --dry-run that measures nothing
+and says so for every GPU figure.  Where the CPU can run a section's core (CPU-emulated kernels, a tiny codec on
+the CPU, a TensorRT-RTX build), it is run here too."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu import roofline, schema
+from benchmarks.gpu.budget import Budget, SectionContext
+from benchmarks.gpu.rtx import RtxError, _shapes, reassemble, sha256, split_file, stash
+from benchmarks.gpu.suite import SECTIONS, SuiteError, main, parse_args, parse_junit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+def test_default_arguments_run_every_section_in_order():
+    args = parse_args([])
+    assert args.run == list(SECTIONS) and not args.dry_run
+    assert 0 < args.budget < 600, "the device tool kills a command at 600 s"
+
+
+def test_skip_and_sections_select_sections():
+    args = parse_args(["--sections", "speed,environment", "--skip", "speed"])
+    assert args.run == ["environment"]
+
+
+@pytest.mark.parametrize("argv", [["--sections", "speed,warp"], ["--skip", "nope"], ["--budget", "0"],
+                                  ["--iters", "0"], ["--images", "-1"]])
+def test_bad_arguments_are_one_line_errors(argv, capsys):
+    with pytest.raises(SuiteError):
+        parse_args(argv)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def test_a_figure_is_a_finite_number_with_a_unit():
+    assert schema.figure(1.5, "ms") == {"value": 1.5, "unit": "ms"}
+    for bad in (float("nan"), float("inf"), True, "3"):
+        with pytest.raises(schema.SchemaError):
+            schema.figure(bad, "ms")
+    with pytest.raises(schema.SchemaError):
+        schema.figure(1.0, "")
+
+
+def test_a_missing_figure_needs_a_reason():
+    f = schema.not_measured("GB/s", "no GPU")
+    assert f["value"] is None and f["status"] == "not measured" and f["reason"] == "no GPU"
+    with pytest.raises(schema.SchemaError):
+        schema.not_measured("GB/s", "")
+
+
+def test_derived_figures_inherit_not_measured():
+    a, b = schema.figure(10.0, "ms"), schema.figure(2.0, "ms")
+    assert schema.derive(lambda x, y: x / y, "x", a, b)["value"] == 5.0
+    missing = schema.derive(lambda x, y: x / y, "x", a, schema.not_measured("ms", "boom"))
+    assert missing["value"] is None and "boom" in missing["reason"]
+
+
+def _doc(**sections):
+    doc = schema.new_document(["suite"], False, "2026-01-01T00:00:00Z")
+    doc["sections"] = {k: {"status": "ok", **v} for k, v in sections.items()}
+    return doc
+
+
+def test_validate_finds_every_malformed_figure():
+    assert schema.validate(_doc(speed={"a": schema.figure(1.0, "ms")})) == []
+    bad = _doc(speed={"nan": {"value": float("nan"), "unit": "ms"},
+                      "silent": {"value": None, "unit": "ms"},
+                      "both": {"value": 1.0, "unit": "ms", "status": "not measured", "reason": "x"},
+                      "nested": [{"value": "fast", "unit": "ms"}]})
+    problems = schema.validate(bad)
+    assert len(problems) == 4
+    assert any("/speed/silent" in p for p in problems) and any("/speed/nested/0" in p for p in problems)
+
+
+def test_a_dry_run_document_may_not_hold_measured_figures():
+    doc = _doc(speed={"a": schema.figure(1.0, "ms")})
+    doc["dry_run"] = True
+    assert any("dry run" in p for p in schema.validate(doc))
+
+
+def test_write_json_is_atomic_and_refuses_invalid_documents(tmp_path):
+    good = _doc(speed={"a": schema.figure(2.0, "ms")})
+    path = schema.write_json(tmp_path / "r.json", good)
+    assert json.loads(path.read_text())["sections"]["speed"]["a"]["value"] == 2.0
+    with pytest.raises(schema.SchemaError):
+        schema.write_json(tmp_path / "bad.json", _doc(speed={"a": {"value": None, "unit": "ms"}}))
+    assert not (tmp_path / "bad.json").exists() and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_result_file_names_are_safe_device_slugs():
+    assert schema.result_name("NVIDIA H100 80GB HBM3", "2026-11-23") == "gpu-nvidia-h100-80gb-hbm3-2026-11-23"
+    assert schema.slug("  ") == "unknown"
+
+
+# ---------------------------------------------------------------------------------------------- roofline
+def test_scan_minimal_bytes_count_u_delta_B_C_read_and_y_written():
+    L = 256 * 384
+    # SSMIC stage 1: u and y [256, L], delta [1024, L], Bs and Cs [4, 16, L]
+    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 4) == (256 + 1024 + 2 * 64 + 256) * L * 4
+    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 2) * 2 == roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 4)
+    assert roofline.gdn_min_bytes(1, 128, 256, 384, 2) == 2 * 128 * L * 2
+
+
+def test_roofline_percent_is_achieved_over_measured_copy_bandwidth():
+    assert roofline.copy_bytes(1 << 30) == 2 << 30
+    copy_gbps = roofline.gb_per_s(roofline.copy_bytes(10 ** 9), 0.5)  # 2 GB in 0.5 ms
+    assert math.isclose(copy_gbps, 4000.0)
+    assert math.isclose(roofline.roofline_percent(10 ** 9, 0.5, copy_gbps), 50.0)
+    assert math.isclose(roofline.floor_ms(2 * 10 ** 9, 4000.0), 0.5)
+    with pytest.raises(roofline.RooflineError):
+        roofline.gb_per_s(100, 0.0)
+    with pytest.raises(roofline.RooflineError):
+        roofline.ss2d_min_bytes(1, 0, 4, 4, 16, 4)
+
+
+def test_rotation_sets_outgrow_the_l2_within_free_memory():
+    l2 = 50 * 2 ** 20
+    assert roofline.rotation_sets(10 * 2 ** 20, l2, 80 * 2 ** 30) == 8  # capped at max_sets
+    assert roofline.rotation_sets(600 * 2 ** 20, l2, 80 * 2 ** 30) == 2  # already far larger than L2
+    assert roofline.rotation_sets(600 * 2 ** 20, l2, 700 * 2 ** 20) == 1  # memory allows one set only
+    sets = roofline.rotation_sets(20 * 2 ** 20, l2, 80 * 2 ** 30)
+    assert (sets - 1) * 20 * 2 ** 20 > 2 * l2 * 0.5
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_budget_counts_down_and_bounds_section_deadlines():
+    clock = FakeClock()
+    b = Budget(60, clock=clock)
+    assert b.left() == 60 and b.section_deadline(20) == 120.0
+    clock.t += 50
+    assert b.section_deadline(20) == b.end and not b.fits(11) and b.fits(10)
+
+
+def test_measure_never_calls_the_measurement_on_a_dry_run():
+    ctx = SectionContext("s", deadline=1e18, dry_run=True, log=lambda m: None)
+    fig = ctx.measure("ms", lambda: pytest.fail("called on a dry run"))
+    assert fig["value"] is None and "dry run" in fig["reason"]
+    many = ctx.measure_many({"a": "ms", "b": "GB/s"}, lambda: pytest.fail("called"))
+    assert all(f["value"] is None and f["unit"] for f in many.values())
+
+
+def test_measure_records_errors_and_time_overruns_as_not_measured():
+    clock, logged = FakeClock(), []
+    ctx = SectionContext("speed", deadline=clock.t + 5, dry_run=False, log=logged.append, clock=clock)
+    fig = ctx.measure("ms", lambda: 1 / 0)
+    assert fig["value"] is None and "ZeroDivisionError" in fig["reason"] and ctx.errors and logged
+    assert ctx.measure("ms", lambda: 3.0, need_s=10)["reason"].startswith("skipped")
+    assert ctx.measure("ms", lambda: (3.0, {"runs": 7})) == {"value": 3.0, "unit": "ms", "runs": 7}
+    many = ctx.measure_many({"a": "ms", "b": "ms"}, lambda: {"a": 1.0})
+    assert many["a"]["value"] == 1.0 and many["b"]["value"] is None
+
+
+def test_parse_junit_counts_outcomes(tmp_path):
+    xml = tmp_path / "j.xml"
+    xml.write_text('<testsuites><testsuite name="pytest" tests="5" failures="1" errors="1" skipped="1">'
+                   '<testcase classname="t" name="ok"/><testcase classname="t" name="ok2"/>'
+                   '<testcase classname="t" name="bad"><failure message="rel err 3e-3">x</failure></testcase>'
+                   '<testcase classname="t" name="err"><error message="boom">x</error></testcase>'
+                   '<testcase classname="t" name="sk"><skipped/></testcase></testsuite></testsuites>')
+    c = parse_junit(xml)
+    assert (c["tests"], c["passed"], c["failed"], c["errors"], c["skipped"]) == (5, 2, 1, 1, 1)
+    assert c["failing"] == ["t::bad: rel err 3e-3", "t::err: boom"]
+
+
+# ---------------------------------------------------------------------------------------------- dry run
+def test_dry_run_on_cpu_writes_a_valid_document_with_nothing_measured(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--dry-run", "--out", str(out), "--date", "2026-01-02"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-cpu-dry-run-2026-01-02.json",
+                                                      "gpu-cpu-dry-run-2026-01-02.md"]
+    doc = json.loads((out / "gpu-cpu-dry-run-2026-01-02.json").read_text())
+    assert doc["dry_run"] is True and schema.validate(doc) == []
+    assert list(doc["sections"]) == list(SECTIONS)
+    figures = list(schema.iter_figures(doc))
+    assert len(figures) > 100
+    assert all(f["value"] is None and f["status"] == "not measured" and f["reason"] for _, f in figures)
+    paths = {p for p, _ in figures}
+    for expected in ("/environment/sm_count", "/environment/l2_cache", "/sections/build/build_time",
+                     "/sections/pytest/passed", "/sections/speed/hbm_copy/bandwidth",
+                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/kernel_roofline",
+                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_chunked",
+                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_fourcopy",
+                     "/sections/speed/generalized_divisive_norm/gdn-N128-256x384-fp16/speedup_vs_torch",
+                     "/sections/accuracy/selective_scan_2d/mambavc-stage1-768x512/rel_err_fp16",
+                     "/sections/e2e/models/ssmic-paper-scan-cuda-kernel/decode_coding",
+                     "/sections/rtx/steps_ok"):
+        assert expected in paths, expected
+    # host facts are still recorded, never dressed up as GPU figures
+    assert doc["environment"]["python"] and doc["environment"]["device_name"] is None
+    md = (out / "gpu-cpu-dry-run-2026-01-02.md").read_text()
+    assert "dry run" in md and "not measured" in md and len(md) < 20000
+
+
+def test_a_dry_run_writes_nothing_under_benchmarks_results(tmp_path):
+    before = set((ROOT / "benchmarks" / "results").glob("gpu-*"))
+    assert main(["--dry-run", "--sections", "environment", "--out", str(tmp_path)]) == 0
+    assert set((ROOT / "benchmarks" / "results").glob("gpu-*")) == before
+
+
+def test_a_measured_run_is_named_after_its_device_and_copied_to_the_results_dir(tmp_path, monkeypatch):
+    from benchmarks.gpu import suite
+
+    def fake_environment(ctx):
+        return {"python": "3.12", "device_name": "Fake GPU 80GB", "sm_count": schema.figure(132, "SMs")}
+
+    monkeypatch.setattr(suite, "section_environment", fake_environment)
+    out, results = tmp_path / "out", tmp_path / "results"
+    assert main(["--sections", "environment", "--out", str(out), "--results-dir", str(results),
+                 "--date", "2026-01-03"]) == 0
+    doc = json.loads((results / "gpu-fake-gpu-80gb-2026-01-03.json").read_text())
+    assert doc["dry_run"] is False and doc["environment"]["sm_count"]["value"] == 132
+    assert doc["sections"]["environment"]["status"] == "ok" and doc["sections"]["speed"]["status"] == "skipped"
+    assert (out / "gpu-fake-gpu-80gb-2026-01-03.json").read_text() == json.dumps(doc, indent=1) + "\n"
+    assert "Fake GPU 80GB" in (out / "gpu-fake-gpu-80gb-2026-01-03.md").read_text()
+
+
+def test_without_a_gpu_a_real_run_reports_every_failure_as_not_measured(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "out"
+    assert main(["--sections", "environment,build,accuracy,speed", "--out", str(out),
+                 "--results-dir", str(tmp_path / "results")]) == 0
+    doc = json.loads(next(out.glob("gpu-no-gpu-*.json")).read_text())
+    assert schema.validate(doc) == []
+    figures = list(schema.iter_figures(doc))
+    assert figures and all(f["value"] is None for _, f in figures)
+    errors = [f["reason"] for _, f in figures if f["reason"].startswith("error:")]
+    unrelated = {r for r in errors if not re.search(r"CUDA|cuda|NVIDIA driver|kernels library", r)}
+    assert errors and not unrelated, unrelated
+    assert {doc["sections"][s]["status"] for s in ("environment", "accuracy", "speed")} == {"partial"}
+
+
+def test_shell_entry_points_parse():
+    for script in ("run.sh", "prepare.sh"):
+        proc = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu" / script)], capture_output=True)
+        assert proc.returncode == 0, proc.stderr.decode()
+
+
+# ---------------------------------------------------------------------------------------------- rtx chunks
+def test_libs_wheel_splits_into_two_chunks_and_reassembles(tmp_path):
+    wheel = tmp_path / "libs-1.0-py3-none-any.whl"
+    wheel.write_bytes(os.urandom(300_001))
+    p1, p2 = tmp_path / "rtx" / "p1", tmp_path / "rtx" / "p2"
+    m = split_file(wheel, [p1, p2], 200_000)
+    assert [p["bytes"] for p in m["parts"]] == [200_000, 100_001]
+    assert json.loads((p2 / "rtx-manifest.json").read_text()) == m
+    stash_dir = tmp_path / "stash"
+    assert stash(tmp_path / "rtx", stash_dir) == sorted(f.name for f in p1.iterdir())
+    (p1 / f"{wheel.name}.part1").unlink()  # call 2 carries p2 only; chunk 1 comes from the stash
+    out = reassemble(m, [p2, stash_dir], tmp_path / "wheels")
+    assert out.read_bytes() == wheel.read_bytes() and sha256(out) == m["sha256"]
+
+
+def test_a_missing_or_damaged_chunk_is_reported(tmp_path):
+    wheel = tmp_path / "w.whl"
+    wheel.write_bytes(os.urandom(5000))
+    p1, p2 = tmp_path / "p1", tmp_path / "p2"
+    m = split_file(wheel, [p1, p2], 1000)
+    with pytest.raises(RtxError, match="warm"):
+        reassemble(m, [p2], tmp_path / "out")
+    part = p1 / "w.whl.part1"
+    part.write_bytes(b"x" * 1000)
+    with pytest.raises(RtxError, match="damaged"):
+        reassemble(m, [p1, p2], tmp_path / "out")
+    with pytest.raises(RtxError):
+        split_file(wheel, [p1, p2], 5000)
+
+
+def test_engine_profiles_fix_every_dim_but_the_context_positions():
+    graph = {"inputs": [{"name": "params", "shape": ["P", 48]}, {"name": "x", "shape": [1, 3, 8, 8]}]}
+    shapes = _shapes(graph)
+    assert shapes["x"] == ((1, 3, 8, 8),) * 3
+    assert shapes["params"] == ((1, 48), (16, 48), (256, 48))
+
+
+def test_rtx_builds_an_engine_on_the_cpu(tmp_path):
+    trt = pytest.importorskip("tensorrt_rtx")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from benchmarks.gpu.rtx import build
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    blob = build(trt, path, _shapes({"inputs": [{"name": "x", "shape": [1, 3, 4, 4]}]}))
+    assert isinstance(blob, bytes) and len(blob) > 1000
+
+
+# ---------------------------------------------------------------------------------------------- section cores
+@pytest.fixture(scope="module")
+def emulated_kernels():
+    from trt_plugins.harness import HarnessError, Kernels
+
+    try:
+        return Kernels.load_cpu_emulation()
+    except HarnessError as exc:
+        pytest.skip(f"CPU-emulated kernels not built ({exc})")
+
+
+def test_accuracy_cases_compare_kernels_with_the_float64_reference(emulated_kernels):
+    from benchmarks.gpu.kernels import GDN_TOL, SCAN_TOL, _gdn_case, _scan_case
+
+    v = _scan_case(emulated_kernels, (1, 3, 5, 7, 2), seed=1, with_chunked=True, device="cpu")
+    assert v["nonfinite_fp32"] == v["nonfinite_fp16"] == 0
+    assert 0 < v["rel_err_fp32"] <= SCAN_TOL["fp32"] and v["rel_err_fp16"] <= SCAN_TOL["fp16"]
+    assert 0 < v["torch_chunked_rel_err_fp32"] <= SCAN_TOL["fp32"]
+    g = _gdn_case(emulated_kernels, (1, 6, 4, 5), seed=2, inverse=True, device="cpu")
+    assert g["rel_err_fp32"] <= GDN_TOL["fp32"] and g["rel_err_fp16"] <= GDN_TOL["fp16"]
+
+
+def test_kernel_scan_swaps_the_ss2d_op_and_restores_it(emulated_kernels):
+    import torch
+
+    from benchmarks.gpu.codec import kernel_scan
+    from train.layers import ss2d
+    from trt_plugins.reference import scan_inputs
+
+    original = ss2d.selective_scan_2d
+    inputs = scan_inputs(1, 4, 3, 5, 4, seed=3, device="cpu")
+    with kernel_scan(emulated_kernels):
+        assert ss2d.selective_scan_2d is not original
+        y = ss2d.selective_scan_2d(*inputs, True)
+    assert ss2d.selective_scan_2d is original
+    torch.testing.assert_close(y, original(*inputs, True), rtol=1e-4, atol=1e-4)
+
+
+def test_end_to_end_core_times_network_and_coding_separately_on_cpu(train_dir):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("compressai")
+    from benchmarks.gpu.codec import _run_model
+
+    torch.set_num_threads(1)
+    images = sorted(train_dir.glob("*.png"))[:1]
+    v = _run_model("bmshj2018-hyperprior", "tiny", None, None, images, time.monotonic() + 60, device="cpu")
+    assert v["images_timed"] == 1 and v["bpp"] > 0
+    for k in ("encode_network", "hyper_synthesis", "decode_network", "compress_total", "decompress_total"):
+        assert v[k] > 0, k
+    assert v["decode_network"] >= v["hyper_synthesis"]
+
+
+def test_engine_input_shapes_come_from_the_onnx_file(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from benchmarks.gpu.rtx import onnx_inputs
+
+    g = helper.make_graph([helper.make_node("Add", ["params", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("params", TensorProto.FLOAT, ["P", 48])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["P", 48])],
+                          initializer=[helper.make_tensor("w", TensorProto.FLOAT, [48], [0.0] * 48)])
+    path = tmp_path / "ctx.onnx"
+    onnx.save(helper.make_model(g), path)
+    io = onnx_inputs(path)
+    assert io == {"inputs": [{"name": "params", "shape": ["P", 48]}]}  # initializers are not inputs
+    assert _shapes(io)["params"] == ((1, 48), (16, 48), (256, 48))

@@ -1,0 +1,157 @@
+"""Shared helpers for the benchmark commands: errors, image I/O, quality metrics, JSON results, CLI wrapper."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+MSSSIM_MIN_SIDE = 161  # pytorch-msssim asserts min side > (win_size - 1) * 2**4 = 160
+
+
+class BenchmarkError(Exception):
+    """A user-facing benchmark failure: bad input, missing dependency, unusable data. One line, no traceback."""
+
+
+def list_images(path: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """Image files directly in `path` (sorted), or `[path]` for a single file."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise BenchmarkError(f"no such image file or directory: {p}")
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+    if not files:
+        raise BenchmarkError(f"no images in {p}")
+    return files[:limit] if limit else files
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Load an image as uint8 HxWx3 RGB."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, ValueError) as exc:
+        raise BenchmarkError(f"cannot read image {path}: {exc}") from None
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Accept uint8 HxWx3, float HxWx3 in [0,1], or float [1,3,H,W] / [3,H,W] in [0,1]; return uint8 HxWx3."""
+    a = np.asarray(img)
+    if a.ndim == 4:
+        a = a[0]
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:
+        a = a.transpose(1, 2, 0)
+    if a.dtype == np.uint8:
+        return a
+    return np.clip(np.round(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB over RGB with peak 255 (CompressAI eval_model convention: both images 8-bit)."""
+    a, b = to_uint8(a).astype(np.float64), to_uint8(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise BenchmarkError(f"image shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM on 8-bit RGB, data_range 255; None when the image is too small for the 5-scale pyramid."""
+    a, b = to_uint8(a), to_uint8(b)
+    if min(a.shape[:2]) < MSSSIM_MIN_SIDE:
+        return None
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    ta = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]
+    tb = torch.from_numpy(b.astype(np.float32)).permute(2, 0, 1)[None]
+    return float(_ms_ssim(ta, tb, data_range=255.0))
+
+
+def bpp(nbytes: int, height: int, width: int) -> float:
+    return 8.0 * nbytes / (height * width)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BenchmarkError(f"bad size {text!r}: expected HxW, e.g. 512x768") from None
+    if h <= 0 or w <= 0:
+        raise BenchmarkError(f"bad size {text!r}: sides must be positive")
+    return h, w
+
+
+def summary(values: Iterable[float]) -> dict:
+    """median / p90 / mean / min of a list of timings (seconds in, milliseconds out)."""
+    v = np.asarray(list(values), dtype=np.float64) * 1e3
+    if v.size == 0:
+        return {"median_ms": None, "p90_ms": None, "mean_ms": None, "min_ms": None, "n": 0}
+    return {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
+            "mean_ms": float(v.mean()), "min_ms": float(v.min()), "n": int(v.size)}
+
+
+def write_json(path: str | os.PathLike, data) -> Path:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    return (Path(path) / "manifest.json").is_file()
+
+
+def read_manifest(bundle: str | os.PathLike) -> dict:
+    p = Path(bundle) / "manifest.json"
+    if not p.is_file():
+        raise BenchmarkError(f"not a codec bundle (no manifest.json): {bundle}")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchmarkError(f"bad manifest {p}: {exc}") from None
+
+
+def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
+    """Run a command body: user errors print one line and return 2 (traceback only with --verbose)."""
+    try:
+        return int(body() or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary
+        if verbose:
+            raise
+        kind = "error" if isinstance(exc, BenchmarkError) else f"error ({type(exc).__name__})"
+        print(f"{kind}: {exc}", file=sys.stderr)
+        return 2

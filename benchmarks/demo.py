@@ -1,0 +1,357 @@
+"""The main job: train tiny codecs at four λ, export, build engines, code real images, print the report.
+
+`python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--verbose]`
+
+Target: five minutes on a fresh 2-core CPU machine. `--fast` runs the GDN hyperprior only (SSMIC's CPU
+export and reference scan alone exceed that budget here; see recipe()):
+  1. train `bmshj2018-hyperprior --preset tiny` and `ssmic --preset tiny`: a short base run, then a short
+     fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
+     (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`);
+  2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`); build TensorRT-RTX engines
+     (`python -m export.trt BUNDLE`) when `tensorrt_rtx` is importable, else say so;
+  3. code the shipped Kodak images (`assets/images/kodak`) through the runtime (onnxruntime) and through the
+     PyTorch reference (CompressAI compress/decompress), plus JPEG / WebP (and AVIF unless --fast) anchors;
+  4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs; write `rd.png`, `demo.json` and
+     `report.md` under --out (default runs/demo).
+An architecture whose stage fails (e.g. a plan the runtime does not implement yet) is reported as skipped
+with the reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+from benchmarks.common import REPO_ROOT, BenchmarkError, list_images, run_cli, write_json
+
+ARCHS = ("bmshj2018-hyperprior", "ssmic")
+FAST_ARCHS = "bmshj2018-hyperprior"  # SSMIC's CPU export and reference scan alone exceed the --fast budget
+LAMBDAS = (0.0018, 0.0067, 0.025, 0.0932)  # CompressAI zoo λ for q1, q3, q5, q7 (MSE)
+BASE_LAMBDA = 0.0130
+# Small patches, evaluation only at the end (the shipped set is one batch: an epoch is one step), a fast base
+# run and gentle fine-tunes: a few seconds of training then give four ordered rate points.
+TRAIN_ARGS = ("--batch-size", "8", "--patch-size", "64", "--holdout", "1", "--eval-every", "1000000", "-q")
+BASE_LR, TUNE_LR = "3e-3", "3e-4"
+
+
+class DemoError(BenchmarkError):
+    """The demo cannot run (no images, every architecture failed)."""
+
+
+def find_train_dir() -> Path:
+    for d in (REPO_ROOT / "assets" / "images" / "train", REPO_ROOT / "assets" / "images",
+              REPO_ROOT.parent / "shared" / "data" / "train"):
+        try:
+            if len(list_images(d)) >= 2:
+                return d
+        except BenchmarkError:
+            continue
+    raise DemoError("no training images: expected assets/images/train (or ../shared/data/train)")
+
+
+def find_test_dir() -> Path:
+    for d in (REPO_ROOT / "assets" / "images" / "kodak", REPO_ROOT / "assets" / "images"):
+        try:
+            list_images(d)
+            return d
+        except BenchmarkError:
+            continue
+    raise DemoError("no test images: expected assets/images/kodak")
+
+
+@contextlib.contextmanager
+def _quiet(log: io.StringIO, verbose: bool):
+    """Send a stage's own prints and warnings to the log (shown with --verbose)."""
+    if verbose:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _call(main, argv: list[str], what: str) -> None:
+    """Run a module CLI in-process (no interpreter start-up per call); a non-zero exit is a stage failure."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse
+        rc = exc.code
+    if rc not in (0, None):
+        raise DemoError(f"{what} failed (exit {rc})")
+
+
+def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
+    """How long and on what each architecture trains and is coded in the demo's time budget.
+
+    The GDN hyperprior trains for seconds and codes the full Kodak images. SSMIC's selective scan runs as the
+    PyTorch reference on the CPU (about 1 s per 64x64 patch per step here), so it trains a couple of steps and
+    is coded on centre crops: a pipeline check of the spatial-context path, not a quality figure.
+    """
+    if arch == "ssmic":
+        return {"batch": 2, "base_steps": 2, "tune_steps": 1, "max_s": 60.0, "crop": (128, 192), "images": 1}
+    base = seconds if seconds is not None else (12.0 if fast else 25.0)
+    return {"batch": 8, "base_s": base, "tune_s": base / 2, "crop": None, "images": 1 if fast else 3}
+
+
+def train_family(arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int, log: io.StringIO, verbose: bool,
+                 bar) -> list[Path]:
+    """A base run, then one fine-tune per λ from it: four checkpoints that share a starting point."""
+    from train.cli import main as train_main
+
+    common = ["-a", arch, "--preset", "tiny", "-d", str(data), "--threads", str(threads),
+              "--batch-size", str(rec["batch"]), *TRAIN_ARGS]
+    if "base_steps" in rec:  # step-bounded (slow architectures), with a time cap
+        base_budget = ["--steps", str(rec["base_steps"]), "--max-seconds", str(rec["max_s"])]
+        tune_budget = ["--steps", str(rec["base_steps"] + rec["tune_steps"]), "--max-seconds", str(rec["max_s"])]
+    else:
+        base_budget = ["--steps", "1000000", "--max-seconds", str(rec["base_s"])]
+        tune_budget = ["--steps", "1000000", "--max-seconds", str(rec["tune_s"])]
+    base = ckpt_dir / f"{arch}_base.pth"
+    bar.set_postfix_str(f"{arch} base λ={BASE_LAMBDA}")
+    with _quiet(log, verbose):
+        _call(train_main, common + ["--lambda", str(BASE_LAMBDA), "--lr", BASE_LR, *base_budget, "-o", str(base)],
+              f"training {arch}")
+    bar.update(1)
+    out = []
+    for lam in LAMBDAS:
+        path = ckpt_dir / f"{arch}_{lam}.pth"
+        bar.set_postfix_str(f"{arch} λ={lam}")
+        with _quiet(log, verbose):
+            _call(train_main, common + ["--lambda", str(lam), "--lr", TUNE_LR, "--resume", str(base), *tune_budget,
+                                        "-o", str(path)], f"training {arch} λ={lam}")
+        out.append(path)
+        bar.update(1)
+    return out
+
+
+def export_family(ckpts: list[Path], bundle_dir: Path, log: io.StringIO, verbose: bool, bar) -> list[Path]:
+    from export.onnx import main as export_main
+
+    out = []
+    for c in ckpts:
+        b = bundle_dir / (c.stem + ".bundle")
+        bar.set_postfix_str(c.stem)
+        with _quiet(log, verbose):
+            _call(export_main, [str(c), "-o", str(b), "--no-check"], f"export of {c.name}")
+        out.append(b)
+        bar.update(1)
+    return out
+
+
+def build_engines(bundles: list[Path], log: io.StringIO, verbose: bool) -> str:
+    """TensorRT-RTX engines for every bundle when tensorrt_rtx is importable; returns a one-line status."""
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        return "TensorRT-RTX engines skipped: tensorrt_rtx is not importable (pip install tensorrt-rtx)"
+    try:
+        from export.trt import main as trt_main
+    except ImportError as exc:
+        return f"TensorRT-RTX engines skipped: export.trt is not importable ({exc})"
+    built = 0
+    for b in tqdm(bundles, desc="engines", unit="bundle", leave=False):
+        try:
+            with _quiet(log, verbose):
+                _call(trt_main, [str(b)], f"engine build for {b.name}")
+            built += 1
+        except DemoError as exc:
+            return f"TensorRT-RTX engines: {built}/{len(bundles)} built, then {exc}"
+    return f"TensorRT-RTX engines built for {built}/{len(bundles)} bundles (graphs parse and build; bodies inlined)"
+
+
+def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seconds: float | None = None,
+             images: int | None = None, verbose: bool = False) -> dict:
+    from benchmarks import latency, macs, rd
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    for sub in ("checkpoints", "bundles"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    # one thread: on a shared 2-core machine two threads per process thrash (measured: 1 step in 12 s with 2
+    # threads vs ~6 steps/s with 1 under the same load)
+    threads = 1
+    import torch
+
+    torch.set_num_threads(threads)
+    train_dir, test_dir = find_train_dir(), find_test_dir()
+    recipes = {a: recipe(a, fast, seconds) for a in archs}
+    if images:
+        for r in recipes.values():
+            r["images"] = images
+    log = io.StringIO()
+    notes, skipped, timings = [], {}, {}
+    print(f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))}; train data {train_dir}; "
+          f"test images {test_dir}; output {out}")
+
+    families: dict[str, dict] = {}
+    with tqdm(total=len(archs) * (1 + len(LAMBDAS)), desc="train", unit="run") as bar:
+        t0 = time.perf_counter()
+        for arch in archs:
+            try:
+                families[arch] = {"ckpts": train_family(arch, train_dir, out / "checkpoints", recipes[arch],
+                                                        threads, log, verbose, bar)}
+            except Exception as exc:  # one architecture failing must not stop the other
+                skipped[arch] = f"training: {_one_line(exc)}"
+        timings["train_s"] = time.perf_counter() - t0
+    with tqdm(total=sum(len(f["ckpts"]) for f in families.values()), desc="export", unit="bundle") as bar:
+        t0 = time.perf_counter()
+        for arch in list(families):
+            try:
+                families[arch]["bundles"] = export_family(families[arch]["ckpts"], out / "bundles", log, verbose, bar)
+            except Exception as exc:
+                skipped[arch] = f"export: {_one_line(exc)}"
+                del families[arch]
+        timings["export_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    notes.append(build_engines([b for f in families.values() for b in f["bundles"]], log, verbose))
+    timings["engines_s"] = time.perf_counter() - t0
+
+    # RD: each architecture separately, so one failing plan does not lose the others
+    t0 = time.perf_counter()
+    rd_docs = []
+    anchors = ("jpeg", "webp") if fast else ("jpeg", "webp", "avif")
+    for arch in list(families):
+        f = families[arch]
+        try:
+            with _quiet(log, verbose):
+                rec = recipes[arch]
+                doc = rd.run([str(b) for b in f["bundles"]], [str(c) for c in f["ckpts"]], str(test_dir),
+                             "onnxruntime", anchors if rec["crop"] is None else (), rec["images"], progress=False,
+                             crop=rec["crop"], mode="compat")
+            rd_docs.append(doc)
+        except Exception as exc:
+            skipped[arch] = f"coding: {_one_line(exc)}"
+            del families[arch]
+        print(f"coded {arch}" + (f" (skipped: {skipped[arch]})" if arch in skipped else ""), flush=True)
+    timings["rd_s"] = time.perf_counter() - t0
+    if not rd_docs:
+        raise DemoError("every architecture failed: " + "; ".join(f"{a}: {r}" for a, r in skipped.items()))
+    rd_doc = _merge_rd(rd_docs)
+
+    t0 = time.perf_counter()
+    lat, mac = [], []
+    for arch, f in tqdm(list(families.items()), desc="latency+MACs", unit="arch"):
+        mid = f["bundles"][len(f["bundles"]) // 2]
+        size = recipes[arch]["crop"] or (512, 768)
+        try:
+            with _quiet(log, verbose):
+                lat.append(latency.measure(mid, "onnxruntime", size, iters=3 if fast else 5, warmup=1))
+        except Exception as exc:
+            notes.append(f"latency of {arch} failed: {_one_line(exc)}")
+        try:
+            mac.append(macs.count_bundle(mid, (512, 768)))
+        except Exception as exc:
+            notes.append(f"MACs of {arch} failed: {_one_line(exc)}")
+    timings["latency_macs_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+
+    summary = {"demo": True, "fast": fast, "archs": list(archs), "lambdas": list(LAMBDAS),
+               "recipes": recipes, "images": rd_doc["images"],
+               "skipped": skipped, "notes": notes + rd_doc["notes"], "timings": timings,
+               "bd_rate_vs_reference": [e for e in rd_doc["bd_rate"] if "reference" in e["anchor"]],
+               "rd": rd_doc, "latency": lat, "macs": mac}
+    results = out / "results"
+    write_json(results / "demo.json", summary)
+    rd.plot(rd_doc, out / "rd.png")
+    from benchmarks.report import build
+
+    text, _ = build(results, out / "report.md")
+    (out / "report.md").write_text(text)
+    (out / "demo.log").write_text(log.getvalue())
+    print(format_summary(summary, out))
+    return summary
+
+
+def _merge_rd(docs: list[dict]) -> dict:
+    first = docs[0]
+    return {"data": first["data"], "images": first["images"], "backend": first["backend"],
+            "notes": [n for d in docs for n in d["notes"]], "families": [f for d in docs for f in d["families"]],
+            "bd_rate": [e for d in docs for e in d["bd_rate"]]}
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def format_summary(s: dict, out: Path) -> str:
+    rd_doc = s["rd"]
+    lines = ["", f"== RD on Kodak image(s) {', '.join(s['images'])} =="]
+    for f in rd_doc["families"]:
+        if f.get("kind") != "deployed":
+            continue
+        ref = next((g for g in rd_doc["families"] if g.get("kind") == "reference" and g["arch"] == f["arch"]), None)
+        lines.append(f"{f['arch']}   (deployed: runtime onnxruntime fp32 | reference: PyTorch compress/decompress)")
+        lines.append(f"  {'point':<28}{'bpp file':>10}{'bpp payload':>12}{'PSNR dB':>9}{'ref bpp':>9}{'ref PSNR':>10}")
+        for i, label in enumerate(f["points"]):
+            r = f["results"]
+            rb = ref["results"]["bpp-payload"][i] if ref else float("nan")
+            rp = ref["results"]["psnr-rgb"][i] if ref else float("nan")
+            lines.append(f"  {label:<28}{r['bpp'][i]:>10.4f}{r['bpp-payload'][i]:>12.4f}{r['psnr-rgb'][i]:>9.3f}"
+                         f"{rb:>9.4f}{rp:>10.3f}")
+    for f in rd_doc["families"]:
+        if f.get("kind") == "anchor":
+            lines.append(f"{f['name']:<6} " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in
+                                                       zip(f["results"]["bpp"], f["results"]["psnr-rgb"])))
+    lines.append("== BD-rate (PSNR; deployment coded in compat mode, the CompressAI-identical coder) ==")
+    for e in rd_doc["bd_rate"]:
+        if "bd_rate_payload_akima" in e:
+            lines.append(f"  {e['test']} vs {e['anchor']}: payload akima {e['bd_rate_payload_akima']:+.4f}%, "
+                         f"pchip {e['bd_rate_payload_pchip']:+.4f}%; whole file akima "
+                         f"{e.get('bd_rate_file_akima', float('nan')):+.4f}%"
+                         + (f"; identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+                         + ("  [points not monotone after seconds of training: a parity figure, not an RD gain]"
+                            if e.get("monotone") is False else ""))
+        else:
+            lines.append(f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})")
+    lines.append("== latency (onnxruntime CPU, median ms) ==")
+    for lt in s["latency"]:
+        g = ", ".join(f"{k} {v['median_ms']:.1f}" for k, v in lt.get("graphs", {}).items())
+        e = lt.get("end_to_end", {})
+        lines.append(f"  {lt['arch']} {lt['size'][0]}x{lt['size'][1]}: {g}; encode {e.get('encode', {}).get('median_ms', float('nan')):.1f}, "
+                     f"decode {e.get('decode', {}).get('median_ms', float('nan')):.1f}")
+    lines.append("== MACs (512x768, counted from the exported ONNX graphs) ==")
+    for m in s["macs"]:
+        k = m["kmac_per_px"]
+        lines.append(f"  {m['arch']}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
+                     f"{m['kmac_per_px_whole_without_scan']:.2f}); encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f},"
+                     f" parse-critical {k['parse_critical']:.2f}")
+    for a, why in s["skipped"].items():
+        lines.append(f"skipped {a}: {why}")
+    lines += [f"note: {n}" for n in s["notes"]]
+    t = s["timings"]
+    lines.append(f"time: {t['total_s']:.0f} s (train {t['train_s']:.0f}, export {t['export_s']:.0f}, "
+                 f"engines {t['engines_s']:.0f}, coding {t['rd_s']:.0f}, latency+MACs {t['latency_macs_s']:.0f})")
+    lines.append(f"plot {out / 'rd.png'}, report {out / 'report.md'}, results {out / 'results' / 'demo.json'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    ap.add_argument("--fast", action="store_true", help="shorter training, one image, no AVIF anchor")
+    ap.add_argument("--archs", help=f"comma-separated (default {','.join(ARCHS)}; --fast: {FAST_ARCHS})")
+    ap.add_argument("--seconds", type=float, help="base training seconds per architecture (fine-tunes: half)")
+    ap.add_argument("--images", type=int, help="number of Kodak images to code")
+    ap.add_argument("--verbose", action="store_true", help="show every stage's output and tracebacks")
+    args = ap.parse_args(argv)
+
+    def body():
+        text = args.archs if args.archs is not None else (FAST_ARCHS if args.fast else ",".join(ARCHS))
+        archs = tuple(a.strip() for a in text.split(",") if a.strip())
+        if not archs:
+            raise DemoError("--archs is empty")
+        run_demo(Path(args.out), args.fast, archs, args.seconds, args.images, args.verbose)
+        return 0
+
+    return run_cli(body, args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Rate-distortion of deployed bundles vs the PyTorch reference, BD-rate, classical anchors, RD plot.
+
+`python -m benchmarks rd --bundle B [--bundle B2 ...] --reference CKPT [--reference ...] --data DIR
+ [--backend onnxruntime|torch|tensorrt] [--anchors jpeg,webp,avif] [--limit N] [--json FILE] [--plot PNG]`
+
+Every image is coded into a real bitstream: bundles through `runtime.Codec` (.lic container), checkpoints
+through CompressAI's `compress`/`decompress` (strings, no container). Per image: bpp of the whole file and of the
+payload only, PSNR (RGB, 8-bit, peak 255) and MS-SSIM (pytorch-msssim, data_range 255; skipped, and said so,
+when the image is smaller than 161 px). Each bundle / checkpoint is one rate point; points group into families
+by architecture. BD-rate of each deployed family vs the reference family of the same architecture, Akima and
+PCHIP, on payload bpp (the reference has no container) and on whole-file bpp (what a user stores).
+Results follow CompressAI's eval_model layout ({"name", "description", "results": {"bpp", "psnr-rgb",
+"ms-ssim-rgb"}}) plus our fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks import bdrate
+from benchmarks.common import (MSSSIM_MIN_SIDE, BenchmarkError, bpp, list_images, load_rgb, ms_ssim, parse_size, psnr,
+                               read_manifest, run_cli, to_uint8, write_json)
+
+ANCHOR_QUALITIES = {"jpeg": (10, 25, 40, 60, 75, 90), "webp": (10, 25, 40, 60, 75, 90), "avif": (20, 35, 50, 65, 80)}
+
+
+class RDError(BenchmarkError):
+    """RD evaluation failed (bad input, codec error)."""
+
+
+# ---------------------------------------------------------------------------------------- container payload
+
+
+HEADER_FIXED = 4 + 1 + 1 + 2 + 32 + 4 + 4 + 2 + 1 + 1 + 1 + 1 + 2  # docs/FORMATS.md, up to the stream count
+STREAM_ENTRY = 16 + 4 + 4 + 4 + 4
+
+
+def container_streams(data: bytes) -> list[tuple[str, bytes]]:
+    """(kind, payload) of every stream of a .lic container, read per docs/FORMATS.md (no CRC checks here)."""
+    if len(data) < HEADER_FIXED + 4 or data[:4] != b"LICT":
+        raise RDError("not a lictrt bitstream (bad magic or too short)")
+    (count,) = struct.unpack_from("<H", data, HEADER_FIXED - 2)
+    pos = HEADER_FIXED
+    entries = []
+    for _ in range(count):
+        kind = data[pos:pos + 16].rstrip(b"\0").decode("ascii", "replace")
+        _nsym, nbytes = struct.unpack_from("<II", data, pos + 16)
+        entries.append((kind, nbytes))
+        pos += STREAM_ENTRY
+    pos += 4  # header CRC
+    out = []
+    for kind, nbytes in entries:
+        out.append((kind, data[pos:pos + nbytes]))
+        pos += nbytes
+    if pos != len(data):
+        raise RDError(f"container sizes do not add up ({pos} != {len(data)} bytes)")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- coders
+
+
+class BundleCoder:
+    """A deployed rate point: a bundle coded through the runtime."""
+
+    def __init__(self, path: str | Path, backend: str, mode: str | None = None):
+        from benchmarks.latency import open_codec
+
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self.arch = self.manifest.get("model", {}).get("arch", "?")
+        self.backend = backend
+        try:
+            self.codec = open_codec(self.path, backend, mode=mode)
+        except BenchmarkError:
+            raise
+        except Exception as exc:
+            raise RDError(f"cannot open bundle {self.path} on {backend}: {exc}") from None
+        self.label = self.path.name
+
+    def code(self, img: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        data = self.codec.encode(img)
+        t1 = time.perf_counter()
+        rec = self.codec.decode(data)
+        t2 = time.perf_counter()
+        streams = container_streams(data)
+        return {"file_bytes": len(data), "payload_bytes": sum(len(p) for _, p in streams),
+                "payloads": [p for _, p in streams], "rec": to_uint8(rec), "enc_s": t1 - t0, "dec_s": t2 - t1}
+
+
+class ReferenceCoder:
+    """A reference rate point: a checkpoint through CompressAI-style compress/decompress (PyTorch fp32 CPU)."""
+
+    def __init__(self, path: str | Path):
+        import torch
+
+        from train.checkpoint import load_checkpoint
+
+        self.path = Path(path)
+        try:
+            self.model, meta = load_checkpoint(self.path)
+        except Exception as exc:
+            raise RDError(f"cannot load reference checkpoint {self.path}: {exc}") from None
+        self.model = self.model.eval()
+        self.arch = meta.get("arch", "?")
+        self.lmbda = meta.get("lambda")
+        self.pad = int(getattr(self.model, "pad_multiple", 64))
+        self.label = self.path.stem
+        self._torch = torch
+
+    def code(self, img: np.ndarray) -> dict:
+        torch = self._torch
+        from compressai.ops import compute_padding
+
+        h, w = img.shape[:2]
+        x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        pad, unpad = compute_padding(h, w, min_div=self.pad)
+        xp = torch.nn.functional.pad(x, pad, mode="constant", value=0)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            out = self.model.compress(xp)
+            t1 = time.perf_counter()
+            rec = self.model.decompress(out["strings"], out["shape"])["x_hat"]
+            t2 = time.perf_counter()
+        rec = torch.nn.functional.pad(rec, unpad).clamp(0, 1)
+        payloads = [s for group in out["strings"] for s in group]
+        n = sum(len(s) for s in payloads)
+        return {"file_bytes": n, "payload_bytes": n, "payloads": payloads,
+                "rec": to_uint8(rec[0].permute(1, 2, 0).numpy()), "enc_s": t1 - t0, "dec_s": t2 - t1}
+
+
+class PillowCoder:
+    """A classical anchor rate point: JPEG / WebP / AVIF at one Pillow quality setting."""
+
+    FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+
+    def __init__(self, codec: str, quality: int):
+        self.codec, self.quality = codec, quality
+        self.arch = codec
+        self.label = f"{codec}-q{quality}"
+
+    def code(self, img: np.ndarray) -> dict:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        kw = {"quality": self.quality}
+        if self.codec == "avif":
+            kw["speed"] = 8  # libavif/aom speed preset: the anchor curve barely moves, encoding is ~5x faster
+        if self.codec == "jpeg":
+            kw["subsampling"] = 0 if self.quality >= 90 else 2
+        t0 = time.perf_counter()
+        Image.fromarray(img).save(buf, format=self.FORMATS[self.codec], **kw)
+        data = buf.getvalue()
+        t1 = time.perf_counter()
+        with Image.open(io.BytesIO(data)) as im:
+            rec = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        t2 = time.perf_counter()
+        return {"file_bytes": len(data), "payload_bytes": len(data), "payloads": None, "rec": rec,
+                "enc_s": t1 - t0, "dec_s": t2 - t1}
+
+
+def center_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    H, W = img.shape[:2]
+    if h > H or w > W:
+        raise RDError(f"crop {h}x{w} is larger than the image {H}x{W}")
+    top, left = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(img[top:top + h, left:left + w])
+
+
+def avif_supported() -> bool:
+    from PIL import features
+
+    try:
+        return bool(features.check("avif"))
+    except Exception:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_point(coder, images: list[tuple[str, np.ndarray]], bar=None) -> dict:
+    """Code every image with one rate point; per-image metrics and their means (CompressAI averages images)."""
+    per = []
+    for name, img in images:
+        r = coder.code(img)
+        h, w = img.shape[:2]
+        per.append({"image": name, "bpp": bpp(r["file_bytes"], h, w), "bpp-payload": bpp(r["payload_bytes"], h, w),
+                    "psnr-rgb": psnr(img, r["rec"]), "ms-ssim-rgb": ms_ssim(img, r["rec"]),
+                    "encoding_time": r["enc_s"], "decoding_time": r["dec_s"], "_payloads": r["payloads"]})
+        if bar is not None:
+            bar.update(1)
+    mean = {k: float(np.mean([p[k] for p in per])) for k in ("bpp", "bpp-payload", "psnr-rgb", "encoding_time",
+                                                                "decoding_time")}
+    ms = [p["ms-ssim-rgb"] for p in per if p["ms-ssim-rgb"] is not None]
+    mean["ms-ssim-rgb"] = float(np.mean(ms)) if len(ms) == len(per) else None
+    return {"label": coder.label, "arch": coder.arch, "mean": mean, "per_image": per}
+
+
+def family(name: str, description: str, points: list[dict], extra: dict | None = None) -> dict:
+    """CompressAI eval_model layout for a family of rate points (sorted by bpp) plus our fields."""
+    points = sorted(points, key=lambda p: p["mean"]["bpp"])
+    res = {k: [p["mean"][k] for p in points] for k in ("bpp", "bpp-payload", "psnr-rgb", "ms-ssim-rgb",
+                                                          "encoding_time", "decoding_time")}
+    fam = {"name": name, "description": description, "results": res,
+           "points": [p["label"] for p in points],
+           "per_image": {p["label"]: [{k: v for k, v in q.items() if not k.startswith("_")} for q in p["per_image"]]
+                         for p in points}}
+    fam.update(extra or {})
+    return fam
+
+
+def _payload_match(dep: list[dict], ref: list[dict]) -> dict:
+    """How many coded images have byte-identical payload streams in the deployment and the reference."""
+    ref_by_label = {}
+    same = total = 0
+    for d, r in zip(dep, ref):
+        ref_by_label[d["label"]] = r
+        for pd, pr in zip(d["per_image"], r["per_image"]):
+            if pd["_payloads"] is None or pr["_payloads"] is None:
+                continue
+            total += 1
+            same += sorted(map(bytes, pd["_payloads"])) == sorted(map(bytes, pr["_payloads"]))
+    return {"images": total, "identical_payloads": same}
+
+
+def bd_vs(anchor: dict, test: dict) -> dict:
+    """BD-rate of `test` vs `anchor` on PSNR, with payload bpp and whole-file bpp; errors become notes."""
+    out = {"test": test["name"], "anchor": anchor["name"]}
+    for rate_key in ("bpp-payload", "bpp"):
+        ra, rt = anchor["results"][rate_key], test["results"][rate_key]
+        da, dt = anchor["results"]["psnr-rgb"], test["results"]["psnr-rgb"]
+        tag = "payload" if rate_key == "bpp-payload" else "file"
+        try:
+            for m in bdrate.METHODS:
+                out[f"bd_rate_{tag}_{m}"] = bdrate.bd_rate(ra, da, rt, dt, m)
+            out[f"overlap_{tag}"] = bdrate.overlap(ra, da, rt, dt)
+            out["monotone"] = bdrate.is_monotone(ra, da) and bdrate.is_monotone(rt, dt)
+        except bdrate.BDRateError as exc:
+            out[f"error_{tag}"] = str(exc)
+    return out
+
+
+def run(bundles: list[str], references: list[str], data: str, backend: str = "onnxruntime",
+        anchors: tuple[str, ...] = ("jpeg", "webp", "avif"), limit: int | None = None,
+        progress: bool = True, mode: str | None = None, crop: tuple[int, int] | None = None) -> dict:
+    """The whole RD evaluation; returns the combined results document (`crop`: centre-crop every image to HxW)."""
+    paths = list_images(data, limit)
+    images = [(p.name, load_rgb(p)) for p in paths]
+    notes = []
+    if crop:
+        images = [(n, center_crop(im, crop)) for n, im in images]
+        notes.append(f"images centre-cropped to {crop[0]}x{crop[1]}")
+    small = [n for n, im in images if min(im.shape[:2]) < MSSSIM_MIN_SIDE]
+    if small:
+        notes.append(f"MS-SSIM skipped for {len(small)} image(s) smaller than {MSSSIM_MIN_SIDE} px: {', '.join(small)}")
+    anchors = tuple(a for a in anchors if a)
+    if "avif" in anchors and not avif_supported():
+        anchors = tuple(a for a in anchors if a != "avif")
+        notes.append("AVIF anchor skipped: this Pillow has no AVIF support")
+    coders_dep = [BundleCoder(b, backend, mode) for b in bundles]
+    coders_ref = [ReferenceCoder(r) for r in references]
+    coders_anchor = [PillowCoder(a, q) for a in anchors for q in ANCHOR_QUALITIES[a]]
+    total = len(images) * (len(coders_dep) + len(coders_ref) + len(coders_anchor))
+    with tqdm(total=total, desc="rd", unit="img", disable=not progress, leave=False) as bar:
+        dep = [evaluate_point(c, images, bar) for c in coders_dep]
+        ref = [evaluate_point(c, images, bar) for c in coders_ref]
+        anc = [evaluate_point(c, images, bar) for c in coders_anchor]
+
+    families, bd = [], []
+    archs = sorted({c.arch for c in coders_dep} | {c.arch for c in coders_ref})
+    for arch in archs:
+        d_pts = [p for p, c in zip(dep, coders_dep) if c.arch == arch]
+        r_pts = [p for p, c in zip(ref, coders_ref) if c.arch == arch]
+        fam_ref = fam_dep = None
+        if r_pts:
+            fam_ref = family(f"{arch} (PyTorch reference)", "checkpoints through CompressAI compress/decompress, "
+                             "fp32 CPU", r_pts, {"kind": "reference", "arch": arch})
+            families.append(fam_ref)
+        if d_pts:
+            fam_dep = family(f"{arch} ({backend})", f"bundles through runtime.Codec, backend {backend}", d_pts,
+                             {"kind": "deployed", "arch": arch, "backend": backend})
+            families.append(fam_dep)
+        if fam_ref and fam_dep:
+            entry = bd_vs(fam_ref, fam_dep)
+            if len(d_pts) == len(r_pts):
+                entry.update(_payload_match(sorted(d_pts, key=lambda p: p["mean"]["bpp"]),
+                                            sorted(r_pts, key=lambda p: p["mean"]["bpp"])))
+            bd.append(entry)
+    for a in anchors:
+        pts = [p for p, c in zip(anc, coders_anchor) if c.codec == a]
+        families.append(family(a.upper(), f"Pillow {a} quality sweep", pts, {"kind": "anchor", "arch": a}))
+    # every learned family vs the JPEG anchor, for context
+    jpeg = next((f for f in families if f.get("kind") == "anchor" and f["arch"] == "jpeg"), None)
+    if jpeg:
+        for f in families:
+            if f.get("kind") in ("deployed", "reference"):
+                bd.append(bd_vs(jpeg, f))
+    return {"data": str(data), "images": [n for n, _ in images], "backend": backend, "mode": mode or "default",
+            "notes": notes,
+            "families": families, "bd_rate": bd}
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def plot(doc: dict, path: str | Path, metric: str = "psnr-rgb") -> Path:
+    """RD plot (bpp vs PSNR) of every family; Agg backend, PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    style = {"reference": "o-", "deployed": "x--", "anchor": ".:"}
+    for f in doc["families"]:
+        ys = f["results"].get(metric)
+        if not ys or any(v is None for v in ys):
+            continue
+        ax.plot(f["results"]["bpp"], ys, style.get(f.get("kind"), "o-"), label=f["name"])
+    ax.set_xlabel("bpp (whole file)")
+    ax.set_ylabel({"psnr-rgb": "PSNR RGB [dB]", "ms-ssim-rgb": "MS-SSIM"}.get(metric, metric))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"rate-distortion on {Path(doc.get('data', '')).name} ({len(doc.get('images', []))} images)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_table(doc: dict) -> str:
+    lines = [f"RD on {doc['data']} ({len(doc['images'])} images)"]
+    for f in doc["families"]:
+        lines.append(f"{f['name']}: " + "  ".join(
+            f"{b:.4f} bpp/{p:.2f} dB" for b, p in zip(f["results"]["bpp"], f["results"]["psnr-rgb"])))
+    if doc["bd_rate"]:
+        lines.append("BD-rate (PSNR; payload bpp / whole-file bpp; akima, pchip):")
+    for e in doc["bd_rate"]:
+        parts = []
+        for tag in ("payload", "file"):
+            if f"bd_rate_{tag}_akima" in e:
+                parts.append(f"{tag} {e[f'bd_rate_{tag}_akima']:+.4f}% / {e[f'bd_rate_{tag}_pchip']:+.4f}%")
+            elif f"error_{tag}" in e:
+                parts.append(f"{tag}: n/a ({e[f'error_{tag}']})")
+        ident = (f"  identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+        flag = "  [points not monotone: parity figure, not an RD comparison]" if e.get("monotone") is False else ""
+        lines.append(f"  {e['test']} vs {e['anchor']}: " + "; ".join(parts) + ident + flag)
+    lines += [f"note: {n}" for n in doc["notes"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks rd", description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", action="append", default=[], help="deployed bundle (one rate point; repeat)")
+    ap.add_argument("--reference", action="append", default=[], help="reference checkpoint (one rate point; repeat)")
+    ap.add_argument("--data", required=True, help="folder of test images")
+    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
+    ap.add_argument("--mode", choices=("fast", "compat"), help="entropy-coder mode (default: the runtime's, fast)")
+    ap.add_argument("--anchors", default="jpeg,webp,avif", help="classical anchors, comma separated ('' for none)")
+    ap.add_argument("--limit", type=int, help="use only the first N images")
+    ap.add_argument("--crop", help="centre-crop every image to HxW first")
+    ap.add_argument("--json", metavar="FILE", help="write the results JSON here")
+    ap.add_argument("--plot", metavar="PNG", help="write the RD plot here")
+    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
+    args = ap.parse_args(argv)
+
+    def body():
+        if not args.bundle and not args.reference:
+            raise RDError("give at least one --bundle or --reference")
+        anchors = tuple(a.strip().lower() for a in args.anchors.split(",") if a.strip())
+        bad = [a for a in anchors if a not in ANCHOR_QUALITIES]
+        if bad:
+            raise RDError(f"unknown anchor(s) {bad}; choose from {', '.join(ANCHOR_QUALITIES)}")
+        doc = run(args.bundle, args.reference, args.data, args.backend, anchors, args.limit, mode=args.mode,
+                  crop=parse_size(args.crop) if args.crop else None)
+        print(format_table(doc))
+        if args.json:
+            write_json(args.json, doc)
+            print(f"results: {args.json}")
+        if args.plot:
+            print(f"plot: {plot(doc, args.plot)}")
+        return 0
+
+    return run_cli(body, args.verbose)
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a results JSON written by `rd` (or a bare CompressAI eval_model file, wrapped as one family)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RDError(f"cannot read results {path}: {exc}") from None
+    if "families" not in doc and "results" in doc:
+        doc = {"data": "?", "images": [], "notes": [], "bd_rate": [], "families": [doc]}
+    return doc

@@ -1,0 +1,124 @@
+"""Spatial-context decode time: wavefront vs raster order, same backend, same checkpoint, one run each.
+
+`python -m benchmarks wavefront BUNDLE|CKPT [--image PNG] [--size HxW] [--backend onnxruntime] [--json [FILE]]`
+
+The runtime's `spatial_context` plan codes latent positions either in wavefront order (t = 3·i + j: 3(h−1)+w
+steps, each one batched context call) or in raster order (h·w steps). The same image is encoded and decoded
+in both orders (the order is the plan's `context.order`; encoder and decoder must agree); decode times, step
+counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to a temporary bundle first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import BenchmarkError, is_bundle, parse_size, read_manifest, run_cli, write_json
+
+TARGET = 8.0
+
+
+class WavefrontError(BenchmarkError):
+    """The bundle has no spatial-context plan, or the runtime cannot run it."""
+
+
+def _codec(bundle: Path, backend: str, order: str):
+    from benchmarks.latency import open_codec
+
+    codec = open_codec(bundle, backend)
+    plan = codec.bundle.manifest["plan"]  # the loaded manifest: only this codec object sees the change
+    plan.setdefault("context", {})["order"] = order
+    return codec
+
+
+def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime") -> dict:
+    """Encode + decode `image` in both orders; decode wall time, steps and network calls of each."""
+    bundle = Path(bundle)
+    kind = read_manifest(bundle).get("plan", {}).get("kind")
+    if kind != "spatial_context":
+        raise WavefrontError(f"{bundle.name} has plan '{kind}', not 'spatial_context': nothing to compare")
+    out = {"bundle": str(bundle), "backend": backend, "size": list(image.shape[:2])}
+    recs = {}
+    for order in ("wavefront", "raster"):
+        codec = _codec(bundle, backend, order)
+        data = codec.encode(image)
+        enc = dict(codec.last_stats)
+        t0 = time.perf_counter()
+        recs[order] = codec.decode(data)
+        dec_s = time.perf_counter() - t0
+        st = dict(codec.last_stats)
+        by_graph = st.get("network_by_graph_s") or {}
+        ctx_s = by_graph.get("context_step")
+        out[order] = {"context_loop_s": None if ctx_s is None else ctx_s + (st.get("entropy_s") or 0.0),"decode_s": dec_s, "encode_s": enc.get("total_s"), "bytes": len(data),
+                      "steps": st.get("sequential_steps"), "network_calls": st.get("network_calls"),
+                      "coder_calls": st.get("coder_calls"), "decode_network_s": st.get("network_s"),
+                      "decode_entropy_s": st.get("entropy_s")}
+    out["speedup"] = out["raster"]["decode_s"] / out["wavefront"]["decode_s"]
+    w_ctx, r_ctx = out["wavefront"]["context_loop_s"], out["raster"]["context_loop_s"]
+    out["context_loop_speedup"] = r_ctx / w_ctx if w_ctx and r_ctx else None
+    out["target"] = TARGET
+    out["max_abs_diff"] = int(np.max(np.abs(recs["wavefront"].astype(int) - recs["raster"].astype(int))))
+    return out
+
+
+def load_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
+    from benchmarks.common import REPO_ROOT, list_images, load_rgb
+
+    img = load_rgb(path) if path else load_rgb(list_images(REPO_ROOT / "assets" / "images" / "kodak")[0])
+    if size:
+        h, w = size
+        if h > img.shape[0] or w > img.shape[1]:
+            raise WavefrontError(f"--size {h}x{w} is larger than the image {img.shape[0]}x{img.shape[1]}")
+        img = np.ascontiguousarray(img[:h, :w])
+    return img
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks wavefront", description=__doc__.split("\n")[0])
+    ap.add_argument("path", help="spatial-context bundle or checkpoint (ssmic, mbt2018)")
+    ap.add_argument("--image", help="image to code (default: the first shipped Kodak image)")
+    ap.add_argument("--size", help="crop the image to HxW first")
+    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
+    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
+    args = ap.parse_args(argv)
+
+    def body():
+        img = load_image(args.image, parse_size(args.size) if args.size else None)
+        path = Path(args.path)
+        with tempfile.TemporaryDirectory(prefix="lictrt-wavefront-") as tmp:
+            if not is_bundle(path):
+                if not path.is_file():
+                    raise WavefrontError(f"not a bundle or checkpoint: {path}")
+                bundle = Path(tmp) / "bundle"
+                proc = subprocess.run([sys.executable, "-m", "export.onnx", str(path), "-o", str(bundle),
+                                       "--no-check"], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
+                path = bundle
+            res = measure(path, img, args.backend)
+        if args.json == "-":
+            print(json.dumps(res, indent=2))
+            return 0
+        w, r = res["wavefront"], res["raster"]
+        print(f"spatial-context decode of a {res['size'][0]}x{res['size'][1]} image, backend {res['backend']}")
+        print(f"  wavefront: {w['decode_s'] * 1e3:9.1f} ms  {w['steps']} steps  ({w['network_calls']} network calls)")
+        print(f"  raster:    {r['decode_s'] * 1e3:9.1f} ms  {r['steps']} steps  ({r['network_calls']} network calls)")
+        if res["context_loop_speedup"]:
+            print(f"  context loop only (context_step network + entropy coding): wavefront "
+                  f"{w['context_loop_s'] * 1e3:.1f} ms, raster {r['context_loop_s'] * 1e3:.1f} ms, "
+                  f"speedup {res['context_loop_speedup']:.1f}x")
+        print(f"  whole decode speedup {res['speedup']:.1f}x (target >= {TARGET:.0f}x: {'met' if res['speedup'] >= TARGET else 'NOT met'});"
+              f" max |wavefront - raster| pixel difference {res['max_abs_diff']}")
+        if args.json:
+            write_json(args.json, res)
+        return 0
+
+    return run_cli(body, args.verbose)

@@ -1,0 +1,37 @@
+"""fp32 deployment (onnxruntime) vs the PyTorch reference on ../shared/data/kodak: |BD-rate| <= 0.05%.
+
+Four tiny GDN-hyperprior checkpoints (a short base run, then one fine-tune per λ) are exported and coded
+through the runtime in compat mode and through CompressAI compress/decompress. Uses the first
+`PARITY_IMAGES` Kodak images (time on a 2-core CI machine); skipped when ../shared/data is absent.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from benchmarks import demo, rd
+
+ROOT = Path(__file__).resolve().parents[1]
+KODAK = ROOT.parent / "shared" / "data" / "kodak"
+PARITY_IMAGES = 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not KODAK.is_dir(), reason="../shared/data/kodak is not beside the checkout")
+def test_onnxruntime_fp32_deployment_matches_pytorch_reference_on_kodak(tmp_path):
+    from tqdm import tqdm
+
+    log = io.StringIO()
+    with tqdm(disable=True) as bar:
+        rec = demo.recipe("bmshj2018-hyperprior", fast=True, seconds=10.0)
+        ckpts = demo.train_family("bmshj2018-hyperprior", demo.find_train_dir(), tmp_path, rec, 2, log, False, bar)
+        bundles = demo.export_family(ckpts, tmp_path, log, False, bar)
+    doc = rd.run([str(b) for b in bundles], [str(c) for c in ckpts], str(KODAK), "onnxruntime", anchors=(),
+                 limit=PARITY_IMAGES, progress=False, mode="compat")
+    (entry,) = [e for e in doc["bd_rate"] if "reference" in e["anchor"]]
+    assert entry["identical_payloads"] == entry["images"] == 4 * PARITY_IMAGES  # the same symbols, byte for byte
+    assert abs(entry["bd_rate_payload_akima"]) <= 0.05
+    assert abs(entry["bd_rate_payload_pchip"]) <= 0.05

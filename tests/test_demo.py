@@ -1,0 +1,44 @@
+"""The main job `python -m benchmarks demo`: the CI-visible checks are fast; the full run is marked slow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_finds_the_shipped_images():
+    assert demo.find_train_dir().is_dir()
+    assert demo.find_test_dir() == ROOT / "assets" / "images" / "kodak"
+    assert len(demo.LAMBDAS) >= 4 and list(demo.LAMBDAS) == sorted(demo.LAMBDAS)  # >= 4 rate points for BD-rate
+
+
+def test_demo_rejects_bad_options_in_one_line(capsys):
+    assert demo.main(["--archs", ","]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --archs is empty"]
+
+
+@pytest.mark.slow
+def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
+    out = tmp_path / "demo"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "demo", "--fast", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "results" / "demo.json").read_text())
+    bd = summary["bd_rate_vs_reference"]
+    assert bd, "no BD-rate against the PyTorch reference"
+    assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd)
+    assert "BD-rate" in proc.stdout and (out / "rd.png").stat().st_size > 1000
+    assert "bmshj2018-hyperprior" in (out / "report.md").read_text()
+    assert elapsed <= 300, f"demo took {elapsed:.0f} s (> 5 minutes)"

@@ -1,0 +1,236 @@
+"""Checkpoint -> codec bundle: ``python -m export.onnx CKPT [-a ARCH] [-o OUT] [--precision fp32|fp16]
+[--size HxW | --dynamic] [--width W] [--no-check] [--verbose]``.
+
+Writes the bundle of docs/FORMATS.md: one ONNX per stage of the model's coding plan (custom lictrt nodes +
+their function bodies), ``tables.npz``, ``manifest.json``; then checks every graph against PyTorch in ONNX
+Runtime (see export/parity.py) unless ``--no-check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import onnx  # the ONNX package (absolute import; this module is export.onnx)
+import torch
+
+from export import bundle as B
+from export import parity as P
+from export.registry import DOMAIN, RegistryError, add_function_bodies, lictrt_ops, model_opset, used_ops
+from export.stages import ExportError, Stage, build_stages, to_fp16
+
+OPSET = 20  # model opset; the function bodies use the same
+
+
+def _quiet(verbose: bool):
+    if verbose:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[int, int], dynamic: bool,
+                 verbose: bool = False) -> onnx.ModelProto:
+    """Export one stage to ``path``: dynamo exporter under ``lictrt_ops``, function bodies appended, checked."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        args = tuple(stage.example(x))
+    dyn = None
+    if dynamic:
+        D = torch.export.Dim.DYNAMIC
+        dyn = [{ax: D for ax in stage.dynamic.get(name, ())} for name in stage.inputs]  # positional
+        n_fixed = getattr(stage.module, "n_fixed", None)  # forward(a, b, *rest): rest is one tuple to export
+        if n_fixed is None or len(dyn) == n_fixed:
+            dyn = tuple(dyn)
+        else:
+            dyn = tuple(dyn[:n_fixed]) + (tuple(dyn[n_fixed:]),)
+    module = stage.module.eval()
+    try:
+        with _quiet(verbose), lictrt_ops(model, module), torch.no_grad():
+            prog = torch.onnx.export(module, args, dynamo=True, input_names=stage.inputs,
+                                     output_names=stage.outputs, dynamic_shapes=dyn, opset_version=OPSET,
+                                     verbose=False, external_data=False)
+    except Exception as e:  # torch.export errors are long; keep the first line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = " (the graph may need a fixed size: use --size HxW)" if dynamic else ""
+        raise ExportError(f"exporting {stage.name} failed: {first[:200]}{hint}") from e
+    mp = prog.model_proto
+    if model_opset(mp) != OPSET:
+        raise ExportError(f"{stage.name}: exporter produced opset {model_opset(mp)}, expected {OPSET}")
+    add_function_bodies(mp)
+    for k, v in {"lictrt.graph": stage.name, "lictrt.parse_critical": str(stage.parse_critical).lower(),
+                 "lictrt.precision": stage.precision}.items():
+        mp.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(mp, full_check=True)
+    onnx.save(mp, str(path))
+    return mp
+
+
+def _io(stage: Stage, names: list[str], fixed: tuple[int, int] | None) -> list[dict]:
+    out = []
+    for n in names:
+        shape = list(stage.shapes.get(n, []))
+        if fixed is not None:
+            H, W = fixed
+            shape = [_resolve(d, H, W) for d in shape]
+        out.append({"name": n, "shape": shape, "dtype": "float32"})
+    return out
+
+
+def _resolve(d, H, W):
+    if not isinstance(d, str) or d == "P":
+        return d
+    base, _, div = d.partition("/")
+    v = H if base == "H" else W
+    return v // int(div) if div else v
+
+
+def _plan(model, kind: str, stages: list[Stage]) -> dict:
+    plan = dict(model.coding_plan) if isinstance(getattr(model, "coding_plan", None), dict) else {}
+    plan["kind"] = kind
+    if kind == "spatial_context":
+        plan.setdefault("context", {"kernel": 5, "order": "wavefront", "step_graph": "context_step"})
+    if kind == "factorized":
+        plan.setdefault("widths", sorted({int(s.name.split(".")[0][1:]) for s in stages}, reverse=True))
+    return plan
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ExportError(f"bad --size {text!r}: expected HxW, e.g. 512x768") from None
+    return h, w
+
+
+def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None, *, arch: str | None = None,
+                  precision: str = "fp32", size: tuple[int, int] | None = None, width: int | None = None,
+                  check: bool = True, verbose: bool = False, parity_sizes: list[tuple[int, int]] | None = None,
+                  progress: bool = True) -> dict:
+    """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}."""
+    from tqdm import tqdm
+    from train.checkpoint import load_checkpoint
+
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise ExportError(f"checkpoint not found: {ckpt}")
+    if precision not in ("fp32", "fp16"):
+        raise ExportError(f"unknown precision {precision!r} (fp32 or fp16)")
+    model, meta = load_checkpoint(ckpt, arch)
+    model.eval()
+    kind = model.coding_plan if isinstance(model.coding_plan, str) else model.coding_plan["kind"]
+    pad = int(model.pad_multiple)
+    if size is not None and (size[0] % pad or size[1] % pad or min(size) <= 0):
+        raise ExportError(f"--size {size[0]}x{size[1]} must be positive multiples of {pad} for {meta['arch']}")
+    stages = build_stages(model, kind, width=width)
+    if precision == "fp16":
+        stages = [to_fp16(s) for s in stages]
+    dynamic = size is None
+    export_size = size or (2 * pad, 3 * pad)
+
+    out = Path(out) if out else ckpt.with_suffix(".bundle")
+    out.mkdir(parents=True, exist_ok=True)
+    tables = B.coder_tables(model, [width] if width is not None else None)
+    B.write_tables(out / B.TABLES, tables)
+
+    paths, graphs, rows = {}, {}, []
+    bar = tqdm(stages, desc="export", unit="graph", disable=not progress, file=sys.stderr)
+    for st in bar:
+        bar.set_postfix_str(st.name)
+        path = out / f"{st.name}.onnx"
+        t0 = time.time()
+        mp = export_stage(st, model, path, export_size, dynamic, verbose)
+        paths[st.name] = path
+        graphs[st.name] = {"file": path.name, "role": st.role, "parse_critical": st.parse_critical,
+                           "precision": st.precision, "dynamic": dynamic,
+                           "inputs": _io(st, st.inputs, size), "outputs": _io(st, st.outputs, size)}
+        rows.append({"graph": st.name, "precision": st.precision, "nodes": len(mp.graph.node),
+                     "custom": sum(n.domain == DOMAIN for n in mp.graph.node), "ops": used_ops(mp),
+                     "bytes": path.stat().st_size, "seconds": time.time() - t0})
+
+    results: list[P.ParityResult] = []
+    if check:
+        sizes = parity_sizes or ([(512, 768), (2 * pad, 3 * pad)] if dynamic else [size, size])
+        image = P.find_image()
+        n = len(stages) * len(sizes)
+        with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
+            results = P.check_stages(stages, paths, sizes, image, progress=pb)
+    manifest = {
+        "format": B.FORMAT, "format_version": B.FORMAT_VERSION,
+        "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": B.model_hash(model, tables)},
+        "pad_multiple": pad,
+        "precision": precision,
+        "size": None if dynamic else list(size),
+        "plan": _plan(model, kind, stages),
+        "graphs": graphs,
+        "tables": B.TABLES,
+        "parity": {"checked": bool(check), "fp32_rel_tol": P.FP32_REL_TOL,
+                   "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs}},
+        "engines": {},
+    }
+    old = out / B.MANIFEST
+    if old.is_file():  # keep engines built earlier for the same weights
+        with contextlib.suppress(Exception):
+            prev = B.read_manifest(out)
+            if prev.get("model", {}).get("hash") == manifest["model"]["hash"]:
+                manifest["engines"] = prev.get("engines", {})
+    B.write_manifest(out, manifest)
+    if check:
+        P.assert_ok(results)
+    return {"bundle": out, "manifest": manifest, "graphs": rows, "parity": results}
+
+
+def summary(res: dict) -> str:
+    worst = {}
+    for r in res["parity"]:
+        worst[r.graph] = max(worst.get(r.graph, 0.0), r.rel)
+    lines = [f"bundle {res['bundle']}  ({res['manifest']['model']['arch']}, plan {res['manifest']['plan']['kind']},"
+             f" hash {res['manifest']['model']['hash'][:12]})",
+             f"{'graph':<22}{'prec':<6}{'nodes':>7}{'custom':>8}  {'size':>10}  {'max rel err':>12}  custom ops"]
+    for g in res["graphs"]:
+        err = f"{worst[g['graph']]:.2e}" if g["graph"] in worst else "-"
+        lines.append(f"{g['graph']:<22}{g['precision']:<6}{g['nodes']:>7}{g['custom']:>8}  "
+                     f"{g['bytes'] / 1024:>8.1f}KB  {err:>12}  {', '.join(g['ops']) or '-'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("-a", "--arch", help="architecture (needed for a bare state_dict)")
+    ap.add_argument("-o", "--out", help="bundle directory (default: <checkpoint stem>.bundle beside it)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--size", help="fixed input size HxW (multiples of the model's pad_multiple)")
+    g.add_argument("--dynamic", action="store_true", help="dynamic H x W (default)")
+    ap.add_argument("--width", type=int, help="SlimCAE: export only this width")
+    ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
+    ap.add_argument("--verbose", action="store_true", help="exporter logs and tracebacks")
+    args = ap.parse_args(argv)
+    from train.checkpoint import CheckpointError
+
+    try:
+        size = parse_size(args.size) if args.size else None
+        res = export_bundle(args.checkpoint, args.out, arch=args.arch, precision=args.precision, size=size,
+                            width=args.width, check=not args.no_check, verbose=args.verbose)
+    except (CheckpointError, ExportError, B.BundleError, P.ParityError, RegistryError, OSError) as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

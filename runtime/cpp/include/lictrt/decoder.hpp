@@ -1,0 +1,67 @@
+// lictrt plan decoder for C++ embedding: .lic bytes + Bundle + a GraphRunner (your inference engine) -> image.
+// Mirrors runtime/plans/*.py exactly: symbols = round(v - mean); EntropyBottleneck value = q + median[c] with table
+// = channel; GaussianConditional table = #{scale_table[:-1] < max(scale, bound)}; streams z then y; wavefront order
+// t = 3i + j for spatial_context; x_hat cropped, clamped to [0,1], round(x*255) half-to-even.
+// Parse-critical graphs (hyper_synthesis, context_step) must compute bit-identical float32 outputs to the
+// encoder's parse path; any divergence is detected (final rANS state, symbol count, symbol CRC) and raised as
+// BitstreamError naming the stream, never a silently wrong image.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lictrt/bundle.hpp"
+#include "lictrt/container.hpp"
+
+namespace lictrt {
+
+/// A dense float32 NCHW (or any rank) tensor in host memory, C order.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  Tensor() = default;
+  Tensor(std::vector<int64_t> s, std::vector<float> d = {});
+  size_t count() const noexcept;
+};
+using TensorMap = std::map<std::string, Tensor>;
+
+/// Runs one bundle graph (manifest "graphs" key, e.g. "hyper_synthesis" or "w48.synthesis") on named inputs.
+class GraphRunner {
+ public:
+  virtual ~GraphRunner() = default;
+  virtual TensorMap run(const std::string& graph, const TensorMap& inputs) = 0;
+};
+
+struct DecodeResult {
+  uint32_t height = 0, width = 0;
+  std::vector<uint8_t> rgb;  ///< height x width x 3, row-major
+  Tensor y_hat;              ///< the dequantized latent fed to synthesis [1, M, h, w]
+  Tensor x_hat;              ///< the raw synthesis output (padded, unclamped)
+  int network_calls = 0, sequential_steps = 0;
+};
+
+/// Plan kinds this decoder implements.
+bool decoder_supports(const std::string& plan_kind) noexcept;
+
+class Decoder {
+ public:
+  /// Throws BundleError if the bundle's plan kind is not supported.
+  Decoder(const Bundle& bundle, GraphRunner& runner);
+  /// Decode .lic bytes. BitstreamError: corrupt/foreign stream (named); BundleError: graph output mismatch.
+  DecodeResult decode(const uint8_t* data, size_t len) const;
+  DecodeResult decode(const std::vector<uint8_t>& data) const { return decode(data.data(), data.size()); }
+
+ private:
+  const Bundle& bundle_;
+  GraphRunner& runner_;
+};
+
+/// The wavefront schedule of an h x w latent: steps of (row, col) positions, each step in raster order.
+std::vector<std::vector<std::pair<int, int>>> wavefront_schedule(int h, int w);
+
+/// Write a binary PPM (P6) image atomically (temporary file, then rename).
+void write_ppm(const std::string& path, const std::vector<uint8_t>& rgb, uint32_t height, uint32_t width);
+
+}  // namespace lictrt

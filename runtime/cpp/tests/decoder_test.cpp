@@ -1,0 +1,220 @@
+// C++ tests of the bundle reader and the plan decoder.
+//
+//   lictrt_decoder_test                    unit tests (JSON, .npy, wavefront schedule, scale index rule)
+//   lictrt_decoder_test BUNDLE FIXTURE     + decode FIXTURE/stream.lic with a GraphRunner that replays the network
+//                                            outputs the Python runtime recorded (FIXTURE/calls.json + .npy files),
+//                                            checking every graph input bit for bit, and that y_hat and the image
+//                                            equal the Python decode exactly; corrupted inputs must raise.
+// Exits non-zero on failure; prints one JSON summary line for tests/test_cpp_decoder.py.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lictrt/bundle.hpp"
+#include "lictrt/decoder.hpp"
+
+using namespace lictrt;
+
+namespace {
+
+int g_failures = 0;
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++g_failures;                                                                  \
+    }                                                                                \
+  } while (0)
+
+template <class E, class Fn>
+std::string throws(Fn fn) {  // the message of E if fn throws E, else ""
+  try {
+    fn();
+  } catch (const E& e) {
+    return std::string("!") + e.what();
+  }
+  return "";
+}
+
+void unit_tests() {
+  // JSON: nesting, escapes, numbers, errors with offsets
+  Json j = Json::parse(R"({"a": [1, -2.5e1, true, null], "s": "x\"\u00e9\n", "o": {"k": "v"}})");
+  CHECK(j.at("a").size() == 4 && j.at("a").at(1).num() == -25.0 && j.at("a").at(2).boolean());
+  CHECK(j.at("a").at(3).is_null() && j.at("a").at(0).integer() == 1);
+  CHECK(j.at("s").str() == "x\"\xc3\xa9\n");
+  CHECK(j.at("o").at("k").str() == "v" && j.get("missing").is_null());
+  CHECK(!throws<BundleError>([] { Json::parse("{\"a\": 1,}"); }).empty());
+  CHECK(!throws<BundleError>([] { Json::parse("[1 2]"); }).empty());
+  CHECK(!throws<BundleError>([] { Json::parse("\"abc"); }).empty());
+  CHECK(!throws<BundleError>([] { Json::parse(std::string(100, '[')); }).empty());  // depth limit
+  CHECK(!throws<BundleError>([&] { j.at("a").at(9); }).empty());
+
+  // .npy write/read round trip and corrupt headers
+  std::string p = (std::filesystem::temp_directory_path() / "lictrt_decoder_test_tmp.npy").string();
+  std::vector<float> v = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
+  write_npy(p, "<f4", {2, 3}, v.data());
+  NpyArray a = read_npy(p);
+  CHECK(a.dtype == "<f4" && a.shape == std::vector<int64_t>({2, 3}) && a.as_float32() == v);
+  CHECK(!throws<BundleError>([&] { a.as_int32(); }).empty());
+  auto raw = read_file(p);
+  std::remove(p.c_str());
+  CHECK(!throws<BundleError>([&] { parse_npy(raw.data(), raw.size() - 1, "t"); }).empty());  // truncated data
+  CHECK(!throws<BundleError>([&] { parse_npy(raw.data(), 9, "t"); }).empty());
+  CHECK(!throws<BundleError>([&] { parse_npz(raw.data(), raw.size(), "t"); }).empty());  // not a zip
+
+  // wavefront: 3(h-1)+w steps, every position once, every 5x5-causal dependency in an earlier step
+  for (auto hw : {std::pair<int, int>{1, 1}, {2, 5}, {4, 6}, {5, 3}, {7, 2}}) {
+    int h = hw.first, w = hw.second;
+    auto steps = wavefront_schedule(h, w);
+    std::vector<int> when(size_t(h * w), -1);
+    for (size_t t = 0; t < steps.size(); ++t)
+      for (auto& rc : steps[t]) {
+        CHECK(when[size_t(rc.first * w + rc.second)] == -1);
+        when[size_t(rc.first * w + rc.second)] = int(t);
+      }
+    for (int x : when) CHECK(x >= 0);
+    if (w >= 3) CHECK(int(steps.size()) == 3 * (h - 1) + w);
+    for (int i = 0; i < h; ++i)
+      for (int jj = 0; jj < w; ++jj)
+        for (int di = -2; di <= 0; ++di)
+          for (int dj = -2; dj <= 2; ++dj) {
+            if (di == 0 && dj >= 0) continue;
+            int r = i + di, c = jj + dj;
+            if (r < 0 || c < 0 || c >= w) continue;
+            CHECK(when[size_t(r * w + c)] < when[size_t(i * w + jj)]);
+          }
+  }
+  CHECK(wavefront_schedule(32, 48).size() == 141);  // DESIGN.md: Kodak latent
+
+  // CompressAI's index rule: entries of scale_table[:-1] strictly below max(scale, bound); NaN -> T-1
+  EntropyModel m;
+  m.scale_table = {0.11f, 0.2f, 0.5f, 1.0f};
+  m.scale_bound = 0.11f;
+  CHECK(m.scale_index(0.0f) == 0 && m.scale_index(0.11f) == 0 && m.scale_index(0.2f) == 1);
+  CHECK(m.scale_index(0.2000001f) == 2 && m.scale_index(1.0f) == 3 && m.scale_index(100.0f) == 3);
+  CHECK(m.scale_index(NAN) == 3);
+}
+
+std::string hex_of(const std::vector<int64_t>& s) {
+  std::string r;
+  for (auto d : s) r += std::to_string(d) + ",";
+  return r;
+}
+
+/// Replays recorded network outputs in call order; with `check`, every input must equal the recording bit for bit.
+class ReplayRunner : public GraphRunner {
+ public:
+  ReplayRunner(const std::string& dir, bool check, float perturb) : dir_(dir), check_(check), perturb_(perturb) {
+    calls_ = Json::parse([&] {
+      auto d = read_file(dir + "/calls.json");
+      return std::string(d.begin(), d.end());
+    }());
+  }
+  TensorMap run(const std::string& graph, const TensorMap& in) override {
+    if (next_ >= calls_.size()) throw std::runtime_error("replay: unexpected extra call of " + graph);
+    const Json& c = calls_.at(next_++);
+    if (c.at("graph").str() != graph)
+      throw std::runtime_error("replay: call " + std::to_string(next_ - 1) + " is " + graph + ", recorded " +
+                               c.at("graph").str());
+    if (check_) {
+      if (in.size() != c.at("inputs").size()) throw std::runtime_error("replay: " + graph + " input count differs");
+      for (auto& kv : c.at("inputs").items()) {
+        auto it = in.find(kv.first);
+        if (it == in.end()) throw std::runtime_error("replay: " + graph + " lacks input " + kv.first);
+        NpyArray a = read_npy(dir_ + "/" + kv.second.str());
+        auto ref = a.as_float32();
+        if (a.shape != it->second.shape)
+          throw std::runtime_error("replay: " + graph + "." + kv.first + " shape " + hex_of(it->second.shape) +
+                                   " != recorded " + hex_of(a.shape));
+        if (std::memcmp(ref.data(), it->second.data.data(), ref.size() * 4) != 0)
+          throw std::runtime_error("replay: " + graph + "." + kv.first + " differs from the Python runtime's input");
+        ++inputs_checked_;
+      }
+    }
+    TensorMap out;
+    for (auto& kv : c.at("outputs").items()) {
+      NpyArray a = read_npy(dir_ + "/" + kv.second.str());
+      Tensor t(a.shape, a.as_float32());
+      if (perturb_ != 1.0f && kv.first == "scales")
+        for (auto& x : t.data) x *= perturb_;
+      out.emplace(kv.first, std::move(t));
+    }
+    return out;
+  }
+  bool has_scales() const {
+    for (size_t k = 0; k < calls_.size(); ++k)
+      if (calls_.at(k).at("outputs").has("scales")) return true;
+    return false;
+  }
+  size_t consumed() const { return next_; }
+  size_t recorded() const { return calls_.size(); }
+  size_t inputs_checked() const { return inputs_checked_; }
+
+ private:
+  std::string dir_;
+  bool check_;
+  float perturb_;
+  Json calls_;
+  size_t next_ = 0, inputs_checked_ = 0;
+};
+
+void fixture_test(const std::string& bundle_dir, const std::string& fx) {
+  Bundle b = Bundle::load(bundle_dir);
+  auto lic = read_file(fx + "/stream.lic");
+  ReplayRunner replay(fx, true, 1.0f);
+  Decoder dec(b, replay);
+  DecodeResult r = dec.decode(lic);
+  CHECK(replay.consumed() == replay.recorded());
+  NpyArray y = read_npy(fx + "/y_hat.npy");
+  NpyArray im = read_npy(fx + "/image.npy");
+  bool y_same = y.shape == r.y_hat.shape && y.as_float32().size() == r.y_hat.data.size() &&
+                std::memcmp(y.bytes.data(), r.y_hat.data.data(), y.bytes.size()) == 0;
+  bool im_same = im.dtype == "|u1" && im.shape == std::vector<int64_t>({r.height, r.width, 3}) && im.bytes == r.rgb;
+  CHECK(y_same);
+  CHECK(im_same);
+  write_ppm(fx + "/cpp_decoded.ppm", r.rgb, r.height, r.width);
+
+  // A parse-critical mismatch (scales x1.5) must raise BitstreamError naming stream 'y', never give an image.
+  // (Plans without a parse-critical network, i.e. factorized, have no 'scales' to perturb.)
+  std::string e1 = "n/a";
+  if (replay.has_scales()) {
+    ReplayRunner bad(fx, false, 1.5f);
+    e1 = throws<BitstreamError>([&] { Decoder(b, bad).decode(lic); });
+    CHECK(e1.find("stream 'y'") != std::string::npos);
+    e1 = e1.empty() ? "" : "BitstreamError";
+  }
+  // Truncated and bit-flipped bitstreams raise BitstreamError.
+  ReplayRunner r2(fx, false, 1.0f), r3(fx, false, 1.0f);
+  auto cut = std::vector<uint8_t>(lic.begin(), lic.end() - 3);
+  CHECK(!throws<BitstreamError>([&] { Decoder(b, r2).decode(cut); }).empty());
+  auto flip = lic;
+  flip[flip.size() - 2] ^= 0x10;
+  CHECK(!throws<BitstreamError>([&] { Decoder(b, r3).decode(flip); }).empty());
+
+  std::printf("{\"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, \"sequential_steps\": %d, "
+              "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\"}\n",
+              b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps, replay.inputs_checked(),
+              y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    unit_tests();
+    if (argc == 3) fixture_test(argv[1], argv[2]);
+    else if (argc != 1) {
+      std::fprintf(stderr, "usage: %s [BUNDLE_DIR FIXTURE_DIR]\n", argv[0]);
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+  else std::fprintf(stderr, "decoder_test: all checks passed\n");
+  return g_failures ? 1 : 0;
+}

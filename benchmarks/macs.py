@@ -442,7 +442,8 @@ def torch_flops(model, size: tuple[int, int]) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     h, w = size
-    x = torch.zeros(1, 3, h, w)
+    # The model's device: on "meta" nothing is computed, so paper-size models count in seconds.
+    x = torch.zeros(1, 3, h, w, device=next(model.parameters()).device)
     model = model.eval()
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_scan_flop_mapping()) as fc:
         y = model.g_a(x)

@@ -43,6 +43,10 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper
 
+from train.layers import scan as _scan
+from train.layers import ss2d as _ss2d
+from train.layers.ss2d import selective_scan_2d as _natural_scan_2d  # bound now: lictrt_ops() patches the module
+
 from export.op_contracts import (
     DOMAIN,
     DOMAIN_VERSION,
@@ -101,41 +105,12 @@ def gdn_reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inve
     return y.to(x.dtype)
 
 
-def _direction_index(H: int, W: int, device=None) -> torch.Tensor:
-    """[4, L] natural position visited at step t by each direction (op_contracts.SELECTIVE_SCAN_2D)."""
-    L = H * W
-    t = torch.arange(L, device=device)
-    col = (t % H) * W + t // H
-    return torch.stack([t, col, t.flip(0), col.flip(0)])
-
-
 def selective_scan_reference(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: int = 1,
                              dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Sequential SelectiveScan2D straight from the contract (state in ``dtype``); slow, for tests/eager use."""
-    B, Di, H, W = u.shape
-    K = 4
-    N = A.shape[1]
-    L = H * W
-    idx = _direction_index(H, W, u.device)
-    uu = u.to(dtype).reshape(B, Di, L)
-    dt = delta.to(dtype).reshape(B, K, Di, L) + delta_bias.to(dtype).reshape(1, K, Di, 1)
-    if delta_softplus:
-        dt = F.softplus(dt)
-    Af = A.to(dtype).reshape(K, Di, N)
-    Bf = Bs.to(dtype).reshape(B, K, N, L)
-    Cf = Cs.to(dtype).reshape(B, K, N, L)
-    y = (D.to(dtype).reshape(K, Di).sum(0).reshape(1, Di, 1)) * uu
-    for k in range(K):
-        p = idx[k]
-        dk, uk, bk, ck = dt[:, k][..., p], uu[..., p], Bf[:, k][..., p], Cf[:, k][..., p]
-        h = torch.zeros(B, Di, N, dtype=dtype, device=u.device)
-        yk = torch.empty(B, Di, L, dtype=dtype, device=u.device)
-        for t in range(L):
-            a = torch.exp(dk[:, :, t, None] * Af[k])  # [B, Di, N]
-            h = a * h + (dk[:, :, t] * uk[:, :, t])[..., None] * bk[:, None, :, t]
-            yk[:, :, t] = (h * ck[:, None, :, t]).sum(-1)
-        y[..., p] += yk
-    return y.reshape(B, Di, H, W).to(u.dtype)
+    """SelectiveScan2D oracle: VMamba's four-copy form over the exact sequential scan, computed in ``dtype``."""
+    args = [t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    y = _ss2d.selective_scan_2d_fourcopy(*args, bool(delta_softplus), scan_fn=_scan.selective_scan_ref)
+    return y.to(u.dtype)
 
 
 def _ensure_torch_ops() -> None:
@@ -153,7 +128,9 @@ def _ensure_torch_ops() -> None:
     @torch.library.custom_op("lictrt::selective_scan_2d", mutates_args=())
     def _scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bs: torch.Tensor, Cs: torch.Tensor,
               D: torch.Tensor, delta_bias: torch.Tensor, delta_softplus: int) -> torch.Tensor:
-        return selective_scan_reference(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus, dtype=torch.float32)
+        # The models' own natural-layout chunked implementation (captured before lictrt_ops() patches it).
+        y = _natural_scan_2d(u.float(), delta.float(), A, Bs.float(), Cs.float(), D, delta_bias, bool(delta_softplus))
+        return y.to(u.dtype)
 
     @_scan.register_fake
     def _(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus):

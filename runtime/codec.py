@@ -26,6 +26,7 @@ from . import image as img
 from . import plans
 from .backends import PARSE_PATH_NAMES, PARSE_PATHS, BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
+from .container import write_atomic
 from .errors import BitstreamError
 from .plans.context import CodedStream, PlanContext
 
@@ -168,7 +169,7 @@ class Codec:
     def encode_file(self, src, dst) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
         data = self.encode(src)
-        img.write_atomic_bytes(dst, data)
+        write_atomic(dst, data)
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------

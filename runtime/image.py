@@ -8,11 +8,11 @@ so any image size round-trips.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .container import write_atomic
 
 
 class ImageError(ValueError):
@@ -39,22 +39,6 @@ def load(path_or_array) -> np.ndarray:
         raise ImageError(f"cannot read image {path_or_array}: {e}") from None
 
 
-def write_atomic_bytes(path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(path, image: np.ndarray) -> None:
     """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown)."""
     import io
@@ -65,7 +49,7 @@ def save(path, image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     buf = io.BytesIO()
     Image.fromarray(load(image)).save(buf, format=fmt)
-    write_atomic_bytes(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def padding(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:

@@ -142,6 +142,16 @@ def read_manifest(bundle: str | os.PathLike) -> dict:
         raise BenchmarkError(f"bad manifest {p}: {exc}") from None
 
 
+def emit(res: dict, json_arg: str | None, format_table: Callable[[dict], str]) -> None:
+    """Print ``res`` as JSON (``--json -``) or as a table, and also save it when ``--json PATH`` is given."""
+    if json_arg == "-":
+        print(json.dumps(res, indent=2, default=_json_default))
+        return
+    print(format_table(res))
+    if json_arg:
+        write_json(json_arg, res)
+
+
 def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
     """Run a command body: user errors print one line and return 2 (traceback only with --verbose)."""
     try:

@@ -15,7 +15,6 @@ API (through the runtime's tensorrt backend) is used.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -25,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (REPO_ROOT, BenchmarkError, parse_size, read_manifest, run_cli, summary,
-                               write_json)
+from benchmarks.common import REPO_ROOT, BenchmarkError, emit, parse_size, read_manifest, run_cli, summary
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -369,12 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         res = measure(args.bundle, args.backend, parse_size(args.size), args.iters, args.warmup, args.precision,
                       args.checkpoint, args.trtexec, not args.no_end_to_end, args.threads)
-        if args.json == "-":
-            print(json.dumps(res, indent=2))
-        else:
-            print(format_table(res))
-            if args.json:
-                write_json(args.json, res)
+        emit(res, args.json, format_table)
         return 0
 
     return run_cli(body, args.verbose)

@@ -24,9 +24,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from benchmarks.common import BenchmarkError, is_bundle, parse_size, read_manifest, run_cli, write_json
+from benchmarks.common import BenchmarkError, emit, is_bundle, parse_size, read_manifest, run_cli
 
 LICTRT_DOMAIN = "lictrt"
 CATEGORIES = ("conv", "deconv", "gdn", "matmul", "scan")
@@ -545,14 +544,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         res = count_path(args.path, parse_size(args.size))
-        if args.json == "-":
-            import json
-
-            print(json.dumps(res, indent=2))
-        else:
-            print(format_table(res))
-            if args.json:
-                write_json(args.json, res)
+        emit(res, args.json, format_table)
         return 0
 
     return run_cli(body, args.verbose)

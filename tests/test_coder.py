@@ -3,6 +3,10 @@ corrupt-input detection, incremental coding, thread safety and input validation.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -13,7 +17,8 @@ import pytest
 from runtime import coder
 from runtime.errors import BitstreamError, CoderArgumentError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "runtime" / "cpp" / "tests" / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "runtime" / "cpp" / "tests" / "fixtures"
 FIXTURE_NAMES = ["gc_lowrate", "gc_mid", "gc_escapes", "eb_factorized", "gc_four"]
 MODES = ["compat", "fast"]
 
@@ -221,7 +226,7 @@ def test_every_truncation_raises_bitstream_error(mode):
 
 
 def test_fast_decoder_hands_over_from_unchecked_blocks_to_bounded_tail():
-    """8-lane fast decoding reads whole blocks unchecked while the stream has room for the worst case, then
+    """32-lane fast decoding reads whole blocks unchecked while the stream has room for the worst case, then
     switches to bounded reads: escapes on both sides of the switch decode exactly, and cutting the stream
     anywhere in its last bytes (where the switch happens) is still a clean error, never a crash."""
     tables = toy_tables()
@@ -229,7 +234,7 @@ def test_fast_decoder_hands_over_from_unchecked_blocks_to_bounded_tail():
     tail_sym, _ = random_case(tables, 300, seed=12, escape_rate=0.5)
     sym[-300:] = tail_sym
     data = coder.encode(tables, sym, idx, mode="fast")
-    assert data[0] & 0x0F == 3  # 8 interleaved lanes
+    assert data[0] & 0x0F == 5  # 32 interleaved lanes
     np.testing.assert_array_equal(coder.decode(tables, data, idx, mode="fast"), sym)
     for cut in range(len(data) - 600, len(data)):
         with pytest.raises(BitstreamError):
@@ -268,15 +273,36 @@ def test_corruption_is_detected_by_coder_or_symbol_crc(mode):
     assert rejected >= 300
 
 
-def test_fast_stream_header_is_validated():
+def test_fast_stream_layout_is_format_2_with_32_bit_states_and_16_bit_words():
+    tables = toy_tables()
+    # No symbols: byte 0 = format 2 (bits 6-7) | precision code 1 = 14 bits (bits 4-5) | log2(1 lane), one
+    # substream, then the lane's initial state 2^16 as a little-endian u32.
+    assert coder.encode(tables, np.zeros(0, np.int32), np.zeros(0, np.int32)) == bytes([0x90, 1, 0, 0, 1, 0])
+    sym, idx = random_case(tables, 10000, seed=1)
+    data = coder.encode(tables, sym, idx)
+    assert data[0] == 0x80 | 0x10 | 5 and data[1] == 1  # 32 lanes for >= 8192 symbols
+    states = np.frombuffer(data, "<u4", 32, 2)
+    assert np.all((states >= 2**16) & (states < 2**32))
+    assert (len(data) - 2 - 4 * 32) % 2 == 0  # 16-bit renormalization words
+
+
+def test_fast_stream_header_rejects_other_formats_and_parameters():
     tables = toy_tables()
     sym, idx = random_case(tables, 100, seed=0)
     data = bytearray(coder.encode(tables, sym, idx, mode="fast"))
-    for byte0 in (0x04, 0x24 ^ 0x10, 0x40):  # 16 lanes; precision 15; precision 16 on 14-bit tables
+    assert data[0] == 0x90  # 1 lane below 256 symbols
+    for byte0 in (0x20, 0x40):  # the retired 64-bit-state format (precision 14 / 16, 1 lane)
+        with pytest.raises(BitstreamError, match="no longer supported"):
+            coder.decode(tables, bytes([byte0]) + bytes(data[1:]), idx)
+    with pytest.raises(BitstreamError, match="unknown format version 3"):
+        coder.decode(tables, bytes([0xD0]) + bytes(data[1:]), idx)
+    for byte0 in (0x96, 0x80, 0xA0, 0xB0):  # 64 lanes; precisions 12, 16 (on 14-bit tables) and 18
         with pytest.raises(BitstreamError):
             coder.decode(tables, bytes([byte0]) + bytes(data[1:]), idx)
     with pytest.raises(BitstreamError, match="substream"):
         coder.decode(tables, bytes(data[:1]) + b"\xff" + bytes(data[2:]), idx)
+    with pytest.raises(BitstreamError, match="multiple of 2"):
+        coder.decode(tables, bytes(data) + b"\0", idx)
     with pytest.raises(BitstreamError):
         coder.decode(tables, b"", idx)
 
@@ -288,6 +314,97 @@ def test_decoding_with_the_wrong_tables_is_detected():
     shifted = (idx + 1) % 3  # an index desync, as a drifting hyper-decoder would cause
     with pytest.raises(BitstreamError):
         coder.decode(tables, data, shifted)
+
+
+# --------------------------------------------------------------------------- AVX2 vs scalar fast decoding
+
+SCALAR_CHILD = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from runtime import coder
+from runtime.errors import BitstreamError
+f = np.load(sys.argv[2])
+tables = [coder.CoderTables(f[f"t{k}.cdf"], f[f"t{k}.len"], f[f"t{k}.off"]) for k in range(int(f["n_tables"]))]
+out = []
+for i in range(int(f["n_cases"])):
+    try:
+        sym = coder.decode(tables[int(f[f"c{i}.tables"])], f[f"c{i}.data"].tobytes(), f[f"c{i}.idx"], mode="fast")
+        out.append(["ok", coder.symbols_crc(sym), int(sym.size)])
+    except BitstreamError as e:
+        out.append(["error", str(e)])
+print(json.dumps(out))
+"""
+
+
+def decode_outcome(tables, data, idx):
+    try:
+        sym = coder.decode(tables, data, idx, mode="fast")
+        return ["ok", coder.symbols_crc(sym), int(sym.size)]
+    except BitstreamError as e:
+        return ["error", str(e)]
+
+
+def adversarial_tables() -> coder.CoderTables:
+    """toy_tables plus an escape-only row and a row whose 100 tiny bins crowd single hint buckets."""
+    cdf = np.zeros((5, 202), np.int32)
+    cdf[:3, :8] = toy_tables().cdf
+    cdf[3, :2] = [0, 65536]
+    cdf[4, :202] = np.concatenate([3 * np.arange(101), 300 + 600 * np.arange(1, 101), [65536]])
+    return coder.CoderTables(cdf, np.array([6, 3, 8, 2, 202], np.int32), np.array([-2, 0, -3, 7, -100], np.int32))
+
+
+def test_avx2_and_scalar_fast_decoders_agree_on_symbols_and_errors(gaussian, tmp_path):
+    """The default decoder (AVX2 on CPUs that have it) and the portable one forced by LICTRT_CODER_SCALAR=1 in a
+    child process decode the benchmark latents, adversarial tables (all escapes, escape-only and one-bin rows,
+    crowded hint buckets), sizes around the 8/16/32-lane blocks, and damaged streams to the same symbols or the
+    same error message."""
+    from benchmarks.coder import make_latent
+
+    gc, _, gtables = gaussian
+    adv = adversarial_tables()
+    all_tables = [gtables, adv]
+    cases = []  # (tables id, data, idx, expected symbols or None)
+    for regime in ("channel", "uniform_idx"):
+        _, sym, idx = make_latent(regime, gc.scale_table.numpy())
+        cases.append((0, coder.encode(gtables, sym, idx), idx, sym))
+    rng = np.random.default_rng(21)
+    for n in (0, 1, 7, 9, 33, 255, 1000, 4100, 8197, 40003):
+        for escape_rate in (0.0, 0.01, 1.0):
+            sym, idx = random_case(adv, n, seed=n + int(100 * escape_rate), escape_rate=escape_rate)
+            idx[rng.random(n) < 0.1] = 3  # escape-only row
+            sym[idx == 3] = rng.integers(-50, 50, int((idx == 3).sum()))
+            cases.append((1, coder.encode(adv, sym, idx), idx, sym))
+    base = len(cases)
+    for k in range(300):  # damaged copies of the 40003-symbol, 1 %-escape stream
+        tid, data, idx, _ = cases[base - 2]
+        bad = bytearray(data)
+        if k % 3 == 2:
+            bad = bad[: len(bad) - 2 * int(rng.integers(1, 200))]
+        else:
+            for _ in range(1 + k % 3):
+                bad[int(rng.integers(2, len(bad)))] ^= 1 << int(rng.integers(8))
+        cases.append((tid, bytes(bad), idx, None))
+
+    arrays = {"n_tables": np.array(len(all_tables)), "n_cases": np.array(len(cases))}
+    for k, t in enumerate(all_tables):
+        arrays.update({f"t{k}.cdf": t.cdf, f"t{k}.len": t.cdf_length, f"t{k}.off": t.offset})
+    for i, (tid, data, idx, _) in enumerate(cases):
+        arrays.update({f"c{i}.tables": np.array(tid), f"c{i}.data": np.frombuffer(data, np.uint8), f"c{i}.idx": idx})
+    np.savez(tmp_path / "cases.npz", **arrays)
+    env = dict(os.environ, LICTRT_CODER_SCALAR="1")
+    proc = subprocess.run([sys.executable, "-c", SCALAR_CHILD, str(ROOT), str(tmp_path / "cases.npz")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scalar = json.loads(proc.stdout)
+    errors = 0
+    for (tid, data, idx, expected), theirs in zip(cases, scalar):
+        ours = decode_outcome(all_tables[tid], data, idx)
+        assert ours == theirs
+        if expected is not None:
+            assert ours == ["ok", coder.symbols_crc(expected), expected.size]
+        errors += ours[0] == "error"
+    assert errors >= 200  # most damaged streams are rejected (by both decoders alike)
 
 
 # --------------------------------------------------------------------------- threads

@@ -53,7 +53,8 @@ def make_corpus(tables: coder.CoderTables, seed: int = 0):
     corpus = []
     for mode, k in (("compat", 1), ("fast", 1), ("fast", 3)):
         streams, indexes = [], {}
-        for kind, n in (("z", 40), ("y", 400), ("y.extra", 1)):
+        # y is long enough for the 32-lane (8-lane with 3 substreams) SIMD block decoder.
+        for kind, n in (("z", 40), ("y", 9000), ("y.extra", 1)):
             idx = rng.integers(0, tables.num_tables, n).astype(np.int32)
             sym = np.round(rng.laplace(0, 0.3 * 1.35 ** idx)).astype(np.int32)
             sym[rng.random(n) < 0.03] = rng.integers(-(2**31), 2**31 - 1, dtype=np.int64)

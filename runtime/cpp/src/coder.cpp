@@ -1,5 +1,6 @@
 // One-shot and incremental rANS coding (compat and fast modes), see lictrt/coder.hpp for the formats.
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <exception>
 #include <string>
@@ -24,8 +25,9 @@ void check_indexes(const TableData& d, const int32_t* idx, size_t n) {
                             " is outside the " + std::to_string(T) + " tables");
 }
 
-/// Interleaved lanes for a substream of m symbols (each lane costs 8 bytes of final state).
-int lanes_for(size_t m) { return m < 256 ? 1 : m < 1024 ? 2 : m < 4096 ? 4 : 8; }
+/// Interleaved lanes for a substream of m symbols (each lane costs 4 bytes of final state, at most 1/64 byte
+/// per symbol; 8, 16 and 32 lanes decode on the AVX2 path).
+int lanes_for(size_t m) { return m < 256 ? 1 : m < 1024 ? 4 : m < 4096 ? 8 : m < 8192 ? 16 : 32; }
 
 /// Run fn(i) for i in [0, k) on up to `threads` threads; rethrows the first failure (lowest i).
 template <class Fn>
@@ -59,36 +61,44 @@ void parallel_for(int k, int threads, Fn fn) {
 
 /// Escape: bypass-code the zig-zagged overflow (nibble count in 4-bit chunks, 15 = "more", then the
 /// nibbles LSB first), written in reverse of the decoding order.
-void put_escape(uint64_t& x, uint32_t*& w, int64_t v, int32_t max_value) {
+/// Returns the new write position (by value, so the hot loop's pointer never needs an address).
+template <class Tr>
+__attribute__((noinline)) typename Tr::Word* put_escape(typename Tr::State& x, typename Tr::Word* w, int64_t v,
+                                                        int32_t max_value) {
   const uint64_t raw = v < 0 ? static_cast<uint64_t>(-2 * v - 1) : static_cast<uint64_t>(2 * (v - max_value));
   int nb = 0;
   while (nb < 16 && (raw >> (kBypassBits * nb)) != 0) ++nb;
   for (int j = nb - 1; j >= 0; --j)
-    enc_put(x, w, static_cast<uint32_t>(raw >> (kBypassBits * j)) & kBypassMax, 1, kBypassBits);
-  enc_put(x, w, static_cast<uint32_t>(nb % kBypassMax), 1, kBypassBits);
-  for (int k = nb / kBypassMax; k > 0; --k) enc_put(x, w, kBypassMax, 1, kBypassBits);
+    enc_put<Tr, kBypassBits>(x, w, static_cast<uint32_t>(raw >> (kBypassBits * j)) & kBypassMax, 1);
+  enc_put<Tr, kBypassBits>(x, w, static_cast<uint32_t>(nb % kBypassMax), 1);
+  for (int k = nb / kBypassMax; k > 0; --k) enc_put<Tr, kBypassBits>(x, w, kBypassMax, 1);
+  return w;
 }
 
 /// Encode n symbols on N interleaved lanes (symbol i on lane i % N) and append the stream to `dst`:
-/// N final states (lo, hi words each) then the renormalization words, all little-endian.
-template <int N>
+/// N final states (little-endian State each) then the renormalization words (little-endian Word each).
+template <class Tr, int N, int P>
 void encode_lanes(const TableData& d, const Coding& c, const int32_t* sym, const int32_t* idx, size_t n,
                   std::vector<uint8_t>& dst) {
-  constexpr ptrdiff_t kSlack = 24;  // words one symbol can emit (1 + escape) plus margin
-  size_t cap = n / 2 + 2 * N + kSlack + 64;
-  std::unique_ptr<uint32_t[]> buf(new uint32_t[cap]);
-  uint32_t* end = buf.get() + cap;
-  uint32_t* w = end;
-  uint64_t st[N];
-  for (int j = 0; j < N; ++j) st[j] = kRansL;
-  const int prec = c.prec;
+  using State = typename Tr::State;
+  using Word = typename Tr::Word;
+  constexpr int kWordsPerState = sizeof(State) / sizeof(Word);
+  // Free words kept before each symbol: what one symbol can emit (1 + escape <= 11) plus the final states.
+  constexpr ptrdiff_t kSlack = 16 + kWordsPerState * N;
+  size_t cap = n / 2 + kSlack + 64;
+  std::unique_ptr<Word[]> buf(new Word[cap]);
+  Word* end = buf.get() + cap;
+  Word* w = end;
+  State st[N];
+  for (int j = 0; j < N; ++j) st[j] = Tr::kL;
+  constexpr uint32_t start_mask = P < 16 ? 0x7FFFu : 0xFFFFu;
   const uint32_t* info = c.info.data();
   const Row* rows = d.rows.data();
   for (size_t i = n; i-- > 0;) {
     if (w - buf.get() < kSlack) {  // grow, keeping the written tail at the end
       const size_t used = static_cast<size_t>(end - w);
       const size_t ncap = cap * 2 + kSlack;
-      std::unique_ptr<uint32_t[]> nbuf(new uint32_t[ncap]);
+      std::unique_ptr<Word[]> nbuf(new Word[ncap]);
       std::copy(w, end, nbuf.get() + ncap - used);
       buf = std::move(nbuf);
       cap = ncap;
@@ -96,228 +106,112 @@ void encode_lanes(const TableData& d, const Coding& c, const int32_t* sym, const
       w = end - used;
     }
     const Row r = rows[idx[i]];
-    uint64_t& x = st[i & (N - 1)];
+    State& x = st[i % N];
     int64_t v = static_cast<int64_t>(sym[i]) - r.offset;
     if (v < 0 || v >= r.max_value) {
-      put_escape(x, w, v, r.max_value);
+      w = put_escape<Tr>(x, w, v, r.max_value);
       v = r.max_value;
     }
     const uint32_t inf = info[r.base + static_cast<uint32_t>(v)];
-    enc_put(x, w, inf & 0xFFFFu, (inf >> 16) + 1, prec);
+    enc_put<Tr, P>(x, w, inf & start_mask, (inf >> 16) + 1);
   }
-  for (int j = N - 1; j >= 0; --j) {
-    *--w = static_cast<uint32_t>(st[j] >> 32);
-    *--w = static_cast<uint32_t>(st[j]);
-  }
+  for (int j = N - 1; j >= 0; --j)
+    for (int k = kWordsPerState - 1; k >= 0; --k) *--w = static_cast<Word>(st[j] >> (Tr::kWordBits * k));
   const size_t words = static_cast<size_t>(end - w);
   const size_t at = dst.size();
-  dst.resize(at + words * 4);
-  for (size_t k = 0; k < words; ++k) store_le32(dst.data() + at + 4 * k, w[k]);
+  dst.resize(at + words * sizeof(Word));
+  for (size_t k = 0; k < words; ++k) {
+    if constexpr (sizeof(Word) == 4) store_le32(dst.data() + at + 4 * k, w[k]);
+    else store_le16(dst.data() + at + 2 * k, w[k]);
+  }
 }
 
-void encode_lanes_n(int lanes, const TableData& d, const Coding& c, const int32_t* sym, const int32_t* idx,
-                    size_t n, std::vector<uint8_t>& dst) {
+template <int P>
+void encode_fast_lanes(int lanes, const TableData& d, const Coding& c, const int32_t* sym, const int32_t* idx,
+                       size_t n, std::vector<uint8_t>& dst) {
   switch (lanes) {
-    case 1: return encode_lanes<1>(d, c, sym, idx, n, dst);
-    case 2: return encode_lanes<2>(d, c, sym, idx, n, dst);
-    case 4: return encode_lanes<4>(d, c, sym, idx, n, dst);
-    default: return encode_lanes<8>(d, c, sym, idx, n, dst);
+    case 1: return encode_lanes<Rans32, 1, P>(d, c, sym, idx, n, dst);
+    case 2: return encode_lanes<Rans32, 2, P>(d, c, sym, idx, n, dst);
+    case 4: return encode_lanes<Rans32, 4, P>(d, c, sym, idx, n, dst);
+    case 8: return encode_lanes<Rans32, 8, P>(d, c, sym, idx, n, dst);
+    case 16: return encode_lanes<Rans32, 16, P>(d, c, sym, idx, n, dst);
+    default: return encode_lanes<Rans32, 32, P>(d, c, sym, idx, n, dst);
   }
 }
 
 // ---------------------------------------------------------------- decoder
 
-/// Escape tail of a symbol that decoded to the escape bin (kept out of line: rare).
-__attribute__((noinline)) bool decode_escape(uint64_t& x, Reader& r, const Row& rw, int32_t& out, const char*& err) {
-  uint32_t val = dec_bits(x, r);
-  uint32_t nb = val;
-  while (val == kBypassMax && nb <= kMaxNibbles) {
-    val = dec_bits(x, r);
-    nb += val;
-  }
-  if (nb > kMaxNibbles) {
-    err = "escape longer than any encoder writes";
-    return false;
-  }
-  uint64_t raw = 0;
-  for (uint32_t j = 0; j < nb; ++j) raw |= static_cast<uint64_t>(dec_bits(x, r)) << (kBypassBits * j);
-  const int64_t v = (raw & 1) ? -static_cast<int64_t>(raw >> 1) - 1 : static_cast<int64_t>(raw >> 1) + rw.max_value;
-  const int64_t sym = v + rw.offset;
-  if (sym < INT32_MIN || sym > INT32_MAX) {
-    err = "escaped value outside the int32 range";
-    return false;
-  }
-  out = static_cast<int32_t>(sym);
-  return true;
-}
-
 /// Decode one symbol of table row `t` from lane state x. Returns false (with `err`) on an invalid escape.
-inline bool decode_symbol(const TableData& d, const Coding& c, uint64_t& x, Reader& r, uint32_t t, int32_t& out,
-                          const char*& err) {
+template <class Tr>
+inline bool decode_symbol(const TableData& d, const Coding& c, typename Tr::State& x, Reader<Tr>& r, uint32_t t,
+                          int32_t& out, const char*& err) {
+  using State = typename Tr::State;
   const Row rw = d.rows[t];
   const uint32_t slot = static_cast<uint32_t>(x) & ((1u << c.prec) - 1);
   uint32_t inf;
   const uint32_t s = find_bin(c, t, rw.base, slot, inf);
-  x = static_cast<uint64_t>((inf >> 16) + 1) * (x >> c.prec) + slot - (inf & 0xFFFFu);
+  x = static_cast<State>((inf >> 16) + 1) * (x >> c.prec) + slot - (inf & c.start_mask);
   r.renorm(x);
   if (static_cast<int32_t>(s) != rw.max_value) {
     out = static_cast<int32_t>(s + static_cast<uint32_t>(rw.offset));  // wraps (never UB) on absurd offsets
     return true;
   }
-  return decode_escape(x, r, rw, out, err);
+  return decode_escape<Tr>(x, r, rw, out, err);
 }
 
+template <class Tr>
 struct LaneStates {
   int n = 0;
-  uint64_t x[8];
+  typename Tr::State x[kMaxLanes];
 };
 
-/// Read N initial states; they must lie in the normalized interval [L, 2^63).
-void read_states(const uint8_t*& p, const uint8_t* end, int N, LaneStates& st, const std::string& where) {
-  if (end - p < 8 * N) throw BitstreamError(where + ": stream shorter than its initial rANS states");
+/// Read N initial states; they must lie in the normalized interval [L, L << word bits).
+template <class Tr>
+void read_states(const uint8_t*& p, const uint8_t* end, int N, LaneStates<Tr>& st, const std::string& where) {
+  using State = typename Tr::State;
+  constexpr ptrdiff_t kBytes = sizeof(State);
+  if (end - p < kBytes * N) throw BitstreamError(where + ": stream shorter than its initial rANS states");
   st.n = N;
-  for (int j = 0; j < N; ++j, p += 8) {
-    st.x[j] = load_le32(p) | (static_cast<uint64_t>(load_le32(p + 4)) << 32);
-    if (st.x[j] < kRansL || st.x[j] >> 63) throw BitstreamError(where + ": invalid initial rANS state");
+  for (int j = 0; j < N; ++j, p += kBytes) {
+    State v = 0;
+    for (ptrdiff_t k = 0; k < kBytes; ++k) v |= static_cast<State>(p[k]) << (8 * k);
+    st.x[j] = v;
+    if (v < Tr::kL || (sizeof(State) == 8 && (static_cast<uint64_t>(v) >> 63)))
+      throw BitstreamError(where + ": invalid initial rANS state");
   }
 }
 
-void check_end(const LaneStates& st, const Reader& r, const std::string& where) {
+template <class Tr>
+void check_end(const LaneStates<Tr>& st, const Reader<Tr>& r, const std::string& where) {
   if (r.overrun) throw BitstreamError(where + ": truncated stream (read past the end)");
   if (r.bad_state) throw BitstreamError(where + ": corrupt stream (rANS state out of range)");
   for (int j = 0; j < st.n; ++j)
-    if (st.x[j] != kRansL) throw BitstreamError(where + ": final rANS state check failed");
+    if (st.x[j] != Tr::kL) throw BitstreamError(where + ": final rANS state check failed");
   if (r.p != r.end)
     throw BitstreamError(where + ": " + std::to_string(r.end - r.p) + " bytes left over after the last symbol");
 }
 
-alignas(4) const uint8_t kZeroWord[4] = {0, 0, 0, 0};
-
-/// Rare path of the hot decoder, by value so the lane state never leaves registers in the common path.
-struct EscapeOut {
-  uint64_t x;
-  const uint8_t* p;
-  int32_t value;
-  bool ok, overrun, bad_state;
-  const char* err;
-};
-
-__attribute__((noinline, cold)) EscapeOut hot_escape(uint64_t x, const uint8_t* p, const uint8_t* end, const Row* rw) {
-  Reader r{p, end};
-  EscapeOut o{};
-  o.err = nullptr;
-  o.ok = decode_escape(x, r, *rw, o.value, o.err);
-  o.x = x;
-  o.p = r.p;
-  o.overrun = r.overrun;
-  o.bad_state = r.bad_state;
-  return o;
-}
-
-/// Words one symbol can read at most: one renormalization plus an escape's bypass nibbles (count + 9 values).
-constexpr ptrdiff_t kMaxWordsPerSymbol = 1 + 1 + kMaxNibbles;
-
-/// Read-only view of one precision's decode tables, hoisted out of the hot loop.
-struct HotTables {
-  const Row* __restrict rows;
-  const uint16_t* __restrict hint;
-  const uint32_t* __restrict info;
-};
-
-/// Decode symbol i on lane state x. Checked = bounded word reads (the last blocks of a stream); unchecked
-/// reads are only used while at least kMaxWordsPerSymbol words per remaining block symbol are left, so they
-/// never pass `end`. States stay in [L, 2^63) by construction: x' >= x >> P >= 2^(31-P) after a decode step,
-/// so a renormalized state is >= 2^(63-P) >= L, and x' < 2^31 before the shift keeps it below 2^63.
-/// Returns false on an invalid escape (err set).
-template <int P, bool Checked>
-__attribute__((always_inline)) inline bool hot_step(const HotTables& tb, uint64_t& x, const uint8_t*& p,
-                                                    const uint8_t* end, uint32_t t, int32_t* out, bool& overrun,
-                                                    bool& bad_state, const char*& err) {
-  constexpr int SH = P - kHintEntriesLog2;
-  constexpr uint32_t mask = (1u << P) - 1;
-  const Row* rw = tb.rows + t;
-  const uint32_t slot = static_cast<uint32_t>(x) & mask;
-  uint32_t s = tb.hint[(t << kHintEntriesLog2) | (slot >> SH)];
-  const uint32_t* inf_row = tb.info + rw->base;
-  uint32_t inf = inf_row[s];
-  while (__builtin_expect(slot >= bin_end(inf), 0)) inf = inf_row[++s];
-  x = static_cast<uint64_t>((inf >> 16) + 1) * (x >> P) + (slot - (inf & 0xFFFFu));
-  const bool need = x < kRansL;
-  if constexpr (Checked) {
-    const bool have = end - p >= 4;
-    const uint64_t y = (x << 32) | load_le32(have ? p : kZeroWord);
-    overrun |= need & !have;
-    x = need ? y : x;
-    p += (need & have) ? 4 : 0;
-  } else {
-    const uint64_t y = (x << 32) | load_le32(p);
-    x = need ? y : x;
-    p += need ? 4 : 0;
-  }
-  if (__builtin_expect(static_cast<int32_t>(s) == rw->max_value, 0)) {
-    const EscapeOut e = hot_escape(x, p, end, rw);
-    x = e.x;
-    p = e.p;
-    overrun |= e.overrun;
-    bad_state |= e.bad_state;
-    *out = e.value;
-    if (!e.ok) {
-      err = e.err;
-      return false;
-    }
-    return true;
-  }
-  *out = static_cast<int32_t>(s + static_cast<uint32_t>(rw->offset));  // wraps (never UB) on absurd offsets
-  return true;
-}
-
-/// Hot one-shot decoder: N interleaved lanes at precision P (symbol i on lane i % N); slot->bin lookup with a
-/// forward step. Whole blocks of N symbols run with unchecked reads while the stream has room for the worst
-/// case; the tail runs with bounded reads.
-template <int N, int P>
-void decode_lanes(const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,
-                  const int32_t* __restrict idx, size_t n, int32_t* __restrict out, const std::string& where) {
+/// Compat decoder: one rans64 state at precision 16.
+void decode_compat(const TableData& d, const uint8_t* p, const uint8_t* end, const int32_t* __restrict idx, size_t n,
+                   int32_t* __restrict out, const std::string& where) {
   if ((end - p) % 4) throw BitstreamError(where + ": stream length is not a multiple of 4 bytes");
-  if (c.prec != P) throw BitstreamError(where + ": internal precision mismatch");
-  LaneStates ls;
-  read_states(p, end, N, ls, where);
-  uint64_t st[N];
-  for (int j = 0; j < N; ++j) st[j] = ls.x[j];
-  const HotTables tb{d.rows.data(), c.hint.data(), c.info.data()};
+  LaneStates<Rans64> ls;
+  read_states(p, end, 1, ls, where);
+  uint64_t x = ls.x[0];
+  const HotTables tb{d.rows.data(), d.c16.hint.data(), d.c16.info.data()};
   bool overrun = false, bad_state = false;
   const char* err = nullptr;
+  constexpr ptrdiff_t kSymbolBytes = 4 * kMaxWordsPerSymbol;
   size_t i = 0;
-  constexpr ptrdiff_t kBlockBytes = 4 * kMaxWordsPerSymbol * N;
-  {
-    // Lane states as named scalars (never indexed dynamically) so they stay in registers.
-    uint64_t x0 = st[0], x1 = st[N > 1 ? 1 : 0], x2 = st[N > 2 ? 2 : 0], x3 = st[N > 3 ? 3 : 0];
-    uint64_t x4 = st[N > 4 ? 4 : 0], x5 = st[N > 5 ? 5 : 0], x6 = st[N > 6 ? 6 : 0], x7 = st[N > 7 ? 7 : 0];
-#define LICTRT_LANE(X, J)                                                                                  \
-  if ((J) < N && __builtin_expect(!hot_step<P, false>(tb, X, p, end, static_cast<uint32_t>(idx[i + (J)]),  \
-                                                      out + i + (J), overrun, bad_state, err), 0)) {        \
-    i += (J);                                                                                              \
-    goto failed;                                                                                           \
-  }
-    for (; i + N <= n && end - p >= kBlockBytes; i += N) {
-      LICTRT_LANE(x0, 0)
-      LICTRT_LANE(x1, 1)
-      LICTRT_LANE(x2, 2)
-      LICTRT_LANE(x3, 3)
-      LICTRT_LANE(x4, 4)
-      LICTRT_LANE(x5, 5)
-      LICTRT_LANE(x6, 6)
-      LICTRT_LANE(x7, 7)
-    }
-#undef LICTRT_LANE
-    const uint64_t xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
-    for (int j = 0; j < N; ++j) st[j] = xs[j];
-  }
-  for (; i < n && !overrun; ++i)
-    if (!hot_step<P, true>(tb, st[i % N], p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state, err))
+  for (; i < n && end - p >= kSymbolBytes; ++i)
+    if (!hot_step<Rans64, 16, false>(tb, x, p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state, err))
       goto failed;
-  for (int j = 0; j < N; ++j) ls.x[j] = st[j];
+  for (; i < n && !overrun; ++i)
+    if (!hot_step<Rans64, 16, true>(tb, x, p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state, err))
+      goto failed;
+  ls.x[0] = x;
   {
-    Reader r{p, end};
+    Reader<Rans64> r{p, end};
     r.overrun = overrun;
     r.bad_state = bad_state;
     check_end(ls, r, where);
@@ -327,18 +221,66 @@ failed:
   throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(i));
 }
 
-void decode_lanes_n(int lanes, const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,
-                    const int32_t* idx, size_t n, int32_t* out, const std::string& where) {
-  const bool p14 = c.prec == 14;
-#define LICTRT_CASE(N)                                                    \
-  case N:                                                                 \
-    return p14 ? decode_lanes<N, 14>(d, c, p, end, idx, n, out, where)   \
-               : decode_lanes<N, 16>(d, c, p, end, idx, n, out, where);
+/// Fast decoder: N interleaved rans32 lanes at precision P (symbol i on lane i % N); slot->bin lookup with a
+/// forward step. Whole blocks of N symbols run with unchecked reads while the stream has room for the worst
+/// case (on the AVX2 path when available, else scalar; both read the same words and fail the same way); the
+/// tail runs with bounded reads.
+template <int N, int P>
+void decode_fast(const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,
+                 const int32_t* __restrict idx, size_t n, int32_t* __restrict out, const std::string& where) {
+  if ((end - p) % 2) throw BitstreamError(where + ": stream length is not a multiple of 2 bytes");
+  if (c.prec != P) throw BitstreamError(where + ": internal precision mismatch");
+  LaneStates<Rans32> ls;
+  read_states(p, end, N, ls, where);
+  uint32_t st[N];
+  for (int j = 0; j < N; ++j) st[j] = ls.x[j];
+  const HotTables tb{d.rows.data(), c.hint.data(), c.info.data()};
+  bool overrun = false, bad_state = false;
+  const char* err = nullptr;
+  size_t i = 0;
+  if constexpr (P == kFastPrecision && N >= 8) {
+    if (simd_enabled() && c.info.size() <= INT32_MAX) {  // gathers take int32 indexes
+      i = decode_blocks_avx2(N, d, st, p, end, idx, 0, n, out, err);
+      if (err) goto failed;
+    }
+  }
+  for (; i + N <= n && end - p >= block_bytes<N>(); i += N) {
+    const int j = scalar_block<N, P>(tb, st, p, end, idx + i, out + i, err);
+    if (__builtin_expect(j >= 0, 0)) {
+      i += j;
+      goto failed;
+    }
+  }
+  for (; i < n && !overrun; ++i)
+    if (!hot_step<Rans32, P, true>(tb, st[i % N], p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state,
+                                   err))
+      goto failed;
+  for (int j = 0; j < N; ++j) ls.x[j] = st[j];
+  {
+    Reader<Rans32> r{p, end};
+    r.overrun = overrun;
+    r.bad_state = bad_state;
+    check_end(ls, r, where);
+  }
+  return;
+failed:
+  throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(i));
+}
+
+void decode_fast_lanes(int lanes, const TableData& d, const Coding& c, const uint8_t* p, const uint8_t* end,
+                       const int32_t* idx, size_t n, int32_t* out, const std::string& where) {
+  const bool fp = c.prec == kFastPrecision;
+#define LICTRT_CASE(N)                                                           \
+  case N:                                                                        \
+    return fp ? decode_fast<N, kFastPrecision>(d, c, p, end, idx, n, out, where) \
+              : decode_fast<N, 16>(d, c, p, end, idx, n, out, where);
   switch (lanes) {
     LICTRT_CASE(1)
     LICTRT_CASE(2)
     LICTRT_CASE(4)
     LICTRT_CASE(8)
+    LICTRT_CASE(16)
+    LICTRT_CASE(32)
     default: throw BitstreamError(where + ": invalid lane count");
   }
 #undef LICTRT_CASE
@@ -346,18 +288,31 @@ void decode_lanes_n(int lanes, const TableData& d, const Coding& c, const uint8_
 
 // ---------------------------------------------------------------- fast-mode framing
 
+/// Byte 0 of a fast stream: bits 0-3 log2(lanes), bits 4-5 precision code (precision = 12 + 2 * code),
+/// bits 6-7 format version. Version 2 = rans32 states and 16-bit words. The retired 64-bit-state format
+/// wrote 0 or 1 into bits 6-7 (its precision field was 4 bits wide), so it can never be mistaken for this one.
+constexpr int kFastFormat = 2;
+
+uint8_t fast_header_byte(int lanes, int prec) {
+  return static_cast<uint8_t>(__builtin_ctz(lanes) | (((prec - 12) / 2) << 4) | (kFastFormat << 6));
+}
+
 struct FastHeader {
-  int lanes = 1, prec = 14, k = 1;
+  int lanes = 1, prec = kFastPrecision, k = 1;
   std::vector<size_t> begin, size;  // byte range of each substream
 };
 
 FastHeader parse_fast_header(const uint8_t* data, size_t len, int expected_prec) {
   if (len < 2) throw BitstreamError("fast stream: shorter than its 2-byte header");
   FastHeader h;
+  const int version = data[0] >> 6;
+  if (version != kFastFormat)
+    throw BitstreamError(version < 2 ? std::string("fast stream: format v1 (64-bit states) is no longer supported")
+                                     : "fast stream: unknown format version " + std::to_string(version));
   const int log2_lanes = data[0] & 0x0F;
-  h.prec = 12 + (data[0] >> 4);
+  h.prec = 12 + 2 * ((data[0] >> 4) & 3);
   h.k = data[1];
-  if (log2_lanes > 3) throw BitstreamError("fast stream: invalid lane count");
+  if (log2_lanes > 5) throw BitstreamError("fast stream: invalid lane count");
   h.lanes = 1 << log2_lanes;
   if (h.prec != expected_prec)
     throw BitstreamError("fast stream: precision " + std::to_string(h.prec) + " does not match the tables (" +
@@ -386,7 +341,7 @@ std::vector<uint8_t> encode(const Tables& tables, const int32_t* symbols, const 
   check_indexes(d, indexes, n);
   std::vector<uint8_t> out;
   if (opt.mode == Mode::Compat) {
-    encode_lanes<1>(d, d.c16, symbols, indexes, n, out);
+    encode_lanes<Rans64, 1, kCompatPrecision>(d, d.c16, symbols, indexes, n, out);
     return out;
   }
   if (opt.mode != Mode::Fast) throw InvalidArgument("unknown coder mode");
@@ -397,12 +352,13 @@ std::vector<uint8_t> encode(const Tables& tables, const int32_t* symbols, const 
   std::vector<std::vector<uint8_t>> parts(k);
   parallel_for(k, opt.threads, [&](int i) {
     const size_t a = n * i / k, b = n * (i + 1) / k;
-    encode_lanes_n(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
+    if (c.prec == kFastPrecision) encode_fast_lanes<kFastPrecision>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
+    else encode_fast_lanes<16>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
   });
   size_t total = 2 + 4 * static_cast<size_t>(k - 1);
   for (auto& p : parts) total += p.size();
   out.resize(total);
-  out[0] = static_cast<uint8_t>(__builtin_ctz(lanes) | ((c.prec - 12) << 4));
+  out[0] = fast_header_byte(lanes, c.prec);
   out[1] = static_cast<uint8_t>(k);
   size_t at = 2 + 4 * static_cast<size_t>(k - 1);
   for (int i = 0; i < k; ++i) {
@@ -421,7 +377,7 @@ void decode(const Tables& tables, const uint8_t* data, size_t len, const int32_t
   const TableData& d = tables.data();
   check_indexes(d, indexes, n);
   if (mode == Mode::Compat) {
-    decode_lanes<1, 16>(d, d.c16, data, data + len, indexes, n, out, "compat stream");
+    decode_compat(d, data, data + len, indexes, n, out, "compat stream");
     return;
   }
   if (mode != Mode::Fast) throw InvalidArgument("unknown coder mode");
@@ -431,7 +387,7 @@ void decode(const Tables& tables, const uint8_t* data, size_t len, const int32_t
   parallel_for(k, threads, [&](int i) {
     const size_t a = n * i / k, b = n * (i + 1) / k;
     const std::string where = k == 1 ? std::string("fast stream") : "fast substream " + std::to_string(i);
-    decode_lanes_n(h.lanes, d, c, data + h.begin[i], data + h.begin[i] + h.size[i], indexes + a, b - a, out + a,
+    decode_fast_lanes(h.lanes, d, c, data + h.begin[i], data + h.begin[i] + h.size[i], indexes + a, b - a, out + a,
                    where);
   });
 }
@@ -458,11 +414,32 @@ std::vector<uint8_t> StreamEncoder::flush() {
   return out;
 }
 
+/// Per-flavour state of an incremental decoder.
+template <class Tr>
+struct StreamLanes {
+  LaneStates<Tr> st;
+  Reader<Tr> r{nullptr, nullptr};
+
+  /// Decode n symbols from position `pos` on (advanced per symbol); returns nullptr or the error message.
+  const char* decode(const TableData& d, const Coding& c, const int32_t* indexes, size_t n, int32_t* out,
+                     size_t& pos) {
+    const char* err = nullptr;
+    for (size_t i = 0; i < n; ++i, ++pos) {
+      const bool ok = decode_symbol<Tr>(d, c, st.x[pos % st.n], r, static_cast<uint32_t>(indexes[i]), out[i], err);
+      if (!ok) return err;
+      if (r.overrun) return "truncated stream (read past the end)";
+      if (r.bad_state) return "corrupt stream (rANS state out of range)";
+    }
+    return nullptr;
+  }
+};
+
 struct StreamDecoder::Impl {
   std::vector<uint8_t> data;
   const Coding* c = nullptr;
-  LaneStates st;
-  Reader r{nullptr, nullptr};
+  bool fast = false;
+  StreamLanes<Rans64> compat;
+  StreamLanes<Rans32> lanes;
   size_t pos = 0;
   bool failed = false;
   std::string where;
@@ -476,23 +453,25 @@ StreamDecoder::StreamDecoder(std::shared_ptr<const Tables> tables, const uint8_t
   m.data.assign(data, data + len);
   const uint8_t* p = m.data.data();
   const uint8_t* end = p + len;
-  int lanes = 1;
   if (mode == Mode::Compat) {
     m.c = &d.c16;
     m.where = "compat stream";
+    if ((end - p) % 4) throw BitstreamError(m.where + ": stream length is not a multiple of 4 bytes");
+    read_states(p, end, 1, m.compat.st, m.where);
+    m.compat.r = Reader<Rans64>{p, end};
   } else if (mode == Mode::Fast) {
     m.c = &d.coding(Mode::Fast);
+    m.fast = true;
     m.where = "fast stream";
     const FastHeader h = parse_fast_header(p, len, m.c->prec);
     if (h.k != 1) throw BitstreamError("fast stream: incremental decoding needs a single-substream stream");
-    lanes = h.lanes;
     p += h.begin[0];
+    if ((end - p) % 2) throw BitstreamError(m.where + ": stream length is not a multiple of 2 bytes");
+    read_states(p, end, h.lanes, m.lanes.st, m.where);
+    m.lanes.r = Reader<Rans32>{p, end};
   } else {
     throw InvalidArgument("unknown coder mode");
   }
-  if ((end - p) % 4) throw BitstreamError(m.where + ": stream length is not a multiple of 4 bytes");
-  read_states(p, end, lanes, m.st, m.where);
-  m.r = Reader{p, end};
 }
 
 StreamDecoder::~StreamDecoder() = default;
@@ -504,23 +483,19 @@ void StreamDecoder::decode(const int32_t* indexes, size_t n, int32_t* out) {
   if (m.failed) throw BitstreamError(m.where + ": decoding already failed");
   const TableData& d = tables_->data();
   check_indexes(d, indexes, n);
-  const char* err = nullptr;
-  for (size_t i = 0; i < n; ++i, ++m.pos) {
-    uint64_t& x = m.st.x[m.pos % m.st.n];
-    const uint32_t t = static_cast<uint32_t>(indexes[i]);
-    const bool ok = decode_symbol(d, *m.c, x, m.r, t, out[i], err);
-    if (!ok || m.r.overrun || m.r.bad_state) {
-      m.failed = true;
-      throw BitstreamError(m.where + ": " + (!ok ? err : m.r.overrun ? "truncated stream (read past the end)" : "corrupt stream (rANS state out of range)") + " at symbol " +
-                           std::to_string(m.pos));
-    }
+  const char* err = m.fast ? m.lanes.decode(d, *m.c, indexes, n, out, m.pos)
+                           : m.compat.decode(d, *m.c, indexes, n, out, m.pos);
+  if (err) {
+    m.failed = true;
+    throw BitstreamError(m.where + ": " + err + " at symbol " + std::to_string(m.pos));
   }
 }
 
 void StreamDecoder::finish() {
   Impl& m = *impl_;
   if (m.failed) throw BitstreamError(m.where + ": decoding already failed");
-  check_end(m.st, m.r, m.where);
+  if (m.fast) check_end(m.lanes.st, m.lanes.r, m.where);
+  else check_end(m.compat.st, m.compat.r, m.where);
 }
 
 }  // namespace lictrt

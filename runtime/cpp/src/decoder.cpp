@@ -1,4 +1,5 @@
-// Plan decoder (factorized, hyperprior, mean_scale, spatial_context): the C++ mirror of runtime/plans/*.py.
+// Plan decoder (factorized, hyperprior, mean_scale, spatial_context, channel_slices): the C++ mirror of
+// runtime/plans/*.py.
 #include "lictrt/decoder.hpp"
 
 #include <algorithm>
@@ -204,6 +205,79 @@ Tensor plan_spatial_context(const Ctx& c, int ph, int pw, bool raster) {
   return y;
 }
 
+// ---- channel_slices (runtime/plans/channel_slices.py) ----------------------------------------------------------
+
+// Number of slices S: the graphs `<prefix>slice<i>`; slice0..S-1 and lrp0..S-1 must all exist.
+int num_slices(const Bundle& b, const std::string& prefix) {
+  auto is_slice = [&](const std::string& g) {  // prefix + "slice" + digits
+    const size_t k = prefix.size() + 5;
+    return g.size() > k && g.compare(0, k, prefix + "slice") == 0 &&
+           std::all_of(g.begin() + long(k), g.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  };
+  int n = 0;
+  for (auto& kv : b.graphs()) n += is_slice(kv.first);
+  bool complete = n > 0;
+  for (int i = 0; i < n && complete; ++i)
+    complete = b.graphs().count(prefix + "slice" + std::to_string(i)) && b.graphs().count(prefix + "lrp" + std::to_string(i));
+  if (!complete)
+    throw BundleError("plan channel_slices: the bundle needs graphs slice0..sliceN-1 and lrp0..lrpN-1");
+  return n;
+}
+
+// The inputs graph `graph` lists in the manifest, taken from `known` (the plan's tensors so far).
+TensorMap slice_feeds(const Ctx& c, const std::string& graph, const TensorMap& known) {
+  TensorMap in;
+  for (const TensorSpec& t : c.b.graph(c.prefix + graph).inputs) {
+    auto it = known.find(t.name);
+    if (it == known.end())
+      throw BundleError("graph '" + graph + "' needs input '" + t.name + "', which this plan does not produce");
+    in.emplace(t.name, it->second);
+  }
+  return in;
+}
+
+// z, then per slice i: (mu, scale) = slice<i>(supports), q from stream y<i>, y_hat_i = mu + q fed to lrp<i>, and
+// the slice's y_hat = mu + q + lrp (what later slices see); y_hat = concat over channels.
+Tensor plan_channel_slices(const Ctx& c, int ph, int pw) {
+  Tensor z_hat = decode_z(c, ph, pw);
+  TensorMap known = c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"latent_means", "latent_scales"});
+  const int n = num_slices(c.b, c.prefix);
+  const EntropyModel& m = c.b.entropy(c.prefix + "y");
+  if (!m.gaussian()) throw BundleError("tables '" + m.name + "' have no scale_table");
+  std::vector<Tensor> hats;
+  for (int i = 0; i < n; ++i) {
+    const std::string si = std::to_string(i), slice = "slice" + si, lrp_g = "lrp" + si, yi = "y_hat_" + si;
+    TensorMap p = c.run(slice, slice_feeds(c, slice, known), {"mu", "scale"});
+    const Tensor &mu = p["mu"], &scale = p["scale"];
+    if (mu.shape != scale.shape) throw BundleError("graph '" + slice + "': 'mu' and 'scale' differ in shape");
+    std::vector<int32_t> idx(scale.data.size());
+    for (size_t k = 0; k < idx.size(); ++k) idx[k] = m.scale_index(scale.data[k]);
+    auto q = c.decode("y" + si, m, idx);
+    Tensor yq(scale.shape, std::vector<float>(q.size()));
+    for (size_t k = 0; k < q.size(); ++k) yq.data[k] = float(q[k]) + mu.data[k];
+    Tensor& hat = known[yi] = std::move(yq);  // lrp<i> sees mu + q as y_hat_<i> ...
+    TensorMap l = c.run(lrp_g, slice_feeds(c, lrp_g, known), {"lrp"});
+    const Tensor& lrp = l["lrp"];
+    if (lrp.shape != hat.shape) throw BundleError("graph '" + lrp_g + "': 'lrp' does not have the slice's shape");
+    for (size_t k = 0; k < hat.data.size(); ++k) hat.data[k] += lrp.data[k];  // ... later slices mu + q + lrp
+    hats.push_back(hat);
+    ++c.res.sequential_steps;
+  }
+  const std::vector<int64_t>& s0 = hats[0].shape;
+  if (s0.size() != 4 || s0[0] != 1) throw BundleError("slice latents must be [1, C, h, w]");
+  int64_t M = 0;
+  for (size_t i = 0; i < hats.size(); ++i) {
+    const std::vector<int64_t>& s = hats[i].shape;
+    if (s.size() != 4 || s[0] != 1 || s[2] != s0[2] || s[3] != s0[3])
+      throw BundleError("slice " + std::to_string(i) + " latent does not match slice 0's [1, C, h, w]");
+    M += s[1];
+  }
+  Tensor y({1, M, s0[2], s0[3]});  // N = 1: the channel blocks are contiguous, so concat = append
+  y.data.reserve(size_t(M * s0[2] * s0[3]));
+  for (auto& h : hats) y.data.insert(y.data.end(), h.data.begin(), h.data.end());
+  return y;
+}
+
 }  // namespace
 
 Tensor::Tensor(std::vector<int64_t> s, std::vector<float> d) : shape(std::move(s)), data(std::move(d)) {}
@@ -215,7 +289,8 @@ size_t Tensor::count() const noexcept {
 }
 
 bool decoder_supports(const std::string& k) noexcept {
-  return k == "factorized" || k == "hyperprior" || k == "mean_scale" || k == "spatial_context";
+  return k == "factorized" || k == "hyperprior" || k == "mean_scale" || k == "spatial_context" ||
+         k == "channel_slices";
 }
 
 std::vector<std::vector<std::pair<int, int>>> wavefront_schedule(int h, int w) {
@@ -233,7 +308,9 @@ std::vector<std::vector<std::pair<int, int>>> wavefront_schedule(int h, int w) {
 Decoder::Decoder(const Bundle& bundle, GraphRunner& runner) : bundle_(bundle), runner_(runner) {
   if (!decoder_supports(bundle.plan_kind()))
     throw BundleError("plan kind '" + bundle.plan_kind() + "' is not implemented by the C++ decoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context)");
+                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
+  if (bundle.plan_kind() == "channel_slices")
+    for (auto& prefix : bundle.prefixes()) num_slices(bundle, prefix);
 }
 
 DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
@@ -266,7 +343,8 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
   if (k == "factorized") res.y_hat = plan_factorized(c, ph, pw);
   else if (k == "hyperprior") res.y_hat = plan_hyperprior(c, ph, pw, false);
   else if (k == "mean_scale") res.y_hat = plan_hyperprior(c, ph, pw, true);
-  else res.y_hat = plan_spatial_context(c, ph, pw, hd.flags & kFlagRasterContext);
+  else if (k == "spatial_context") res.y_hat = plan_spatial_context(c, ph, pw, hd.flags & kFlagRasterContext);
+  else res.y_hat = plan_channel_slices(c, ph, pw);
 
   TensorMap out = c.run("synthesis", {{"y_hat", res.y_hat}}, {"x_hat"});
   res.x_hat = std::move(out["x_hat"]);

@@ -9,9 +9,12 @@ namespace detail {
 namespace {
 
 /// Fill info and the decode hint for one row whose cumulative starts at `prec` bits are cum[0..len-1].
+/// Below precision 16 the escape bin (the last one) carries kEscapeFlag, so the AVX2 decoder spots escapes
+/// from the info word alone.
 void fill_row(Coding& c, int t, uint32_t base, const std::vector<uint32_t>& cum) {
   const int bins = static_cast<int>(cum.size()) - 1;
   for (int s = 0; s < bins; ++s) c.info[base + s] = cum[s] | ((cum[s + 1] - cum[s] - 1) << 16);
+  if (c.prec < 16) c.info[base + bins - 1] |= kEscapeFlag;
   const uint32_t entries = 1u << kHintEntriesLog2;
   uint16_t* hint = c.hint.data() + static_cast<size_t>(t) * entries;
   int s = 0;
@@ -24,8 +27,9 @@ void fill_row(Coding& c, int t, uint32_t base, const std::vector<uint32_t>& cum)
 
 void allocate(Coding& c, int prec, int T, int stride) {
   c.prec = prec;
+  c.start_mask = prec < 16 ? 0x7FFFu : 0xFFFFu;
   c.info.assign(static_cast<size_t>(T) * stride, 0);
-  c.hint.assign(static_cast<size_t>(T) << kHintEntriesLog2, 0);
+  c.hint.assign((static_cast<size_t>(T) << kHintEntriesLog2) + kHintPad, 0);
 }
 
 }  // namespace
@@ -67,19 +71,20 @@ Tables::Tables(const int32_t* cdf, int T, int Lmax, const int32_t* cdf_length, c
     for (int i = 0; i + 1 < len; ++i)
       if (row[i + 1] <= row[i]) throw InvalidArgument(where + ": CDF not strictly increasing (zero-frequency bin)");
     d->rows[t] = Row{offset[t], len - 2, static_cast<uint32_t>(t) * static_cast<uint32_t>(Lmax), 0};
+    d->offsets.push_back(offset[t]);
     max_bins = std::max(max_bins, len - 1);
   }
-  d->fast_prec = max_bins <= (1 << 14) ? 14 : 16;
+  d->fast_prec = max_bins <= (1 << kFastPrecision) ? kFastPrecision : 16;
 
   allocate(d->c16, 16, T, Lmax);
-  if (d->fast_prec == 14) allocate(d->c14, 14, T, Lmax);
+  if (d->fast_prec == kFastPrecision) allocate(d->c14, kFastPrecision, T, Lmax);
   std::vector<uint32_t> cum;
   for (int t = 0; t < T; ++t) {
     const int len = cdf_length[t];
     const int32_t* row = cdf + static_cast<size_t>(t) * Lmax;
     cum.assign(row, row + len);
     fill_row(d->c16, t, d->rows[t].base, cum);
-    if (d->fast_prec == 14) fill_row(d->c14, t, d->rows[t].base, requantize(row, len, 14));
+    if (d->fast_prec == kFastPrecision) fill_row(d->c14, t, d->rows[t].base, requantize(row, len, kFastPrecision));
   }
   d_ = std::move(d);
 }
@@ -90,7 +95,7 @@ int Tables::fast_precision() const noexcept { return d_->fast_prec; }
 
 size_t Tables::memory_bytes() const noexcept {
   auto sz = [](const detail::Coding& c) { return c.info.size() * 4 + c.hint.size() * 2; };
-  return d_->rows.size() * sizeof(detail::Row) + sz(d_->c16) + sz(d_->c14);
+  return d_->rows.size() * (sizeof(detail::Row) + 4) + sz(d_->c16) + sz(d_->c14);
 }
 
 }  // namespace lictrt

@@ -1,5 +1,7 @@
 // C++ tests of the lictrt coder and container: CompressAI-compat fixtures, round trips (0/1 symbols, escapes,
-// substreams, incremental), corrupt input, container. Registered with ctest; exits non-zero on failure.
+// substreams, incremental), corrupt input, AVX2 and scalar fast decoders agreeing (symbols and errors),
+// container. Registered with ctest; exits non-zero on failure.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/detail.hpp"  // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
@@ -191,6 +194,110 @@ void test_corrupt(const Fixture& f) {
   CHECK(throws<lictrt::InvalidArgument>([&] { lictrt::Tables(bad_cdf.data(), f.T, f.L, f.len.data(), f.off.data()); }));
 }
 
+/// Decode with the AVX2 path (when the CPU has it) or the forced scalar path: the symbols, or the error text.
+std::string decode_outcome(const lictrt::Tables& t, const std::vector<uint8_t>& d, const std::vector<int32_t>& idx,
+                           bool scalar, std::vector<int32_t>& out) {
+  lictrt::detail::force_scalar(scalar);
+  out.assign(idx.size(), 0);
+  std::string what = "ok";
+  try {
+    lictrt::decode(t, d.data(), d.size(), idx.data(), idx.size(), out.data(), lictrt::Mode::Fast, 1);
+  } catch (const lictrt::BitstreamError& e) {
+    what = e.what();
+    out.clear();  // partial output on error is unspecified
+  }
+  lictrt::detail::force_scalar(false);
+  return what;
+}
+
+/// Tables for the SIMD-vs-scalar test: the fixture's rows plus adversarial ones (escape-only row, a row with a
+/// single real bin, a 200-bin row whose hint buckets hold several bins each).
+lictrt::Tables adversarial_tables(const Fixture& f, int& T) {
+  const int L = std::max(f.L, 202);
+  T = f.T + 3;
+  std::vector<int32_t> cdf(static_cast<size_t>(T) * L, 0), len(T), off(T);
+  for (int r = 0; r < f.T; ++r) {
+    std::copy(f.cdf.begin() + static_cast<size_t>(r) * f.L, f.cdf.begin() + static_cast<size_t>(r + 1) * f.L,
+              cdf.begin() + static_cast<size_t>(r) * L);
+    len[r] = f.len[r];
+    off[r] = f.off[r];
+  }
+  int32_t* esc_only = &cdf[static_cast<size_t>(f.T) * L];
+  esc_only[1] = 65536;
+  len[f.T] = 2;
+  off[f.T] = 5;
+  int32_t* one_bin = &cdf[static_cast<size_t>(f.T + 1) * L];
+  one_bin[1] = 65535;
+  one_bin[2] = 65536;
+  len[f.T + 1] = 3;
+  off[f.T + 1] = -1;
+  int32_t* wide = &cdf[static_cast<size_t>(f.T + 2) * L];
+  for (int k = 1; k <= 200; ++k) wide[k] = k <= 100 ? 3 * k : 300 + (k - 100) * 600;  // 100 bins of 3/65536
+  wide[201] = 65536;
+  len[f.T + 2] = 202;
+  off[f.T + 2] = -100;
+  return lictrt::Tables(cdf.data(), T, L, len.data(), off.data());
+}
+
+void test_simd_matches_scalar(const Fixture& f) {
+  int T = 0;
+  const lictrt::Tables t = adversarial_tables(f, T);
+  std::mt19937 rng(11);
+  int cases = 0, corrupt = 0, rejected = 0;
+  std::vector<int32_t> a, b;
+  for (size_t n : {0, 1, 5, 8, 9, 31, 33, 257, 1000, 4097, 8191, 8192, 8200, 30011}) {
+    for (double esc_rate : {0.0, 0.003, 0.2, 1.0}) {
+      std::vector<int32_t> s(n), idx(n);
+      for (size_t i = 0; i < n; ++i) {
+        idx[i] = static_cast<int32_t>(rng() % T);
+        s[i] = static_cast<int32_t>(rng() % 9) - 4;
+        if (rng() % 1000 < esc_rate * 1000) s[i] = (rng() % 2 ? 1 : -1) * static_cast<int32_t>(rng() % 2000000000);
+      }
+      for (int k : {1, 3}) {
+        const auto d = encode(t, s, idx, lictrt::Mode::Fast, k);
+        CHECK(decode_outcome(t, d, idx, false, a) == "ok" && a == s);
+        CHECK(decode_outcome(t, d, idx, true, b) == "ok" && b == s);
+        ++cases;
+        if (n < 1000 || k != 1) continue;
+        for (int m = 0; m < 40; ++m, ++corrupt) {  // damaged streams: same symbols or the same error
+          auto c = d;
+          const int kind = static_cast<int>(rng() % 3);
+          if (kind == 0) c[2 + rng() % (c.size() - 2)] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          else if (kind == 1) c[2 + rng() % (c.size() - 2)] = static_cast<uint8_t>(rng());
+          else c.resize(c.size() - 2 * (1 + rng() % 64));
+          const std::string ea = decode_outcome(t, c, idx, false, a), eb = decode_outcome(t, c, idx, true, b);
+          if (ea != eb || a != b) std::fprintf(stderr, "simd/scalar differ: '%s' vs '%s'\n", ea.c_str(), eb.c_str());
+          CHECK(ea == eb && a == b);
+          rejected += ea != "ok";
+        }
+      }
+    }
+  }
+  std::printf("fast decoder (%s vs scalar): %d round trips and %d damaged streams (%d rejected) agree\n",
+              lictrt::detail::simd_enabled() ? "AVX2" : "no AVX2 path here, so scalar", cases, corrupt, rejected);
+}
+
+void test_fast_format() {
+  const int32_t cdf[4] = {0, 40000, 60000, 65536}, len[1] = {4}, off[1] = {0};
+  const lictrt::Tables t(cdf, 1, 4, len, off);
+  // n = 0: header (format 2, precision code 1 = 14 bits, 1 lane), one substream, the initial state 2^16.
+  const auto empty = encode(t, {}, {}, lictrt::Mode::Fast);
+  CHECK((empty == std::vector<uint8_t>{0x90, 1, 0, 0, 1, 0}));
+  std::vector<int32_t> s(20000), idx(20000, 0), out;
+  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<int32_t>(i % 3);
+  auto d = encode(t, s, idx, lictrt::Mode::Fast);
+  CHECK(d[0] == (0x80 | 0x10 | 5) && d[1] == 1);  // 32 lanes
+  CHECK((d.size() - 2) % 2 == 0);
+  for (uint8_t b0 : {0x25, 0x45, 0xC5, 0x86, 0x95 ^ 0x30, 0x95 ^ 0x10}) {  // v1 (2x), version 3, 64 lanes, precisions 12/16
+    auto c = d;
+    c[0] = b0;
+    CHECK(decode_outcome(t, c, idx, false, out) != "ok");
+  }
+  auto v1 = d;
+  v1[0] = 0x23;
+  CHECK(decode_outcome(t, v1, idx, false, out).find("no longer supported") != std::string::npos);
+}
+
 void test_container() {
   lictrt::ContainerHeader h;
   h.height = 512;
@@ -239,7 +346,9 @@ int main() {
   if (f.T) {
     test_round_trips(f);
     test_corrupt(f);
+    test_simd_matches_scalar(f);
   }
+  test_fast_format();
   test_container();
   if (g_failures) {
     std::fprintf(stderr, "%d check(s) failed\n", g_failures);

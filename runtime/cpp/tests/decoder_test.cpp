@@ -6,6 +6,7 @@
 //                                            checking every graph input bit for bit, and that y_hat and the image
 //                                            equal the Python decode exactly; corrupted inputs must raise.
 // Exits non-zero on failure; prints one JSON summary line for tests/test_cpp_decoder.py.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -104,10 +105,21 @@ std::string hex_of(const std::vector<int64_t>& s) {
   return r;
 }
 
+/// An edit of replayed outputs: every output named in `outputs` of graph `graph` ("" = any graph) becomes x * mul + add.
+struct Perturb {
+  std::vector<std::string> outputs;
+  std::string graph;
+  float mul = 1.0f, add = 0.0f;
+  bool applies(const std::string& g, const std::string& out) const {
+    return (graph.empty() || g == graph) && std::find(outputs.begin(), outputs.end(), out) != outputs.end();
+  }
+};
+
 /// Replays recorded network outputs in call order; with `check`, every input must equal the recording bit for bit.
 class ReplayRunner : public GraphRunner {
  public:
-  ReplayRunner(const std::string& dir, bool check, float perturb) : dir_(dir), check_(check), perturb_(perturb) {
+  ReplayRunner(const std::string& dir, bool check, Perturb perturb = {})
+      : dir_(dir), check_(check), perturb_(std::move(perturb)) {
     calls_ = Json::parse([&] {
       auto d = read_file(dir + "/calls.json");
       return std::string(d.begin(), d.end());
@@ -138,15 +150,15 @@ class ReplayRunner : public GraphRunner {
     for (auto& kv : c.at("outputs").items()) {
       NpyArray a = read_npy(dir_ + "/" + kv.second.str());
       Tensor t(a.shape, a.as_float32());
-      if (perturb_ != 1.0f && kv.first == "scales")
-        for (auto& x : t.data) x *= perturb_;
+      if (perturb_.applies(graph, kv.first))
+        for (auto& x : t.data) x = x * perturb_.mul + perturb_.add;
       out.emplace(kv.first, std::move(t));
     }
     return out;
   }
-  bool has_scales() const {
+  bool has_output(const std::string& name) const {
     for (size_t k = 0; k < calls_.size(); ++k)
-      if (calls_.at(k).at("outputs").has("scales")) return true;
+      if (calls_.at(k).at("outputs").has(name)) return true;
     return false;
   }
   size_t consumed() const { return next_; }
@@ -156,7 +168,7 @@ class ReplayRunner : public GraphRunner {
  private:
   std::string dir_;
   bool check_;
-  float perturb_;
+  Perturb perturb_;
   Json calls_;
   size_t next_ = 0, inputs_checked_ = 0;
 };
@@ -164,7 +176,7 @@ class ReplayRunner : public GraphRunner {
 void fixture_test(const std::string& bundle_dir, const std::string& fx) {
   Bundle b = Bundle::load(bundle_dir);
   auto lic = read_file(fx + "/stream.lic");
-  ReplayRunner replay(fx, true, 1.0f);
+  ReplayRunner replay(fx, true);
   Decoder dec(b, replay);
   DecodeResult r = dec.decode(lic);
   CHECK(replay.consumed() == replay.recorded());
@@ -177,17 +189,29 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
   CHECK(im_same);
   write_ppm(fx + "/cpp_decoded.ppm", r.rgb, r.height, r.width);
 
-  // A parse-critical mismatch (scales x1.5) must raise BitstreamError naming stream 'y', never give an image.
-  // (Plans without a parse-critical network, i.e. factorized, have no 'scales' to perturb.)
-  std::string e1 = "n/a";
-  if (replay.has_scales()) {
-    ReplayRunner bad(fx, false, 1.5f);
+  // A parse-critical mismatch (σ x1.5: 'scales', or each slice's 'scale') must raise BitstreamError naming the
+  // first y stream it breaks ('y', or 'y0' for channel_slices), never give an image.
+  // (Plans without a parse-critical network, i.e. factorized, have no σ to perturb.)
+  std::string e1 = "n/a", e1_stream = "n/a";
+  if (replay.has_output("scales") || replay.has_output("scale")) {
+    ReplayRunner bad(fx, false, Perturb{{"scales", "scale"}, "", 1.5f, 0.0f});
     e1 = throws<BitstreamError>([&] { Decoder(b, bad).decode(lic); });
-    CHECK(e1.find("stream 'y'") != std::string::npos);
+    size_t at = e1.find("stream '");
+    CHECK(at != std::string::npos);
+    e1_stream = at == std::string::npos ? "" : e1.substr(at + 8, e1.find('\'', at + 8) - at - 8);
     e1 = e1.empty() ? "" : "BitstreamError";
   }
+  // channel_slices: the LRP output is part of y_hat_0 as later slices see it, so changing lrp0's output must change
+  // the y_hat_0 input of slice1 (the replay's bit-for-bit input check catches it).
+  std::string lrp_flow = "n/a";
+  if (replay.has_output("lrp") && b.graphs().count(b.prefixes()[0] + "slice1")) {
+    ReplayRunner bad(fx, true, Perturb{{"lrp"}, b.prefixes()[0] + "lrp0", 1.0f, 0.5f});
+    std::string e = throws<std::runtime_error>([&] { Decoder(b, bad).decode(lic); });
+    lrp_flow = e.find("slice1.y_hat_0 differs") != std::string::npos ? "true" : "false";
+    CHECK(lrp_flow == "true");
+  }
   // Truncated and bit-flipped bitstreams raise BitstreamError.
-  ReplayRunner r2(fx, false, 1.0f), r3(fx, false, 1.0f);
+  ReplayRunner r2(fx, false), r3(fx, false);
   auto cut = std::vector<uint8_t>(lic.begin(), lic.end() - 3);
   CHECK(!throws<BitstreamError>([&] { Decoder(b, r2).decode(cut); }).empty());
   auto flip = lic;
@@ -195,9 +219,10 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
   CHECK(!throws<BitstreamError>([&] { Decoder(b, r3).decode(flip); }).empty());
 
   std::printf("{\"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, \"sequential_steps\": %d, "
-              "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\"}\n",
+              "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\", "
+              "\"mismatch_stream\": \"%s\", \"lrp_feeds_next_slice\": \"%s\"}\n",
               b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps, replay.inputs_checked(),
-              y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str());
+              y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str(), e1_stream.c_str(), lrp_flow.c_str());
 }
 
 }  // namespace

@@ -6,12 +6,16 @@
 //
 // compat: one rans64 state, precision 16, stream = final state (2 LE words) + LE 32-bit words; byte-identical
 //         to compressai.ans (CompressAI 1.2.8) for every input it handles, and also correct for 0 and 1 symbols.
-// fast:   N (1, 2, 4 or 8) interleaved rans64 states sharing one word stream, precision 14 derived from the
-//         16-bit tables in integer arithmetic (16 when a table has more than 2^14 bins), decoded through a
-//         4096-entry slot->bin lookup table per row (8 KiB); optionally k independent substreams (contiguous
-//         symbol chunks, lanes chosen from their size) coded in parallel threads.
-//         Layout: u8 (log2 N | (precision - 12) << 4), u8 k, (k - 1) x u32 substream byte sizes, then each
-//         substream = N initial states (2 LE words each) + LE 32-bit renormalization words.
+// fast:   format 2. N (1, 4, 8, 16 or 32, from the substream size) interleaved rANS states of 32 bits in
+//         [2^16, 2^32) sharing one stream of 16-bit renormalization words (a decode step reads at most one
+//         word), symbol i on lane i % N; precision 14 derived from the 16-bit tables in integer arithmetic (16
+//         when a table has more than 2^14 bins), decoded through a 4096-entry slot->bin lookup table per row
+//         (8 KiB) plus a forward step; on x86-64 CPUs with AVX2 whole blocks of 8 lanes decode in SIMD (chosen
+//         at run time; LICTRT_CODER_SCALAR=1 forces the portable path, which reads and rejects identically).
+//         Optionally k independent substreams (contiguous symbol chunks) coded in parallel threads.
+//         Layout: u8 (log2 N | precision code << 4 | format 2 << 6; precision = 12 + 2 * code), u8 k,
+//         (k - 1) x u32 substream byte sizes, then each substream = N initial states (LE u32 each) + LE u16
+//         words. Bits 6-7 of byte 0 were 0 or 1 in the retired 64-bit-state format: rejected, never misread.
 // Both modes escape values outside a row's range identically (CompressAI's scheme). Every read is bounded;
 // decoding checks that all states return to their initial value and that every byte is consumed.
 #pragma once

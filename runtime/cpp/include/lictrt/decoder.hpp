@@ -1,10 +1,12 @@
 // lictrt plan decoder for C++ embedding: .lic bytes + Bundle + a GraphRunner (your inference engine) -> image.
 // Mirrors runtime/plans/*.py exactly: symbols = round(v - mean); EntropyBottleneck value = q + median[c] with table
 // = channel; GaussianConditional table = #{scale_table[:-1] < max(scale, bound)}; streams z then y; wavefront order
-// t = 3i + j for spatial_context; x_hat cropped, clamped to [0,1], round(x*255) half-to-even.
-// Parse-critical graphs (hyper_synthesis, context_step) must compute bit-identical float32 outputs to the
-// encoder's parse path; any divergence is detected (final rANS state, symbol count, symbol CRC) and raised as
-// BitstreamError naming the stream, never a silently wrong image.
+// t = 3i + j for spatial_context; channel_slices: streams z, y0..yS-1, per slice i the graphs slice<i> (-> mu,
+// scale) then lrp<i> (y_hat_<i> = mu + q -> lrp), later slices see mu + q + lrp, inputs as the manifest lists them;
+// x_hat cropped, clamped to [0,1], round(x*255) half-to-even.
+// Parse-critical graphs (hyper_synthesis, context_step, slice<i>, lrp<i>) must compute bit-identical float32 outputs
+// to the encoder's parse path; any divergence is detected (final rANS state, symbol count, symbol CRC) and raised
+// as BitstreamError naming the stream, never a silently wrong image.
 #pragma once
 
 #include <cstdint>
@@ -42,12 +44,12 @@ struct DecodeResult {
   int network_calls = 0, sequential_steps = 0;
 };
 
-/// Plan kinds this decoder implements.
+/// Plan kinds this decoder implements: factorized, hyperprior, mean_scale, spatial_context, channel_slices.
 bool decoder_supports(const std::string& plan_kind) noexcept;
 
 class Decoder {
  public:
-  /// Throws BundleError if the bundle's plan kind is not supported.
+  /// Throws BundleError if the bundle's plan kind is not supported (or, for channel_slices, lacks slice/lrp graphs).
   Decoder(const Bundle& bundle, GraphRunner& runner);
   /// Decode .lic bytes. BitstreamError: corrupt/foreign stream (named); BundleError: graph output mismatch.
   DecodeResult decode(const uint8_t* data, size_t len) const;

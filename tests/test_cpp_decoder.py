@@ -5,7 +5,12 @@ Specification:
   ``.lic`` encoded by the Python runtime decodes in C++ to exactly the Python decode: same ŷ bits, same image;
   the C++ GraphRunner replays the network outputs the Python decode recorded and checks every graph input it is
   given bit for bit (so z_hat, the context windows and ŷ are rebuilt exactly);
-* a parse-critical mismatch, a truncated or a bit-flipped file raise BitstreamError in C++ (never an image);
+* likewise channel_slices (tiny MambaVC), through a graph-less bundle (manifest + tables of
+  ``Codec.from_model``, torch reference; exporting MambaVC to ONNX takes >10 min here): every slice<i>/lrp<i>
+  input (the y_hat_<j> supports) is rebuilt bit for bit, in the Python call order, and lrp0's output reaches
+  slice1; a bundle missing an lrp graph is refused;
+* a parse-critical mismatch, a truncated or a bit-flipped file raise BitstreamError in C++ (never an image),
+  naming the first y stream it breaks ('y', for channel_slices 'y0');
 * the TensorRT example (runtime/cpp/examples) compiles and links against TensorRT headers without libnvinfer, and
   fails with a clear one-line error where TensorRT is not installed.
 """
@@ -66,7 +71,11 @@ def make_fixture(bundle_dir: Path, out: Path, image: np.ndarray, **codec_kw) -> 
     """Encode ``image`` with the Python runtime, decode it while recording every network call; returns the image."""
     from runtime import Codec
 
-    codec = Codec.open(bundle_dir, backend="onnxruntime", threads=1, **codec_kw)
+    return record_fixture(Codec.open(bundle_dir, backend="onnxruntime", threads=1, **codec_kw), out, image)
+
+
+def record_fixture(codec, out: Path, image: np.ndarray) -> np.ndarray:
+    """``make_fixture`` for a ready Codec: stream.lic, calls.json + .npy, image.npy and y_hat.npy under ``out``."""
     data = codec.encode(image)
     log: list = []
     codec.recon = Recorder(codec.recon, log, out)
@@ -104,6 +113,7 @@ def test_cpp_decoder_reproduces_the_python_decode_exactly(arch, kw, decoder_test
     assert res["y_hat_identical"] and res["image_identical"]
     assert (res["height"], res["width"]) == decoded.shape[:2]
     assert res["mismatch_error"] == ("n/a" if arch == "slimcae" else "BitstreamError")  # factorized: no σ
+    assert res["mismatch_stream"] == ("n/a" if arch == "slimcae" else "y")
     calls = json.loads((fx / "calls.json").read_text())
     assert res["network_calls"] == len(calls)
     assert res["inputs_checked"] == sum(len(c["inputs"]) for c in calls)
@@ -115,6 +125,89 @@ def test_cpp_decoder_reproduces_the_python_decode_exactly(arch, kw, decoder_test
     ppm = (fx / "cpp_decoded.ppm").read_bytes()
     head = f"P6\n{w} {h}\n255\n".encode()
     assert ppm.startswith(head) and ppm[len(head):] == decoded.tobytes()
+
+
+def save_graphless_bundle(bundle, out: Path) -> Path:
+    """Write an in-memory runtime Bundle (e.g. ``Codec.from_model(m).bundle``) as manifest.json + tables.npz.
+
+    The graphs keep ``"file": null``: enough for the C++ decoder with a replaying GraphRunner (the C++ bundle reader
+    opens no graph files), not for ``runtime.Codec.open`` backends that run ONNX.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, t in bundle.tables.items():
+        for k in ("cdf", "cdf_length", "offset", "medians", "scale_table", "scale_bound"):
+            v = getattr(t, k)
+            if v is not None:
+                arrays[f"{name}.{k}"] = np.asarray(v, dtype=np.int32 if k in ("cdf", "cdf_length", "offset") else np.float32)
+    np.savez(out / "tables.npz", **arrays)
+    (out / "manifest.json").write_text(json.dumps(bundle.manifest, indent=1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def mambavc():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from test_runtime_support import tiny_model
+
+    return tiny_model("mambavc")
+
+
+def test_graphless_bundle_round_trips_through_the_python_reader(mambavc, tmp_path):
+    from runtime import Codec
+    from runtime.bundle import Bundle
+
+    b = Codec.from_model(mambavc).bundle
+    back = Bundle.load(save_graphless_bundle(b, tmp_path / "b"))
+    assert back.manifest == b.manifest and back.model_hash == b.model_hash and set(back.tables) == set(b.tables)
+    for name, t in b.tables.items():
+        u = back.tables[name]
+        assert all(np.array_equal(getattr(t, k), getattr(u, k)) for k in ("cdf", "cdf_length", "offset"))
+        assert (t.scale_table is None) == (u.scale_table is None) and (t.medians is None) == (u.medians is None)
+        if t.scale_table is not None:
+            assert np.array_equal(t.scale_table, u.scale_table) and t.scale_bound == u.scale_bound
+        if t.medians is not None:
+            assert np.array_equal(t.medians, u.medians)
+
+
+@pytest.mark.parametrize("mode", ["fast", "compat"])
+def test_cpp_decoder_reproduces_channel_slices_exactly(mode, mambavc, decoder_test, tmp_path):
+    """channel_slices (tiny MambaVC, torch reference) through a graph-less bundle: streams z, y0..yS-1."""
+    from runtime import Codec
+    from test_runtime_support import test_image
+
+    codec = Codec.from_model(mambavc, mode=mode)
+    bundle = save_graphless_bundle(codec.bundle, tmp_path / "bundle")
+    fx = tmp_path / "fixture"
+    fx.mkdir()
+    h, w = 40, 72  # pads to 64x128: a 4x8 latent, crop exercised
+    decoded = record_fixture(codec, fx, test_image(h, w))
+    p = _run([decoder_test, bundle, fx], check=False)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["plan"] == "channel_slices"
+    assert res["y_hat_identical"] and res["image_identical"]
+    assert (res["height"], res["width"]) == decoded.shape[:2]
+    S = mambavc.num_slices
+    calls = json.loads((fx / "calls.json").read_text())
+    order = [c["graph"] for c in calls]
+    assert order == ["hyper_synthesis"] + [g for i in range(S) for g in (f"slice{i}", f"lrp{i}")] + ["synthesis"]
+    assert set(calls[-2]["inputs"]) == {"latent_means"} | {f"y_hat_{j}" for j in range(S)}  # lrp<S-1>'s supports
+    assert res["network_calls"] == len(calls) and res["sequential_steps"] == S
+    assert res["inputs_checked"] == sum(len(c["inputs"]) for c in calls)
+    assert res["mismatch_error"] == "BitstreamError" and res["mismatch_stream"] == "y0"
+    assert res["lrp_feeds_next_slice"] == "true"
+    ppm = (fx / "cpp_decoded.ppm").read_bytes()
+    head = f"P6\n{w} {h}\n255\n".encode()
+    assert ppm.startswith(head) and ppm[len(head):] == decoded.tobytes()
+
+    # a bundle whose manifest lacks lrp<S-1> is refused with a one-line BundleError, not decoded
+    man = json.loads((bundle / "manifest.json").read_text())
+    del man["graphs"][f"lrp{S - 1}"]
+    (bundle / "manifest.json").write_text(json.dumps(man))
+    p = _run([decoder_test, bundle, fx], check=False)
+    assert p.returncode == 1 and "needs graphs slice0..sliceN-1 and lrp0..lrpN-1" in p.stderr
 
 
 def _kernel_lens_wheel() -> Path | None:

@@ -66,6 +66,24 @@ def test_chunked_scan_long_sequence():
     assert rel_err(out, ref) <= 1e-5
 
 
+@pytest.mark.parametrize("cap_channels", [1, 2, 6])  # one channel, part of a group, two whole groups
+def test_chunked_scan_bounds_its_memory_by_channel_blocks(monkeypatch, cap_channels):
+    x = scan_inputs(b=1, G=4, Dg=3, N=5, L=64, seed=2)
+    ref = S.selective_scan_ref(**x)
+    blocks = []
+    real = S.selective_scan_chunked
+    monkeypatch.setattr(S, "_MAX_STATE_ELEMENTS", 1 * 64 * 5 * cap_channels)
+
+    def spy(u, *a, **k):
+        blocks.append(u.shape[1])
+        return real(u, *a, **k)
+
+    monkeypatch.setattr(S, "selective_scan_chunked", spy)
+    out = real(**f32(x))
+    assert rel_err(out, ref) <= 1e-5
+    assert sum(blocks) == 12 and max(blocks) <= max(cap_channels, 1)  # no call holds more than the cap
+
+
 def test_chunked_scan_strongly_negative_A_has_no_overflow():
     # |A| up to e^7 ~ 1100 and dt up to ~5: within one chunk sum(dt*A) reaches ~ -1e5, so the naive
     # exp(S_t) * exp(-S_s) factorisation overflows to inf; the masked-difference form must not.

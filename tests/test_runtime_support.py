@@ -57,6 +57,13 @@ def tiny_model(arch: str, seed: int = 0):
                 spread([mod for mod in t.modules() if isinstance(mod, torch.nn.Conv2d)][-1].bias)
         m.update(force=True)
         return m.requires_grad_(False)
+    if arch == "ssmic":  # g_a ends in a residual VSS stage: scale the stage input (its downsample norm)
+        with torch.no_grad():
+            m.g_a.layers[-1].downsample.norm.scale.mul_(12.0)
+            last = [mod for mod in m.entropy_parameters.modules() if isinstance(mod, torch.nn.Conv2d)][-1]
+            spread(last.bias[: last.bias.shape[0] // 2])  # scales first, as in mbt2018
+        m.update(force=True)
+        return m.requires_grad_(False)
     if arch not in ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018"):  # other archs: as initialised
         m.update(force=True)
         return m.requires_grad_(False)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 # can clamp it; it is applied BEFORE the exponential so the positive S_t - S_s for s > t never overflows.
 MASK_VALUE = -1.0e30
 _MAX_TEMP_ELEMENTS = 1 << 24  # cap on the [.., T, T, N] weight temporary (64 MiB in fp32)
+_MAX_STATE_ELEMENTS = 1 << 25  # cap on the [B, ch, L, N] state tensors of one chunked call (128 MiB in fp32)
 
 
 class ScanShapeError(ValueError):
@@ -74,6 +75,8 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, delta_bias=None, delta_sof
     bsz, ch, length, groups, n = _check(u, delta, A, B, C)
     if chunk < 1:
         raise ScanShapeError(f"chunk must be >= 1, got {chunk}")
+    if bsz * ch * length * n > _MAX_STATE_ELEMENTS and ch > 1:
+        return _by_channel_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk, groups)
     f32 = torch.float32
     u32 = u.to(f32)
     dt = _delta(delta.to(f32), None if delta_bias is None else delta_bias.to(f32), delta_softplus)
@@ -125,3 +128,27 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, delta_bias=None, delta_sof
     if D is not None:
         y = y + D.to(f32)[:, None] * u.to(f32)
     return y
+
+
+def _by_channel_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk, groups):
+    """The chunked scan over blocks of channels (channels never interact; a block stays inside one group when
+    it is smaller than a group), so the state tensors stay under _MAX_STATE_ELEMENTS: a 768x512 image's
+    first SSMIC stage would otherwise hold ~10 GB. Each channel goes through the same operations as in one call;
+    only the summation order of vectorised reductions may differ (~1e-7 relative)."""
+    bsz, ch, length = u.shape
+    n, rep = B.shape[2], ch // groups
+    per_channel = bsz * length * n
+    width = max(1, _MAX_STATE_ELEMENTS // per_channel)
+    spans = []  # (first channel, last channel + 1, first group, last group + 1)
+    if width >= rep:  # whole groups per block
+        gpb = width // rep
+        spans = [(g * rep, min(groups, g + gpb) * rep, g, min(groups, g + gpb)) for g in range(0, groups, gpb)]
+    else:  # slices of one group per block
+        spans = [(g * rep + a, g * rep + min(rep, a + width), g, g + 1) for g in range(groups) for a in range(0, rep, width)]
+
+    def part(t, a, b):
+        return None if t is None else t[a:b]
+
+    ys = [selective_scan_chunked(u[:, a:b], delta[:, a:b], A[a:b], B[:, g0:g1], C[:, g0:g1], part(D, a, b),
+                                 part(delta_bias, a, b), delta_softplus, chunk) for a, b, g0, g1 in spans]
+    return torch.cat(ys, dim=1)

@@ -11,6 +11,7 @@ COMMANDS = {
     "macs": "MACs per pixel counted from the exported ONNX graphs",
     "rd": "rate-distortion and BD-rate of deployed bundles against the PyTorch reference",
     "wavefront": "spatial-context decode: wavefront vs raster order",
+    "kodak-decode": "Kodak decode on CPU: runtime (ORT + our coder) vs CompressAI decompress, same checkpoint",
     "report": "markdown tables and plots from results JSON",
     "demo": "the main job: train tiny models, export, code images, print the report",
 }
@@ -18,7 +19,7 @@ COMMANDS = {
 
 def usage() -> str:
     lines = ["usage: python -m benchmarks <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<12} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -31,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    module_name = f"benchmarks.{name.replace('-', '_')}"  # command "kodak-decode" -> benchmarks.kodak_decode
     try:
-        module = importlib.import_module(f"benchmarks.{name}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == f"benchmarks.{name}":
+        if exc.name == module_name:
             print(f"error: command {name!r} is not available in this checkout", file=sys.stderr)
             return 2
         raise

@@ -1,5 +1,5 @@
 """Checkpoint -> codec bundle: ``python -m export.onnx CKPT [-a ARCH] [-o OUT] [--precision fp32|fp16]
-[--size HxW | --dynamic] [--width W] [--no-check] [--verbose]``.
+[--size HxW | --dynamic] [--width W] [--no-check] [--graph-passes phases|fused|none] [--verbose]``.
 
 Writes the bundle of docs/FORMATS.md: one ONNX per stage of the model's coding plan (custom lictrt nodes +
 their function bodies), ``tables.npz``, ``manifest.json``; then checks every graph against PyTorch in ONNX
@@ -22,6 +22,7 @@ import torch
 
 from export import bundle as B
 from export import parity as P
+from export.passes import optimize_reconstruction
 from export.registry import DOMAIN, RegistryError, add_function_bodies, lictrt_ops, model_opset, used_ops
 from export.stages import ExportError, Stage, build_stages, to_fp16
 
@@ -39,8 +40,11 @@ def _quiet(verbose: bool):
 
 
 def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[int, int], dynamic: bool,
-                 verbose: bool = False) -> onnx.ModelProto:
-    """Export one stage to ``path``: dynamo exporter under ``lictrt_ops``, function bodies appended, checked."""
+                 verbose: bool = False, graph_passes: str | None = "phases") -> onnx.ModelProto:
+    """Export one stage to ``path``: dynamo exporter under ``lictrt_ops``, function bodies appended, checked.
+
+    ``graph_passes`` (a form of export/passes.py, or None): rewrite reconstruction-only graphs for speed.
+    """
     torch.manual_seed(0)
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
@@ -71,6 +75,8 @@ def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[i
     for k, v in {"lictrt.graph": stage.name, "lictrt.parse_critical": str(stage.parse_critical).lower(),
                  "lictrt.precision": stage.precision}.items():
         mp.metadata_props.add(key=k, value=v)
+    if graph_passes and not stage.parse_critical:
+        optimize_reconstruction(mp, graph_passes)
     onnx.checker.check_model(mp, full_check=True)
     onnx.save(mp, str(path))
     return mp
@@ -116,7 +122,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None, *, arch: str | None = None,
                   precision: str = "fp32", size: tuple[int, int] | None = None, width: int | None = None,
                   check: bool = True, verbose: bool = False, parity_sizes: list[tuple[int, int]] | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, graph_passes: str | None = "phases") -> dict:
     """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}."""
     from tqdm import tqdm
     from train.checkpoint import load_checkpoint
@@ -149,7 +155,7 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
         bar.set_postfix_str(st.name)
         path = out / f"{st.name}.onnx"
         t0 = time.time()
-        mp = export_stage(st, model, path, export_size, dynamic, verbose)
+        mp = export_stage(st, model, path, export_size, dynamic, verbose, graph_passes)
         paths[st.name] = path
         graphs[st.name] = {"file": path.name, "role": st.role, "parse_critical": st.parse_critical,
                            "precision": st.precision, "dynamic": dynamic,
@@ -215,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--dynamic", action="store_true", help="dynamic H x W (default)")
     ap.add_argument("--width", type=int, help="SlimCAE: export only this width")
     ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
+    ap.add_argument("--graph-passes", default="phases", choices=["phases", "fused", "none"],
+                    help="sub-pixel rewrite of ConvTranspose in reconstruction-only graphs (export/passes.py)")
     ap.add_argument("--verbose", action="store_true", help="exporter logs and tracebacks")
     args = ap.parse_args(argv)
     from train.checkpoint import CheckpointError
@@ -222,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         size = parse_size(args.size) if args.size else None
         res = export_bundle(args.checkpoint, args.out, arch=args.arch, precision=args.precision, size=size,
-                            width=args.width, check=not args.no_check, verbose=args.verbose)
+                            width=args.width, check=not args.no_check, verbose=args.verbose,
+                            graph_passes=None if args.graph_passes == "none" else args.graph_passes)
     except (CheckpointError, ExportError, B.BundleError, P.ParityError, RegistryError, OSError) as e:
         if args.verbose:
             raise

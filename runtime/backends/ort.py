@@ -5,6 +5,10 @@ on both encoder and decoder: CPU execution provider, fp32 graphs, ``intra_op_num
 ``inter_op_num_threads=1``, sequential execution, graph optimization level ``ORT_ENABLE_BASIC`` (constant
 folding and semantics-preserving fusions only; no layout transforms such as NCHWc, whose blocked kernels
 reorder sums), no memory-pattern or arena tricks that could depend on the previous input size.
+
+Reconstruction-only graphs (``pinned=False``) may use any options: ``ORT_ENABLE_ALL`` (layout transforms to
+NCHWc included) and ``threads`` intra-op threads; their float results differ in the last bits, which only the
+image sees (benchmarks/kodak_decode.py measures the options).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 from . import BackendError
 
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
+RECON_OPT_LEVEL = "ORT_ENABLE_ALL"
+OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
            "tensor(int64)": np.int64}
 
@@ -45,10 +51,15 @@ def pinned_session_options():
 class OrtBackend:
     """Runs a bundle's ONNX graphs with ONNX Runtime; sessions are created on first use and shared by threads."""
 
-    def __init__(self, bundle, device: str | None = None, threads: int | None = None, pinned: bool = False):
+    def __init__(self, bundle, device: str | None = None, threads: int | None = None, pinned: bool = False,
+                 opt_level: str | None = None):
         ort = _ort()
         self.bundle = bundle
         self.pinned = pinned
+        if opt_level is not None and (pinned or opt_level not in OPT_LEVELS):
+            raise BackendError(f"opt_level {opt_level!r}: one of {', '.join(OPT_LEVELS)}, and only for "
+                               "reconstruction graphs (the pinned path is fixed)")
+        self.opt_level = opt_level or RECON_OPT_LEVEL
         device = (device or "cpu").lower()
         if pinned and device != "cpu":
             raise BackendError("the pinned parse path runs on CPU only")
@@ -75,6 +86,9 @@ class OrtBackend:
         so = ort.SessionOptions()
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
+        so.inter_op_num_threads = 1  # the graphs are chains: parallelism is within ops
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.opt_level)
         so.log_severity_level = 3
         return so
 

@@ -1,0 +1,187 @@
+"""Export-time ONNX graph passes for reconstruction-only graphs (synthesis, analysis). Never parse-critical ones.
+
+``subpixel_conv_transpose``: an exact rewrite of a strided ConvTranspose into sub-pixel form. Output pixel
+``o = s·m + r`` of a ConvTranspose (stride s, kernel k, pads pb/pe, output_padding op) only sees the kernel taps
+``kk ≡ r + pb (mod s)``, each reading input ``m + d`` with ``d = (r + pb − kk) / s``. So each of the s² output
+phases is an ordinary (correlation) Conv of the input at its own resolution, and the phases interleave with
+``DepthToSpace(blocksize=s, mode=DCR)``. Forms:
+
+* ``"phases"`` (default): one Conv per phase with exactly its own taps (k5 s2: 3×3, 3×2, 2×3, 2×2; 25 taps, so
+  MAC counts of the graph stay exact), Concat;
+* ``"fused"``: one Conv producing s²·C_out channels over the union of the phases' tap windows (k5 s2: a 3×3
+  kernel, 36 taps where 25 are real, the rest zero) — one large Conv, 1.44× the MACs.
+
+Both compute the same sums as the ConvTranspose in another order: equal within float rounding (not bit-exact),
+which is why they are for reconstruction-only graphs. Applies where the output is exactly s× the input
+(k + op − pb − pe = s per axis), equal strides, group 1, dilation 1, constant weights; other nodes stay as they are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+FORMS = ("phases", "fused")
+DEFAULT_FORM = "phases"
+#: ConvTransposes with fewer output channels stay as they are: a phase Conv with C_out = 3 (the image layer) is a
+#: GEMM with 3 rows, measured 2.5× slower than ORT's ConvTranspose (benchmarks/kodak_decode.py --variants)
+MIN_OUT_CHANNELS = 16
+METADATA_KEY = "lictrt.passes"
+
+
+class PassError(ValueError):
+    """A graph pass was asked for something it cannot do (unknown form, parse-critical graph)."""
+
+
+def _attrs(node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _phase_taps(s: int, k: int, pb: int) -> list[list[tuple[int, int]]]:
+    """Per output phase r: [(d, kk)] — kernel tap kk reads input m + d for output s·m + r."""
+    return [[((r + pb - kk) // s, kk) for kk in range(k) if (r + pb - kk) % s == 0] for r in range(s)]
+
+
+def _plan(node, inits: dict, min_out_channels: int):
+    """(s, taps_h, taps_w, W, B) when ``node`` can be rewritten, else None."""
+    if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx") or node.input[1] not in inits:
+        return None
+    a = _attrs(node)
+    w = inits[node.input[1]]
+    if w.ndim != 4 or w.shape[1] < min_out_channels or a.get("group", 1) != 1 or "output_shape" in a:
+        return None
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        return None
+    kh, kw = a.get("kernel_shape", w.shape[2:])
+    strides = list(a.get("strides", [1, 1]))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    op = list(a.get("output_padding", [0, 0]))
+    if strides[0] != strides[1] or strides[0] < 2 or (kh, kw) != tuple(w.shape[2:]):
+        return None
+    s = strides[0]
+    for k, pb, pe, o in ((kh, pads[0], pads[2], op[0]), (kw, pads[1], pads[3], op[1])):
+        if k + o - pb - pe != s:  # output must be exactly s × input
+            return None
+    th, tw = _phase_taps(s, kh, pads[0]), _phase_taps(s, kw, pads[1])
+    if any(not t for t in th + tw):
+        return None
+    b = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if len(node.input) > 2 and node.input[2] and b is None:
+        return None  # bias computed at run time: leave it
+    return s, th, tw, w, b
+
+
+def _window(taps) -> tuple[int, int]:
+    """(dmin, dmax) of a tap list; a Conv reading m+dmin..m+dmax needs pads (-dmin, dmax) >= 0."""
+    ds = [d for d, _ in taps]
+    return min(ds), max(ds)
+
+
+def _phase_weight(w: np.ndarray, taps_h, taps_w, win_h, win_w) -> np.ndarray:
+    """Conv weight [C_out, C_in, Kh, Kw] of one phase over the tap window (zeros where no tap lands)."""
+    cin, cout = w.shape[:2]
+    out = np.zeros((cout, cin, win_h[1] - win_h[0] + 1, win_w[1] - win_w[0] + 1), dtype=w.dtype)
+    for dh, kh in taps_h:
+        for dw, kw in taps_w:
+            out[:, :, dh - win_h[0], dw - win_w[0]] = w[:, :, kh, kw].T
+    return out
+
+
+def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
+                            min_out_channels: int = MIN_OUT_CHANNELS) -> int:
+    """Rewrite every eligible top-level ConvTranspose of ``model`` in place; returns how many were rewritten."""
+    if form not in FORMS:
+        raise PassError(f"unknown sub-pixel form {form!r} ({', '.join(FORMS)})")
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    new_nodes, new_inits, done, replaced = [], [], 0, set()
+    for node in g.node:
+        plan = _plan(node, inits, min_out_channels)
+        if plan is None:
+            new_nodes.append(node)
+            continue
+        s, th, tw, w, b = plan
+        replaced.update(node.input[1:])
+        base = (node.name or node.output[0]).replace("/", "_") + "_subpixel"
+        phases = [(rh, rw) for rh in range(s) for rw in range(s)]  # DCR channel order: (rh·s + rw)·C_out + c
+        if form == "fused":
+            wh, ww = _window([t for ts in th for t in ts]), _window([t for ts in tw for t in ts])
+            groups = [(phases, wh, ww)]
+        else:
+            groups = [([p], _window(th[p[0]]), _window(tw[p[1]])) for p in phases]
+        if any(win[0] > 0 or win[1] < 0 for _, wh_, ww_ in groups for win in (wh_, ww_)):
+            new_nodes.append(node)  # a window outside [m-pad, m+pad] would need negative pads
+            continue
+        outs = []
+        for gi, (ps, wh, ww) in enumerate(groups):
+            wt = np.concatenate([_phase_weight(w, th[rh], tw[rw], wh, ww) for rh, rw in ps], axis=0)
+            wname, inputs = f"{base}_w{gi}", [node.input[0]]
+            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(wt), wname))
+            inputs.append(wname)
+            if b is not None:
+                bname = f"{base}_b{gi}"
+                new_inits.append(numpy_helper.from_array(np.tile(b, len(ps)).astype(b.dtype), bname))
+                inputs.append(bname)
+            out = f"{base}_phase{gi}"
+            new_nodes.append(helper.make_node("Conv", inputs, [out], name=f"{base}_conv{gi}",
+                                              kernel_shape=list(wt.shape[2:]),
+                                              pads=[-wh[0], -ww[0], wh[1], ww[1]], strides=[1, 1]))
+            outs.append(out)
+        if len(outs) > 1:
+            cat = f"{base}_concat"
+            new_nodes.append(helper.make_node("Concat", outs, [cat], name=cat, axis=1))
+            outs = [cat]
+        new_nodes.append(helper.make_node("DepthToSpace", outs, [node.output[0]], name=f"{base}_d2s",
+                                          blocksize=s, mode="DCR"))
+        done += 1
+    if not done:
+        return 0
+    del g.node[:]
+    g.node.extend(new_nodes)
+    g.initializer.extend(new_inits)
+    _drop_unused(model, replaced)
+    return done
+
+
+def _inputs_used(graph) -> set:
+    """Every name read by a node of ``graph`` or of its subgraphs (If/Loop bodies), and the graph outputs."""
+    used = {o.name for o in graph.output}
+    for n in graph.node:
+        used.update(n.input)
+        for a in n.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                used |= _inputs_used(sub)
+    return used
+
+
+def _drop_unused(model: onnx.ModelProto, names: set) -> None:
+    """Remove the initializers in ``names`` (the rewritten nodes' weights) that nothing reads any more."""
+    used = _inputs_used(model.graph)
+    keep = [t for t in model.graph.initializer if t.name in used or t.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+def optimize_reconstruction(model: onnx.ModelProto, form: str = DEFAULT_FORM,
+                            min_out_channels: int = MIN_OUT_CHANNELS) -> dict:
+    """Apply the reconstruction-graph passes to ``model`` in place; records them in its metadata.
+
+    Refuses a graph whose metadata marks it parse-critical (those must keep their exported arithmetic).
+    """
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("lictrt.parse_critical") == "true":
+        raise PassError(f"graph '{meta.get('lictrt.graph', '?')}' is parse-critical: graph passes are not allowed")
+    n = subpixel_conv_transpose(model, form, min_out_channels)
+    applied = {"subpixel_conv_transpose": n, "form": form}
+    if n:
+        text = f"subpixel_conv_transpose:{form}:{n}"
+        for p in model.metadata_props:
+            if p.key == METADATA_KEY:
+                p.value = f"{p.value},{text}"
+                break
+        else:
+            model.metadata_props.add(key=METADATA_KEY, value=text)
+    return applied

@@ -1,0 +1,111 @@
+"""export/passes.py: the sub-pixel ConvTranspose rewrite equals the original graph (float tolerance), touches only
+what it can rewrite exactly, and never runs on parse-critical graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+ort = pytest.importorskip("onnxruntime")
+
+from export.passes import FORMS, PassError, optimize_reconstruction, subpixel_conv_transpose  # noqa: E402
+
+
+def conv_transpose_model(cin=6, cout=20, k=5, s=2, pads=(2, 2, 2, 2), op=(1, 1), bias=True, group=1, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((cin, cout // group, k, k)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node("ConvTranspose", inputs, ["y"], name="deconv", strides=[s, s], pads=list(pads),
+                            output_padding=list(op), kernel_shape=[k, k], group=group)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, "h", "w"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, "oh", "ow"])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def run(model, x):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": x})[0]
+
+
+def ops(model):
+    return [n.op_type for n in model.graph.node]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("k,pads,op", [(5, (2, 2, 2, 2), (1, 1)), (3, (1, 1, 1, 1), (1, 1)), (4, (1, 1, 1, 1), (0, 0))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_rewrite_equals_conv_transpose_on_odd_and_even_sizes(form, k, pads, op, bias):
+    original = conv_transpose_model(k=k, pads=pads, op=op, bias=bias)
+    rewritten = conv_transpose_model(k=k, pads=pads, op=op, bias=bias)
+    assert subpixel_conv_transpose(rewritten, form) == 1
+    onnx.checker.check_model(rewritten, full_check=True)
+    assert "ConvTranspose" not in ops(rewritten) and ops(rewritten)[-1] == "DepthToSpace"
+    assert all(t.name not in ("w", "b") for t in rewritten.graph.initializer)  # the old weights are dropped
+    rng = np.random.default_rng(1)
+    for h, w in [(1, 1), (5, 7), (6, 8), (9, 4)]:
+        x = rng.standard_normal((1, 6, h, w)).astype(np.float32)
+        ref, got = run(original, x), run(rewritten, x)
+        assert got.shape == ref.shape == (1, 20, 2 * h, 2 * w)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_phases_form_keeps_the_exact_tap_count_and_fused_form_is_one_conv():
+    phases, fused = conv_transpose_model(), conv_transpose_model()
+    subpixel_conv_transpose(phases, "phases")
+    subpixel_conv_transpose(fused, "fused")
+    inits = {t.name: numpy_helper.to_array(t) for t in phases.graph.initializer}
+    taps = sum(inits[n.input[1]].shape[2] * inits[n.input[1]].shape[3] for n in phases.graph.node if n.op_type == "Conv")
+    assert taps == 25 and ops(phases).count("Conv") == 4 and "Concat" in ops(phases)
+    assert ops(fused) == ["Conv", "DepthToSpace"]
+    w = {t.name: numpy_helper.to_array(t) for t in fused.graph.initializer}[fused.graph.node[0].input[1]]
+    assert w.shape == (4 * 20, 6, 3, 3)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"cout": 3},                                  # image layer: below MIN_OUT_CHANNELS, kept as measured faster
+    {"group": 2},                                 # grouped
+    {"s": 1, "k": 3, "pads": (1, 1, 1, 1), "op": (0, 0)},  # not strided
+    {"op": (0, 0)},                               # output 2n-1, not exactly 2n
+])
+def test_ineligible_conv_transposes_are_left_alone(kwargs):
+    m = conv_transpose_model(**kwargs)
+    before = m.SerializeToString()
+    assert subpixel_conv_transpose(m) == 0
+    assert m.SerializeToString() == before
+
+
+def test_unknown_form_and_parse_critical_graphs_are_refused():
+    m = conv_transpose_model()
+    with pytest.raises(PassError, match="unknown sub-pixel form"):
+        subpixel_conv_transpose(m, "winograd")
+    m.metadata_props.add(key="lictrt.graph", value="hyper_synthesis")
+    m.metadata_props.add(key="lictrt.parse_critical", value="true")
+    with pytest.raises(PassError, match="parse-critical"):
+        optimize_reconstruction(m)
+    assert "ConvTranspose" in ops(m)
+
+
+def test_optimize_reconstruction_records_the_pass_in_metadata():
+    m = conv_transpose_model()
+    assert optimize_reconstruction(m)["subpixel_conv_transpose"] == 1
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["lictrt.passes"] == "subpixel_conv_transpose:phases:1"
+
+
+def test_a_weight_still_read_elsewhere_is_kept():
+    m = conv_transpose_model()
+    m.graph.node.append(helper.make_node("Identity", ["w"], ["w_copy"]))
+    m.graph.output.append(helper.make_tensor_value_info("w_copy", TensorProto.FLOAT, [6, 20, 5, 5]))
+    assert subpixel_conv_transpose(m) == 1
+    names = {t.name for t in m.graph.initializer}
+    assert "w" in names and "b" not in names
+    onnx.checker.check_model(m, full_check=True)

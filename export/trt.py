@@ -101,10 +101,14 @@ def gpu_tag(be: Backend) -> str:
     return "gpu"
 
 
-def build_engine(be: Backend, onnx_path: Path, shapes: dict, verbose: bool = False) -> bytes:
-    """Parse ``onnx_path`` and build a serialized engine with one optimization profile."""
+def build_engine(be: Backend, onnx_path: Path, shapes: dict, verbose: bool = False, logger=None) -> bytes:
+    """Parse ``onnx_path`` and build a serialized engine with one optimization profile.
+
+    ``logger``: a TensorRT ILogger to use instead of the default; if it has ``last()`` (the last error message,
+    see benchmarks/gpu/rtx.py), that is appended to a failure's message."""
     trt = be.mod
-    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.ERROR)
+    logger = logger or trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.ERROR)
+    said = getattr(logger, "last", lambda: "")
     builder = trt.Builder(logger)
     flags = 0
     if be.name == "trt" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
@@ -113,7 +117,7 @@ def build_engine(be: Backend, onnx_path: Path, shapes: dict, verbose: bool = Fal
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errs = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise TrtError(f"{onnx_path.name}: ONNX parse failed: {errs[0].splitlines()[0] if errs else '?'}")
+        raise TrtError(f"{onnx_path.name}: ONNX parse failed: {errs[0].splitlines()[0] if errs else '?'}{said()}")
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
     for name, (mn, opt, mx) in shapes.items():
@@ -121,7 +125,7 @@ def build_engine(be: Backend, onnx_path: Path, shapes: dict, verbose: bool = Fal
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise TrtError(f"{onnx_path.name}: engine build failed (rerun with --verbose)")
+        raise TrtError(f"{onnx_path.name}: engine build failed{said() or ' (rerun with --verbose)'}")
     return bytes(plan)
 
 

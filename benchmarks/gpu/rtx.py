@@ -176,22 +176,14 @@ def recording_logger(trt):
 
 
 def build(trt, onnx_path: Path, shapes: dict) -> bytes:
-    logger = recording_logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errs = [str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors)]
-        raise RtxError(f"ONNX parse failed: {errs[0] if errs else '?'}{logger.last()}")
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    for name, (mn, opt, mx) in shapes.items():
-        profile.set_shape(name, mn, opt, mx)
-    config.add_optimization_profile(profile)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise RtxError(f"build_serialized_network returned None{logger.last()}")
-    return bytes(plan)
+    """export.trt's engine build with TensorRT-RTX, failures carrying TensorRT's own last error message."""
+    from export.trt import Backend, TrtError, build_engine
+
+    try:
+        return build_engine(Backend("rtx", trt, getattr(trt, "__version__", "?")), onnx_path, shapes,
+                            logger=recording_logger(trt))
+    except TrtError as exc:
+        raise RtxError(str(exc)) from None
 
 
 def run_engine(trt, blob: bytes, feeds: dict, iters: int = 50):

@@ -2,13 +2,14 @@
 
 `python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--verbose]`
 
-Target: five minutes on a fresh 2-core CPU machine. `--fast` runs the GDN hyperprior only (SSMIC's CPU
-export and reference scan alone exceed that budget here; see recipe()):
+Target: five minutes on a fresh 2-core CPU machine (exports and engine builds run in two worker processes
+beside the training). `--fast` runs the GDN hyperprior only, for a quick look:
   1. train `bmshj2018-hyperprior --preset tiny` and `ssmic --preset tiny`: a short base run, then a short
      fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
      (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`);
   2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`); build TensorRT-RTX engines
-     (`python -m export.trt BUNDLE`) when `tensorrt_rtx` is importable, else say so;
+     (`python -m export.trt BUNDLE`) for the middle-λ bundle of each architecture when `tensorrt_rtx` is
+     importable, else say so;
   3. code the shipped Kodak images (`assets/images/kodak`) through the runtime (onnxruntime) and through the
      PyTorch reference (CompressAI compress/decompress), plus JPEG / WebP (and AVIF unless --fast) anchors;
   4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs; write `rd.png`, `demo.json` and
@@ -132,8 +133,10 @@ def train_family(arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int,
     return out
 
 
-def _export_one(ckpt: str, bundle: str, verbose: bool) -> str:
-    """Export one checkpoint in a worker process; returns "" or the one-line failure (log when not verbose)."""
+def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool) -> tuple[str, str]:
+    """Export one checkpoint in a worker process, then (``engine``) build its TensorRT-RTX engines.
+
+    Returns (export failure or "", engine status or "")."""
     import torch
 
     torch.set_num_threads(1)
@@ -143,14 +146,25 @@ def _export_one(ckpt: str, bundle: str, verbose: bool) -> str:
             from export.onnx import main as export_main
 
             _call(export_main, [ckpt, "-o", bundle, "--no-check"], f"export of {Path(ckpt).name}")
-        return ""
     except Exception as exc:
-        return f"{_one_line(exc)} {log.getvalue().strip().splitlines()[-1:]}"
+        return f"{_one_line(exc)} {log.getvalue().strip().splitlines()[-1:]}", ""
+    if not engine:
+        return "", ""
+    try:
+        from export.trt import main as trt_main
+
+        with _quiet(log, verbose):
+            _call(trt_main, [bundle], f"engine build for {Path(bundle).name}")
+        return "", "built"
+    except Exception as exc:
+        return "", _one_line(exc)
 
 
 class Exporter:
     """Exports run in two worker processes while the main process goes on training: on a 2-core machine the
-    slow SSMIC exports (dynamo tracing, about a minute each) overlap the GDN model's timed training."""
+    slow SSMIC exports (dynamo tracing, about a minute each) overlap the GDN model's timed training. When
+    tensorrt_rtx is importable, the worker also builds TensorRT-RTX engines for one bundle per architecture
+    (the middle λ, the one whose latency is reported): a pipeline check; an SSMIC build takes over a minute."""
 
     def __init__(self, bundle_dir: Path, verbose: bool, workers: int = 2):
         import multiprocessing as mp
@@ -159,11 +173,23 @@ class Exporter:
         self.bundle_dir, self.verbose = bundle_dir, verbose
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
         self.jobs: dict[str, list] = {}
+        self.engines = importlib.util.find_spec("tensorrt_rtx") is not None
 
     def submit(self, arch: str, ckpts: list[Path]) -> None:
+        mid = len(ckpts) // 2
         self.jobs[arch] = [(self.bundle_dir / (c.stem + ".bundle"),
                             self.pool.submit(_export_one, str(c), str(self.bundle_dir / (c.stem + ".bundle")),
-                                             self.verbose)) for c in ckpts]
+                                             self.verbose, self.engines and i == mid)) for i, c in enumerate(ckpts)]
+
+    def engine_note(self) -> str:
+        """One line: which engines were built (call after collect)."""
+        if not self.engines:
+            return "TensorRT-RTX engines skipped: tensorrt_rtx is not importable (pip install tensorrt-rtx)"
+        done = {b.name: f.result()[1] for jobs in self.jobs.values() for b, f in jobs if f.result()[1]}
+        built = [n for n, st in done.items() if st == "built"]
+        failed = [f"{n}: {st}" for n, st in done.items() if st != "built"]
+        return (f"TensorRT-RTX engines built for {len(built)}/{len(done)} bundles ({', '.join(built)}; one per "
+                "architecture, graphs parse and build, bodies inlined)" + (f"; failed {'; '.join(failed)}" if failed else ""))
 
     def collect(self, bar) -> dict[str, list[Path] | str]:
         """arch -> its bundles, or the first failure's one-line reason."""
@@ -176,28 +202,9 @@ class Exporter:
         self.pool.shutdown()
         out: dict[str, list[Path] | str] = {}
         for arch, jobs in self.jobs.items():
-            errors = [f.result() for _, f in jobs if f.result()]
+            errors = [f.result()[0] for _, f in jobs if f.result()[0]]
             out[arch] = f"export failed: {errors[0]}" if errors else [b for b, _ in jobs]
         return out
-
-
-def build_engines(bundles: list[Path], log: io.StringIO, verbose: bool) -> str:
-    """TensorRT-RTX engines for every bundle when tensorrt_rtx is importable; returns a one-line status."""
-    if importlib.util.find_spec("tensorrt_rtx") is None:
-        return "TensorRT-RTX engines skipped: tensorrt_rtx is not importable (pip install tensorrt-rtx)"
-    try:
-        from export.trt import main as trt_main
-    except ImportError as exc:
-        return f"TensorRT-RTX engines skipped: export.trt is not importable ({exc})"
-    built = 0
-    for b in tqdm(bundles, desc="engines", unit="bundle", leave=False):
-        try:
-            with _quiet(log, verbose):
-                _call(trt_main, [str(b)], f"engine build for {b.name}")
-            built += 1
-        except DemoError as exc:
-            return f"TensorRT-RTX engines: {built}/{len(bundles)} built, then {exc}"
-    return f"TensorRT-RTX engines built for {built}/{len(bundles)} bundles (graphs parse and build; bodies inlined)"
 
 
 def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seconds: float | None = None,
@@ -246,11 +253,9 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
                 del families[arch]
             else:
                 families[arch]["bundles"] = res
-        timings["export_s"] = time.perf_counter() - t0  # what was left after training (exports overlap it)
+        timings["export_s"] = time.perf_counter() - t0  # exports + engines left after training (they overlap it)
     families = {a: families[a] for a in archs if a in families}  # report in the order asked for
-    t0 = time.perf_counter()
-    notes.append(build_engines([b for f in families.values() for b in f["bundles"]], log, verbose))
-    timings["engines_s"] = time.perf_counter() - t0
+    notes.append(exporter.engine_note())
 
     # RD: each architecture separately, so one failing plan does not lose the others
     t0 = time.perf_counter()
@@ -366,8 +371,8 @@ def format_summary(s: dict, out: Path) -> str:
         lines.append(f"skipped {a}: {why}")
     lines += [f"note: {n}" for n in s["notes"]]
     t = s["timings"]
-    lines.append(f"time: {t['total_s']:.0f} s (train {t['train_s']:.0f}, export {t['export_s']:.0f}, "
-                 f"engines {t['engines_s']:.0f}, coding {t['rd_s']:.0f}, latency+MACs {t['latency_macs_s']:.0f})")
+    lines.append(f"time: {t['total_s']:.0f} s (train {t['train_s']:.0f}, export+engines {t['export_s']:.0f}, "
+                 f"coding {t['rd_s']:.0f}, latency+MACs {t['latency_macs_s']:.0f})")
     lines.append(f"plot {out / 'rd.png'}, report {out / 'report.md'}, results {out / 'results' / 'demo.json'}")
     return "\n".join(lines)
 

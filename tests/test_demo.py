@@ -29,9 +29,10 @@ def test_demo_rejects_bad_options_in_one_line(capsys):
 
 @pytest.mark.slow
 def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
+    """The README's main-job command as it stands (both architectures, four λ each), timed end to end."""
     out = tmp_path / "demo"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "demo", "--fast", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "demo", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -40,5 +41,6 @@ def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
     assert bd, "no BD-rate against the PyTorch reference"
     assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd)
     assert "BD-rate" in proc.stdout and (out / "rd.png").stat().st_size > 1000
-    assert "bmshj2018-hyperprior" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "bmshj2018-hyperprior" in report and "ssmic" in report and not summary["skipped"], summary["skipped"]
     assert elapsed <= 300, f"demo took {elapsed:.0f} s (> 5 minutes)"

@@ -191,6 +191,16 @@ void check_end(const LaneStates<Tr>& st, const Reader<Tr>& r, const std::string&
     throw BitstreamError(where + ": " + std::to_string(r.end - r.p) + " bytes left over after the last symbol");
 }
 
+/// check_end for the one-shot decoders, which carry the reader's flags in locals.
+template <class Tr>
+void check_end(const LaneStates<Tr>& st, const uint8_t* p, const uint8_t* end, bool overrun, bool bad_state,
+               const std::string& where) {
+  Reader<Tr> r{p, end};
+  r.overrun = overrun;
+  r.bad_state = bad_state;
+  check_end(st, r, where);
+}
+
 /// Compat decoder: one rans64 state at precision 16.
 void decode_compat(const TableData& d, const uint8_t* p, const uint8_t* end, const int32_t* __restrict idx, size_t n,
                    int32_t* __restrict out, const std::string& where) {
@@ -210,12 +220,7 @@ void decode_compat(const TableData& d, const uint8_t* p, const uint8_t* end, con
     if (!hot_step<Rans64, 16, true>(tb, x, p, end, static_cast<uint32_t>(idx[i]), out + i, overrun, bad_state, err))
       goto failed;
   ls.x[0] = x;
-  {
-    Reader<Rans64> r{p, end};
-    r.overrun = overrun;
-    r.bad_state = bad_state;
-    check_end(ls, r, where);
-  }
+  check_end(ls, p, end, overrun, bad_state, where);
   return;
 failed:
   throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(i));
@@ -256,12 +261,7 @@ void decode_fast(const TableData& d, const Coding& c, const uint8_t* p, const ui
                                    err))
       goto failed;
   for (int j = 0; j < N; ++j) ls.x[j] = st[j];
-  {
-    Reader<Rans32> r{p, end};
-    r.overrun = overrun;
-    r.bad_state = bad_state;
-    check_end(ls, r, where);
-  }
+  check_end(ls, p, end, overrun, bad_state, where);
   return;
 failed:
   throw BitstreamError(where + ": " + err + " at symbol " + std::to_string(i));

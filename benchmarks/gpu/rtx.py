@@ -1,15 +1,15 @@
-"""TensorRT-RTX on the GPU machine: reassemble the carried libs wheel, install it under /tmp, then for every
+"""TensorRT-RTX on the GPU machine: reassemble the carried libs wheel, install it under the system temp folder, then for every
 graph of the carried tiny bundles build an engine on the device, deserialize the CPU-built engine (if the
 bundle has one), run both on random inputs and compare with ONNX Runtime CPU.  Every step's outcome (the
 error text when it fails) goes into the JSON; a step that cannot run leaves its figures "not measured".
 
 The 95 MB ``tensorrt_rtx_cu13_libs`` wheel does not fit one device call (64 MiB carried per call), so
 ``prepare.sh`` splits it: ``.rtx/p1/`` (chunk 1) travels in a short first call that only stashes it in
-``/tmp/lictrt-rtx`` on the device; ``.rtx/p2/`` (chunk 2, the bindings wheel, ``rtx-manifest.json``) travels
+``<temp>/lictrt-rtx`` on the device (``tempfile.gettempdir()``); ``.rtx/p2/`` (chunk 2, the bindings wheel, ``rtx-manifest.json``) travels
 with the full suite in the second call, made while the machine is still warm.  See README.md.
 
 Run by the suite as a subprocess (a crash inside TensorRT-RTX cannot take the suite down):
-``python -m benchmarks.gpu.rtx --out part.json [--rtx-dir .rtx] [--stash /tmp/lictrt-rtx] [--bundles DIR]``
+``python -m benchmarks.gpu.rtx --out part.json [--rtx-dir .rtx] [--stash DIR] [--bundles DIR]``
 ``python -m benchmarks.gpu.rtx --stash-only``: copy ``.rtx/p1/*`` into the stash and exit (first call).
 """
 
@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from .schema import figure, not_measured
 
 MANIFEST = "rtx-manifest.json"
-DEFAULT_STASH = "/tmp/lictrt-rtx"
+DEFAULT_STASH = str(Path(tempfile.gettempdir()) / "lictrt-rtx")
 PROFILE_P = (1, 16, 256)  # context_step's position count P: min, opt, max
 
 

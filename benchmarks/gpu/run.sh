@@ -2,8 +2,8 @@
 # The GPU validation suite's single entry point on the device machine (see benchmarks/gpu/README.md).
 #
 #   bash benchmarks/gpu/run.sh --stash-rtx     call 1: copy the carried .rtx/p1 (RTX libs chunk 1) to
-#                                              /tmp/lictrt-rtx, where it stays while the machine is warm
-#   bash benchmarks/gpu/run.sh [suite args]    call 2: install the carried .whl/ wheels under /tmp/site, then
+#                                              $TMPDIR/lictrt-rtx, where it stays while the machine is warm
+#   bash benchmarks/gpu/run.sh [suite args]    call 2: install the carried .whl/ wheels under $TMPDIR/site, then
 #                                              python -m benchmarks.gpu.suite (results under $OUT)
 #   bash benchmarks/gpu/run.sh --dry-run       on any machine: measures nothing, marks every figure "not measured"
 #
@@ -25,9 +25,10 @@ if [ "${1:-}" = "--stash-rtx" ]; then
   exec "$PY" -m benchmarks.gpu.rtx --stash-only
 fi
 
+SITE="$("$PY" -c "import tempfile; print(tempfile.gettempdir())")/site"  # the same temp folder Python uses
 if compgen -G ".whl/*.whl" >/dev/null; then
-  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; then
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl; then
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
   else
     echo "warning: installing .whl/*.whl failed; the e2e section will record why" >&2
   fi

@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=4, help="Kodak images per model in e2e (0 = all)")
     ap.add_argument("--kodak", default=None, help="Kodak folder (default .gpu/kodak, else assets/images/kodak)")
     ap.add_argument("--rtx-dir", default=str(REPO / ".rtx"))
-    ap.add_argument("--stash", default="/tmp/lictrt-rtx", help="where the first call stashed RTX chunk 1")
+    ap.add_argument("--stash", default=str(Path(tempfile.gettempdir()) / "lictrt-rtx"), help="where the first call stashed RTX chunk 1")
     ap.add_argument("--bundles", default=str(REPO / ".gpu" / "bundles"), help="tiny exported bundles for rtx")
     ap.add_argument("--cuda-arch", default=None, help="CMAKE_CUDA_ARCHITECTURES (default: the device's, -real)")
     ap.add_argument("--date", default=None, help=argparse.SUPPRESS)  # tests pin the file name

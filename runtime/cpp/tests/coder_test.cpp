@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "../src/detail.hpp"  // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
@@ -17,14 +18,6 @@
 
 namespace {
 
-int g_failures = 0;
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                        \
-    }                                                                      \
-  } while (0)
 
 template <class E, class Fn>
 bool throws(Fn fn) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "lictrt/bundle.hpp"
 #include "lictrt/decoder.hpp"
 
@@ -21,14 +22,6 @@ using namespace lictrt;
 
 namespace {
 
-int g_failures = 0;
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                                  \
-    }                                                                                \
-  } while (0)
 
 template <class E, class Fn>
 std::string throws(Fn fn) {  // the message of E if fn throws E, else ""

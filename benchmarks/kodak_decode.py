@@ -6,7 +6,8 @@
 Model: a bmshj2018-hyperprior checkpoint (``--checkpoint``), else a seeded model at ``--quality`` (3: N=128,
 M=192) with RANDOM weights, nudged as tests/test_runtime_support.py's tiny models are (analysis output scaled up
 so symbols are not all zero, σ biases spread over the scale table); the output says which. The model is exported
-once (``export.onnx.export_bundle``, default graph passes) into a cache directory keyed by its weights.
+once (``export.onnx.export_bundle``, default graph passes) into a cache directory keyed by its weights
+and the exporter's source.
 
 Per image: the runtime encodes it to a ``.lic`` stream and CompressAI ``compress`` gives its strings; then, in one
 loop of ``--repeats`` rounds, the runtime ``Codec.decode`` of its stream, CompressAI's decode steps timed one by
@@ -91,13 +92,15 @@ def load_model(checkpoint: str | None, quality: int):
     return m.eval().requires_grad_(False), f"{ARCH} (N={m.N}, M={m.M}) from {checkpoint}", False
 
 
-def weights_key(model) -> str:
-    """A short hash of the model's state (names, shapes, bytes): the export cache key."""
+def cache_key(model) -> str:
+    """A short hash of the model's state (names, shapes, bytes) and of the exporter's source: the cache key."""
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(str(tuple(v.shape)).encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for f in sorted((REPO_ROOT / "export").glob("*.py")):  # a changed pass or function body means a new export
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -105,7 +108,7 @@ def cached_bundle(model, cache: Path, progress: bool = True) -> tuple[Path, bool
     """Export ``model`` once into ``cache/<weights key>/``; returns (bundle dir, reused)."""
     from train.checkpoint import save_checkpoint
 
-    d = Path(cache) / weights_key(model)
+    d = Path(cache) / cache_key(model)
     bundle = d / "bundle"
     if (bundle / "manifest.json").is_file():
         return bundle, True

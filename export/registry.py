@@ -279,9 +279,18 @@ def _gdn_body(opset: int) -> onnx.FunctionProto:
     norm = b.op("Conv", x2, w, "beta")
     s = b.op("Sqrt", norm)
     inv = b.op("Cast", b.attr_const("inverse"), to=TensorProto.BOOL)
-    y = b.op("Where", inv, b.op("Mul", xf, s), b.op("Div", xf, s))
+    # If, not Where: the condition is a constant after inlining, so runtimes fold the If to the one branch
+    # needed (onnxruntime's constant folding does; Where computed both and cost ~8% of a GDN decoder's synthesis)
+    y = b.op("If", inv, then_branch=_branch("igdn", "Mul", xf, s), else_branch=_branch("gdn", "Div", xf, s))
     b.nodes.append(helper.make_node("CastLike", [y, "x"], ["y"]))
     return _function(c, b, opset)
+
+
+def _branch(name: str, op_type: str, a: str, b: str) -> onnx.GraphProto:
+    """An If branch computing ``op_type(a, b)`` from the enclosing body's values."""
+    out = f"{name}_out"
+    return helper.make_graph([helper.make_node(op_type, [a, b], [out])], name, [],
+                             [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
 
 
 def _function(c: OpContract, b: _Body, opset: int) -> onnx.FunctionProto:

@@ -92,7 +92,9 @@ def test_synthesis_variants_cover_torch_and_every_graph_form(result):
                                      for lvl in ("ENABLE_BASIC", "ENABLE_ALL")}
     for v in res["synthesis_variants"]:
         assert v["median_ms"] > 0 and v["min_ms"] <= v["median_ms"]
-    assert res["synthesis_graph_ops"].get("DepthToSpace", 0) >= 1  # the bundle was exported with the sub-pixel pass
+    # the bundle was exported with the sub-pixel pass (phases, interleaved by Transpose) and the GDN moved per phase
+    assert res["synthesis_graph_ops"].get("Transpose", 0) >= 1 and res["synthesis_graph_ops"].get("ConvTranspose", 0) == 1
+    assert res["synthesis_graph_ops"].get("GeneralizedDivisiveNorm", 0) > 3
 
 
 def in_process(capsys, *args):

@@ -58,13 +58,14 @@ def test_contract_fields_are_typed_node_attributes():
 
 
 @pytest.mark.parametrize("op", list(OPS))
-def test_function_body_opset_matches_model_and_has_no_control_flow(op):
+def test_function_body_opset_matches_model_and_has_no_loops(op):
     for opset in (18, 20, 21):
         f = R.function_body(op, opset)
         assert f.domain == DOMAIN and f.name == op
         assert [(o.domain, o.version) for o in f.opset_import] == [("", opset)]
         assert list(f.input) == list(OPS[op].inputs) and list(f.output) == list(OPS[op].outputs)
-        assert not {n.op_type for n in f.node} & {"Loop", "Scan", "If"}
+        assert not {n.op_type for n in f.node} & {"Loop", "Scan"}
+        assert sum(n.op_type == "If" for n in f.node) == (1 if op == "GeneralizedDivisiveNorm" else 0)  # on `inverse`
     with pytest.raises(R.RegistryError):
         R.function_body(op, 17)
 
@@ -94,6 +95,21 @@ def test_gdn_body_in_ort_matches_reference(inverse):
     out = _run(m, dict(x=x, gamma=gamma, beta=beta))
     ref = R.gdn_reference(x, gamma, beta, inverse).numpy()
     assert np.abs(out - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("inverse, kept, dropped", [(0, "Div", "Mul"), (1, "Mul", "Div")])
+def test_gdn_body_folds_to_one_branch_in_ort(tmp_path, inverse, kept, dropped):
+    """inverse is a constant after inlining: ORT's basic level folds the If, so only the needed op runs."""
+    C = 4
+    m = _single_op_model("GeneralizedDivisiveNorm", dict(x=[1, C, 3, 3], gamma=[C, C], beta=[C]), [1, C, 3, 3],
+                         inverse=inverse)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    assert "If" not in ops and "Where" not in ops and kept in ops
+    assert ops.count(dropped) == (1 if dropped == "Mul" else 0)  # the one Mul left for inverse=0 is x·x
 
 
 def test_gdn_fp16_body_keeps_the_sum_in_fp32():

@@ -4,8 +4,8 @@
  [--repeats R] [--mode fast|compat] [--variants] [--cache DIR] [--json PATH] [--verbose]`
 
 Model: a bmshj2018-hyperprior checkpoint (``--checkpoint``), else a seeded model at ``--quality`` (3: N=128,
-M=192) with RANDOM weights, nudged as tests/test_runtime_support.py's tiny models are (analysis output scaled up
-so symbols are not all zero, σ biases spread over the scale table); the output says which. The model is exported
+M=192) with RANDOM weights, nudged by ``train.models.seeded.codable_model`` (analysis output scaled up so symbols
+are not all zero, σ biases spread over the scale table); the output says which. The model is exported
 once (``export.onnx.export_bundle``, default graph passes) into a cache directory keyed by its weights
 and the exporter's source.
 
@@ -61,19 +61,9 @@ def default_cache() -> Path:
 
 def seeded_model(quality: int, seed: int = SEED):
     """A random-weight bmshj2018-hyperprior at ``quality``, nudged so symbols and σ indexes are non-trivial."""
-    import torch
+    from train.models.seeded import codable_model
 
-    from train.models import create_model
-
-    torch.manual_seed(seed)
-    m = create_model(ARCH, quality=quality).eval()
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        [c for c in m.g_a.modules() if isinstance(c, torch.nn.Conv2d)][-1].weight.mul_(12.0)
-        last = [c for c in m.h_s.modules() if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
-        last.bias[:] = torch.exp(torch.empty(last.bias.shape[0]).uniform_(np.log(0.2), np.log(8.0), generator=g))
-    m.update(force=True)
-    return m.requires_grad_(False)
+    return codable_model(ARCH, quality=quality, seed=seed)
 
 
 def load_model(checkpoint: str | None, quality: int):

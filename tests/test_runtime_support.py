@@ -1,8 +1,9 @@
 """Shared helpers for the runtime tests: tiny CompressAI-class checkpoints and their exported bundles.
 
-The tiny models are untrained, so their weights are nudged to make the test meaningful: the analysis output
-is scaled up (non-zero symbols) and the hyper-synthesis scale channels get biases spread over the scale table
-(σ not all clamped at the 0.11 bound), so the indexes really depend on the parse-critical network.
+The tiny models are untrained, so their weights are nudged to make the test meaningful
+(``train.models.seeded.codable_model``): the analysis output is scaled up (non-zero symbols) and the σ layer gets
+biases spread over the scale table (σ not all clamped at the 0.11 bound), so the indexes really depend on the
+parse-critical network.
 """
 
 from __future__ import annotations
@@ -39,45 +40,9 @@ test_image.__test__ = False  # a helper, not a test
 
 def tiny_model(arch: str, seed: int = 0):
     """A tiny updated model of ``arch`` with weights nudged as the module docstring says."""
-    import torch
+    from train.models.seeded import codable_model
 
-    from train.models import create_model
-
-    torch.manual_seed(seed)
-    m = create_model(arch, preset="tiny").eval()
-    g = torch.Generator().manual_seed(seed + 1)
-
-    def spread(bias):  # biases log-uniform over [0.2, 8]: σ spans the scale table
-        bias[:] = torch.exp(torch.empty(bias.shape[0]).uniform_(np.log(0.2), np.log(8.0), generator=g))
-
-    if arch == "mambavc":
-        with torch.no_grad():
-            [mod for mod in m.g_a.modules() if isinstance(mod, torch.nn.Conv2d)][-1].weight.mul_(12.0)
-            for t in m.cc_scale_transforms:
-                spread([mod for mod in t.modules() if isinstance(mod, torch.nn.Conv2d)][-1].bias)
-        m.update(force=True)
-        return m.requires_grad_(False)
-    if arch == "ssmic":  # g_a ends in a residual VSS stage: scale the stage input (its downsample norm)
-        with torch.no_grad():
-            m.g_a.layers[-1].downsample.norm.scale.mul_(12.0)
-            last = [mod for mod in m.entropy_parameters.modules() if isinstance(mod, torch.nn.Conv2d)][-1]
-            spread(last.bias[: last.bias.shape[0] // 2])  # scales first, as in mbt2018
-        m.update(force=True)
-        return m.requires_grad_(False)
-    if arch not in ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018"):  # other archs: as initialised
-        m.update(force=True)
-        return m.requires_grad_(False)
-    with torch.no_grad():
-        last_ga = [mod for mod in m.g_a.modules() if isinstance(mod, torch.nn.Conv2d)][-1]
-        last_ga.weight.mul_(12.0)
-        scale_net = m.entropy_parameters if arch == "mbt2018" else m.h_s  # the layer that outputs σ
-        convs = [mod for mod in scale_net.modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
-        last = convs[-1]
-        M = last.bias.shape[0]
-        n_scales = M if arch == "bmshj2018-hyperprior" else M // 2
-        spread(last.bias[:n_scales])
-    m.update(force=True)
-    return m.requires_grad_(False)
+    return codable_model(arch, preset="tiny", seed=seed)
 
 
 def make_bundle(tmp: Path, arch: str, seed: int = 0):

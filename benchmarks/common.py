@@ -104,6 +104,17 @@ def summary(values: Iterable[float]) -> dict:
             "mean_ms": float(v.mean()), "min_ms": float(v.min()), "n": int(v.size)}
 
 
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` as results files record it: relative to the repository when it lies beside it (``../shared/…``),
+    ``~/…`` under the home folder, else as given; so committed results name no machine's folders."""
+    p = Path(path).resolve()
+    if p.is_relative_to(REPO_ROOT.parent):
+        return os.path.relpath(p, REPO_ROOT)
+    if p.is_relative_to(Path.home()):
+        return str(Path("~") / p.relative_to(Path.home()))
+    return str(path)
+
+
 def write_json(path: str | os.PathLike, data) -> Path:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, run_cli
+from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
 
 ARCH = "bmshj2018-hyperprior"
 PSNR_TOL_DB = 0.01
@@ -271,8 +271,8 @@ def run(args) -> dict:
     ca_tot = sum(r["compressai"]["decompress_ms"] for r in rows)
     res = {"benchmark": "kodak-decode", "model": described, "random_weights": random_weights,
            "arch": ARCH, "N": int(model.N), "M": int(model.M), "checkpoint": args.checkpoint,
-           "data": str(data), "images": len(rows), "threads": args.threads, "repeats": args.repeats,
-           "coder_mode": args.mode, "bundle": str(bundle), "bundle_reused": reused,
+           "data": portable_path(data), "images": len(rows), "threads": args.threads, "repeats": args.repeats,
+           "coder_mode": args.mode, "bundle": portable_path(bundle), "bundle_reused": reused,
            "synthesis_graph_ops": _graph_ops(bundle / "synthesis.onnx"),
            "runtime_backend": "onnxruntime (synthesis: ORT_ENABLE_ALL, intra-op threads = --threads; "
                               "hyper_synthesis: pinned path, 1 thread, ORT_ENABLE_BASIC) + lictrt coder",

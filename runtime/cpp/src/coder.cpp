@@ -244,7 +244,7 @@ void decode_fast(const TableData& d, const Coding& c, const uint8_t* p, const ui
   const char* err = nullptr;
   size_t i = 0;
   if constexpr (P == kFastPrecision && N >= 8) {
-    if (simd_enabled() && c.info.size() <= INT32_MAX) {  // gathers take int32 indexes
+    if (simd_enabled() && c.info.size() <= INT32_MAX && d.fast_hint.size() <= INT32_MAX) {  // int32 indexes
       i = decode_blocks_avx2(N, d, st, p, end, idx, 0, n, out, err);
       if (err) goto failed;
     }

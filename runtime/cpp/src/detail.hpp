@@ -18,7 +18,8 @@ constexpr int kBypassBits = 4;
 constexpr uint32_t kBypassMax = (1u << kBypassBits) - 1;
 constexpr int kMaxNibbles = 9;  // zig-zag overflow of an int32 symbol minus an int32 offset: < 2^34
 constexpr int kHintEntriesLog2 = 12;  // decode hint: 4096 entries per table (8 KiB) at any precision
-constexpr int kHintPad = 8;           // hint entries after the last table (the AVX2 decoder reads 32 bits)
+constexpr int kFastCoarseLog2 = 10;  // AVX2 fast hint: 1024 buckets of 16 slots for coarse tables (see TableData)
+constexpr int kHintPad = 8;           // spare hint entries after the last table
 constexpr uint32_t kEscapeFlag = 1u << 15;  // set in the info word of escape bins at precisions < 16
 constexpr int kMaxLanes = 32;
 
@@ -61,6 +62,15 @@ struct TableData {
   int T = 0, stride = 0;
   std::vector<Row> rows;
   std::vector<int32_t> offsets;  // rows[t].offset, contiguous for SIMD gathers
+  /// The AVX2 fast decoder's hint (precision 14 only): one 64-bit entry per (table t, bucket), holding the
+  /// c14.info word of the bin s containing the bucket's first slot (low half) and its output symbol
+  /// uint32(s + offset[t]) (high half), so one gather yields both; lanes whose slot lies past that bin step
+  /// forward through c14.info. The leading run of tables t < coarse_tables whose 16-slot buckets rarely span
+  /// two bins gets 2^10 buckets (8 KiB, at entry t << 10); the others get 2^12 buckets of 4 slots, at entry
+  /// (coarse_tables << 10) + ((t - coarse_tables) << 12). Small per-table footprints keep the hot part of the
+  /// hint in L2 when a stream uses many narrow tables.
+  std::vector<uint64_t> fast_hint;
+  int coarse_tables = 0;
   Coding c16;   // compat (and fast when a table is too wide for 14 bits)
   Coding c14;   // fast (empty when fast_prec == 16)
   int fast_prec = kFastPrecision;

@@ -32,6 +32,41 @@ void allocate(Coding& c, int prec, int T, int stride) {
   c.hint.assign((static_cast<size_t>(T) << kHintEntriesLog2) + kHintPad, 0);
 }
 
+/// TableData::fast_hint, from the 14-bit hint and info tables (c14.hint[t << 12 | j] is the bin of slot 4j). A
+/// table is coarse-eligible when at most 1/16 of its slots lie past the first bin of their 16-slot bucket (each
+/// such slot costs the decoder a forward step); the coarse tables are the leading run of eligible ones, so the
+/// decoder tells them apart with one compare (scale tables grow with t).
+void fill_fast_hint(TableData& d) {
+  constexpr int kSlots = 1 << kFastPrecision;
+  constexpr int kCoarseSlots = kSlots >> kFastCoarseLog2;
+  const Coding& c = d.c14;
+  auto hint_bin = [&](int t, uint32_t slot) {
+    return c.hint[(static_cast<size_t>(t) << kHintEntriesLog2) | (slot >> (kFastPrecision - kHintEntriesLog2))];
+  };
+  d.coarse_tables = 0;
+  for (int t = 0; t < d.T; ++t, ++d.coarse_tables) {
+    int past = 0;
+    for (uint32_t slot = 0; slot < kSlots; slot += kCoarseSlots) {
+      const uint32_t end = bin_end(c.info[d.rows[t].base + hint_bin(t, slot)], c.start_mask);
+      past += static_cast<int>(slot + kCoarseSlots - std::min(end, slot + kCoarseSlots));
+    }
+    if (past > kSlots / 16) break;
+  }
+  const size_t coarse = static_cast<size_t>(d.coarse_tables);
+  d.fast_hint.assign((coarse << kFastCoarseLog2) + ((d.T - coarse) << kHintEntriesLog2), 0);
+  for (int t = 0; t < d.T; ++t) {
+    const bool is_coarse = static_cast<size_t>(t) < coarse;
+    const int log2 = is_coarse ? kFastCoarseLog2 : kHintEntriesLog2;
+    uint64_t* e = d.fast_hint.data() + (is_coarse ? static_cast<size_t>(t) << kFastCoarseLog2
+                                                  : (coarse << kFastCoarseLog2) + ((t - coarse) << kHintEntriesLog2));
+    for (uint32_t k = 0; k < (1u << log2); ++k) {
+      const uint32_t s = hint_bin(t, k << (kFastPrecision - log2));
+      const uint32_t sym = s + static_cast<uint32_t>(d.rows[t].offset);  // wraps like the scalar decoder's output
+      e[k] = c.info[d.rows[t].base + s] | static_cast<uint64_t>(sym) << 32;
+    }
+  }
+}
+
 }  // namespace
 
 /// Requantize a 16-bit CDF to 14 bits: round each boundary, then force strictly increasing boundaries in a
@@ -86,6 +121,7 @@ Tables::Tables(const int32_t* cdf, int T, int Lmax, const int32_t* cdf_length, c
     fill_row(d->c16, t, d->rows[t].base, cum);
     if (d->fast_prec == kFastPrecision) fill_row(d->c14, t, d->rows[t].base, requantize(row, len, kFastPrecision));
   }
+  if (d->fast_prec == kFastPrecision) fill_fast_hint(*d);
   d_ = std::move(d);
 }
 
@@ -95,7 +131,7 @@ int Tables::fast_precision() const noexcept { return d_->fast_prec; }
 
 size_t Tables::memory_bytes() const noexcept {
   auto sz = [](const detail::Coding& c) { return c.info.size() * 4 + c.hint.size() * 2; };
-  return d_->rows.size() * (sizeof(detail::Row) + 4) + sz(d_->c16) + sz(d_->c14);
+  return d_->rows.size() * (sizeof(detail::Row) + 4) + sz(d_->c16) + sz(d_->c14) + d_->fast_hint.size() * 8;
 }
 
 }  // namespace lictrt

@@ -270,6 +270,44 @@ void test_simd_matches_scalar(const Fixture& f) {
               lictrt::detail::simd_enabled() ? "AVX2" : "no AVX2 path here, so scalar", cases, corrupt, rejected);
 }
 
+/// The AVX2 decoder's fast hint layouts (TableData::fast_hint): a coarse table whose 16-slot buckets hold up to 16
+/// one-slot bins (long forward steps), a plain coarse table, a dense table (200 bins of ~82 slots: too many
+/// forward steps at 16 slots per bucket, so fine), and a coarse-eligible table after it (fine by position). Symbols are uniform over the bins, so the forward steps are frequent.
+void test_fast_hint_layouts() {
+  const int T = 4, L = 202;
+  std::vector<int32_t> cdf(static_cast<size_t>(T) * L, 0), len(T), off{-20, 1, -100, 3};
+  int32_t* steps = &cdf[0];  // 30 bins of one 14-bit slot, then 10 wide bins
+  for (int k = 1; k <= 30; ++k) steps[k] = 4 * k;
+  for (int k = 31; k <= 40; ++k) steps[k] = k < 40 ? 120 + (k - 30) * 6541 : 65536;
+  len[0] = 41;
+  for (int r : {1, 3}) {
+    int32_t* plain = &cdf[static_cast<size_t>(r) * L];
+    plain[1] = 20000;
+    plain[2] = 45000;
+    plain[3] = 65536;
+    len[r] = 4;
+  }
+  int32_t* dense = &cdf[static_cast<size_t>(2) * L];
+  for (int k = 1; k <= 200; ++k) dense[k] = 327 * k;
+  dense[201] = 65536;
+  len[2] = 202;
+  const lictrt::Tables t(cdf.data(), T, L, len.data(), off.data());
+  CHECK(t.data().coarse_tables == 2);
+  CHECK(t.data().fast_hint.size() == 2 * 1024 + 2 * 4096);
+  std::mt19937 rng(5);
+  std::vector<int32_t> a, b;
+  for (size_t n : {40, 4100, 50000}) {
+    std::vector<int32_t> s(n), idx(n);
+    for (size_t i = 0; i < n; ++i) {
+      idx[i] = static_cast<int32_t>(rng() % T);
+      s[i] = off[idx[i]] + static_cast<int32_t>(rng() % (len[idx[i]] - 1));  // escapes included
+    }
+    const auto d = encode(t, s, idx, lictrt::Mode::Fast);
+    CHECK(decode_outcome(t, d, idx, false, a) == "ok" && a == s);
+    CHECK(decode_outcome(t, d, idx, true, b) == "ok" && b == s);
+  }
+}
+
 void test_fast_format() {
   const int32_t cdf[4] = {0, 40000, 60000, 65536}, len[1] = {4}, off[1] = {0};
   const lictrt::Tables t(cdf, 1, 4, len, off);
@@ -341,6 +379,7 @@ int main() {
     test_corrupt(f);
     test_simd_matches_scalar(f);
   }
+  test_fast_hint_layouts();
   test_fast_format();
   test_container();
   if (g_failures) {

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkError, is_bundle, parse_size, read_manifest, run_cli, write_json
+from benchmarks.common import (BenchmarkError, is_bundle, parse_size, portable_path, read_manifest, run_cli,
+                               write_json)
 
 TARGET = 8.0
 
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
                 path = bundle
             res = measure(path, img, args.backend)
+            model = read_manifest(path).get("model", {})
+            res["model"] = {"arch": model.get("arch"), "config": model.get("config")}
+        # what was measured, without this machine's folders (a checkpoint's bundle was a temporary folder)
+        res["bundle"] = portable_path(args.path)
+        res["image"] = portable_path(args.image) if args.image else "synthetic"
         if args.json == "-":
             print(json.dumps(res, indent=2))
             return 0

@@ -104,6 +104,7 @@ def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
     g = model.graph
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     readers = _readers(g)
+    kept = {o.name for o in g.output} | _subgraph_reads(g)
     new_nodes, new_inits, done, replaced, absorbed = [], [], 0, set(), set()
     for node in g.node:
         if id(node) in absorbed:
@@ -144,7 +145,7 @@ def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
                                               blocksize=s, mode="DCR"))
         else:
             out = node.output[0]
-            follower = _pointwise_follower(out, readers, inits, g)
+            follower = _pointwise_follower(out, readers, inits, kept)
             if follower is not None:  # run it per phase, before the interleave
                 absorbed.add(id(follower))
                 outs = [_copy_node(follower, o, f"{base}_{follower.op_type}{i}", new_nodes)
@@ -170,10 +171,11 @@ def _readers(graph) -> dict:
     return r
 
 
-def _pointwise_follower(name: str, readers: dict, inits: dict, graph):
-    """The POINTWISE_OPS node that is the only reader of ``name`` (its other inputs constant), else None."""
+def _pointwise_follower(name: str, readers: dict, inits: dict, kept: set):
+    """The POINTWISE_OPS node that is the only reader of ``name`` (its other inputs constant), else None.
+    ``kept``: names that must stay whole (graph outputs, reads from subgraphs)."""
     rs = readers.get(name, [])
-    if len(rs) != 1 or name in {o.name for o in graph.output} or name in _inputs_used_by_subgraphs(graph):
+    if len(rs) != 1 or name in kept:
         return None
     f = rs[0]
     if (f.domain, f.op_type) not in POINTWISE_OPS or f.input[0] != name or len(f.output) != 1:
@@ -181,7 +183,8 @@ def _pointwise_follower(name: str, readers: dict, inits: dict, graph):
     return f if all(i in inits for i in f.input[1:] if i) else None
 
 
-def _inputs_used_by_subgraphs(graph) -> set:
+def _subgraph_reads(graph) -> set:
+    """Every name read inside the If/Loop bodies of ``graph``'s nodes."""
     used: set = set()
     for n in graph.node:
         for a in n.attribute:
@@ -224,13 +227,7 @@ def _interleave(phases: list, s: int, out: str, base: str, nodes: list, inits: l
 
 def _inputs_used(graph) -> set:
     """Every name read by a node of ``graph`` or of its subgraphs (If/Loop bodies), and the graph outputs."""
-    used = {o.name for o in graph.output}
-    for n in graph.node:
-        used.update(n.input)
-        for a in n.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                used |= _inputs_used(sub)
-    return used
+    return {o.name for o in graph.output} | {i for n in graph.node for i in n.input} | _subgraph_reads(graph)
 
 
 def _drop_unused(model: onnx.ModelProto, names: set) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
@@ -60,11 +59,12 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB over RGB with peak 255 (CompressAI eval_model convention: both images 8-bit)."""
-    a, b = to_uint8(a).astype(np.float64), to_uint8(b).astype(np.float64)
+    from runtime.image import psnr as psnr_uint8
+
+    a, b = to_uint8(a), to_uint8(b)
     if a.shape != b.shape:
         raise BenchmarkError(f"image shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return psnr_uint8(a, b)
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:

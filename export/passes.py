@@ -107,7 +107,7 @@ def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
     kept = {o.name for o in g.output} | _subgraph_reads(g)
     new_nodes, new_inits, done, replaced, absorbed = [], [], 0, set(), set()
     for node in g.node:
-        if id(node) in absorbed:
+        if node.output and node.output[0] in absorbed:  # a follower already emitted per phase
             continue
         plan = _plan(node, inits, min_out_channels)
         if plan is None:
@@ -147,7 +147,7 @@ def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
             out = node.output[0]
             follower = _pointwise_follower(out, readers, inits, kept)
             if follower is not None:  # run it per phase, before the interleave
-                absorbed.add(id(follower))
+                absorbed.add(follower.output[0])
                 outs = [_copy_node(follower, o, f"{base}_{follower.op_type}{i}", new_nodes)
                         for i, o in enumerate(outs)]
                 out = follower.output[0]

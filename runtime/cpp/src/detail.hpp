@@ -19,7 +19,6 @@ constexpr uint32_t kBypassMax = (1u << kBypassBits) - 1;
 constexpr int kMaxNibbles = 9;  // zig-zag overflow of an int32 symbol minus an int32 offset: < 2^34
 constexpr int kHintEntriesLog2 = 12;  // decode hint: 4096 entries per table (8 KiB) at any precision
 constexpr int kFastCoarseLog2 = 10;  // AVX2 fast hint: 1024 buckets of 16 slots for coarse tables (see TableData)
-constexpr int kHintPad = 8;           // spare hint entries after the last table
 constexpr uint32_t kEscapeFlag = 1u << 15;  // set in the info word of escape bins at precisions < 16
 constexpr int kMaxLanes = 32;
 
@@ -54,7 +53,7 @@ struct Coding {
   int prec = 16;
   uint32_t start_mask = 0xFFFFu;  // 0x7FFF below precision 16 (bit 15 is the escape flag)
   std::vector<uint32_t> info;
-  std::vector<uint16_t> hint;  // T << 12 entries + kHintPad
+  std::vector<uint16_t> hint;  // T << 12 entries
   int hint_shift() const { return prec - kHintEntriesLog2; }
 };
 

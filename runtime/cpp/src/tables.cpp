@@ -29,7 +29,7 @@ void allocate(Coding& c, int prec, int T, int stride) {
   c.prec = prec;
   c.start_mask = prec < 16 ? 0x7FFFu : 0xFFFFu;
   c.info.assign(static_cast<size_t>(T) * stride, 0);
-  c.hint.assign((static_cast<size_t>(T) << kHintEntriesLog2) + kHintPad, 0);
+  c.hint.assign(static_cast<size_t>(T) << kHintEntriesLog2, 0);
 }
 
 /// TableData::fast_hint, from the 14-bit hint and info tables (c14.hint[t << 12 | j] is the bin of slot 4j). A

@@ -20,13 +20,15 @@ from runtime.errors import BitstreamError, CoderArgumentError
 
 MAJOR = int(_lictrt.CONTAINER_MAJOR)
 MINOR = int(_lictrt.CONTAINER_MINOR)
+FLAG_LEVEL = 0x0002  # set by pack when the header carries a level block (minor 1)
+MAX_LEVEL = 16
 
 # u8 codes stored in the header (append only; never renumber).
 CODER_MODES = ("compat", "fast")
 PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
 PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
 
-__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
+__all__ = ["MAJOR", "MINOR", "FLAG_LEVEL", "MAX_LEVEL", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
            "write_atomic", "read"]
 
 
@@ -54,6 +56,7 @@ class Header:
     flags: int = 0
     major: int = MAJOR
     minor: int = MINOR
+    level: bytes = b""  # scalable codecs: one u8 choice per level axis of the bundle (empty: none; flag bit 1)
 
     @classmethod
     def create(cls, *, model_hash: bytes | str, height: int, width: int, plan: str, coder_mode: str = "fast",
@@ -115,20 +118,25 @@ def pack(header: Header, streams: list[Stream]) -> bytes:
                        ("plan_kind", 8), ("width_index", 8), ("major", 8), ("minor", 8)):
         if not 0 <= getattr(header, name) < 2**bits:
             raise CoderArgumentError(f"{name} must fit in u{bits}")
+    if len(header.level) > MAX_LEVEL:
+        raise CoderArgumentError(f"level must have at most {MAX_LEVEL} choices, got {len(header.level)}")
     for s in streams:
         if not 0 <= s.n_symbols < 2**32 or not 0 <= s.symbols_crc < 2**32:
             raise CoderArgumentError(f"stream '{s.kind}': symbol count and CRC must fit in u32")
     h = (header.major, header.minor, header.flags, bytes(header.model_hash), header.height, header.width,
-         header.pad_multiple, header.coder_mode, header.parse_path, header.plan_kind, header.width_index)
+         header.pad_multiple, header.coder_mode, header.parse_path, header.plan_kind, header.width_index,
+         bytes(header.level))
     return _lictrt.container_pack(h, [(s.kind, s.n_symbols, s.symbols_crc, bytes(s.payload)) for s in streams])
 
 
 def unpack(data) -> tuple[Header, list[Stream]]:
     """Parse and verify a container; raises BitstreamError on any inconsistency."""
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
-    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx), raw = _lictrt.container_unpack(buf)
+    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx, level), raw = \
+        _lictrt.container_unpack(buf)
     header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
-                    parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor)
+                    parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor,
+                    level=bytes(level))
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
 
 

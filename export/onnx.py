@@ -108,6 +108,8 @@ def _plan(model, kind: str, stages: list[Stage]) -> dict:
         plan.setdefault("context", {"kernel": 5, "order": "wavefront", "step_graph": "context_step"})
     if kind == "factorized":
         plan.setdefault("widths", sorted({int(s.name.split(".")[0][1:]) for s in stages}, reverse=True))
+    if kind == "grouped_context":
+        plan.update(model.plan_spec())
     return plan
 
 

@@ -142,7 +142,7 @@ def _stride(model, abs_y, pad) -> tuple[int, int]:
 def build_stages(model: nn.Module, plan: str, *, width: int | None = None) -> list[Stage]:
     """The stages of ``plan`` for ``model`` (fp32). ``width`` selects one SlimCAE width (default: all)."""
     builders = {"hyperprior": _hyper, "mean_scale": _hyper, "spatial_context": _hyper,
-                "factorized": _factorized, "channel_slices": _channel_slices}
+                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_context": _grouped_context}
     if plan not in builders:
         raise ExportError(f"coding plan {plan!r} is not supported by the exporter (known: {', '.join(builders)})")
     if plan != "factorized" and width is not None:
@@ -338,6 +338,67 @@ def _channel_slices(model, plan) -> list[Stage]:
                 {"y_hat": dyn})
     syn.shapes = {"y_hat": sh(M, sy), "x_hat": sh(3, 1)}
     return stages + [syn]
+
+
+class _Level(nn.Module):
+    """One transform of a BaSIC level: a single-input, single-output module."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def _grouped_context(model, plan) -> list[Stage]:
+    """BaSIC: a graph per (transform, width) and per context coder (runtime/plans/grouped_context.py)."""
+    from train.models.basic import MODULES, ScanlineStep, StagedStep
+
+    if not hasattr(model, "level_widths"):
+        raise ExportError("grouped_context export needs a BaSIC model (level_widths, context_coders)")
+    full = model.at_level(model.full_level())
+    dyn = (2, 3)
+    sh = lambda c, s: [1, c, "H" if s == 1 else f"H/{s}", "W" if s == 1 else f"W/{s}"]  # noqa: E731
+
+    def lat(x):
+        with torch.no_grad():
+            y = full.g_a(x)
+            z_hat = _round(full.h_a(y))
+            return y, z_hat, _round(y), full.h_s(z_hat)
+
+    M, N = model.M, model.N
+    io = {"g_a": (["x"], ["y"], "encoder", False, lambda x: (x,), {"x": sh(3, 1), "y": sh(M, 16)}),
+          "h_a": (["y"], ["z"], "encoder", False, lambda x: (lat(x)[0],), {"y": sh(M, 16), "z": sh(N, 64)}),
+          "h_s": (["z_hat"], ["params"], "both", True, lambda x: (lat(x)[1],),
+                  {"z_hat": sh(N, 64), "params": sh(2 * M, 16)}),
+          "g_s": (["y_hat"], ["x_hat"], "decoder", False, lambda x: (lat(x)[2],),
+                  {"y_hat": sh(M, 16), "x_hat": sh(3, 1)})}
+    stages = []
+    for m in MODULES:
+        ins, outs, role, critical, ex, shapes = io[m]
+        for w in model.level_widths:
+            st = Stage(f"{m}.w{w}", _Level(getattr(model, m).at_width(w)), ins, outs, role, critical, ex,
+                       {ins[0]: dyn})
+            st.shapes = dict(shapes)
+            stages.append(st)
+
+    def ex_windows(x):
+        _, _, y_hat, params = lat(x)
+        return params[0].flatten(1).t().contiguous(), windows_of(y_hat).contiguous()
+
+    for name, coder in zip(model.coders, model.context_coders):
+        if coder.grouping is None:
+            st = Stage(f"context.{name}", ScanlineStep(coder), ["params", "windows"], ["scales", "means"], "both",
+                       True, ex_windows, {"params": (0,), "windows": (0,)})
+            st.shapes = {"params": ["P", 2 * M], "windows": ["P", M, CONTEXT_K, CONTEXT_K],
+                         "scales": ["P", M], "means": ["P", M]}
+        else:
+            st = Stage(f"context.{name}", StagedStep(coder), ["y_hat", "params"], ["scales", "means"], "both",
+                       True, lambda x: lat(x)[2:], {"y_hat": dyn, "params": dyn})
+            st.shapes = {"y_hat": sh(M, 16), "params": sh(2 * M, 16), "scales": sh(M, 16), "means": sh(M, 16)}
+        stages.append(st)
+    return stages
 
 
 def to_fp16(stage: Stage) -> Stage:

@@ -23,7 +23,35 @@ PLAN_GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mean_scale": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
     "spatial_context": (("analysis", "hyper_synthesis", "context_step", "synthesis"), ("hyper_synthesis", "context_step")),
     "channel_slices": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
+    "grouped_context": ((), ()),  # per level: see level_graphs
 }
+#: grouped_context: the transforms with a graph per width, and whether their graphs are parse-critical
+LEVEL_MODULES: dict[str, bool] = {"g_a": False, "h_a": False, "h_s": True, "g_s": False}
+
+
+def level_graphs(plan: dict) -> dict[str, bool]:
+    """grouped_context: {graph name: must be parse-critical} for every level axis value (docs/FORMATS.md)."""
+    from .levels import levels_of
+
+    levels = levels_of(plan)
+    if levels is None:
+        raise BundleError("plan 'grouped_context' needs 'levels'")
+    axes = dict(levels.axes)
+    missing = [m for m in (*LEVEL_MODULES, "context") if m not in axes]
+    if missing:
+        raise BundleError(f"plan 'grouped_context' levels lack the axes {missing}")
+    out = {f"{m}.w{w}": critical for m, critical in LEVEL_MODULES.items() for w in axes[m]}
+    coders = plan.get("coders", {})
+    for name in axes["context"]:
+        c = coders.get(name)
+        if not isinstance(c, dict) or c.get("kind") not in ("scanline", "staged") or "graph" not in c:
+            raise BundleError(f"plan 'grouped_context' coder '{name}' needs kind (scanline, staged) and graph")
+        if c["kind"] == "staged":
+            a = np.asarray(c.get("stage_table", []))
+            if a.ndim != 3 or a.shape[1:] != (2, 2) or a.size == 0 or a.min() < 0:
+                raise BundleError(f"plan 'grouped_context' coder '{name}': stage_table must be [G][2][2] of stages")
+        out[c["graph"]] = True
+    return out
 
 
 class BundleError(ValueError):
@@ -171,6 +199,12 @@ class Bundle:
         if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h.lower())):
             raise BundleError("manifest model.hash must be 64 hex digits (sha256)")
         required, critical = PLAN_GRAPHS[kind]
+        if kind == "grouped_context":
+            for name, must in level_graphs(m["plan"]).items():
+                if name not in m["graphs"]:
+                    raise BundleError(f"plan '{kind}' needs graph '{name}', manifest has {sorted(m['graphs'])}")
+                if must and not self.graph(name).parse_critical:
+                    raise BundleError(f"graph '{name}' must be marked parse_critical for plan '{kind}'")
         for prefix in self.prefixes:
             for g in required:
                 name = prefix + g

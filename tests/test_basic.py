@@ -42,7 +42,7 @@ def tiny():
 def test_parameter_counts_equal_the_originals(paper):
     assert count_parameters(paper["basic"]) == 26_211_604
     assert count_parameters(paper["basic-scanline"]) == 14_130_627
-    assert paper["basic"].coding_plan == "grouped_context" and paper["basic-scanline"].coding_plan == "spatial_context"
+    assert paper["basic"].coding_plan == "grouped_context" and paper["basic-scanline"].coding_plan == "grouped_context"
 
 
 def test_active_parameters_per_module_and_width(paper):
@@ -203,15 +203,15 @@ def test_dynamic_gdn_levels_and_their_export_view():
 def test_exported_gdn_folds_the_level_constants(tiny):
     from export.registry import lictrt_ops
 
-    view = tiny.at_level(Level(12, 12, 12, 12, "scanline"))
+    view = tiny.at_level(Level(8, 8, 8, 8, "scanline"))
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        tiny.g_a.pgm_model[3].beta_biases[1] = 0.7  # level of width 12
-        want = tiny.g_a(x, 12)
+        tiny.g_a.pgm_model[3].beta_biases[0] = 0.7  # level of width 8
+        want = tiny.g_a(x, 8)
         with lictrt_ops(view.g_a):
             got = view.g_a(x)
         assert torch.allclose(got, want, atol=1e-5)
-        tiny.g_a.pgm_model[3].beta_biases[1] = 0.0
+        tiny.g_a.pgm_model[3].beta_biases[0] = 0.0
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -238,13 +238,191 @@ def test_training_draws_levels_and_trains_every_coder():
 # ------------------------------------------------------------------------------------------------ bitstreams
 def test_level_roundtrip_and_a_file_decodes_only_at_its_level(tiny):
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    level = Level(8, 16, 12, 12, "4stage")
+    level = Level(8, 16, 8, 16, "4stage")
     with torch.no_grad():
         enc = tiny.compress(x, level)
         dec = tiny.decompress(enc["strings"], enc["shape"], level)
         y = tiny.g_a(x, 8)
-        ref = tiny.g_s(torch.round(y), 12).clamp(0, 1)
+        ref = tiny.g_s(torch.round(y), 16).clamp(0, 1)
         assert enc["level"] == level and len(enc["strings"][0][0]) > 20
         assert (dec["x_hat"] - x).abs().mean() < (ref - x).abs().mean() + 0.05
-        other = tiny.decompress(enc["strings"], enc["shape"], Level(8, 16, 12, 16, "4stage"))
+        other = tiny.decompress(enc["strings"], enc["shape"], Level(8, 16, 8, 8, "4stage"))
         assert not torch.allclose(other["x_hat"], dec["x_hat"], atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ bundle and runtime
+def _kodak_crop(h: int, w: int):
+    import numpy as np
+    from PIL import Image
+
+    from runtime.image import load
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+    img = next(iter(sorted(path.glob("*.png"))), None) if path.is_dir() else None
+    if img is None:  # a deterministic textured image when no sample image ships
+        yy, xx = np.mgrid[0:h, 0:w]
+        return ((np.stack([np.sin(xx / 7.0), np.cos(yy / 5.0), np.sin((xx + yy) / 11.0)], -1) + 1) * 127).astype(
+            np.uint8)
+    return np.ascontiguousarray(load(Image.open(img).convert("RGB"))[:h, :w])
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    from export.onnx import export_bundle
+    from train.checkpoint import save_checkpoint
+    from train.models.seeded import codable_model
+
+    tmp = tmp_path_factory.mktemp("basic")
+    model = codable_model("basic", "tiny")
+    save_checkpoint(tmp / "tiny.pth", model, lmbda=0.01, metric="mse", step=0, epoch=0, stats={})
+    res = export_bundle(tmp / "tiny.pth", tmp / "tiny.bundle", check=False, progress=False)
+    return res["bundle"], model
+
+
+def test_bundle_has_every_level_graph_and_describes_levels_as_data(tiny_bundle):
+    from runtime.bundle import Bundle
+
+    path, model = tiny_bundle
+    b = Bundle.load(path)
+    plan = b.plan
+    assert plan["kind"] == "grouped_context" and b.model_hash
+    axes = {a["name"]: a["values"] for a in plan["levels"]["axes"]}
+    assert axes == {**{m: [8, 16] for m in MODULES}, "context": list(CODERS)}
+    assert plan["levels"]["presets"]["fastest"] == {**{m: 8 for m in MODULES}, "context": "2stage"}
+    assert plan["levels"]["presets"]["full"] == {**{m: 16 for m in MODULES}, "context": "scanline"}
+    for m in MODULES:
+        for w in (8, 16):
+            assert b.graph(f"{m}.w{w}").parse_critical == (m == "h_s")
+    for name, coder in zip(model.coders, model.context_coders):
+        spec = plan["coders"][name]
+        assert b.graph(spec["graph"]).parse_critical
+        if coder.grouping is not None:
+            assert spec["stage_table"] == coder.stage_table.tolist() and spec["groups"] == coder.grouping[0]
+
+
+def test_every_graph_matches_pytorch_in_onnx_runtime(tiny_bundle):
+    """ONNX Runtime parity of every (module, width) graph and every context coder against the torch modules."""
+    import numpy as np
+
+    from runtime.backends.ort import OrtBackend
+    from runtime.backends.torch_ref import TorchBackend
+    from runtime.bundle import Bundle
+
+    path, model = tiny_bundle
+    b = Bundle.load(path)
+    ort, ref = OrtBackend(b, pinned=True), TorchBackend(model, kind="grouped_context")
+    g = np.random.default_rng(0)
+    h, w = 4, 6  # latent size (image 64x96)
+    feeds = {"x": g.random((1, 3, 16 * h, 16 * w), np.float32),
+             "y": g.normal(0, 4, (1, model.M, h, w)).astype(np.float32),
+             "z_hat": np.round(g.normal(0, 3, (1, model.N, h // 4 + 1, w // 4 + 1))).astype(np.float32),
+             "y_hat": np.round(g.normal(0, 4, (1, model.M, h, w))).astype(np.float32),
+             "params": g.normal(0, 2, (1, 2 * model.M, h, w)).astype(np.float32),
+             "windows": np.round(g.normal(0, 4, (7, model.M, 5, 5))).astype(np.float32)}
+    feeds["z_hat"] = feeds["z_hat"][:, :, :1, :2]
+    for name in b.manifest["graphs"]:
+        ins = b.graph(name).inputs
+        f = {k: feeds[k] for k in ins}
+        if name == "context.scanline":
+            f["params"] = feeds["params"][0].reshape(2 * model.M, -1)[:, :7].T.copy()
+        a, r = ort.run(name, f), ref.run(name, f)
+        for k in r:
+            scale = float(np.abs(r[k]).max()) or 1.0
+            assert a[k].shape == r[k].shape and float(np.abs(a[k] - r[k]).max()) / scale < 1e-4, (name, k)
+
+
+def _streams(data):
+    from runtime import container
+
+    return [(s.kind, s.n_symbols, s.symbols_crc, bytes(s.payload)) for s in container.unpack(data)[1]]
+
+
+LEVELS_CI = ["full", "fastest", "g_a=8,h_s=8,context=8stage", "h_a=8,g_s=8,context=6stage",
+             "g_a=16,h_a=8,h_s=16,g_s=8,context=4stage", "g_a=8,h_a=16,h_s=8,g_s=16,context=scanline"]
+
+
+def _all_levels():
+    import itertools
+
+    return [",".join(f"{m}={w}" for m, w in zip(MODULES, ws)) + f",context={c}"
+            for ws in itertools.product((8, 16), repeat=4) for c in CODERS]
+
+
+@pytest.mark.parametrize("levels", [pytest.param(LEVELS_CI, id="ci"),
+                                    pytest.param(_all_levels(), id="every-level", marks=pytest.mark.slow)])
+def test_torch_and_onnx_runtime_code_identical_symbols(tiny_bundle, levels):
+    from runtime.codec import Codec
+
+    path, model = tiny_bundle
+    im = _kodak_crop(128, 192)
+    dec = Codec.open(path)
+    for lv in levels:
+        a = Codec.open(path, backend="torch", model=model, parse_path="torch", level=lv).encode(im)
+        b = Codec.open(path, level=lv).encode(im)
+        assert _streams(a) == _streams(b), lv
+        assert (dec.decode(a) == dec.decode(b)).all()
+
+
+def test_decode_steps_scanline_wavefront_and_staged(tiny_bundle):
+    from runtime.codec import Codec
+    from runtime.plans.grouped_context import stage_map
+
+    path, model = tiny_bundle
+    im = _kodak_crop(512, 768)
+    c = Codec.open(path, level="full")
+    data = c.encode(im)
+    d = Codec.open(path)
+    d.decode(data)
+    assert d.last_stats["sequential_steps"] == 3 * (32 - 1) + 48 == 141
+    limits = {"8stage": 8, "6stage": 6, "4stage": 4, "2stage": 2}
+    for name, limit in limits.items():
+        data = Codec.open(path, level=f"context={name}").encode(im[:128, :192])
+        d.decode(data)
+        coder = model.context_coders[model.coder_index(name)]
+        want = len(set(stage_map(coder.stage_table.tolist(), model.M, 8, 12).ravel().tolist()))
+        assert d.last_stats["sequential_steps"] == want <= limit and d.last_stats["level"].endswith(name)
+
+
+def test_a_file_decodes_only_to_the_level_in_its_header(tiny_bundle):
+    import struct
+    import zlib
+
+    from runtime import container
+    from runtime.codec import Codec
+    from runtime.errors import BitstreamError
+
+    path, _ = tiny_bundle
+    im = _kodak_crop(128, 192)
+    a = Codec.open(path, level="g_a=8,h_a=16,h_s=16,g_s=8,context=4stage").encode(im)
+    b = Codec.open(path, level="g_a=8,h_a=16,h_s=16,g_s=16,context=4stage").encode(im)
+    assert _streams(a) == _streams(b)  # same symbols: only the synthesis width differs
+    x_a = Codec.open(path, level="fastest").decode(a)  # the decoder's own level does not matter
+    x_b = Codec.open(path, level="full").decode(b)
+    assert (x_a == Codec.open(path).decode(a)).all() and not (x_a == x_b).all()
+    hdr, _ = container.unpack(a)
+    assert list(hdr.level) == [0, 1, 1, 0, 3] and hdr.flags & container.FLAG_LEVEL
+    # the level is covered by the header CRC; rewritten with a valid CRC, a parse-critical width changes the
+    # symbols' tables and the decoder's stream checks refuse the file
+    bad = bytearray(a)
+    end = 56 + 32 * len(_streams(a))
+    bad[end + 1 + 2] = 0  # h_s: 16 -> 8
+    struct.pack_into("<I", bad, end + 6, zlib.crc32(bytes(bad[:end + 6])))
+    with pytest.raises(BitstreamError):
+        Codec.open(path).decode(bytes(bad))
+
+
+def test_level_text_presets_and_errors(tiny_bundle):
+    from runtime.bundle import Bundle
+    from runtime.codec import Codec, CodecError
+    from runtime.levels import LevelError, levels_of
+
+    path, _ = tiny_bundle
+    lv = levels_of(Bundle.load(path).plan)
+    assert lv.parse("fastest") == {**{m: 8 for m in MODULES}, "context": "2stage"}
+    assert lv.parse("g_a=8,context=4stage") == {"g_a": 8, "h_a": 16, "h_s": 16, "g_s": 16, "context": "4stage"}
+    assert lv.from_bytes(lv.to_bytes(lv.parse("h_s=8"))) == lv.parse("h_s=8")
+    for bad in ("g_a=48", "g_x=8", "context=3stage", "g_a=eight", "cheap"):
+        with pytest.raises(LevelError):
+            lv.parse(bad)
+    with pytest.raises(CodecError, match="not offered"):
+        Codec.open(path, level="g_a=12")

@@ -11,6 +11,8 @@ Graph mapping (I/O names as in docs/FORMATS.md):
   hyper_synthesis  z_hat → latent_means, latent_scales = model.hyper_synthesis(z_hat)   (channel_slices)
   slice<i>, lrp<i> model.slice_params(i, …) → mu, scale; model.slice_lrp(i, atten_mean[i](…), y_hat_i) → lrp
   synthesis        y_hat → x_hat = g_s(y_hat)   (the runtime clamps)
+  grouped_context  <module>.w<W> → the BaSIC transform at width W (g_a x→y, h_a y→z, h_s z_hat→params,
+                   g_s y_hat→x_hat); context.<coder> → ScanlineStep / StagedStep of train.models.basic
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def model_tables(model, kind: str) -> dict[str, np.ndarray]:
 def bundle_from_model(model, kind: str | None = None) -> Bundle:
     """An in-memory bundle (no ONNX files) describing ``model``; its hash covers weights and tables."""
     kind = kind or plan_kind_of(model)
-    if kind not in ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices"):
+    if kind not in ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context"):
         raise BackendError(f"the torch backend has no graph mapping for plan '{kind}' yet")
     arrays = model_tables(model, kind)
     tables = tables_from_arrays(arrays)
@@ -121,6 +123,17 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
             sup = [f"y_hat_{j}" for j in range(i if maxs < 0 else min(i, maxs))]
             graphs[f"slice{i}"] = g(["latent_means", "latent_scales"] + sup, ["mu", "scale"], True, "both")
             graphs[f"lrp{i}"] = g(["latent_means"] + sup + [f"y_hat_{i}"], ["lrp"], True, "both")
+    elif kind == "grouped_context":
+        plan = model.plan_spec()
+        graphs = {}
+        io = {"g_a": (["x"], ["y"], False, "encoder"), "h_a": (["y"], ["z"], False, "encoder"),
+              "h_s": (["z_hat"], ["params"], True, "both"), "g_s": (["y_hat"], ["x_hat"], False, "decoder")}
+        for m, (i, o, critical, role) in io.items():
+            for w in model.level_widths:
+                graphs[f"{m}.w{w}"] = g(i, o, critical, role)
+        for c in plan["coders"].values():
+            graphs[c["graph"]] = g(["params", "windows"] if c["kind"] == "scanline" else ["y_hat", "params"],
+                                   ["scales", "means"], True, "both")
     elif kind == "spatial_context":
         graphs["hyper_synthesis"] = g(["z_hat"], ["params"], True, "both")
         graphs["context_step"] = g(["params", "windows"], ["scales", "means"], True, "both")
@@ -129,7 +142,8 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "model": {"arch": type(model).__name__, "config": {}, "hash": digest},
                 "pad_multiple": int(getattr(model, "pad_multiple", 64 if kind != "factorized" else 16)), "precision": "fp32",
-                "plan": {"kind": kind}, "graphs": graphs, "engines": {}}
+                "plan": model.plan_spec() if kind == "grouped_context" else {"kind": kind}, "graphs": graphs,
+                "engines": {}}
     return Bundle.from_parts(manifest, tables)
 
 
@@ -157,6 +171,27 @@ class TorchBackend:
         if self.kind == "channel_slices":
             self._graphs["hyper_synthesis"] = lambda f: dict(zip(("latent_means", "latent_scales"),
                                                                  m.hyper_synthesis(f["z_hat"])))
+        if self.kind == "grouped_context":
+            self._add_level_graphs()
+
+    def _add_level_graphs(self):
+        """BaSIC: one callable per (transform, width) and per context coder (as the exporter's graphs)."""
+        from train.models.basic import ScanlineStep, StagedStep
+
+        m = self.model
+        io = {"g_a": ("x", "y"), "h_a": ("y", "z"), "h_s": ("z_hat", "params"), "g_s": ("y_hat", "x_hat")}
+        for name, (i, o) in io.items():
+            for w in m.level_widths:
+                view = getattr(m, name).at_width(w)
+                self._graphs[f"{name}.w{w}"] = lambda f, view=view, i=i, o=o: {o: view(f[i])}
+        for name, coder in zip(m.coders, m.context_coders):
+            if coder.grouping is None:
+                step = ScanlineStep(coder).to(self.device)
+                fn = lambda f, step=step: dict(zip(("scales", "means"), step(f["params"], f["windows"])))  # noqa: E731
+            else:
+                step = StagedStep(coder).to(self.device)
+                fn = lambda f, step=step: dict(zip(("scales", "means"), step(f["y_hat"], f["params"])))  # noqa: E731
+            self._graphs[f"context.{name}"] = fn
 
     def _analysis(self, f):
         y = self.model.g_a(f["x"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices")
+KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
 #: plan-kind ids recorded in the container's u8 plan kind
 KIND_IDS = {"factorized": 0, "hyperprior": 1, "mean_scale": 2, "spatial_context": 3, "channel_slices": 4,
             "grouped_context": 5}

@@ -284,6 +284,25 @@ def _group_of(channels: int, groups: int) -> torch.Tensor:
     return torch.arange(channels) // (channels // groups)
 
 
+def staged_pass(y_hat: torch.Tensor, prior: torch.Tensor, phases) -> torch.Tensor:
+    """A grouped coder's parallel masked pass with per-phase weights (see :meth:`ContextCoder.phase_weights`):
+    per output phase one stride-2 5x5 conv and three 1x1 convs at quarter resolution, then depth-to-space.
+    Needs an even latent size."""
+    B = y_hat.shape[0]
+    yp = F.pad(y_hat, (KERNEL // 2,) * 4)
+    outs = []
+    for (ph, pw), layers in zip(((0, 0), (0, 1), (1, 0), (1, 1)), phases):
+        (w5, b5), *ones = layers
+        h = F.conv2d(yp[:, :, ph:, pw:], w5, b5, stride=2)
+        h = torch.cat([h, prior[:, :, ph::2, pw::2]], 1)
+        for i, (w, b) in enumerate(ones):
+            h = F.conv2d(F.leaky_relu(h, 0.01) if i else h, w, b)
+        outs.append(h)
+    C, h2, w2 = outs[0].shape[1:]
+    t = torch.stack(outs, 2).reshape(B, C, 2, 2, h2, w2)  # [B, C, ph, pw, i, j]
+    return t.permute(0, 1, 4, 2, 5, 3).reshape(B, C, 2 * h2, 2 * w2)
+
+
 class ContextCoder(nn.Module):
     """One context coder: the masked context model, its stage pattern and (grouped coders) the predictor."""
 
@@ -367,33 +386,33 @@ class ContextCoder(nn.Module):
         return out
 
     # -------------------------------------------------------------------- the parallel masked pass
+    def mask_a(self) -> torch.Tensor:
+        """The scanline coder's 5x5 mask (1 strictly before the centre in raster order)."""
+        mask = torch.ones(KERNEL, KERNEL)
+        mask[KERNEL // 2, KERNEL // 2:] = 0
+        mask[KERNEL // 2 + 1:] = 0
+        return mask
+
+    def phase_weights(self) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Grouped coders: per output phase (0,0), (0,1), (1,0), (1,1) the masked (weight, bias) of the 5x5
+        conv and of the three 1x1 convs (differentiable: the masks multiply the live weights)."""
+        cm = self.topo_group_context_model
+        layers = [cm.context_prediction, *cm.convs_1x1()]
+        masks = self.phase_masks()
+        return [[(conv.weight * m.to(conv.weight), conv.bias) for conv, m in zip(layers, masks[ph])]
+                for ph in ((0, 0), (0, 1), (1, 0), (1, 1))]
+
     def raw_params(self, y_hat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """The parameter net's output [B, 2M, H, W] (interleaved mu, sigma) for every position at once."""
         cm = self.topo_group_context_model
         cp = cm.context_prediction
         if self.grouping is None:
-            mask = torch.ones_like(cp.weight)
-            mask[:, :, KERNEL // 2, KERNEL // 2:] = 0
-            mask[:, :, KERNEL // 2 + 1:] = 0
-            ctx = F.conv2d(y_hat, cp.weight * mask, cp.bias, padding=KERNEL // 2)
+            ctx = F.conv2d(y_hat, cp.weight * self.mask_a().to(cp.weight), cp.bias, padding=KERNEL // 2)
             return cm.param_merger_out(cm.param_merger_in(torch.cat([ctx, prior], 1)))
         H, W = y_hat.shape[-2:]
         if H % 2 or W % 2:
             raise ValueError(f"grouped context coders need an even latent size, got {H}x{W}")
-        masks = self.phase_masks()
-        yp = F.pad(y_hat, (KERNEL // 2,) * 4)
-        out = y_hat.new_zeros(y_hat.shape[0], 2 * self.M, H, W)
-        convs = cm.convs_1x1()
-        for (ph, pw), (m5, *m1) in masks.items():
-            m5, m1 = m5.to(cp.weight), [m.to(cp.weight) for m in m1]
-            h = F.conv2d(yp[:, :, ph:, pw:], cp.weight * m5, cp.bias, stride=2)
-            h = torch.cat([h, prior[:, :, ph::2, pw::2]], 1)
-            for i, (conv, m) in enumerate(zip(convs, m1)):
-                if i:
-                    h = F.leaky_relu(h, 0.01)
-                h = F.conv2d(h, conv.weight * m, conv.bias)
-            out[:, :, ph::2, pw::2] = h
-        return out
+        return staged_pass(y_hat, prior, self.phase_weights())
 
     def params(self, y_hat: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(means, scales) [B, M, H, W]; scales bounded below by 0.11."""
@@ -422,7 +441,7 @@ class BaSIC(CompressionModel):
             raise ValueError(f"BaSIC coders must start with 'scanline' and be among {', '.join(CODERS)}; "
                              f"got {list(coders)}")
         self.N, self.M, self.level_widths, self.coders = int(N), int(M), widths, coders
-        self.coding_plan = "spatial_context" if coders == ("scanline",) else "grouped_context"
+        self.coding_plan = "grouped_context"
         W, L = max(widths), len(widths)
         self.g_a = DynamicTransform(
             [SlimConv2d(3, W, 5, 2, 2), DynamicGDN(W, L), SlimConv2d(W, W, 5, 2, 2), DynamicGDN(W, L),
@@ -556,6 +575,10 @@ class BaSIC(CompressionModel):
         y_hat, _, _ = self._code_y(self.coder(level), prior, None, dec)
         return {"x_hat": self.g_s(y_hat, level.g_s).clamp_(0, 1)}
 
+    def plan_spec(self) -> dict:
+        """The bundle manifest's plan (levels, coders, stage tables), see :func:`level_spec`."""
+        return level_spec(self)
+
     # -------------------------------------------------------------------- sizes
     def active_parameters(self, module: str, width: int) -> int:
         return getattr(self, module).active_parameters(width)
@@ -612,3 +635,60 @@ def load_original_state_dict(model: BaSIC, state_dict: dict[str, torch.Tensor]) 
     mapped = map_original_state_dict(state_dict)
     own = {k: v for k, v in model.state_dict().items() if k.startswith("gaussian_conditional.")}
     model.load_state_dict({**own, **mapped}, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------------- graphs
+class ScanlineStep(nn.Module):
+    """context.scanline: (params [P, 2M], windows [P, M, 5, 5]) -> (scales, means) [P, M]: the mask-A 5x5 conv on
+    each window of ŷ and the 1x1 net on cat[ctx, prior] (runtime plan spatial-context loop)."""
+
+    def __init__(self, coder: ContextCoder):
+        super().__init__()
+        cm = coder.topo_group_context_model
+        cp = cm.context_prediction
+        self.register_buffer("weight", (cp.weight * coder.mask_a()).detach().clone())
+        self.register_buffer("bias", cp.bias.detach().clone())
+        self.param_merger_in, self.param_merger_out = cm.param_merger_in, cm.param_merger_out
+
+    def forward(self, params: torch.Tensor, windows: torch.Tensor):
+        ctx = F.conv2d(windows, self.weight, self.bias)
+        p = self.param_merger_out(self.param_merger_in(torch.cat([ctx, params[:, :, None, None]], 1))).flatten(1)
+        return p[:, 1::2], p[:, 0::2]
+
+
+class StagedStep(nn.Module):
+    """context.<S>stage: (y_hat [1, M, h, w], params [1, 2M, h, w]) -> (scales, means) [1, M, h, w]: the grouped
+    coder's parallel masked pass with the masks folded into per-phase weights (h, w even)."""
+
+    def __init__(self, coder: ContextCoder):
+        super().__init__()
+        self.n = 0
+        for ph in coder.phase_weights():
+            for w, b in ph:
+                self.register_buffer(f"w{self.n}", w.detach().clone())
+                self.register_buffer(f"b{self.n}", b.detach().clone())
+                self.n += 1
+
+    def forward(self, y_hat: torch.Tensor, params: torch.Tensor):
+        ws = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n)]
+        per = len(ws) // 4
+        p = staged_pass(y_hat, params, [ws[i * per:(i + 1) * per] for i in range(4)])
+        return p[:, 1::2], p[:, 0::2]
+
+
+def level_spec(model: BaSIC) -> dict:
+    """The manifest's ``plan`` description of a BaSIC bundle: levels as data, one entry per coder."""
+    widths = list(model.level_widths)
+    w_min, w_max = min(widths), max(widths)
+    axes = [{"name": m, "values": widths} for m in MODULES] + [{"name": "context", "values": list(model.coders)}]
+    presets = {"full": {**{m: w_max for m in MODULES}, "context": "scanline"},
+               "fastest": {**{m: w_min for m in MODULES}, "context": model.coders[-1]}}
+    coders = {}
+    for name, coder in zip(model.coders, model.context_coders):
+        if coder.grouping is None:
+            coders[name] = {"kind": "scanline", "graph": f"context.{name}", "order": "wavefront", "kernel": KERNEL}
+        else:
+            coders[name] = {"kind": "staged", "graph": f"context.{name}", "groups": coder.grouping[0],
+                            "stage_table": coder.stage_table.tolist()}
+    return {"kind": "grouped_context", "levels": {"axes": axes, "presets": presets, "default": "full"},
+            "coders": coders}

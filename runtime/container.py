@@ -28,7 +28,8 @@ CODER_MODES = ("compat", "fast")
 PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
 PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
 
-__all__ = ["MAJOR", "MINOR", "FLAG_LEVEL", "MAX_LEVEL", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
+__all__ = ["MAJOR", "MINOR", "FLAG_LEVEL", "MAX_LEVEL",
+           "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
            "write_atomic", "read"]
 
 

@@ -70,7 +70,8 @@ def test_macs_per_module_and_width_at_768x512(paper, widths):
 
 
 # ------------------------------------------------------------------------------------------------ the original's names
-@pytest.mark.parametrize("arch,fixture", [("basic", "basic_params.json"), ("basic-scanline", "basic_fixed_ar_params.json")])
+@pytest.mark.parametrize("arch,fixture", [("basic", "basic_params.json"),
+                                          ("basic-scanline", "basic_fixed_ar_params.json")])
 def test_fixture_shaped_original_state_dicts_load_strictly(paper, arch, fixture):
     entries = json.loads((FIXTURES / fixture).read_text())
     g = torch.Generator().manual_seed(1)
@@ -87,7 +88,8 @@ def test_fixture_shaped_original_state_dicts_load_strictly(paper, arch, fixture)
     # a few names the map must send to the right layers
     sd = original
     assert torch.equal(model.g_a.pgm_model[0].weight, sd["latent_inference_modules.x_y.pgm_model.0.conv.weight"])
-    assert torch.equal(model.g_s.pgm_model[5].gamma_scales, sd["latent_generative_modules.y_x.pgm_model.5.gamma_scales"])
+    gs = sd["latent_generative_modules.y_x.pgm_model.5.gamma_scales"]
+    assert torch.equal(model.g_s.pgm_model[5].gamma_scales, gs)
     key = "topo_group_context_model.param_merger_out.3.bias"
     src = f"latent_node_entropy_coders.y.coders.4.{key}" if arch == "basic" else f"latent_node_entropy_coders.y.{key}"
     assert torch.equal(model.context_coders[-1].topo_group_context_model.param_merger_out[3].bias, sd[src])
@@ -290,9 +292,12 @@ def test_bundle_has_every_level_graph_and_describes_levels_as_data(tiny_bundle):
     assert axes == {**{m: [8, 16] for m in MODULES}, "context": list(CODERS)}
     assert plan["levels"]["presets"]["fastest"] == {**{m: 8 for m in MODULES}, "context": "2stage"}
     assert plan["levels"]["presets"]["full"] == {**{m: 16 for m in MODULES}, "context": "scanline"}
+    from runtime.bundle import level_graph
+
     for m in MODULES:
         for w in (8, 16):
-            assert b.graph(f"{m}.w{w}").parse_critical == (m == "h_s")
+            assert b.graph(level_graph(m, w)).parse_critical == (m == "h_s")
+    assert level_graph("h_a", 8) == "w8.hyper_analysis" and b.graph("w8.hyper_analysis").role == "encoder"
     for name, coder in zip(model.coders, model.context_coders):
         spec = plan["coders"][name]
         assert b.graph(spec["graph"]).parse_critical

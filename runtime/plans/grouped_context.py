@@ -4,10 +4,10 @@ The plan's ``levels`` (runtime/levels.py) pick a width for each transform and a 
 written into the container header and the decoder reads it from there (``ctx.level``). Graphs, one per
 (module, width) and one per coder (docs/FORMATS.md)::
 
-    g_a.w<W>   x -> y            h_a.w<W>  y -> z            (encoder only)
-    h_s.w<W>   z_hat -> params [1, 2M, h, w]                  (parse-critical)
-    g_s.w<W>   y_hat -> x_hat                                 (decoder only)
-    context.<coder>                                           (parse-critical)
+    w<W>.analysis         g_a: x -> y          w<W>.hyper_analysis  h_a: y -> z      (encoder only)
+    w<W>.hyper_synthesis  h_s: z_hat -> params [1, 2M, h, w]                    (parse-critical)
+    w<W>.synthesis        g_s: y_hat -> x_hat                                   (decoder only)
+    context.<coder>                                                             (parse-critical)
 
 Streams ``z`` (factorized, tables ``z``) then ``y`` (one stream, tables ``y``). The ``y`` coder is
 ``plan.coders[<coder>]``:
@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from ..bundle import level_graph
 from ..levels import levels_of
 from ._entropy import build_indexes, from_symbols, to_symbols
 from .hyperprior import code_z, decode_z
@@ -51,10 +52,6 @@ def level_of(ctx) -> dict:
     if level is None:
         level = levels_of(ctx.bundle.plan).parse(None)
     return level
-
-
-def _graph(module: str, width) -> str:
-    return f"{module}.w{width}"
 
 
 def staged_loop(ctx, params: np.ndarray, y: np.ndarray | None, coder: dict) -> np.ndarray:
@@ -95,16 +92,16 @@ def _code_y(ctx, params, y, level):
 
 def encode(ctx, x):
     level = level_of(ctx)
-    y = ctx.run(_graph("g_a", level["g_a"]), x=x)["y"]
-    z = ctx.run(_graph("h_a", level["h_a"]), y=y)["z"]
+    y = ctx.run(level_graph("g_a", level["g_a"]), x=x)["y"]
+    z = ctx.run(level_graph("h_a", level["h_a"]), y=y)["z"]
     z_hat = code_z(ctx, z)
-    params = ctx.run(_graph("h_s", level["h_s"]), z_hat=z_hat)["params"]
+    params = ctx.run(level_graph("h_s", level["h_s"]), z_hat=z_hat)["params"]
     _code_y(ctx, params, y, level)
 
 
 def decode(ctx, padded_hw):
     level = level_of(ctx)
     z_hat = decode_z(ctx, padded_hw)
-    params = ctx.run(_graph("h_s", level["h_s"]), z_hat=z_hat)["params"]
+    params = ctx.run(level_graph("h_s", level["h_s"]), z_hat=z_hat)["params"]
     y_hat = _code_y(ctx, params, None, level)
-    return ctx.run(_graph("g_s", level["g_s"]), y_hat=np.ascontiguousarray(y_hat))["x_hat"]
+    return ctx.run(level_graph("g_s", level["g_s"]), y_hat=np.ascontiguousarray(y_hat))["x_hat"]

@@ -575,10 +575,6 @@ class BaSIC(CompressionModel):
         y_hat, _, _ = self._code_y(self.coder(level), prior, None, dec)
         return {"x_hat": self.g_s(y_hat, level.g_s).clamp_(0, 1)}
 
-    def plan_spec(self) -> dict:
-        """The bundle manifest's plan (levels, coders, stage tables), see :func:`level_spec`."""
-        return level_spec(self)
-
     # -------------------------------------------------------------------- sizes
     def active_parameters(self, module: str, width: int) -> int:
         return getattr(self, module).active_parameters(width)
@@ -635,60 +631,3 @@ def load_original_state_dict(model: BaSIC, state_dict: dict[str, torch.Tensor]) 
     mapped = map_original_state_dict(state_dict)
     own = {k: v for k, v in model.state_dict().items() if k.startswith("gaussian_conditional.")}
     model.load_state_dict({**own, **mapped}, strict=True)
-
-
-# ---------------------------------------------------------------------------------------------------- graphs
-class ScanlineStep(nn.Module):
-    """context.scanline: (params [P, 2M], windows [P, M, 5, 5]) -> (scales, means) [P, M]: the mask-A 5x5 conv on
-    each window of ŷ and the 1x1 net on cat[ctx, prior] (runtime plan spatial-context loop)."""
-
-    def __init__(self, coder: ContextCoder):
-        super().__init__()
-        cm = coder.topo_group_context_model
-        cp = cm.context_prediction
-        self.register_buffer("weight", (cp.weight * coder.mask_a()).detach().clone())
-        self.register_buffer("bias", cp.bias.detach().clone())
-        self.param_merger_in, self.param_merger_out = cm.param_merger_in, cm.param_merger_out
-
-    def forward(self, params: torch.Tensor, windows: torch.Tensor):
-        ctx = F.conv2d(windows, self.weight, self.bias)
-        p = self.param_merger_out(self.param_merger_in(torch.cat([ctx, params[:, :, None, None]], 1))).flatten(1)
-        return p[:, 1::2], p[:, 0::2]
-
-
-class StagedStep(nn.Module):
-    """context.<S>stage: (y_hat [1, M, h, w], params [1, 2M, h, w]) -> (scales, means) [1, M, h, w]: the grouped
-    coder's parallel masked pass with the masks folded into per-phase weights (h, w even)."""
-
-    def __init__(self, coder: ContextCoder):
-        super().__init__()
-        self.n = 0
-        for ph in coder.phase_weights():
-            for w, b in ph:
-                self.register_buffer(f"w{self.n}", w.detach().clone())
-                self.register_buffer(f"b{self.n}", b.detach().clone())
-                self.n += 1
-
-    def forward(self, y_hat: torch.Tensor, params: torch.Tensor):
-        ws = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n)]
-        per = len(ws) // 4
-        p = staged_pass(y_hat, params, [ws[i * per:(i + 1) * per] for i in range(4)])
-        return p[:, 1::2], p[:, 0::2]
-
-
-def level_spec(model: BaSIC) -> dict:
-    """The manifest's ``plan`` description of a BaSIC bundle: levels as data, one entry per coder."""
-    widths = list(model.level_widths)
-    w_min, w_max = min(widths), max(widths)
-    axes = [{"name": m, "values": widths} for m in MODULES] + [{"name": "context", "values": list(model.coders)}]
-    presets = {"full": {**{m: w_max for m in MODULES}, "context": "scanline"},
-               "fastest": {**{m: w_min for m in MODULES}, "context": model.coders[-1]}}
-    coders = {}
-    for name, coder in zip(model.coders, model.context_coders):
-        if coder.grouping is None:
-            coders[name] = {"kind": "scanline", "graph": f"context.{name}", "order": "wavefront", "kernel": KERNEL}
-        else:
-            coders[name] = {"kind": "staged", "graph": f"context.{name}", "groups": coder.grouping[0],
-                            "stage_table": coder.stage_table.tolist()}
-    return {"kind": "grouped_context", "levels": {"axes": axes, "presets": presets, "default": "full"},
-            "coders": coders}

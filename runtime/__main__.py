@@ -1,8 +1,11 @@
 """``python -m runtime``: encode / decode images with a codec bundle, inspect ``.lic`` files.
 
-  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat]
+  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat] [--level LEVEL]
   python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B]
-  python -m runtime info IN.lic
+  python -m runtime info IN.lic [--bundle BUNDLE]
+
+``--level`` (scalable bundles, e.g. BaSIC): a preset (``fastest``, ``full``) or ``g_a=48,g_s=96,context=4stage``;
+the level is written into the file and the decoder reads it from there.
 
 Exit status 0 on success; otherwise one line on stderr (a traceback only with --verbose) and 1 (bad input,
 corrupt bitstream) or 2 (usage).
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--width", type=int, help="slimmable bundles: the width to code with")
     e.add_argument("--context-order", choices=["wavefront", "raster"],
                    help="spatial_context plans: coding order (default: the bundle's, wavefront)")
+    e.add_argument("--level", help="scalable bundles: preset (fastest, full) or e.g. g_a=48,g_s=96,context=4stage")
     common(e)
     d = sub.add_parser("decode", help=".lic -> image")
     d.add_argument("bundle")
@@ -46,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     common(d)
     i = sub.add_parser("info", help="print a .lic header and streams")
     i.add_argument("input")
+    i.add_argument("--bundle", help="name the level's values with this bundle's levels (scalable bundles)")
     common(i, backend=False)
     return ap
 
@@ -57,18 +62,28 @@ def _open(a, **kw):
                       parse_path=a.parse_path, **kw)
 
 
-def info(path) -> str:
+def info(path, bundle=None) -> str:
     from . import container
 
     data = Path(path).read_bytes()
     h, streams = container.unpack(data)
+    level = ""
+    if h.level:
+        level = f"  level indexes {list(h.level)}"
+        if bundle is not None:
+            from .bundle import Bundle
+            from .levels import Levels, levels_of
+
+            levels = levels_of(Bundle.load(bundle).plan)
+            if levels is not None:
+                level = f"  level {Levels.format(levels.from_bytes(h.level))}"
     payload = sum(len(s.payload) for s in streams)
     px = h.height * h.width
     lines = [f"{path}: lictrt container {h.major}.{h.minor}, {len(data)} bytes, image {h.width}x{h.height} "
              f"(pad {h.pad_multiple}), {8 * len(data) / px:.4f} bpp ({8 * payload / px:.4f} bpp payload)",
              f"  model {bytes(h.model_hash).hex()}",
              f"  plan {h.plan_kind_name}, width index {h.width_index}, coder {h.coder_mode_name}, "
-             f"parse path {h.parse_path_name}, flags {h.flags:#06x}",
+             f"parse path {h.parse_path_name}, flags {h.flags:#06x}" + level,
              f"  {'stream':<16}{'symbols':>10}{'bytes':>10}{'bits/sym':>10}  symbols crc"]
     for s in streams:
         bps = 8 * len(s.payload) / s.n_symbols if s.n_symbols else 0.0
@@ -81,15 +96,17 @@ def main(argv=None) -> int:
     try:
         if a.cmd == "encode":
             st = _open(a, mode=a.mode, substreams=a.substreams, width=a.width,
-                       context_order=a.context_order).encode_file(a.input, a.output)
+                       context_order=a.context_order, level=a.level).encode_file(a.input, a.output)
             print(f"{a.output}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
-                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
+                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
+                  + (f", level {st['level']}" if "level" in st else ""))
         elif a.cmd == "decode":
             st = _open(a).decode_file(a.input, a.output)
             print(f"{a.output}: {st['size'][1]}x{st['size'][0]}, {1e3 * st['total_s']:.1f} ms "
-                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
+                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
+                  + (f", level {st['level']}" if "level" in st else ""))
         else:
-            print(info(a.input))
+            print(info(a.input, a.bundle))
         return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -431,3 +431,24 @@ def test_level_text_presets_and_errors(tiny_bundle):
             lv.parse(bad)
     with pytest.raises(CodecError, match="not offered"):
         Codec.open(path, level="g_a=12")
+
+
+def test_cli_encodes_at_a_level_and_info_shows_it(tiny_bundle, tmp_path, capsys):
+    from PIL import Image
+
+    from runtime.__main__ import main
+
+    path, _ = tiny_bundle
+    Image.fromarray(_kodak_crop(128, 192)).save(tmp_path / "x.png")
+    lic = tmp_path / "x.lic"
+    assert main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level",
+                 "g_a=8,g_s=16,context=4stage"]) == 0
+    assert main(["decode", str(path), str(lic), "-o", str(tmp_path / "y.png")]) == 0
+    assert "level g_a=8,h_a=16,h_s=16,g_s=16,context=4stage" in capsys.readouterr().out
+    assert main(["info", str(lic), "--bundle", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "flags 0x0002" in out and "level g_a=8,h_a=16,h_s=16,g_s=16,context=4stage" in out
+    assert main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level", "fastest"]) == 0
+    assert main(["info", str(lic)]) == 0 and "level indexes [0, 0, 0, 0, 4]" in capsys.readouterr().out
+    assert main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level", "g_a=9"]) == 1
+    assert "not offered" in capsys.readouterr().err

@@ -452,3 +452,25 @@ def test_cli_encodes_at_a_level_and_info_shows_it(tiny_bundle, tmp_path, capsys)
     assert main(["info", str(lic)]) == 0 and "level indexes [0, 0, 0, 0, 4]" in capsys.readouterr().out
     assert main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level", "g_a=9"]) == 1
     assert "not offered" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_macs_cli_on_the_exported_paper_bundle(tmp_path):
+    """`python -m benchmarks macs BUNDLE` on a paper-size BaSIC bundle: every (module, width) graph as the spec."""
+    from benchmarks.macs import main
+    from export.onnx import export_bundle
+    from runtime.bundle import level_graph
+    from train.checkpoint import save_checkpoint
+    from train.models.seeded import codable_model
+
+    save_checkpoint(tmp_path / "paper.pth", codable_model("basic", "paper"), lmbda=0.0067, metric="mse", step=0,
+                    epoch=0, stats={})
+    export_bundle(tmp_path / "paper.pth", tmp_path / "paper.bundle", check=False, progress=False)
+    assert main([str(tmp_path / "paper.bundle"), "--json", str(tmp_path / "macs.json")]) == 0
+    graphs = json.loads((tmp_path / "macs.json").read_text())["graphs"]
+    for mod in MODULES:
+        for w, want in zip(WIDTHS, GMAC[mod]):
+            got = graphs[level_graph(mod, w)]["total_macs"] / 1e9
+            assert abs(got - want) <= 0.01 * want + 0.005, (mod, w, got, want)
+    assert graphs["context.scanline"]["calls_per_image"] == 32 * 48
+    assert all(abs(graphs[f"context.{c}"]["total_macs"] / 1e9 - 4.39) < 0.01 for c in CODERS if c != "scanline")

@@ -474,3 +474,21 @@ def test_macs_cli_on_the_exported_paper_bundle(tmp_path):
             assert abs(got - want) <= 0.01 * want + 0.005, (mod, w, got, want)
     assert graphs["context.scanline"]["calls_per_image"] == 32 * 48
     assert all(abs(graphs[f"context.{c}"]["total_macs"] / 1e9 - 4.39) < 0.01 for c in CODERS if c != "scanline")
+
+
+@pytest.mark.slow
+def test_trainer_runs_basic_and_the_checkpoint_keeps_the_stage_pattern(tmp_path, train_dir):
+    from train.checkpoint import load_checkpoint
+    from train.trainer import Trainer, TrainConfig
+
+    cfg = TrainConfig(arch="basic", preset="tiny", data=train_dir, output=tmp_path / "basic.pth", steps=2,
+                      batch_size=2, patch_size=64, lr=1e-3, seed=0, max_seconds=120, quiet=True)
+    trainer = Trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    after = trainer.model.state_dict()
+    for k in ("context_coders.4.topo_group_context_model.param_merger_in.weight", "g_a.pgm_model.0.weight"):
+        assert not torch.equal(before[k], after[k]), k  # every coder and the transforms are trained
+    model, _ = load_checkpoint(tmp_path / "basic.pth")
+    for a, b in zip(model.context_coders[1:], trainer.model.context_coders[1:]):
+        assert torch.equal(a.stage_table, b.stage_table.cpu())

@@ -479,7 +479,7 @@ def test_macs_cli_on_the_exported_paper_bundle(tmp_path):
 @pytest.mark.slow
 def test_trainer_runs_basic_and_the_checkpoint_keeps_the_stage_pattern(tmp_path, train_dir):
     from train.checkpoint import load_checkpoint
-    from train.trainer import Trainer, TrainConfig
+    from train.trainer import TrainConfig, Trainer
 
     cfg = TrainConfig(arch="basic", preset="tiny", data=train_dir, output=tmp_path / "basic.pth", steps=2,
                       batch_size=2, patch_size=64, lr=1e-3, seed=0, max_seconds=120, quiet=True)

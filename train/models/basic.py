@@ -66,7 +66,7 @@ __all__ = [
     "ContextCoder",
     "DynamicGDN",
     "Level",
-    "active_parameters",
+    "staged_pass",
     "load_original_state_dict",
     "map_original_state_dict",
 ]
@@ -588,10 +588,6 @@ class BaSICLevel(nn.Module):
         self.level = level
         for m in MODULES:
             setattr(self, m, getattr(model, m).at_width(getattr(level, m)))
-
-
-def active_parameters(model: BaSIC, module: str, width: int) -> int:
-    return model.active_parameters(module, width)
 
 
 # ---------------------------------------------------------------------------------------------------- name map

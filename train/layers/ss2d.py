@@ -158,6 +158,15 @@ class SS2D(nn.Module):
         return self.out_proj(y)
 
 
+def selective_scan_2d_reference(u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True,
+                                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The reference of the ``SelectiveScan2D`` op (the one every test compares with): VMamba's four-copy form
+    over the exact sequential scan, computed in ``dtype`` (float64: an oracle); returns u's dtype."""
+    args = [None if t is None else t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    y = selective_scan_2d_fourcopy(*args, bool(delta_softplus), scan_fn=_scan.selective_scan_ref)
+    return y.to(u.dtype)
+
+
 def ss2d_forward_vmamba(m: SS2D, x: torch.Tensor, scan_fn=None) -> torch.Tensor:
     """Test oracle: ``m.forward`` the way VMamba computes it (CrossScan, einsum projections in scan order,
     one grouped scan, CrossMerge). ``scan_fn`` defaults to the sequential reference scan."""

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from train import native_ops
+
 from .schema import figure, not_measured
 
 MANIFEST = "rtx-manifest.json"
@@ -239,6 +241,7 @@ def ort_outputs(onnx_path: Path, feeds: dict) -> dict:
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 4
+    native_ops.register_onnxruntime(so)
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, feeds)))

@@ -53,7 +53,8 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
   DecodeResult res;
   res.height = hd.height;
   res.width = hd.width;
-  plans::Stats stats;
+  const double t0 = plans::now_s();
+  plans::Stats& stats = res.stats;
   plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[hd.width_index], static_cast<Mode>(hd.coder_mode), stats);
   c.raster = hd.flags & kFlagRasterContext;
   for (auto& s : streams) c.in_streams[s.kind] = &s;
@@ -76,6 +77,7 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
         v = std::isnan(v) ? 0.0f : std::min(std::max(v, 0.0f), 1.0f) * 255.0f;  // NaN -> 0 (defined, unlike a cast)
         res.rgb[(size_t(i) * hd.width + j) * 3 + ch] = uint8_t(std::nearbyint(v));  // half-to-even like np.rint
       }
+  stats.total_s = plans::now_s() - t0;
   return res;
 }
 

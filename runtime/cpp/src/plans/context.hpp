@@ -15,10 +15,10 @@
 namespace lictrt {
 namespace plans {
 
-struct Stats {
-  int network_calls = 0;
-  int sequential_steps = 0;
-};
+using Stats = CodecStats;
+
+/// Seconds since an arbitrary epoch (steady clock).
+double now_s() noexcept;
 
 class PlanContext {
  public:
@@ -43,7 +43,18 @@ class PlanContext {
   const ContainerStream& stream(const std::string& kind) const;
   /// Decode stream `kind` with entropy model `model`; BitstreamError naming the stream on any mismatch.
   std::vector<int32_t> decode(const std::string& kind, const std::string& model, const std::vector<int32_t>& idx) const;
+
+  // ---- encoding: the streams written so far, in order
+  std::vector<ContainerStream> out_streams;
+  int substreams = 1;
+  /// Encode `sym` (table rows `idx`) as stream `kind` with entropy model `model`.
+  void encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
+              const std::vector<int32_t>& idx);
 };
+
+/// round(v - mean) half to even in float32, as runtime/plans/_entropy.py to_symbols; InvalidArgument
+/// ("cannot encode: ...") for a non-finite or out-of-range value.
+int32_t to_symbol(float v, float mean);
 
 /// BundleError unless `t` holds `n` values.
 void expect_count(const Tensor& t, size_t n, const std::string& what);

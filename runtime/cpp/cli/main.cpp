@@ -48,6 +48,9 @@ struct CodecError : std::runtime_error {  // bad arguments or input that is not 
 struct OutputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+struct FileNotFound : std::runtime_error {  // Python: FileNotFoundError
+  using std::runtime_error::runtime_error;
+};
 
 struct Args {
   std::string cmd;
@@ -215,7 +218,7 @@ int decode(const Args& a) {
 int info(const Args& a) {
   const std::string& path = a.pos[0];
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw CodecError("No such file or directory: " + path);
+  if (!fs::exists(path, ec)) throw FileNotFound("No such file or directory: " + path);
   std::vector<uint8_t> data = read_bytes(path);
   lictrt::ContainerHeader h;
   std::vector<lictrt::ContainerStream> streams;
@@ -231,7 +234,7 @@ int info(const Args& a) {
   text += "  model " + hash + "\n";
   text += "  plan " + lictrt::code_name(lictrt::kPlanKinds, h.plan_kind) + fmt(", width index %u, coder ", h.width_index) +
           lictrt::code_name(lictrt::kCoderModes, h.coder_mode) + ", parse path " +
-          lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags %#06x\n", h.flags);
+          lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags 0x%04x\n", h.flags);
   text += fmt("  %-16s%10s%10s%10s  symbols crc\n", "stream", "symbols", "bytes", "bits/sym");
   for (auto& s : streams) {
     const double bps = s.symbols ? 8.0 * double(s.payload.size()) / s.symbols : 0.0;
@@ -272,6 +275,8 @@ int main(int argc, char** argv) {
     kind = "BackendError", msg = e.what();
   } catch (const lictrt_cli::ImageError& e) {
     kind = "ImageError", msg = e.what();
+  } catch (const FileNotFound& e) {
+    kind = "FileNotFoundError", msg = e.what();
   } catch (const OutputError& e) {
     kind = "OutputError", msg = e.what();
   } catch (const lictrt::InvalidArgument& e) {

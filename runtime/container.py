@@ -21,13 +21,18 @@ from runtime.errors import BitstreamError, CoderArgumentError
 MAJOR = int(_lictrt.CONTAINER_MAJOR)
 MINOR = int(_lictrt.CONTAINER_MINOR)
 
-# u8 codes stored in the header (append only; never renumber).
-CODER_MODES = ("compat", "fast")
-PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
-PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
+# u8 codes stored in the header: the index of a name is its code (defined in runtime/cpp/include/lictrt/format.hpp).
+CODER_MODES: tuple[str, ...] = tuple(_lictrt.CODER_MODES)
+PARSE_PATHS: tuple[str, ...] = tuple(_lictrt.PARSE_PATHS)
+PLAN_KINDS: tuple[str, ...] = tuple(_lictrt.PLAN_KINDS)
+#: u16 header flag: spatial_context coded in raster order (benchmark mode), else wavefront
+FLAG_RASTER_CONTEXT = int(_lictrt.FLAG_RASTER_CONTEXT)
+KNOWN_FLAGS = int(_lictrt.KNOWN_FLAGS)
+#: refuse images and headers beyond this many pixels (a crafted header must not exhaust memory)
+MAX_PIXELS = int(_lictrt.MAX_PIXELS)
 
-__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
-           "write_atomic", "read"]
+__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "KNOWN_FLAGS",
+           "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "write_atomic", "read"]
 
 
 def _code(table: tuple[str, ...], value: str | int, what: str) -> int:
@@ -57,14 +62,15 @@ class Header:
 
     @classmethod
     def create(cls, *, model_hash: bytes | str, height: int, width: int, plan: str, coder_mode: str = "fast",
-               parse_path: str = "onnxruntime-cpu-fp32", pad_multiple: int = 64, width_index: int = 0) -> "Header":
+               parse_path: str = "onnxruntime-cpu-fp32", pad_multiple: int = 64, width_index: int = 0,
+               flags: int = 0) -> "Header":
         """Build a header from names; ``model_hash`` may be 32 raw bytes or 64 hex characters."""
         if isinstance(model_hash, str):
             model_hash = bytes.fromhex(model_hash)
         return cls(model_hash=bytes(model_hash), height=height, width=width, pad_multiple=pad_multiple,
                    coder_mode=_code(CODER_MODES, coder_mode, "coder mode"),
                    parse_path=_code(PARSE_PATHS, parse_path, "parse path"),
-                   plan_kind=_code(PLAN_KINDS, plan, "plan kind"), width_index=width_index)
+                   plan_kind=_code(PLAN_KINDS, plan, "plan kind"), width_index=width_index, flags=flags)
 
     @property
     def coder_mode_name(self) -> str:
@@ -81,8 +87,9 @@ class Header:
 
 @dataclass
 class Stream:
-    """One entropy-coded stream: ``kind`` (<= 16 ASCII chars, e.g. ``"z"``, ``"y"``, ``"y.slice3"``), the
-    number of symbols it holds, the CRC-32 of those symbols (int32 LE) and the coder payload."""
+    """One entropy-coded stream, as the plans write and read it and the container frames it: ``kind`` (<= 16 ASCII
+    chars, e.g. ``"z"``, ``"y"``, ``"y3"``), the number of symbols it holds, the CRC-32 of those symbols (int32 LE)
+    and the coder payload."""
 
     kind: str
     n_symbols: int

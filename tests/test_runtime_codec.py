@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
-from runtime.codec import _unpack  # noqa: E402
+from runtime.container import unpack  # noqa: E402
 from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
 
 ARCHS = ["bmshj2018-hyperprior", "mbt2018-mean"]
@@ -33,7 +33,7 @@ def bundle(request, tmp_path_factory):
 
 
 def _streams(data):
-    return {s.kind: s for s in _unpack(data)[1]}
+    return {s.kind: s for s in unpack(data)[1]}
 
 
 def test_roundtrip_any_size_is_deterministic(bundle):
@@ -66,7 +66,7 @@ def test_torch_and_onnxruntime_give_identical_symbols(bundle, enc_backend, dec_b
     other = codec(dec_backend).encode(im)
     a, o = _streams(data), _streams(other)
     for kind in ("z", "y"):  # same symbols (CRC) and, the coder being deterministic, the same payload
-        assert a[kind].symbols_crc == o[kind].symbols_crc and a[kind].data == o[kind].data
+        assert a[kind].symbols_crc == o[kind].symbols_crc and a[kind].payload == o[kind].payload
     out = dec.decode(data)  # the decoder's own parse path, checked by the symbol CRCs
     assert dec.last_stats["parse_path"] == ("torch-cpu-fp32" if dec_backend == "torch" else "onnxruntime-cpu-fp32")
     assert abs(img.psnr(im, out) - img.psnr(im, enc.decode(data))) < 0.01
@@ -87,7 +87,7 @@ def test_compat_mode_reproduces_compressai_streams_and_psnr(bundle):
         x_hat = F.pad(model.decompress(ref["strings"], ref["shape"])["x_hat"], unpad)
     ref_im = (x_hat[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     s = _streams(data)
-    assert s["y"].data == ref["strings"][0][0] and s["z"].data == ref["strings"][1][0]
+    assert s["y"].payload == ref["strings"][0][0] and s["z"].payload == ref["strings"][1][0]
     ours = Codec.open(b, backend="onnxruntime").decode(data)  # deployment decoder: ORT everywhere
     assert abs(img.psnr(im, ours) - img.psnr(im, ref_im)) <= 0.01
 

@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 #include "lictrt/crc32.hpp"
 
 namespace lictrt {

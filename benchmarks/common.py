@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+
+from runtime.files import write_atomic
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,12 +120,7 @@ def write_json(path: str | os.PathLike, data) -> Path:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(o):

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from runtime.files import write_atomic
+
 FORMAT = "lictrt-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -78,13 +80,11 @@ def model_hash(model: nn.Module, tables: dict[str, np.ndarray]) -> str:
 
 
 def write_tables(path: Path, tables: dict[str, np.ndarray]) -> None:
-    np.savez(path, **tables)
+    write_atomic(path, lambda f: np.savez(f, **tables))
 
 
 def write_manifest(bundle: Path, manifest: dict) -> None:
-    tmp = bundle / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, bundle / MANIFEST)
+    write_atomic(Path(bundle) / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(bundle: str | os.PathLike) -> dict:

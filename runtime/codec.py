@@ -26,7 +26,7 @@ from . import image as img
 from . import plans
 from .backends import PARSE_PATH_NAMES, PARSE_PATHS, BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
-from .container import write_atomic
+from .files import check_distinct, write_atomic
 from .errors import BitstreamError
 from .plans.context import CodedStream, PlanContext
 
@@ -168,8 +168,9 @@ class Codec:
 
     def encode_file(self, src, dst) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
+        check_distinct(dst, src)
         data = self.encode(src)
-        write_atomic(dst, data)
+        write_atomic(dst, data, inputs=(src,))
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
@@ -206,11 +207,12 @@ class Codec:
 
     def decode_file(self, src, dst) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
+        check_distinct(dst, src)
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data))
+        img.save(dst, self.decode(data), inputs=(src,))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------

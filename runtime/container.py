@@ -2,13 +2,12 @@
 
 ``pack(header, streams) -> bytes`` computes every CRC; ``unpack(data)`` verifies magic, major version, header CRC,
 sizes and payload CRCs and raises :class:`BitstreamError` naming what failed. ``Stream.check_symbols`` verifies
-the decoded symbols against the stored CRC. ``write_atomic`` writes through a temporary file and a rename.
+the decoded symbols against the stored CRC.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
 PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
 
 __all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
-           "write_atomic", "read"]
+           "read"]
 
 
 def _code(table: tuple[str, ...], value: str | int, what: str) -> int:
@@ -130,24 +129,6 @@ def unpack(data) -> tuple[Header, list[Stream]]:
     header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
                     parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor)
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read(path: str | os.PathLike) -> tuple[Header, list[Stream]]:

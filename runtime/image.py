@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import write_atomic
+from .files import write_atomic
 
 
 class ImageError(ValueError):
@@ -39,8 +39,10 @@ def load(path_or_array) -> np.ndarray:
         raise ImageError(f"cannot read image {path_or_array}: {e}") from None
 
 
-def save(path, image: np.ndarray) -> None:
-    """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown)."""
+def save(path, image: np.ndarray, *, inputs: tuple = ()) -> None:
+    """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown).
+
+    ``inputs``: files the output must not be (runtime.files.check_distinct)."""
     import io
 
     from PIL import Image
@@ -49,7 +51,7 @@ def save(path, image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     buf = io.BytesIO()
     Image.fromarray(load(image)).save(buf, format=fmt)
-    write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue(), inputs=inputs)
 
 
 def padding(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:

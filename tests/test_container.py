@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from runtime import container
-from runtime.container import Header, Stream, pack, unpack, write_atomic
+from runtime.container import Header, Stream, pack, unpack
+from runtime.files import write_atomic
 from runtime.errors import BitstreamError, CoderArgumentError
 
 FIXED, ENTRY = 56, 32

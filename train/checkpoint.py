@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
+from runtime.files import write_atomic
 from train.models import ARCHS, create_model, model_config, resolve_config
 
 FORMAT = "lictrt-checkpoint"
@@ -64,16 +64,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, lmbda: float |
         ckpt["train_state"] = train_state
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: torch.save(ckpt, f))
     return path
 
 

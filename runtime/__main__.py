@@ -78,6 +78,11 @@ def info(path) -> str:
 
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
+    if not a.verbose:  # third-party deprecation notices are not the user's business
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         if a.cmd == "encode":
             st = _open(a, mode=a.mode, substreams=a.substreams, width=a.width,

@@ -109,6 +109,8 @@ class Codec:
                 if checkpoint is None:
                     raise CodecError("backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights")
                 torch_model = torch_ref.load_checkpoint(checkpoint)
+            if b.path is not None:  # an exported bundle: the weights must be the ones it was exported from
+                torch_ref.check_matches(torch_model, b, f"checkpoint {checkpoint}" if checkpoint else "the model")
             recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
         if torch_model is not None:
             parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)

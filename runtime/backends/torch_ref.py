@@ -66,6 +66,25 @@ def load_checkpoint(path, arch: str | None = None, device: str = "cpu"):
     return model.eval().to(device)
 
 
+def model_hash(model, widths=None) -> str:
+    """The exporter's model hash of ``model`` (weights and coder tables; ``widths``: a slimmable bundle's)."""
+    from export.bundle import coder_tables, model_hash as _hash
+
+    return _hash(model, coder_tables(model, widths if getattr(model, "widths", None) else None))
+
+
+def check_matches(model, bundle: Bundle, source="the model") -> None:
+    """Raise BackendError unless ``model`` is the model ``bundle`` was exported from (architecture, then hash)."""
+    want = bundle.manifest.get("model", {})
+    arch = getattr(model, "lictrt_arch", None)
+    if arch and want.get("arch") and arch != want["arch"]:
+        raise BackendError(f"{source} holds a {arch!r} model but the bundle was exported from {want['arch']!r}")
+    digest = model_hash(model, bundle.plan.get("widths"))
+    if digest != bundle.model_hash.hex():
+        raise BackendError(f"{source} is not the model the bundle was exported from (model hash {digest[:12]}…, "
+                           f"bundle {bundle.model_hash.hex()[:12]}…)")
+
+
 def model_tables(model, kind: str) -> dict[str, np.ndarray]:
     """The tables.npz arrays of a model, read from its (updated) entropy-model buffers."""
     out: dict[str, np.ndarray] = {}

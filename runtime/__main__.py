@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("input")
     d.add_argument("-o", "--output", required=True)
     common(d)
-    i = sub.add_parser("info", help="print a .lic header and streams")
+    i = sub.add_parser("info", help="print a .lic header and streams, or how an image file will be read")
     i.add_argument("input")
     common(i, backend=False)
     return ap
@@ -58,8 +58,15 @@ def _open(a, **kw):
 
 
 def info(path) -> str:
+    """``.lic`` header and streams; for any other file, the image as the codec would read it."""
     from . import container
 
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"LICT":
+        from .image import describe
+
+        return describe(path)
     data = Path(path).read_bytes()
     h, streams = container.unpack(data)
     payload = sum(len(s.payload) for s in streams)
@@ -78,6 +85,9 @@ def info(path) -> str:
 
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(format="note: %(message)s", level=logging.WARNING, stream=sys.stderr)
     if not a.verbose:  # third-party deprecation notices are not the user's business
         import warnings
 

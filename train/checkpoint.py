@@ -6,6 +6,7 @@ refused, never executed. Every failure is a :class:`CheckpointError` with a one-
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -58,6 +59,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, lmbda: float |
         "stats": dict(stats or {}),
         "versions": library_versions(),
     }
+    ckpt["digest"] = tensors_digest(ckpt["state_dict"])
     for key in ("config", "stats", "lambda"):
         _check_plain(ckpt[key], key)
     if train_state is not None:
@@ -66,6 +68,17 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, lmbda: float |
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: torch.save(ckpt, f))
     return path
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """``sha256:`` + hex digest over a state_dict: name, dtype, shape and bytes of every tensor, sorted by name."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -183,6 +196,12 @@ def _load_lictrt(path, ckpt, arch):
         raise CheckpointError(f"{path}: unknown architecture {ckpt['arch']!r} (known: {', '.join(ARCHS)})")
     if arch is not None and arch != ckpt["arch"]:
         raise CheckpointError(f"{path} holds a {ckpt['arch']!r} model, not {arch!r}")
+    if "digest" in ckpt:  # written by save_checkpoint; older lictrt checkpoints have none
+        state = ckpt["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path}: state_dict is not a dict of tensors")
+        if tensors_digest(state) != ckpt["digest"]:
+            raise CheckpointError(f"{path} is corrupt: its tensors do not match the digest stored with them")
     model = _build(ckpt["arch"], dict(ckpt["config"]))
     _load_state(model, ckpt["state_dict"], ckpt["arch"], path)
     meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "train_state")}

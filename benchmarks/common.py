@@ -160,15 +160,20 @@ def emit(res: dict, json_arg: str | None, format_table: Callable[[dict], str]) -
 
 
 def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
-    """Run a command body: user errors print one line and return 2 (traceback only with --verbose)."""
+    """Run a command body: user errors print one line and return 1 (traceback only with --verbose); the exit
+    codes of runtime/cli.py."""
+    from runtime.cli import EXIT_ERROR, EXIT_INTERRUPTED, quiet_third_party
+
+    quiet_third_party(verbose)
     try:
         return int(body() or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         if verbose:
             raise
         kind = "error" if isinstance(exc, BenchmarkError) else f"error ({type(exc).__name__})"
-        print(f"{kind}: {exc}", file=sys.stderr)
-        return 2
+        print(f"{kind}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, list_images, run_cli, write_json
+from runtime.files import write_atomic
 
 ARCHS = ("bmshj2018-hyperprior", "ssmic")
 FAST_ARCHS = "bmshj2018-hyperprior"  # SSMIC's CPU export and reference scan alone exceed the --fast budget
@@ -307,8 +308,8 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
     from benchmarks.report import build
 
     text, _ = build(results, out / "report.md")
-    (out / "report.md").write_text(text)
-    (out / "demo.log").write_text(log.getvalue())
+    write_atomic(out / "report.md", text)
+    write_atomic(out / "demo.log", log.getvalue())
     print(format_summary(summary, out))
     return summary
 

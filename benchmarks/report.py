@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, BenchmarkError, run_cli
+from runtime.files import write_atomic
 
 
 class ReportError(BenchmarkError):
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output) if args.output else results / "report.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         text, _ = build(results, out)
-        out.write_text(text)
+        write_atomic(out, text)
         print(f"report: {out}")
         return 0
 

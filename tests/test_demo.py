@@ -22,7 +22,7 @@ def test_demo_finds_the_shipped_images():
 
 
 def test_demo_rejects_bad_options_in_one_line(capsys):
-    assert demo.main(["--archs", ","]) == 2
+    assert demo.main(["--archs", ","]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --archs is empty"]
 

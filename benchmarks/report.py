@@ -125,6 +125,8 @@ def build(results: Path, out: Path) -> tuple[str, list[str]]:
         elif kind == "latency":
             sections.extend(latency_section(doc, title))
         elif kind == "demo":
+            if doc.get("measures"):
+                sections.extend([f"### {title}: what it measures", "", doc["measures"], ""])
             for key, sub in doc.items():
                 if isinstance(sub, dict) and classify(sub):
                     add(sub, f"{title}: {key}", f"{stem}-{key}")

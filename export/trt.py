@@ -23,6 +23,7 @@ import typer
 
 from export import bundle as B
 from export.registry import RegistryError, load_library
+from runtime.bundle import read_manifest
 from runtime.cli import CONTEXT, run
 from runtime.files import write_atomic
 
@@ -141,7 +142,7 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
     from tqdm import tqdm
 
     bundle = Path(bundle)
-    manifest = B.read_manifest(bundle)
+    manifest = read_manifest(bundle)
     if precision is not None and precision != manifest["precision"]:
         raise TrtError(f"{bundle} was exported as {manifest['precision']}; TensorRT is strongly typed, so "
                        f"re-export with `python -m export.onnx --precision {precision}`")

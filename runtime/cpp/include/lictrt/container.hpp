@@ -14,13 +14,12 @@
 #include <vector>
 
 #include "lictrt/errors.hpp"
+#include "lictrt/format.hpp"
 
 namespace lictrt {
 
 constexpr uint8_t kContainerMajor = 1;
 constexpr uint8_t kContainerMinor = 1;
-constexpr uint16_t kFlagLevel = 0x0002;       // the header carries a level block (minor 1)
-constexpr size_t kMaxLevelBytes = 16;
 constexpr size_t kContainerFixedBytes = 56;   // header before the stream table
 constexpr size_t kContainerStreamBytes = 32;  // one stream-table entry
 constexpr size_t kKindBytes = 16;

@@ -78,7 +78,7 @@ def _nchw(c: int, s: int) -> list:
 def build_stages(model: nn.Module, plan: str, *, width: int | None = None) -> list[Stage]:
     """The stages of ``plan`` for ``model`` (fp32). ``width`` selects one SlimCAE width (default: all)."""
     builders = {"hyperprior": _hyper, "mean_scale": _hyper, "spatial_context": _hyper,
-                "factorized": _factorized, "channel_slices": _channel_slices}
+                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_context": _grouped_context}
     if plan not in builders:
         raise ExportError(f"coding plan {plan!r} is not supported by the exporter (known: {', '.join(builders)})")
     if plan != "factorized" and width is not None:
@@ -190,6 +190,38 @@ def _channel_slices(model, plan, graphs) -> list[Stage]:
     syn = _stage(graphs["synthesis"], pick("y_hat"), {"y_hat": dyn})
     syn.shapes = {"y_hat": _nchw(M, sy), "x_hat": _nchw(3, 1)}
     return stages + [syn]
+
+
+def _grouped_context(model, plan, graphs) -> list[Stage]:
+    """BaSIC: a stage per (transform, width) and per context coder; examples from the full level."""
+    full = model.at_level(model.full_level())
+    M, N = model.M, model.N
+    dyn = (2, 3)
+
+    def lat(x):
+        with torch.no_grad():
+            y = full.g_a(x)
+            z_hat = torch.round(full.h_a(y))
+            return {"x": x, "y": y, "z_hat": z_hat, "y_hat": torch.round(y), "params": full.h_s(z_hat)}
+
+    shapes = {"x": _nchw(3, 1), "y": _nchw(M, 16), "z": _nchw(N, 64), "z_hat": _nchw(N, 64),
+              "params": _nchw(2 * M, 16), "y_hat": _nchw(M, 16), "x_hat": _nchw(3, 1), "scales": _nchw(M, 16),
+              "means": _nchw(M, 16)}
+    stages = []
+    for name, g in graphs.items():
+        if name == "context.scanline" or g.inputs == ["params", "windows"]:
+            def ex(x):
+                t = lat(x)
+                return t["params"][0].flatten(1).t().contiguous(), windows_of(t["y_hat"]).contiguous()
+
+            st = _stage(g, ex, {"params": (0,), "windows": (0,)})
+            st.shapes = {"params": ["P", 2 * M], "windows": ["P", M, CONTEXT_K, CONTEXT_K],
+                         "scales": ["P", M], "means": ["P", M]}
+        else:
+            st = _stage(g, lambda x, g=g: tuple(lat(x)[n] for n in g.inputs), {n: dyn for n in g.inputs})
+            st.shapes = {n: shapes[n] for n in g.inputs + g.outputs}
+        stages.append(st)
+    return stages
 
 
 def to_fp16(stage: Stage) -> Stage:

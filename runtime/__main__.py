@@ -150,17 +150,21 @@ def encode(bundle: BundleArg,
            width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
            context_order: Annotated[Optional[Order], typer.Option(
                help="spatial_context plans: coding order (default: the bundle's, wavefront)")] = None,
+           level: Annotated[Optional[str], typer.Option(
+               help="scalable bundles (BaSIC): a preset (fastest, full) or e.g. g_a=48,g_s=96,context=4stage; "
+                    "written into the file, the decoder reads it from there")] = None,
            backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
            checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
            quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
     """Encode images into .lic bitstreams (one output per input)."""
     pairs = _jobs(inputs, output, IMAGE_SUFFIXES, ".lic")
     codec = _open(bundle, backend, device, threads, checkpoint, parse_path, mode=mode.value, substreams=substreams,
-                  width=width, context_order=context_order.value if context_order else None)
+                  width=width, context_order=context_order.value if context_order else None, level=level)
 
     def line(dst, st):
         return (f"{dst}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
-                f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
+                f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
+                + (f", level {st['level']}" if "level" in st else ""))
 
     return _code_all(pairs, codec.encode_file, jobs, quiet, line, "encode")
 
@@ -180,13 +184,14 @@ def decode(bundle: BundleArg,
     def line(dst, st):
         return (f"{dst}: {st['size'][1]}x{st['size'][0]}, {st['bytes']} bytes, {st['bpp']:.4f} bpp, "
                 f"{1e3 * st['total_s']:.1f} ms (network {1e3 * st['network_s']:.1f} ms, "
-                f"entropy {1e3 * st['entropy_s']:.1f} ms)")
+                f"entropy {1e3 * st['entropy_s']:.1f} ms)" + (f", level {st['level']}" if "level" in st else ""))
 
     return _code_all(pairs, codec.decode_file, jobs, quiet, line, "decode")
 
 
-def info(path) -> str:
-    """``.lic`` header and streams; for any other file, the image as the codec would read it."""
+def info(path, bundle=None) -> str:
+    """``.lic`` header and streams (the level named with ``bundle``'s levels when given); for any other file,
+    the image as the codec would read it."""
     from . import container
 
     with open(path, "rb") as f:
@@ -197,13 +202,23 @@ def info(path) -> str:
         return describe(path)
     data = Path(path).read_bytes()
     h, streams = container.unpack(data)
+    level = ""
+    if h.level:
+        level = f"  level indexes {list(h.level)}"
+        if bundle is not None:
+            from .bundle import Bundle
+            from .levels import Levels, levels_of
+
+            levels = levels_of(Bundle.load(bundle).plan)
+            if levels is not None:
+                level = f"  level {Levels.format(levels.from_bytes(h.level))}"
     payload = sum(len(s.payload) for s in streams)
     px = h.height * h.width
     lines = [f"{path}: lictrt container {h.major}.{h.minor}, {len(data)} bytes, image {h.width}x{h.height} "
              f"(pad {h.pad_multiple}), {8 * len(data) / px:.4f} bpp ({8 * payload / px:.4f} bpp payload)",
              f"  model {bytes(h.model_hash).hex()}",
              f"  plan {h.plan_kind_name}, width index {h.width_index}, coder {h.coder_mode_name}, "
-             f"parse path {h.parse_path_name}, flags {h.flags:#06x}",
+             f"parse path {h.parse_path_name}, flags {h.flags:#06x}" + level,
              f"  {'stream':<16}{'symbols':>10}{'bytes':>10}{'bits/sym':>10}  symbols crc"]
     for s in streams:
         bps = 8 * len(s.payload) / s.n_symbols if s.n_symbols else 0.0
@@ -213,10 +228,12 @@ def info(path) -> str:
 
 @app.command("info", epilog="Examples:\n\n  python -m runtime info photo.lic\n\n  python -m runtime info photo.png")
 def info_cmd(inputs: Annotated[list[Path], typer.Argument(metavar="FILE", help=".lic or image file(s)")],
+             bundle: Annotated[Optional[Path], typer.Option(
+                 help="scalable bundles: name the file's level with this bundle's levels")] = None,
              verbose: VerboseOpt = False) -> int:
     """Print a .lic file's header and streams, or how an image file will be read (format, bits, alpha, EXIF)."""
     for p in inputs:
-        print(info(p))
+        print(info(p, bundle))
     return 0
 
 

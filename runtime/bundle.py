@@ -29,7 +29,41 @@ PLAN_GRAPHS: dict[str, tuple[str, ...]] = {
     "mean_scale": ("analysis", "hyper_synthesis", "synthesis"),
     "spatial_context": ("analysis", "hyper_synthesis", "context_step", "synthesis"),
     "channel_slices": ("analysis", "hyper_synthesis", "synthesis"),
+    "grouped_context": (),  # one graph per level-axis value: see level_graphs
 }
+#: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs
+LEVEL_GRAPHS: dict[str, str] = {"g_a": "analysis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
+                                "g_s": "synthesis"}
+
+
+def level_graph(module: str, width) -> str:
+    """The graph of transform ``module`` (g_a, h_a, h_s, g_s) at ``width`` in a grouped_context bundle."""
+    return f"w{width}.{LEVEL_GRAPHS[module]}"
+
+
+def level_graphs(plan: dict) -> list[str]:
+    """Every graph a grouped_context plan needs: one per (transform, width) and one per context coder."""
+    from .levels import levels_of
+
+    levels = levels_of(plan)
+    if levels is None:
+        raise BundleError("plan 'grouped_context' needs 'levels'")
+    axes = dict(levels.axes)
+    missing = [m for m in (*LEVEL_GRAPHS, "context") if m not in axes]
+    if missing:
+        raise BundleError(f"plan 'grouped_context' levels lack the axes {missing}")
+    out = [level_graph(m, w) for m in LEVEL_GRAPHS for w in axes[m]]
+    coders = plan.get("coders", {})
+    for name in axes["context"]:
+        c = coders.get(name)
+        if not isinstance(c, dict) or c.get("kind") not in ("scanline", "staged") or "graph" not in c:
+            raise BundleError(f"plan 'grouped_context' coder '{name}' needs kind (scanline, staged) and graph")
+        if c["kind"] == "staged":
+            a = np.asarray(c.get("stage_table", []))
+            if a.ndim != 3 or a.shape[1:] != (2, 2) or a.size == 0 or a.min() < 0:
+                raise BundleError(f"plan 'grouped_context' coder '{name}': stage_table must be [G][2][2] of stages")
+        out.append(c["graph"])
+    return out
 
 
 class BundleError(ValueError):
@@ -39,11 +73,12 @@ class BundleError(ValueError):
 def graph_role(name: str) -> tuple[str, bool]:
     """``(role, parse_critical)`` of a graph by its name (a ``w<W>.`` width prefix is ignored).
 
-    ``analysis`` runs only in the encoder and ``synthesis`` only in the decoder; both are reconstruction-only.
+    ``analysis`` (and ``hyper_analysis``, BaSIC's separate h_a) run only in the encoder and ``synthesis`` only in
+    the decoder; all are reconstruction-only.
     Every other graph computes entropy parameters on both sides, so it is parse-critical.
     """
     base = name.rsplit(".", 1)[-1]
-    if base == "analysis":
+    if base in ("analysis", "hyper_analysis"):
         return "encoder", False
     if base == "synthesis":
         return "decoder", False
@@ -204,6 +239,10 @@ class Bundle:
         h = m["model"].get("hash", "")
         if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h.lower())):
             raise BundleError("manifest model.hash must be 64 hex digits (sha256)")
+        if kind == "grouped_context":
+            for g in level_graphs(self.plan):
+                if g not in m["graphs"]:
+                    raise BundleError(f"plan '{kind}' needs graph '{g}', manifest has {sorted(m['graphs'])}")
         for prefix in self.prefixes:
             for g in PLAN_GRAPHS[kind]:
                 if prefix + g not in m["graphs"]:

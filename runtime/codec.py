@@ -30,6 +30,7 @@ from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open 
 from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header
 from .files import check_distinct, write_atomic
 from .errors import BitstreamError
+from .levels import LevelError, levels_of
 from .plans.context import PlanContext
 
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
@@ -48,7 +49,7 @@ class Codec:
 
     def __init__(self, bundle: Bundle, recon, parse_backends: dict, parse_path: str, mode: str = "fast",
                  substreams: int = 1, width: int | None = None, follow_parse_path: bool = True,
-                 context_order: str | None = None):
+                 context_order: str | None = None, level: str | dict | None = None):
         if mode not in CODER_MODES:
             raise CodecError(f"unknown coder mode '{mode}' (fast, compat)")
         if parse_path not in parse_backends:
@@ -70,6 +71,13 @@ class Codec:
                 raise CodecError(f"width {width} not in the bundle's widths {widths}")
             self.width_index = widths.index(width)
         self.prefix = prefixes[self.width_index]
+        self.levels = levels_of(bundle.plan)
+        if self.levels is None and level is not None:
+            raise CodecError(f"this bundle ({bundle.plan_kind}) has one operating point: --level does not apply")
+        try:
+            self.level = None if self.levels is None else self.levels.parse(level)
+        except LevelError as e:
+            raise CodecError(str(e)) from None
         self.plan = plans.get(bundle.plan_kind)
         self._local = threading.local()
 
@@ -77,12 +85,15 @@ class Codec:
     @classmethod
     def open(cls, bundle, backend: str = "auto", device: str | None = None, mode: str = "fast",
              threads: int | None = None, *, checkpoint=None, model=None, parse_path: str = "auto",
-             substreams: int = 1, width: int | None = None, context_order: str | None = None) -> "Codec":
+             substreams: int = 1, width: int | None = None, context_order: str | None = None,
+             level: str | dict | None = None) -> "Codec":
         """Open a bundle directory (or a :class:`Bundle`) on ``backend``.
 
         ``backend="torch"`` needs ``checkpoint`` (path) or ``model``: the bundle holds no torch weights.
         ``parse_path``: "auto" (= "onnxruntime"), "onnxruntime" or "torch".
         ``context_order`` (spatial_context): "wavefront" (default) or "raster"; recorded in the header flags.
+        ``level`` (scalable bundles, plan ``grouped_context``): the level to encode at, a preset name
+        ("fastest", "full") or ``"g_a=48,g_s=96,context=4stage"`` (runtime/levels.py); written into the header.
         """
         b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         if backend not in BACKENDS:
@@ -113,7 +124,7 @@ class Codec:
             parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
         pp = _parse_path_name(parse_path, default="onnxruntime-cpu-fp32")
         return cls(b, recon, parse, pp, mode, substreams, width, follow_parse_path=parse_path == "auto",
-                   context_order=context_order)
+                   context_order=context_order, level=level)
 
     @classmethod
     def from_model(cls, model, mode: str = "fast", device: str | None = None, threads: int | None = None,
@@ -155,6 +166,7 @@ class Codec:
         if order not in ("wavefront", "raster"):
             raise CodecError(f"unknown context order '{order}' in the bundle plan (wavefront, raster)")
         ctx.context_order = order
+        ctx.level = self.level
         try:
             self.plan.encode(ctx, x)
         except ValueError as e:
@@ -162,6 +174,8 @@ class Codec:
         header = self._header(h, w, flags=FLAG_RASTER_CONTEXT if order == "raster" else 0)
         data = container.pack(header, ctx.out_streams)
         self._finish(ctx, t0, h, w, data, self.parse_path)
+        if self.level is not None:
+            self._local.stats["level"] = self.levels.format(self.level)
         return data
 
     def encode_file(self, src, dst) -> dict:
@@ -187,6 +201,13 @@ class Codec:
             raise BitstreamError(f"bitstream pad multiple {header.pad_multiple} != bundle's {self.bundle.pad_multiple}")
         if header.flags & ~KNOWN_FLAGS:
             raise BitstreamError(f"unknown header flags {header.flags:#06x}")
+        level = None
+        if self.levels is not None:
+            if not header.level:
+                raise BitstreamError("the header carries no level, which this scalable bundle needs")
+            level = self.levels.from_bytes(header.level)
+        elif header.level:
+            raise BitstreamError("the header carries a level, but this bundle has one operating point")
         if header.coder_mode >= len(CODER_MODES):
             raise BitstreamError(f"unknown coder mode {header.coder_mode}")
         if header.width_index >= len(self.bundle.prefixes):
@@ -200,9 +221,12 @@ class Codec:
         ctx = self._context(pp, header.coder_mode_name, self.bundle.prefixes[header.width_index],
                             {s.kind: s for s in streams})
         ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
+        ctx.level = level
         x_hat = self.plan.decode(ctx, (h + top + bottom, w + left + right))
         out = img.from_output(np.asarray(x_hat), h, w, self.bundle.pad_multiple)
         self._finish(ctx, t0, h, w, data, pp, wanted)
+        if level is not None:
+            self._local.stats["level"] = self.levels.format(level)
         return out
 
     def decode_file(self, src, dst) -> dict:
@@ -221,9 +245,12 @@ class Codec:
                            self.substreams, self.prefix if prefix is None else prefix, streams)
 
     def _header(self, h, w, flags: int = 0) -> Header:
-        return Header.create(model_hash=self.bundle.model_hash, height=h, width=w, plan=self.bundle.plan_kind,
-                            coder_mode=self.mode, parse_path=self.parse_path, pad_multiple=self.bundle.pad_multiple,
-                            width_index=self.width_index, flags=flags)
+        header = Header.create(model_hash=self.bundle.model_hash, height=h, width=w, plan=self.bundle.plan_kind,
+                               coder_mode=self.mode, parse_path=self.parse_path,
+                               pad_multiple=self.bundle.pad_multiple, width_index=self.width_index, flags=flags)
+        if self.level is not None:
+            header.level = self.levels.to_bytes(self.level)
+        return header
 
     def _finish(self, ctx, t0, h, w, data, parse_path, wanted=None):
         s = ctx.stats.as_dict()

@@ -26,11 +26,15 @@ PARSE_PATHS: tuple[str, ...] = tuple(_lictrt.PARSE_PATHS)
 PLAN_KINDS: tuple[str, ...] = tuple(_lictrt.PLAN_KINDS)
 #: u16 header flag: spatial_context coded in raster order (benchmark mode), else wavefront
 FLAG_RASTER_CONTEXT = int(_lictrt.FLAG_RASTER_CONTEXT)
+#: u16 header flag: the header carries a level block (set by pack exactly when ``Header.level`` is not empty)
+FLAG_LEVEL = int(_lictrt.FLAG_LEVEL)
+MAX_LEVEL = int(_lictrt.MAX_LEVEL_BYTES)
 KNOWN_FLAGS = int(_lictrt.KNOWN_FLAGS)
 #: refuse images and headers beyond this many pixels (a crafted header must not exhaust memory)
 MAX_PIXELS = int(_lictrt.MAX_PIXELS)
 
-__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "KNOWN_FLAGS",
+__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "FLAG_LEVEL",
+           "MAX_LEVEL", "KNOWN_FLAGS",
            "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "read"]
 
 
@@ -58,6 +62,7 @@ class Header:
     flags: int = 0
     major: int = MAJOR
     minor: int = MINOR
+    level: bytes = b""  # scalable codecs: one u8 choice per level axis of the bundle (empty: none)
 
     @classmethod
     def create(cls, *, model_hash: bytes | str, height: int, width: int, plan: str, coder_mode: str = "fast",
@@ -121,20 +126,25 @@ def pack(header: Header, streams: list[Stream]) -> bytes:
                        ("plan_kind", 8), ("width_index", 8), ("major", 8), ("minor", 8)):
         if not 0 <= getattr(header, name) < 2**bits:
             raise CoderArgumentError(f"{name} must fit in u{bits}")
+    if len(header.level) > MAX_LEVEL:
+        raise CoderArgumentError(f"level must have at most {MAX_LEVEL} choices, got {len(header.level)}")
     for s in streams:
         if not 0 <= s.n_symbols < 2**32 or not 0 <= s.symbols_crc < 2**32:
             raise CoderArgumentError(f"stream '{s.kind}': symbol count and CRC must fit in u32")
     h = (header.major, header.minor, header.flags, bytes(header.model_hash), header.height, header.width,
-         header.pad_multiple, header.coder_mode, header.parse_path, header.plan_kind, header.width_index)
+         header.pad_multiple, header.coder_mode, header.parse_path, header.plan_kind, header.width_index,
+         bytes(header.level))
     return _lictrt.container_pack(h, [(s.kind, s.n_symbols, s.symbols_crc, bytes(s.payload)) for s in streams])
 
 
 def unpack(data) -> tuple[Header, list[Stream]]:
     """Parse and verify a container; raises BitstreamError on any inconsistency."""
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
-    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx), raw = _lictrt.container_unpack(buf)
+    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx, level), raw = \
+        _lictrt.container_unpack(buf)
     header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
-                    parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor)
+                    parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor,
+                    level=bytes(level))
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
 
 

@@ -50,7 +50,7 @@ def test_round_trip_preserves_every_field():
 def test_layout_is_little_endian_as_documented():
     header, streams = sample()
     data = pack(header, streams)
-    assert struct.unpack_from("<BBH", data, 4) == (1, 0, 0)
+    assert struct.unpack_from("<BBH", data, 4) == (1, container.MINOR, 0)
     assert data[8:40] == bytes(range(32))
     assert struct.unpack_from("<IIHBBBBH", data, 40) == (512, 768, 64, 1, 0, 2, 0, 3)
     kind, n, nbytes, pcrc, scrc = struct.unpack_from("<16sIIII", data, FIXED + ENTRY)
@@ -84,6 +84,47 @@ def test_info_on_a_zero_height_header_is_a_one_line_error(tmp_path):
                        text=True, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 1 and "ZeroDivision" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and "image size 768x0" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_level_block_round_trip_and_layout():
+    header, streams = sample()
+    header.level = bytes([0, 4, 2, 1, 3])
+    data = pack(header, streams)
+    h2, s2 = unpack(data)
+    assert h2.level == header.level and h2.flags == container.FLAG_LEVEL and s2 == streams
+    end = FIXED + ENTRY * 3
+    assert data[end] == 5 and data[end + 1:end + 6] == bytes([0, 4, 2, 1, 3])
+    assert struct.unpack_from("<I", data, end + 6)[0] == zlib.crc32(data[:end + 6])
+    assert len(data) == end + 6 + 4 + 10 + 200
+    header.level = b""  # no level: no block and no flag, the minor-0 layout
+    plain = pack(header, streams)
+    assert len(plain) == end + 4 + 10 + 200 and unpack(plain)[0].flags == 0
+
+
+def test_minor_0_files_without_a_level_still_parse():
+    header, streams = sample()
+    header.minor = 0
+    data = pack(header, streams)
+    assert data[5] == 0 and struct.unpack_from("<H", data, 6)[0] == 0
+    h2, s2 = unpack(data)
+    assert h2.level == b"" and h2.minor == 0 and s2 == streams
+
+
+def test_bad_level_blocks_are_rejected():
+    header, streams = sample()
+    with pytest.raises(CoderArgumentError, match="at most 16"):
+        pack(Header(**{**header.__dict__, "level": bytes(17)}), streams)
+    header.level = bytes([1, 2])
+    end = FIXED + ENTRY * 3
+    for n in (0, 17):
+        bad = bytearray(pack(header, streams))
+        bad[end] = n
+        with pytest.raises(BitstreamError, match="level block"):
+            unpack(bytes(bad))
+    bad = bytearray(pack(*sample()))  # flag set on a file that has no block: the CRC no longer matches
+    bad[6] |= container.FLAG_LEVEL
+    with pytest.raises(BitstreamError):
+        unpack(bytes(bad))
 
 
 def test_newer_minor_version_is_accepted():

@@ -67,7 +67,7 @@ def model_hash(model: nn.Module, tables: dict[str, np.ndarray]) -> str:
     for name, t in sorted(model.state_dict().items()):
         a = t.detach().cpu().contiguous()
         h.update(f"{name}|{a.dtype}|{tuple(a.shape)}|".encode())
-        h.update(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+        h.update(a.reshape(-1).view(torch.uint8).numpy().tobytes() if a.numel() else b"")  # 0-dim ones too
     for key in sorted(tables):
         a = np.ascontiguousarray(tables[key])
         h.update(f"{key}|{a.dtype}|{a.shape}|".encode())

@@ -6,7 +6,9 @@ torch reference backend of the runtime runs them as they are. Which graphs a pla
 parse-critical is the bundle schema's business (``runtime.bundle``).
 
 Plans: ``factorized`` (one ``w<W>.``-prefixed pair per slimmable width), ``hyperprior``, ``mean_scale``,
-``spatial_context`` (masked 5x5 context evaluated per window by ``context_step``) and ``channel_slices``.
+``spatial_context`` (masked 5x5 context evaluated per window by ``context_step``), ``channel_slices`` and
+``grouped_context`` (BaSIC: ``w<W>.analysis`` / ``hyper_analysis`` / ``hyper_synthesis`` / ``synthesis`` per
+transform width, ``context.<coder>`` per context coder).
 """
 
 from __future__ import annotations
@@ -163,6 +165,47 @@ class Lrp(nn.Module):
         return m.slice_lrp(i, mean_support, y_i)
 
 
+class ScanlineStep(nn.Module):
+    """BaSIC ``context.scanline``: (params [P, 2M], windows [P, M, 5, 5]) -> (scales, means) [P, M]: the mask-A
+    5x5 conv on each window of y_hat, then the 1x1 net on cat[ctx, prior] (its output interleaves mu, sigma)."""
+
+    def __init__(self, coder):
+        super().__init__()
+        cm = coder.topo_group_context_model
+        cp = cm.context_prediction
+        self.register_buffer("weight", (cp.weight * coder.mask_a().to(cp.weight)).detach().clone())
+        self.register_buffer("bias", cp.bias.detach().clone())
+        self.param_merger_in, self.param_merger_out = cm.param_merger_in, cm.param_merger_out
+
+    def forward(self, params, windows):
+        ctx = F.conv2d(windows, self.weight, self.bias)  # [P, 2M, 1, 1]
+        p = self.param_merger_out(self.param_merger_in(torch.cat([ctx, params[:, :, None, None]], 1))).flatten(1)
+        return p[:, 1::2], p[:, 0::2]
+
+
+class StagedStep(nn.Module):
+    """BaSIC ``context.<S>stage``: (y_hat [1, M, h, w], params [1, 2M, h, w]) -> (scales, means) [1, M, h, w]:
+    a grouped coder's parallel masked pass, masks folded into per-phase constant weights (h, w even). Called
+    once per stage with the symbols decoded so far (zeros elsewhere)."""
+
+    def __init__(self, coder):
+        super().__init__()
+        self.n = 0
+        for phase in coder.phase_weights():
+            for w, b in phase:
+                self.register_buffer(f"w{self.n}", w.detach().clone())
+                self.register_buffer(f"b{self.n}", b.detach().clone())
+                self.n += 1
+
+    def forward(self, y_hat, params):
+        from train.models.basic import staged_pass
+
+        ws = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n)]
+        per = self.n // 4
+        p = staged_pass(y_hat, params, [ws[i * per:(i + 1) * per] for i in range(4)])
+        return p[:, 1::2], p[:, 0::2]
+
+
 # ---- the graphs of each plan ----------------------------------------------------------------------------------
 
 def slice_supports(model, i: int) -> list[str]:
@@ -208,6 +251,43 @@ def _channel_slices(model) -> list[Graph]:
     return out + [Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"])]
 
 
+#: grouped_context: the base name of each BaSIC transform's ``w<W>.<base>`` graphs, and its I/O names
+LEVEL_GRAPHS = {"g_a": ("analysis", "x", "y"), "h_a": ("hyper_analysis", "y", "z"),
+                "h_s": ("hyper_synthesis", "z_hat", "params"), "g_s": ("synthesis", "y_hat", "x_hat")}
+
+
+def _grouped_context(model) -> list[Graph]:
+    if not all(hasattr(model, a) for a in ("level_widths", "context_coders", "coders")):
+        raise GraphError("grouped_context needs a BaSIC model (level_widths, coders, context_coders)")
+    out = []
+    for module, (base, i, o) in LEVEL_GRAPHS.items():
+        for w in model.level_widths:
+            out.append(Graph(f"w{w}.{base}", Transform(getattr(model, module).at_width(w)), [i], [o]))
+    for name, coder in zip(model.coders, model.context_coders):
+        if coder.grouping is None:
+            out.append(Graph(f"context.{name}", ScanlineStep(coder), ["params", "windows"], ["scales", "means"]))
+        else:
+            out.append(Graph(f"context.{name}", StagedStep(coder), ["y_hat", "params"], ["scales", "means"]))
+    return out
+
+
+def _grouped_plan(model) -> dict:
+    """The grouped_context plan fields: levels as data (axes, presets fastest / full), one entry per coder."""
+    widths = list(model.level_widths)
+    modules = list(LEVEL_GRAPHS)
+    axes = [{"name": m, "values": widths} for m in modules] + [{"name": "context", "values": list(model.coders)}]
+    presets = {"full": {**{m: max(widths) for m in modules}, "context": model.coders[0]},
+               "fastest": {**{m: min(widths) for m in modules}, "context": model.coders[-1]}}
+    coders = {}
+    for name, coder in zip(model.coders, model.context_coders):
+        if coder.grouping is None:
+            coders[name] = {"kind": "scanline", "graph": f"context.{name}", "order": "wavefront", "kernel": CONTEXT_K}
+        else:
+            coders[name] = {"kind": "staged", "graph": f"context.{name}", "groups": coder.grouping[0],
+                            "stage_table": coder.stage_table.tolist()}
+    return {"levels": {"axes": axes, "presets": presets, "default": "full"}, "coders": coders}
+
+
 def plan_graphs(model: nn.Module, kind: str | None = None, *, widths: list[int] | None = None) -> list[Graph]:
     """The graphs of ``model`` under plan ``kind`` (default: its own), in bundle order.
 
@@ -222,6 +302,8 @@ def plan_graphs(model: nn.Module, kind: str | None = None, *, widths: list[int] 
         return _hyper(model, kind)
     if kind == "channel_slices":
         return _channel_slices(model)
+    if kind == "grouped_context":
+        return _grouped_context(model)
     raise GraphError(f"no graphs are defined for coding plan {kind!r}")
 
 
@@ -232,10 +314,12 @@ def plan_manifest(model: nn.Module, kind: str, graphs: list[Graph]) -> dict:
     plan["kind"] = kind
     if kind == "spatial_context":
         plan.setdefault("context", {"kernel": CONTEXT_K, "order": "wavefront", "step_graph": "context_step"})
-    widths = sorted({int(g.name.split(".")[0][1:]) for g in graphs if g.name.startswith("w") and "." in g.name},
-                    reverse=True)
+    widths = sorted({int(g.name.split(".")[0][1:]) for g in graphs
+                     if g.name.startswith("w") and "." in g.name and g.name.split(".")[0][1:].isdigit()}, reverse=True)
     if kind == "factorized" and widths:
         plan.setdefault("widths", widths)
+    if kind == "grouped_context":
+        plan.update(_grouped_plan(model))
     return plan
 
 

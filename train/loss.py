@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+import torch.nn as nn
 
 METRICS = ("mse", "ms-ssim")
 MS_SSIM_MIN_SIDE = 161  # 5 scales of an 11-tap window: (11 − 1)·2⁴ < side
@@ -32,7 +32,9 @@ def psnr(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
 class RateDistortionLoss(nn.Module):
     """``forward(output, target)`` → dict with ``loss``, ``bpp``, ``mse``, ``psnr`` (and ``ms_ssim``).
 
-    ``output`` is a CompressAI forward dict (``x_hat``, ``likelihoods``); ``target`` is in [0, 1].
+    ``output`` is a CompressAI forward dict (``x_hat``, ``likelihoods``); ``target`` is in [0, 1]. Rates of
+    ``aux_likelihoods`` (models that train extra entropy models on detached inputs, e.g. BaSIC's other context
+    coders) are added to the loss but not to the reported bpp.
     """
 
     def __init__(self, lmbda: float, metric: str = "mse"):
@@ -60,6 +62,8 @@ class RateDistortionLoss(nn.Module):
             score = ms_ssim(x_hat, target, data_range=1.0)
             out["ms_ssim"] = score
             out["loss"] = self.lmbda * (1 - score) + bpp
+        if output.get("aux_likelihoods"):
+            out["loss"] = out["loss"] + bits_per_pixel(output["aux_likelihoods"], n * h * w)
         return out
 
 

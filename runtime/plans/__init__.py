@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 #: the plan kinds this runtime implements (their container codes: runtime.container.PLAN_KINDS)
-KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices")
+KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
 
 
 def get(kind: str):

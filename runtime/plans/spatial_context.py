@@ -54,21 +54,30 @@ def _run(ctx, x=None, padded_hw=None):
         y = a["y"]
         z_hat = code_z(ctx, a["z"])
     else:
-        z_hat = decode_z(ctx, padded_hw)
+        y, z_hat = None, decode_z(ctx, padded_hw)
     params = ctx.run("hyper_synthesis", z_hat=z_hat)["params"][0]  # [2M, h, w]
+    return context_loop(ctx, params, y, "context_step", _order(ctx))
+
+
+def context_loop(ctx, params: np.ndarray, y: np.ndarray | None, step_graph: str, order: str) -> np.ndarray:
+    """Code stream ``y`` position by position (wavefront or raster steps), calling ``step_graph`` once per step.
+
+    ``params`` [2M, h, w] from the hyper-synthesis; ``y`` [1, M, h, w] when encoding, None when decoding.
+    Returns ŷ [1, M, h, w].
+    """
     M, h, w = params.shape[0] // 2, params.shape[1], params.shape[2]
-    if x is not None and y.shape[1:] != (M, h, w):
+    if y is not None and y.shape[1:] != (M, h, w):
         raise ValueError(f"analysis y {y.shape} does not match hyper_synthesis params {params.shape}")
     t = ctx.tables("y")
     y_pad = np.zeros((M, h + K - 1, w + K - 1), np.float32)
-    coder = ctx.stream_encoder("y", "y") if x is not None else ctx.stream_decoder("y", "y")
+    coder = ctx.stream_encoder("y", "y") if y is not None else ctx.stream_decoder("y", "y")
     t0 = time.perf_counter()
-    for rows, cols in schedule(h, w, _order(ctx)):
-        out = ctx.run("context_step", params=np.ascontiguousarray(params[:, rows, cols].T),
+    for rows, cols in schedule(h, w, order):
+        out = ctx.run(step_graph, params=np.ascontiguousarray(params[:, rows, cols].T),
                       windows=_windows(y_pad, rows, cols))
         idx = build_indexes(out["scales"], t.scale_table, t.scale_bound)  # [P, M]
         means = out["means"]
-        if x is not None:
+        if y is not None:
             q = to_symbols(y[0][:, rows, cols].T, means)
             coder.encode(q, idx)
         else:

@@ -74,6 +74,14 @@ ARCHS: dict[str, ArchSpec] = {
                  {"paper": dict(N=192, widths=(192, 144, 96, 72, 48)),
                   "tiny": dict(N=16, widths=(16, 12, 8))},
                  "paper", _PAPER_Q, "SlimCAE: slimmable factorized-prior autoencoder (Yang 2021)"),
+        ArchSpec("basic", "train.models.basic:BaSIC", "grouped_context", 64,
+                 {"paper": dict(N=192, M=192, level_widths=(48, 72, 96, 144, 192)),
+                  "tiny": dict(N=16, M=24, level_widths=(8, 16), predictor_channels=8)},
+                 "paper", _PAPER_Q, "BaSIC: widths per module + scanline / 8/6/4/2-stage context (Zhang 2024)"),
+        ArchSpec("basic-scanline", "train.models.basic:BaSIC", "grouped_context", 64,
+                 {"paper": dict(N=192, M=192, level_widths=(48, 72, 96, 144, 192), coders=("scanline",)),
+                  "tiny": dict(N=16, M=24, level_widths=(8, 16), coders=("scanline",), predictor_channels=8)},
+                 "paper", _PAPER_Q, "BaSIC with the scanline context coder only (Zhang 2024)"),
     )
 }
 

@@ -42,6 +42,10 @@ def codable_model(arch: str, preset: str | None = None, quality: int | None = No
             m.g_a.layers[-1].downsample.norm.scale.mul_(ANALYSIS_GAIN)
             last = _convs(m.entropy_parameters)[-1]
             spread(last.bias[: last.bias.shape[0] // 2])  # scales first, as in mbt2018
+        elif arch in ("basic", "basic-scanline"):  # g_a's last conv; sigma = p[2k+1] of every coder's last 1x1
+            m.g_a.pgm_model[-1].weight.mul_(ANALYSIS_GAIN)
+            for coder in m.context_coders:
+                spread(coder.topo_group_context_model.param_merger_out[-1].bias[1::2])
         elif arch in ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018"):
             _convs(m.g_a)[-1].weight.mul_(ANALYSIS_GAIN)
             scale_net = m.entropy_parameters if arch == "mbt2018" else m.h_s  # the layer that outputs σ

@@ -57,7 +57,7 @@ struct OutBuf {
 
 nb::bytes to_bytes(const std::vector<uint8_t>& v) { return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size()); }
 
-using HeaderTuple = std::tuple<int, int, int, nb::bytes, uint32_t, uint32_t, int, int, int, int, int>;
+using HeaderTuple = std::tuple<int, int, int, nb::bytes, uint32_t, uint32_t, int, int, int, int, int, nb::bytes>;
 using StreamTuple = std::tuple<std::string, uint32_t, uint32_t, nb::bytes>;
 
 }  // namespace
@@ -197,6 +197,9 @@ NB_MODULE(_lictrt, m) {
     hd.parse_path = static_cast<uint8_t>(std::get<8>(h));
     hd.plan_kind = static_cast<uint8_t>(std::get<9>(h));
     hd.width_index = static_cast<uint8_t>(std::get<10>(h));
+    const nb::bytes& level = std::get<11>(h);
+    hd.level.assign(reinterpret_cast<const uint8_t*>(level.c_str()),
+                    reinterpret_cast<const uint8_t*>(level.c_str()) + level.size());
     std::vector<lictrt::ContainerStream> ss(streams.size());
     for (size_t i = 0; i < streams.size(); ++i) {
       ss[i].kind = std::get<0>(streams[i]);
@@ -214,7 +217,8 @@ NB_MODULE(_lictrt, m) {
           std::vector<lictrt::ContainerStream> ss;
           lictrt::unpack_container(data.data(), data.shape(0), hd, ss);
           HeaderTuple h{hd.major, hd.minor, hd.flags, nb::bytes(reinterpret_cast<const char*>(hd.model_hash.data()), 32),
-                        hd.height, hd.width, hd.pad_multiple, hd.coder_mode, hd.parse_path, hd.plan_kind, hd.width_index};
+                        hd.height, hd.width, hd.pad_multiple, hd.coder_mode, hd.parse_path, hd.plan_kind, hd.width_index,
+                        nb::bytes(reinterpret_cast<const char*>(hd.level.data()), hd.level.size())};
           std::vector<StreamTuple> out;
           out.reserve(ss.size());
           for (auto& s : ss) out.emplace_back(s.kind, s.symbols, s.symbols_crc, to_bytes(s.payload));
@@ -233,6 +237,8 @@ NB_MODULE(_lictrt, m) {
   m.attr("CODER_MODES") = names(lictrt::kCoderModes);
   m.attr("PARSE_PATHS") = names(lictrt::kParsePaths);
   m.attr("FLAG_RASTER_CONTEXT") = lictrt::kFlagRasterContext;
+  m.attr("FLAG_LEVEL") = lictrt::kFlagLevel;
+  m.attr("MAX_LEVEL_BYTES") = lictrt::kMaxLevelBytes;
   m.attr("KNOWN_FLAGS") = lictrt::kKnownFlags;
   m.attr("MAX_PIXELS") = lictrt::kMaxPixels;
 }

@@ -31,7 +31,9 @@ bool kind_ok(const std::string& kind) {
 
 std::vector<uint8_t> pack_container(const ContainerHeader& h, const std::vector<ContainerStream>& streams) {
   if (streams.size() > 0xFFFF) throw InvalidArgument("container: more than 65535 streams");
-  const size_t head = kContainerFixedBytes + kContainerStreamBytes * streams.size() + 4;
+  if (h.level.size() > kMaxLevelBytes) throw InvalidArgument("container: level of more than 16 choices");
+  const size_t level_bytes = h.level.empty() ? 0 : 1 + h.level.size();
+  const size_t head = kContainerFixedBytes + kContainerStreamBytes * streams.size() + level_bytes + 4;
   size_t total = head;
   for (const auto& s : streams) {
     if (!kind_ok(s.kind)) throw InvalidArgument("container: stream kind '" + s.kind + "' must be 1-16 printable ASCII characters");
@@ -43,7 +45,7 @@ std::vector<uint8_t> pack_container(const ContainerHeader& h, const std::vector<
   std::memcpy(p, kMagic, 4);
   p[4] = h.major;
   p[5] = h.minor;
-  store_le16(p + 6, h.flags);
+  store_le16(p + 6, static_cast<uint16_t>((h.flags & ~kFlagLevel) | (h.level.empty() ? 0 : kFlagLevel)));
   std::memcpy(p + 8, h.model_hash.data(), 32);
   store_le32(p + 40, h.height);
   store_le32(p + 44, h.width);
@@ -65,6 +67,11 @@ std::vector<uint8_t> pack_container(const ContainerHeader& h, const std::vector<
     if (!s.payload.empty()) std::memcpy(p + at, s.payload.data(), s.payload.size());
     at += s.payload.size();
   }
+  if (level_bytes) {
+    *e++ = static_cast<uint8_t>(h.level.size());
+    std::memcpy(e, h.level.data(), h.level.size());
+    e += h.level.size();
+  }
   store_le32(e, crc32(p, head - 4));
   return out;
 }
@@ -79,7 +86,15 @@ void unpack_container(const uint8_t* data, size_t len, ContainerHeader& h, std::
     throw BitstreamError("container: unsupported major version " + std::to_string(h.major) + " (this reader: " +
                          std::to_string(kContainerMajor) + ")");
   const size_t count = load_le16(data + 54);
-  const size_t head = kContainerFixedBytes + kContainerStreamBytes * count + 4;
+  const size_t table_end = kContainerFixedBytes + kContainerStreamBytes * count;
+  size_t level_n = 0;
+  if (load_le16(data + 6) & kFlagLevel) {
+    if (len < table_end + 1) throw BitstreamError("container: truncated level block");
+    level_n = data[table_end];
+    if (level_n < 1 || level_n > kMaxLevelBytes)
+      throw BitstreamError("container: level block of " + std::to_string(level_n) + " choices (1-16 allowed)");
+  }
+  const size_t head = table_end + (level_n ? 1 + level_n : 0) + 4;
   if (len < head) throw BitstreamError("container: truncated stream table");
   if (crc32(data, head - 4) != load_le32(data + head - 4)) throw BitstreamError("container: header CRC mismatch");
   h.flags = load_le16(data + 6);
@@ -94,6 +109,7 @@ void unpack_container(const uint8_t* data, size_t len, ContainerHeader& h, std::
   h.parse_path = data[51];
   h.plan_kind = data[52];
   h.width_index = data[53];
+  h.level.assign(data + table_end + (level_n ? 1 : 0), data + table_end + (level_n ? 1 + level_n : 0));
   // Check names and sizes before allocating anything proportional to them.
   uint64_t total = head;
   for (size_t i = 0; i < count; ++i) {

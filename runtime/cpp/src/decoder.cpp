@@ -42,6 +42,8 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
     throw BitstreamError("bitstream pad multiple " + std::to_string(hd.pad_multiple) + " != bundle's " +
                          std::to_string(bundle_.pad_multiple()));
   if (hd.flags & ~kKnownFlags) throw BitstreamError("unknown header flags " + std::to_string(hd.flags));
+  if (!hd.level.empty())  // a level belongs to a scalable (grouped_context) bundle, which this decoder has no plan for
+    throw BitstreamError("the header carries a level, but this bundle has one operating point");
   if (hd.coder_mode >= code_count(kCoderModes)) throw BitstreamError("unknown coder mode " + std::to_string(hd.coder_mode));
   if (hd.width_index >= bundle_.prefixes().size())
     throw BitstreamError("width index " + std::to_string(hd.width_index) + " outside the bundle's widths");

@@ -19,7 +19,10 @@ inline constexpr const char* kParsePaths[] = {"onnxruntime-cpu-fp32", "torch-cpu
 
 /// u16 header flags.
 constexpr uint16_t kFlagRasterContext = 1;  ///< spatial_context coded in raster order (else wavefront)
-constexpr uint16_t kKnownFlags = kFlagRasterContext;
+constexpr uint16_t kFlagLevel = 2;          ///< the header carries a level block (container minor 1)
+constexpr uint16_t kKnownFlags = kFlagRasterContext | kFlagLevel;
+/// Most choices a level block holds (one u8 per level axis of a scalable bundle).
+constexpr size_t kMaxLevelBytes = 16;
 
 /// Largest image (height x width) an encoder accepts and a decoder believes a header about.
 constexpr uint64_t kMaxPixels = uint64_t(1) << 28;

@@ -86,6 +86,9 @@ class OrtBackend:
         self.name = "onnxruntime-cpu-pinned" if pinned else f"onnxruntime-{device}"
         self._sessions: dict = {}
         self._lock = threading.Lock()
+        #: when set before the first run, sessions write ONNX Runtime profiles (per-node kernel times) with this
+        #: file prefix; end_profiling() closes them (benchmarks/native_ops.py splits decode time this way)
+        self.profile_prefix: str | None = None
 
     def _options(self):
         if self.pinned:
@@ -109,12 +112,20 @@ class OrtBackend:
                 if s is None:
                     ort = _ort()
                     path = self.bundle.graph_path(graph)
+                    so = self._options()
+                    if self.profile_prefix:
+                        so.enable_profiling = True
+                        so.profile_file_prefix = f"{self.profile_prefix}_{graph}"
                     try:
-                        s = ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
+                        s = ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
                     except Exception as e:  # ORT raises its own Fail/InvalidGraph types
                         raise BackendError(f"onnxruntime cannot load graph '{graph}' ({path.name}): {e}") from None
                     self._sessions[graph] = s
         return s
+
+    def end_profiling(self) -> list[str]:
+        """Ends profiling of every open session (see ``profile_prefix``); returns the profile files written."""
+        return [s.end_profiling() for s in self._sessions.values()] if self.profile_prefix else []
 
     def run(self, graph: str, feeds: dict) -> dict:
         s = self.session(graph)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, load_rgb, portable_path
-from train import native_ops
+from runtime import native_ops
 
 SCAN_SHAPE = (1, 256, 256, 384, 16)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N
 MATRIX_OPS = ("MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "FusedConv", "FusedGemm")

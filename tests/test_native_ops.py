@@ -15,7 +15,7 @@ import torch
 from onnx import TensorProto, helper
 
 from export import registry
-from train import native_ops
+from runtime import native_ops
 from train.layers import native_scan
 from train.layers.gdn import gdn_reference
 from trt_plugins.reference import gdn_inputs, rel_err, scan_inputs, ss2d_reference
@@ -106,7 +106,7 @@ def test_scan_simd_portable_and_threads_bit_identical(portable):
 
 
 def test_scalar_env_var():
-    code = "from train import native_ops; print(native_ops.simd_enabled())"
+    code = "from runtime import native_ops; print(native_ops.simd_enabled())"
     env = dict(os.environ, LICTRT_OPS_SCALAR="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -234,7 +234,7 @@ def test_onnxruntime_native_fp16(tmp_path):
 
 
 def test_onnxruntime_fallback_warns_without_library(tmp_path):
-    code = ("import warnings, onnxruntime as ort; from train import native_ops\n"
+    code = ("import warnings, onnxruntime as ort; from runtime import native_ops\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always'); ok = native_ops.register_onnxruntime(ort.SessionOptions())\n"
             "print(ok, any('function bodies' in str(x.message) for x in w))")

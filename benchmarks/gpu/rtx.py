@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from train import native_ops
+from runtime import native_ops
 from runtime.files import write_atomic
 
 from .schema import figure, not_measured

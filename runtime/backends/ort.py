@@ -10,7 +10,7 @@ Reconstruction-only graphs (``pinned=False``) may use any options: ``ORT_ENABLE_
 NCHWc included) and ``threads`` intra-op threads; their float results differ in the last bits, which only the
 image sees (benchmarks/kodak_decode.py measures the options).
 
-Every session registers the lictrt native CPU ops (``train.native_ops``: ``lictrt::SelectiveScan2D`` runs as one
+Every session registers the lictrt native CPU ops (``runtime.native_ops``: ``lictrt::SelectiveScan2D`` runs as one
 kernel instead of its ONNX function body); without the library it warns once and runs the bodies. The native
 kernel's results do not depend on the thread count or on AVX2, but differ in the last bits from the body's, so
 an encoder and a decoder of one stream must agree on having it (for graphs that hold the op).
@@ -22,8 +22,7 @@ import threading
 
 import numpy as np
 
-from train import native_ops
-
+from .. import native_ops
 from . import BackendError
 
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"

@@ -1,4 +1,4 @@
-"""PyTorch front end of the native CPU kernels (``train.native_ops``): SelectiveScan2D with autograd (forward and
+"""PyTorch front end of the native CPU kernels (``runtime.native_ops``): SelectiveScan2D with autograd (forward and
 backward kernels) and GeneralizedDivisiveNorm (forward), on contiguous CPU tensors, on ``torch.get_num_threads()``
 threads (results do not depend on the thread count).
 
@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from train import native_ops
+from runtime import native_ops
 
 _CODES = {torch.float32: 0, torch.float16: 1}
 

@@ -2,7 +2,7 @@
 registration with ONNX Runtime. Standard library only (no torch, no numpy), so the lean runtime can use it.
 
 The library is built from ``trt_plugins/common/CpuOps.cmake`` by the package build (``pip install -e .``) and
-installed next to the ``runtime`` package; ``$LICTRT_CPU_OPS_LIB`` names another file. It holds
+installed in this package; ``$LICTRT_CPU_OPS_LIB`` names another file. It holds
 
 * ``lictrt_cpu_*``: the C API the PyTorch ops call (``train.layers.native_scan``);
 * ``RegisterCustomOps``: the ONNX Runtime custom-op library (when the build found ONNX Runtime's headers), which
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.util
 import os
 import sys
 import warnings
@@ -36,16 +35,10 @@ class NativeOpsError(RuntimeError):
 
 
 def library_path() -> Path | None:
-    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in the ``runtime`` package; None if absent."""
+    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in this package; None if absent."""
     env = os.environ.get(ENV_LIBRARY, "")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    spec = importlib.util.find_spec("runtime")  # locates the package without importing it
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / LIBRARY_NAME
-        if path.is_file():
-            return path
-    return None
+    path = Path(env) if env else Path(__file__).resolve().parent / LIBRARY_NAME
+    return path if path.is_file() else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -72,7 +72,8 @@ def scan_throughput(repeats: int = 3) -> dict:
         "shape": dict(zip(("B", "Di", "H", "W", "N"), SCAN_SHAPE)),
         "simd": native_ops.simd_enabled(),
         "state_updates_per_call": updates,
-        "wall_s": wall, "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_s": cpu,
         "updates_per_s_per_thread_wall": updates / min(wall),
         "updates_per_s_per_thread_cpu": updates / min(cpu),
         "exp_fma_peak_updates_per_s_cpu": iters * 64 / peak_cpu,
@@ -105,9 +106,15 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
     from train.checkpoint import save_checkpoint
     from train.models.seeded import codable_model
 
-    res: dict = {"arch": arch, "preset": "paper", "weights": "seeded (train.models.seeded.codable_model, seed 0)",
-                 "image": image.name, "threads": threads, "native_ops": native_ops.has_onnxruntime_ops(),
-                 "machine": f"shared {os.cpu_count()}-core machine (other jobs running; see load_average)"}
+    res: dict = {
+        "arch": arch,
+        "preset": "paper",
+        "weights": "seeded (train.models.seeded.codable_model, seed 0)",
+        "image": image.name,
+        "threads": threads,
+        "native_ops": native_ops.has_onnxruntime_ops(),
+        "machine": f"shared {os.cpu_count()}-core machine (other jobs running; see load_average)",
+    }
     ckpt = work / f"{arch}_paper.pth"
     if not ckpt.is_file():
         save_checkpoint(ckpt, codable_model(arch, "paper", seed=0), lmbda=0.01, metric="mse", step=0, epoch=0)
@@ -117,14 +124,19 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
     t0 = time.perf_counter()
     out = export_bundle(ckpt, bundle, check=True, progress=False)
     res["export"] = {
-        "seconds": time.perf_counter() - t0, "parity_checked": True,
-        "parity": [{"graph": r.graph, "input": r.input, "output": r.output, "rel": r.rel, "tol": r.tol, "ok": r.ok}
-                   for r in out["parity"]],
-        "parity_ok": all(r.ok for r in out["parity"]), "load_average": [load0, _load()]}
+        "seconds": time.perf_counter() - t0,
+        "parity_checked": True,
+        "parity": [
+            {"graph": r.graph, "input": r.input, "output": r.output, "rel": r.rel, "tol": r.tol, "ok": r.ok}
+            for r in out["parity"]
+        ],
+        "parity_ok": all(r.ok for r in out["parity"]),
+        "load_average": [load0, _load()],
+    }
     if codec:
         im = load_rgb(image)
         h, w = im.shape[:2]
-        im = im[(h - 512) // 2:(h - 512) // 2 + 512, (w - 768) // 2:(w - 768) // 2 + 768] if h <= w else im
+        im = im[(h - 512) // 2 : (h - 512) // 2 + 512, (w - 768) // 2 : (w - 768) // 2 + 768] if h <= w else im
         c = Codec.open(bundle, backend="onnxruntime", threads=threads)
         load0 = _load()
         t0 = time.perf_counter()
@@ -142,11 +154,20 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
             b.profile_prefix = prefix
         rec2 = p.decode(data)
         files = [f for b in [p.recon, *p.parse_backends.values()] for f in b.end_profiling()]
-        res.update({
-            "size": [int(im.shape[0]), int(im.shape[1])], "bytes": len(data), "psnr": psnr(im, rec),
-            "encode_s": enc, "decode_s": dec, "encode_stats": enc_stats, "decode_stats": dec_stats,
-            "decode_split_profiled": _profile_split(files), "profiled_decode_identical": bool(np.array_equal(rec, rec2)),
-            "codec_load_average": [load0, _load()]})
+        res.update(
+            {
+                "size": [int(im.shape[0]), int(im.shape[1])],
+                "bytes": len(data),
+                "psnr": psnr(im, rec),
+                "encode_s": enc,
+                "decode_s": dec,
+                "encode_stats": enc_stats,
+                "decode_stats": dec_stats,
+                "decode_split_profiled": _profile_split(files),
+                "profiled_decode_identical": bool(np.array_equal(rec, rec2)),
+                "codec_load_average": [load0, _load()],
+            }
+        )
     res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return res
 
@@ -171,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_scan:
         scan = scan_throughput()
         (args.out_dir / "native_ops_scan.json").write_text(json.dumps(scan, indent=1) + "\n")
-        print(f"scan: {scan['updates_per_s_per_thread_cpu'] / 1e9:.2f} G state updates/s/thread (CPU time; "
-              f"{scan['updates_per_s_per_thread_wall'] / 1e9:.2f} wall), exp+FMA peak "
-              f"{scan['exp_fma_peak_updates_per_s_cpu'] / 1e9:.2f} G/s")
+        print(
+            f"scan: {scan['updates_per_s_per_thread_cpu'] / 1e9:.2f} G state updates/s/thread (CPU time; "
+            f"{scan['updates_per_s_per_thread_wall'] / 1e9:.2f} wall), exp+FMA peak "
+            f"{scan['exp_fma_peak_updates_per_s_cpu'] / 1e9:.2f} G/s"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -185,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             line = f"{arch} paper: export + parity {ex['seconds']:.0f} s (parity ok: {ex['parity_ok']})"
             if "decode_s" in res:
                 sp = res["decode_split_profiled"]
-                line += (f"; encode {res['encode_s']:.1f} s, decode {res['decode_s']:.1f} s (profiled: scan "
-                         f"{sp['scan_s']:.1f}, matrix products {sp['matrix_products_s']:.1f}, rest {sp['rest_s']:.1f})")
+                line += (
+                    f"; encode {res['encode_s']:.1f} s, decode {res['decode_s']:.1f} s (profiled: scan "
+                    f"{sp['scan_s']:.1f}, matrix products {sp['matrix_products_s']:.1f}, rest {sp['rest_s']:.1f})"
+                )
             print(line + f"; peak RSS {res['peak_rss_gb']:.2f} GB")
     return 0

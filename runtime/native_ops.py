@@ -20,12 +20,15 @@ import sys
 import warnings
 from pathlib import Path
 
-LIBRARY_NAME = {"win32": "lictrt_cpu_ops.dll", "darwin": "liblictrt_cpu_ops.dylib"}.get(sys.platform,
-                                                                                      "liblictrt_cpu_ops.so")
+LIBRARY_NAME = {"win32": "lictrt_cpu_ops.dll", "darwin": "liblictrt_cpu_ops.dylib"}.get(
+    sys.platform, "liblictrt_cpu_ops.so"
+)
 ENV_LIBRARY = "LICTRT_CPU_OPS_LIB"
-_FALLBACK_WARNING = ("lictrt native CPU ops unavailable ({why}); ONNX Runtime runs the ONNX function bodies of "
-                     "the lictrt ops, which need far more time and memory at full image size (build the package "
-                     "with ONNX Runtime headers, see trt_plugins/selective_scan_2d/README.md)")
+_FALLBACK_WARNING = (
+    "lictrt native CPU ops unavailable ({why}); ONNX Runtime runs the ONNX function bodies of "
+    "the lictrt ops, which need far more time and memory at full image size (build the package "
+    "with ONNX Runtime headers, see trt_plugins/selective_scan_2d/README.md)"
+)
 
 _i64, _int, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 
@@ -41,7 +44,7 @@ def library_path() -> Path | None:
     return path if path.is_file() else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load() -> tuple[ctypes.CDLL | None, str]:
     path = library_path()
     if path is None:
@@ -92,7 +95,7 @@ def has_onnxruntime_ops() -> bool:
     return lib is not None and bool(lib.lictrt_cpu_has_onnxruntime_ops())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(why: str) -> None:
     warnings.warn(_FALLBACK_WARNING.format(why=why), RuntimeWarning, stacklevel=3)
 

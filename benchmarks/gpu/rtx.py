@@ -20,8 +20,8 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 

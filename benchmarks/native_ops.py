@@ -12,7 +12,9 @@
    small random input), timed; then ``runtime.Codec`` on the ONNX Runtime backend at ``--threads``: encode and
    decode of the image (768×512), timed, and a second, profiled decode whose ONNX Runtime kernel times are split
    into the scan (SelectiveScan2D), matrix products (MatMul, Gemm, FusedMatMul, Conv, ConvTranspose) and the rest.
-Writes ``<out-dir>/native_ops_<arch>.json`` per model and ``native_ops_scan.json``. Timings on a shared machine
+Wall and CPU seconds (all threads) are both recorded. Writes ``<out-dir>/native_ops_<arch>.json`` per model
+(``native_ops_<arch>_codec.json`` with ``--reuse-bundle``: coding only, with the bundles of an earlier run in
+``--work``) and ``native_ops_scan.json``. Timings on a shared machine
 are noisy: the JSON records the load average before and after each part.
 """
 
@@ -38,6 +40,12 @@ MATRIX_OPS = ("MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "FusedCo
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu() -> float:
+    """CPU seconds of this process so far, all threads (on a shared machine wall time also counts others' work)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def scan_throughput(repeats: int = 3) -> dict:
@@ -97,7 +105,7 @@ def _profile_split(files: list[str]) -> dict:
     return {"scan_s": scan, "matrix_products_s": matrix, "rest_s": rest, "by_op_type_s": top}
 
 
-def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = True) -> dict:
+def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = True, export: bool = True) -> dict:
     import torch
 
     from export.onnx import export_bundle
@@ -121,31 +129,36 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
     bundle = work / f"{arch}_paper.bundle"
     torch.set_num_threads(threads)
     load0 = _load()
-    t0 = time.perf_counter()
-    out = export_bundle(ckpt, bundle, check=True, progress=False)
-    res["export"] = {
-        "seconds": time.perf_counter() - t0,
-        "parity_checked": True,
-        "parity": [
-            {"graph": r.graph, "input": r.input, "output": r.output, "rel": r.rel, "tol": r.tol, "ok": r.ok}
-            for r in out["parity"]
-        ],
-        "parity_ok": all(r.ok for r in out["parity"]),
-        "load_average": [load0, _load()],
-    }
+    t0, c0 = time.perf_counter(), _cpu()
+    out = export_bundle(ckpt, bundle, check=True, progress=False) if export else None  # else: the bundle in --work
+    res["export"] = (
+        None
+        if out is None
+        else {
+            "seconds": time.perf_counter() - t0,
+            "cpu_s": _cpu() - c0,
+            "parity_checked": True,
+            "parity": [
+                {"graph": r.graph, "input": r.input, "output": r.output, "rel": r.rel, "tol": r.tol, "ok": r.ok}
+                for r in out["parity"]
+            ],
+            "parity_ok": all(r.ok for r in out["parity"]),
+            "load_average": [load0, _load()],
+        }
+    )
     if codec:
         im = load_rgb(image)
         h, w = im.shape[:2]
         im = im[(h - 512) // 2 : (h - 512) // 2 + 512, (w - 768) // 2 : (w - 768) // 2 + 768] if h <= w else im
         c = Codec.open(bundle, backend="onnxruntime", threads=threads)
         load0 = _load()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         data = c.encode(im)
-        enc = time.perf_counter() - t0
+        enc, enc_cpu = time.perf_counter() - t0, _cpu() - c0
         enc_stats = dict(c.last_stats)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         rec = c.decode(data)
-        dec = time.perf_counter() - t0
+        dec, dec_cpu = time.perf_counter() - t0, _cpu() - c0
         dec_stats = dict(c.last_stats)
         # a second decode with ONNX Runtime profiling on every session (fresh sessions: new Codec)
         p = Codec.open(bundle, backend="onnxruntime", threads=threads)
@@ -161,6 +174,8 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
                 "psnr": psnr(im, rec),
                 "encode_s": enc,
                 "decode_s": dec,
+                "encode_cpu_s": enc_cpu,
+                "decode_cpu_s": dec_cpu,
                 "encode_stats": enc_stats,
                 "decode_stats": dec_stats,
                 "decode_split_profiled": _profile_split(files),
@@ -181,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     ap.add_argument("--no-codec", action="store_true", help="export + parity only")
     ap.add_argument("--skip-scan", action="store_true", help="leave out the scan kernel throughput")
+    ap.add_argument("--reuse-bundle", action="store_true", help="code with the bundles already in --work (no export)")
     args = ap.parse_args(argv)
     if not native_ops.has_onnxruntime_ops():
         print(f"error: the native ONNX Runtime ops are not available ({native_ops.library_path()})")
@@ -201,11 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for arch in args.arch:
-            res = run_model(arch, args.image, args.threads, work, codec=not args.no_codec)
+            res = run_model(arch, args.image, args.threads, work, codec=not args.no_codec, export=not args.reuse_bundle)
             res["image"] = portable_path(args.image)
-            (args.out_dir / f"native_ops_{arch}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+            name = f"native_ops_{arch}_codec.json" if args.reuse_bundle else f"native_ops_{arch}.json"
+            (args.out_dir / name).write_text(json.dumps(res, indent=1, default=str) + "\n")
             ex = res["export"]
-            line = f"{arch} paper: export + parity {ex['seconds']:.0f} s (parity ok: {ex['parity_ok']})"
+            line = f"{arch} paper: " + (
+                f"export + parity {ex['seconds']:.0f} s (parity ok: {ex['parity_ok']})" if ex else "bundle reused"
+            )
             if "decode_s" in res:
                 sp = res["decode_split_profiled"]
                 line += (

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, load_rgb, portable_path
+from benchmarks.common import REPO_ROOT, load_rgb
 from runtime import native_ops
 
 SCAN_SHAPE = (1, 256, 256, 384, 16)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for arch in args.arch:
             res = run_model(arch, args.image, args.threads, work, codec=not args.no_codec, export=not args.reuse_bundle)
-            res["image"] = portable_path(args.image)
+            res["image"] = args.image.name  # the file name only: no machine paths in results
             name = f"native_ops_{arch}_codec.json" if args.reuse_bundle else f"native_ops_{arch}.json"
             (args.out_dir / name).write_text(json.dumps(res, indent=1, default=str) + "\n")
             ex = res["export"]

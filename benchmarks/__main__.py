@@ -22,6 +22,7 @@ COMMANDS = {
     "kodak-decode": "Kodak decode on CPU: runtime (ORT + our coder) vs CompressAI decompress, same checkpoint",
     "cpp-runtime": "C++ runtime vs Python runtime: encode/decode time on CPU, spatial-context loop per step",
     "basic-levels": "BaSIC on Kodak: decode time, bpp and decoder MACs per (width, context coder) level",
+    "native-ops": "native CPU kernels: scan throughput, SSMIC/MambaVC paper export + parity + Kodak coding on ORT",
     "report": "markdown tables and plots from results JSON",
     "demo": "the pipeline end to end on tiny models: train, export, code images, report",
 }
@@ -36,6 +37,7 @@ EXAMPLES = {
     "kodak-decode": "python -m benchmarks kodak-decode --images 4 --repeats 3",
     "cpp-runtime": "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
     "basic-levels": "python -m benchmarks basic-levels runs/basic.bundle --images 3 --repeats 2",
+    "native-ops": "python -m benchmarks native-ops --arch ssmic mambavc --threads 2",
     "report": "python -m benchmarks report -o benchmarks/results/report.md",
     "demo": "python -m benchmarks demo --fast",
 }

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
-from train import native_ops
+from runtime import native_ops
 
 ARCH = "bmshj2018-hyperprior"
 PSNR_TOL_DB = 0.01

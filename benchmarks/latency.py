@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, emit, parse_size, read_manifest, run_cli, summary
-from train import native_ops
+from runtime import native_ops
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from export.stages import Stage
-from train import native_ops
+from runtime import native_ops
 
 FP32_REL_TOL = 1e-4  # fp32: max |ort - torch| <= 1e-4 * max |torch|, per output
 FP16_REL_TOL = None  # fp16: reported, not enforced (reconstruction-only graphs)

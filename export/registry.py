@@ -34,16 +34,12 @@ The whole state path runs in fp32 (inputs are Cast to fp32 on entry, the output 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
-
-from train.layers import gdn as _gdn
-from train.layers import ss2d as _ss2d
-from train.layers.ss2d import selective_scan_2d as _natural_scan_2d  # bound now: lictrt_ops() patches the module
 
 from export.op_contracts import (
     DOMAIN,
@@ -55,6 +51,9 @@ from export.op_contracts import (
     SELECTIVE_SCAN_2D,
     OpContract,
 )
+from train.layers import gdn as _gdn
+from train.layers import ss2d as _ss2d
+from train.layers.ss2d import selective_scan_2d as _natural_scan_2d  # bound now: lictrt_ops() patches the module
 
 SCAN_CHUNK = 4  # Q: block length of every level of the scan body
 SCAN_LEVELS = 8  # levels before the dense base case of length L / Q**levels (L up to ~Q**(2*levels+1) cheaply)

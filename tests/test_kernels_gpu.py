@@ -15,8 +15,16 @@ import pytest
 import torch
 
 from trt_plugins.harness import Kernels
-from trt_plugins.reference import (direction_positions, gdn_inputs, gdn_reference, rel_err, run_gdn_poisoned,
-                                   run_scan_poisoned, scan_inputs, ss2d_reference)
+from trt_plugins.reference import (
+    direction_positions,
+    gdn_inputs,
+    gdn_reference,
+    rel_err,
+    run_gdn_poisoned,
+    run_scan_poisoned,
+    scan_inputs,
+    ss2d_reference,
+)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

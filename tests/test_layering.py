@@ -3,7 +3,8 @@
 train → export → runtime → benchmarks is the data flow: a checkpoint becomes a bundle, the runtime codes with it,
 benchmarks measure everything.  So:
 - ``train`` imports none of the other three, except the runtime's dependency-free command-line and file
-  helpers every CLI shares (``runtime.cli``: exit codes, errors, progress; ``runtime.files``: the atomic writer);
+  helpers every CLI shares (``runtime.cli``: exit codes, errors, progress; ``runtime.files``: the atomic writer)
+  and the loader of the native CPU ops library (``runtime.native_ops``: ctypes, no torch);
 - ``export`` may use ``train`` (the models) and ``runtime`` (the bundle schema it writes against), never benchmarks;
 - ``runtime`` never imports ``export`` or ``benchmarks``; its lean core imports neither torch nor ``train``: only
   the torch reference backend does.
@@ -19,7 +20,7 @@ PACKAGES = ("train", "export", "runtime", "benchmarks", "trt_plugins")
 FORBIDDEN = {"train": {"export", "benchmarks"}, "export": {"benchmarks"}, "runtime": {"export", "benchmarks"}}
 TORCH_SIDE_OF_RUNTIME = {"runtime/backends/torch_ref.py"}
 #: modules of the lean runtime that any package may use: no torch, no numpy, nothing of the codec
-SHARED = {"runtime.cli", "runtime.files", "runtime.errors"}
+SHARED = {"runtime.cli", "runtime.files", "runtime.errors", "runtime.native_ops"}
 
 
 def imports_of(path: Path, root: Path = ROOT, skip: set[str] = frozenset()) -> set[str]:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -15,7 +16,7 @@ import torch
 from onnx import TensorProto, helper
 
 from export import registry
-from train import native_ops
+from runtime import native_ops
 from train.layers import native_scan
 from train.layers.gdn import gdn_reference
 from trt_plugins.reference import gdn_inputs, rel_err, scan_inputs, ss2d_reference
@@ -106,7 +107,7 @@ def test_scan_simd_portable_and_threads_bit_identical(portable):
 
 
 def test_scalar_env_var():
-    code = "from train import native_ops; print(native_ops.simd_enabled())"
+    code = "from runtime import native_ops; print(native_ops.simd_enabled())"
     env = dict(os.environ, LICTRT_OPS_SCALAR="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -184,10 +185,17 @@ def test_gdn_simd_portable_and_threads_bit_identical(portable):
 
 # ------------------------------------------------------------------------------------------------ ONNX Runtime
 def _scan_model(dtype=TensorProto.FLOAT, softplus=1) -> bytes:
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT if n in ("A", "D", "delta_bias") else dtype, None)
-           for n in SCAN_INPUTS]
-    node = helper.make_node("SelectiveScan2D", SCAN_INPUTS, ["y"], domain="lictrt",
-                            **registry.node_attrs("SelectiveScan2D", delta_softplus=softplus))
+    ins = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT if n in ("A", "D", "delta_bias") else dtype, None)
+        for n in SCAN_INPUTS
+    ]
+    node = helper.make_node(
+        "SelectiveScan2D",
+        SCAN_INPUTS,
+        ["y"],
+        domain="lictrt",
+        **registry.node_attrs("SelectiveScan2D", delta_softplus=softplus),
+    )
     graph = helper.make_graph([node], "scan", ins, [helper.make_tensor_value_info("y", dtype, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("lictrt", 1)])
     return registry.add_function_bodies(model).SerializeToString()
@@ -234,10 +242,58 @@ def test_onnxruntime_native_fp16(tmp_path):
 
 
 def test_onnxruntime_fallback_warns_without_library(tmp_path):
-    code = ("import warnings, onnxruntime as ort; from train import native_ops\n"
-            "with warnings.catch_warnings(record=True) as w:\n"
-            "    warnings.simplefilter('always'); ok = native_ops.register_onnxruntime(ort.SessionOptions())\n"
-            "print(ok, any('function bodies' in str(x.message) for x in w))")
+    code = (
+        "import warnings, onnxruntime as ort; from runtime import native_ops\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always'); ok = native_ops.register_onnxruntime(ort.SessionOptions())\n"
+        "print(ok, any('function bodies' in str(x.message) for x in w))"
+    )
     env = dict(os.environ, LICTRT_CPU_OPS_LIB=str(tmp_path / "missing.so"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+# ------------------------------------------------------------------------------------------------ paper size
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["ssmic", "mambavc"])
+def test_paper_model_exports_with_parity_and_codes_kodak_identically(arch, tmp_path):
+    """Seeded ``paper`` model: export WITH the ONNX Runtime parity check (the Kodak image at 768x512, native scan),
+    then torch and ONNX Runtime code kodim01 (768x512) to identical symbols; peak memory <= 4 GB."""
+    import resource
+
+    from export.onnx import export_bundle
+    from runtime import Codec
+    from runtime.container import unpack
+    from runtime.image import load
+    from train.checkpoint import save_checkpoint
+    from train.models.seeded import codable_model
+
+    image = next(
+        (
+            d / "kodim01.png"
+            for d in (
+                Path(__file__).resolve().parents[1] / "assets" / "images" / "kodak",
+                Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak",
+            )
+            if (d / "kodim01.png").is_file()
+        ),
+        None,
+    )
+    if image is None:
+        pytest.fail("kodim01.png not found (assets/images/kodak or ../shared/data/kodak)", pytrace=False)
+    torch.set_num_threads(2)
+    ck = save_checkpoint(
+        tmp_path / f"{arch}.pth", codable_model(arch, "paper", seed=0), lmbda=0.01, metric="mse", step=0, epoch=0
+    )
+    out = export_bundle(ck, tmp_path / f"{arch}.bundle", check=True, progress=False)
+    assert out["parity"] and all(r.ok for r in out["parity"])
+    assert any("512x768" in r.input for r in out["parity"])
+    im = load(image)
+    assert im.shape[:2] == (512, 768)
+    ct = Codec.open(out["bundle"], backend="torch", checkpoint=ck, parse_path="torch", threads=2)
+    co = Codec.open(out["bundle"], backend="onnxruntime", parse_path="onnxruntime", threads=2)
+    d_t, d_o = ct.encode(im), co.encode(im)
+    st, so = unpack(d_t)[1], unpack(d_o)[1]
+    assert [(s.kind, s.symbols_crc, s.payload) for s in st] == [(s.kind, s.symbols_crc, s.payload) for s in so]
+    assert np.array_equal(co.decode(d_t), ct.decode(d_o))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss <= 4 * 2**20  # KiB

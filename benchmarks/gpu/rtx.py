@@ -20,12 +20,12 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from train import native_ops
+from runtime import native_ops
 from runtime.files import write_atomic
 
 from .schema import figure, not_measured

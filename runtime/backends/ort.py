@@ -10,7 +10,7 @@ Reconstruction-only graphs (``pinned=False``) may use any options: ``ORT_ENABLE_
 NCHWc included) and ``threads`` intra-op threads; their float results differ in the last bits, which only the
 image sees (benchmarks/kodak_decode.py measures the options).
 
-Every session registers the lictrt native CPU ops (``train.native_ops``: ``lictrt::SelectiveScan2D`` runs as one
+Every session registers the lictrt native CPU ops (``runtime.native_ops``: ``lictrt::SelectiveScan2D`` runs as one
 kernel instead of its ONNX function body); without the library it warns once and runs the bodies. The native
 kernel's results do not depend on the thread count or on AVX2, but differ in the last bits from the body's, so
 an encoder and a decoder of one stream must agree on having it (for graphs that hold the op).
@@ -22,8 +22,7 @@ import threading
 
 import numpy as np
 
-from train import native_ops
-
+from .. import native_ops
 from . import BackendError
 
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
@@ -86,6 +85,9 @@ class OrtBackend:
         self.name = "onnxruntime-cpu-pinned" if pinned else f"onnxruntime-{device}"
         self._sessions: dict = {}
         self._lock = threading.Lock()
+        #: when set before the first run, sessions write ONNX Runtime profiles (per-node kernel times) with this
+        #: file prefix; end_profiling() closes them (benchmarks/native_ops.py splits decode time this way)
+        self.profile_prefix: str | None = None
 
     def _options(self):
         if self.pinned:
@@ -109,12 +111,20 @@ class OrtBackend:
                 if s is None:
                     ort = _ort()
                     path = self.bundle.graph_path(graph)
+                    so = self._options()
+                    if self.profile_prefix:
+                        so.enable_profiling = True
+                        so.profile_file_prefix = f"{self.profile_prefix}_{graph}"
                     try:
-                        s = ort.InferenceSession(str(path), sess_options=self._options(), providers=self.providers)
+                        s = ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
                     except Exception as e:  # ORT raises its own Fail/InvalidGraph types
                         raise BackendError(f"onnxruntime cannot load graph '{graph}' ({path.name}): {e}") from None
                     self._sessions[graph] = s
         return s
+
+    def end_profiling(self) -> list[str]:
+        """Ends profiling of every open session (see ``profile_prefix``); returns the profile files written."""
+        return [s.end_profiling() for s in self._sessions.values()] if self.profile_prefix else []
 
     def run(self, graph: str, feeds: dict) -> dict:
         s = self.session(graph)

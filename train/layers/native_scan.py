@@ -1,4 +1,4 @@
-"""PyTorch front end of the native CPU kernels (``train.native_ops``): SelectiveScan2D with autograd (forward and
+"""PyTorch front end of the native CPU kernels (``runtime.native_ops``): SelectiveScan2D with autograd (forward and
 backward kernels) and GeneralizedDivisiveNorm (forward), on contiguous CPU tensors, on ``torch.get_num_threads()``
 threads (results do not depend on the thread count).
 
@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from train import native_ops
+from runtime import native_ops
 
 _CODES = {torch.float32: 0, torch.float16: 1}
 
@@ -39,9 +39,26 @@ def scan_forward(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: bool = True
     bsz, di, H, W = act[0].shape
     y = torch.empty_like(act[0])
     lib = native_ops.library()
-    native_ops.check(lib.lictrt_cpu_ss2d_forward(
-        _p(act[0]), _p(act[1]), _p(A), _p(act[2]), _p(act[3]), _p(D), _p(bias), _p(y),
-        bsz, di, H, W, A.shape[1], int(bool(delta_softplus)), _CODES[dtype], torch.get_num_threads()))
+    native_ops.check(
+        lib.lictrt_cpu_ss2d_forward(
+            _p(act[0]),
+            _p(act[1]),
+            _p(A),
+            _p(act[2]),
+            _p(act[3]),
+            _p(D),
+            _p(bias),
+            _p(y),
+            bsz,
+            di,
+            H,
+            W,
+            A.shape[1],
+            int(bool(delta_softplus)),
+            _CODES[dtype],
+            torch.get_num_threads(),
+        )
+    )
     return y
 
 
@@ -52,9 +69,26 @@ def scan_backward(u, delta, A, Bs, Cs, D, delta_bias, dy, delta_softplus: bool =
     bsz, di, H, W = u.shape
     grads = [torch.empty_like(t) for t in (u, delta, A, Bs, Cs, D, D)]
     lib = native_ops.library()
-    native_ops.check(lib.lictrt_cpu_ss2d_backward(
-        _p(u), _p(delta), _p(A), _p(Bs), _p(Cs), _p(D), _p(bias), _p(dy), *(_p(g) for g in grads),
-        bsz, di, H, W, A.shape[1], int(bool(delta_softplus)), torch.get_num_threads()))
+    native_ops.check(
+        lib.lictrt_cpu_ss2d_backward(
+            _p(u),
+            _p(delta),
+            _p(A),
+            _p(Bs),
+            _p(Cs),
+            _p(D),
+            _p(bias),
+            _p(dy),
+            *(_p(g) for g in grads),
+            bsz,
+            di,
+            H,
+            W,
+            A.shape[1],
+            int(bool(delta_softplus)),
+            torch.get_num_threads(),
+        )
+    )
     return tuple(grads)
 
 
@@ -88,7 +122,18 @@ def gdn(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inverse: bool 
     gamma, beta = _f32(gamma), _f32(beta)
     y = torch.empty_like(xc)
     bsz, C = xc.shape[:2]
-    native_ops.check(native_ops.library().lictrt_cpu_gdn_forward(
-        _p(xc), _p(gamma), _p(beta), _p(y), bsz, C, xc[0, 0].numel(), int(bool(inverse)), _CODES[dtype],
-        torch.get_num_threads()))
+    native_ops.check(
+        native_ops.library().lictrt_cpu_gdn_forward(
+            _p(xc),
+            _p(gamma),
+            _p(beta),
+            _p(y),
+            bsz,
+            C,
+            xc[0, 0].numel(),
+            int(bool(inverse)),
+            _CODES[dtype],
+            torch.get_num_threads(),
+        )
+    )
     return y

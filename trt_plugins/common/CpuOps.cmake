@@ -24,7 +24,4 @@ if(TARGET lictrt::onnxruntime_headers)
   target_sources(lictrt_cpu_ops PRIVATE "${_dir}/ort_custom_ops.cpp")
   target_link_libraries(lictrt_cpu_ops PRIVATE lictrt::onnxruntime_headers)
   target_compile_definitions(lictrt_cpu_ops PRIVATE LICTRT_WITH_ONNXRUNTIME=1)
-else()
-  message(STATUS "lictrt: liblictrt_cpu_ops.so is built without the ONNX Runtime custom ops (no headers); "
-                 "ONNX Runtime runs the ops' function bodies")
-endif()
+endif()  # else LictrtOnnxRuntime.cmake has said in one line that the custom-op library is skipped

@@ -20,8 +20,8 @@ enum class DType { kF32 = 0, kF16 = 1 };
 
 // Runs fn(arg, i) for every i in [0, n), in any order and on any threads; returns when all are done.
 struct Parallel {
-    void (*run)(void* ctx, void (*fn)(void*, size_t), void* arg, size_t n) = nullptr;
-    void* ctx = nullptr;
+  void (*run)(void* ctx, void (*fn)(void*, size_t), void* arg, size_t n) = nullptr;
+  void* ctx = nullptr;
 };
 
 // A Parallel on `threads` std::threads (threads <= 1: the calling thread alone).
@@ -35,7 +35,7 @@ void setForceScalar(bool on);
 // ------------------------------------------------------------------------------------------- SelectiveScan2D
 // Contract: export/op_contracts.py SELECTIVE_SCAN_2D (natural layout, four directions read in place).
 struct Ss2dShape {
-    int64_t B, Di, H, W, N;
+  int64_t B, Di, H, W, N;
 };
 
 // y = SelectiveScan2D(u, delta, A, Bs, Cs, D, delta_bias); u, delta, Bs, Cs, y have `io`; A, D, delta_bias fp32
@@ -57,8 +57,8 @@ char const* ss2dBackward(float const* u, float const* delta, float const* A, flo
 // ------------------------------------------------------------------------------------------- GeneralizedDivisiveNorm
 // y = x / sqrt(beta + gamma @ x^2) (inverse=false) or x * sqrt(...) per pixel; x, y [B,C,HW] with `io`, gamma
 // [C,C] and beta [C] fp32; the sum over j in order j = 0..C-1 in fp32.
-char const* gdnForward(void const* x, float const* gamma, float const* beta, void* y, int64_t B, int64_t C,
-                       int64_t HW, bool inverse, DType io, Parallel const& par);
+char const* gdnForward(void const* x, float const* gamma, float const* beta, void* y, int64_t B, int64_t C, int64_t HW,
+                       bool inverse, DType io, Parallel const& par);
 
 // fp16 <-> fp32, round to nearest even (bit-exact, as F16C).
 float halfToFloat(uint16_t h);

@@ -20,12 +20,18 @@ namespace avx2 {
 bool compiled() { return false; }
 float expFmaPeak(int64_t) { std::abort(); }
 void ss2dForward(void const*, void const*, float const*, void const*, void const*, float const*, float const*, void*,
-                 Ss2dShape const&, bool, DType, Parallel const&) { std::abort(); }
+                 Ss2dShape const&, bool, DType, Parallel const&) {
+  std::abort();
+}
 void ss2dBackward(float const*, float const*, float const*, float const*, float const*, float const*, float const*,
                   float const*, float*, float*, float*, float*, float*, float*, float*, Ss2dShape const&, bool,
-                  Parallel const&) { std::abort(); }
+                  Parallel const&) {
+  std::abort();
+}
 void gdnForward(void const*, float const*, float const*, void*, int64_t, int64_t, int64_t, bool, DType,
-                Parallel const&) { std::abort(); }
+                Parallel const&) {
+  std::abort();
+}
 }  // namespace avx2
 }  // namespace detail
 }  // namespace cpu

@@ -2,7 +2,7 @@
 registration with ONNX Runtime. Standard library only (no torch, no numpy), so the lean runtime can use it.
 
 The library is built from ``trt_plugins/common/CpuOps.cmake`` by the package build (``pip install -e .``) and
-installed next to the ``runtime`` package; ``$LICTRT_CPU_OPS_LIB`` names another file. It holds
+installed in this package; ``$LICTRT_CPU_OPS_LIB`` names another file. It holds
 
 * ``lictrt_cpu_*``: the C API the PyTorch ops call (``train.layers.native_scan``);
 * ``RegisterCustomOps``: the ONNX Runtime custom-op library (when the build found ONNX Runtime's headers), which
@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import importlib.util
 import os
 import sys
 import warnings
 from pathlib import Path
 
-LIBRARY_NAME = {"win32": "lictrt_cpu_ops.dll", "darwin": "liblictrt_cpu_ops.dylib"}.get(sys.platform,
-                                                                                      "liblictrt_cpu_ops.so")
+LIBRARY_NAME = {"win32": "lictrt_cpu_ops.dll", "darwin": "liblictrt_cpu_ops.dylib"}.get(
+    sys.platform, "liblictrt_cpu_ops.so"
+)
 ENV_LIBRARY = "LICTRT_CPU_OPS_LIB"
-_FALLBACK_WARNING = ("lictrt native CPU ops unavailable ({why}); ONNX Runtime runs the ONNX function bodies of "
-                     "the lictrt ops, which need far more time and memory at full image size (build the package "
-                     "with ONNX Runtime headers, see trt_plugins/selective_scan_2d/README.md)")
+_FALLBACK_WARNING = (
+    "lictrt native CPU ops unavailable ({why}); ONNX Runtime runs the ONNX function bodies of "
+    "the lictrt ops, which need far more time and memory at full image size (build the package "
+    "with ONNX Runtime headers, see trt_plugins/selective_scan_2d/README.md)"
+)
 
 _i64, _int, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 
@@ -36,19 +38,13 @@ class NativeOpsError(RuntimeError):
 
 
 def library_path() -> Path | None:
-    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in the ``runtime`` package; None if absent."""
+    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in this package; None if absent."""
     env = os.environ.get(ENV_LIBRARY, "")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    spec = importlib.util.find_spec("runtime")  # locates the package without importing it
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / LIBRARY_NAME
-        if path.is_file():
-            return path
-    return None
+    path = Path(env) if env else Path(__file__).resolve().parent / LIBRARY_NAME
+    return path if path.is_file() else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load() -> tuple[ctypes.CDLL | None, str]:
     path = library_path()
     if path is None:
@@ -99,7 +95,7 @@ def has_onnxruntime_ops() -> bool:
     return lib is not None and bool(lib.lictrt_cpu_has_onnxruntime_ops())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(why: str) -> None:
     warnings.warn(_FALLBACK_WARNING.format(why=why), RuntimeWarning, stacklevel=3)
 

@@ -1,0 +1,235 @@
+"""The native CPU kernels of the lictrt ops at the paper models' scale.
+
+`python -m benchmarks native-ops [--arch ssmic mambavc] [--image PATH] [--threads 2] [--work DIR] [--out-dir DIR]
+ [--no-codec]`
+
+1. Scan kernel: ``lictrt::SelectiveScan2D`` forward at SSMIC's first stage for a 768×512 image (B=1, Di=256,
+   256×384, N=16), one thread: state updates per second (4·Di·N·L per call) by wall clock and by the thread's CPU
+   time, next to the exp + FMA peak of the core measured by the library (the same 8-lane exp2 + FMA of one state
+   update with every operand in registers).
+2. Per ``--arch`` (``paper`` preset, seeded weights of ``train.models.seeded.codable_model``): checkpoint ->
+   ``export.onnx.export_bundle`` (dynamic size) WITH its ONNX Runtime parity check (the image at 768×512 and a
+   small random input), timed; then ``runtime.Codec`` on the ONNX Runtime backend at ``--threads``: encode and
+   decode of the image (768×512), timed, and a second, profiled decode whose ONNX Runtime kernel times are split
+   into the scan (SelectiveScan2D), matrix products (MatMul, Gemm, FusedMatMul, Conv, ConvTranspose) and the rest.
+Wall and CPU seconds (all threads) are both recorded. Writes ``<out-dir>/native_ops_<arch>.json`` per model
+(``native_ops_<arch>_codec.json`` with ``--reuse-bundle``: coding only, with the bundles of an earlier run in
+``--work``) and ``native_ops_scan.json``. Timings on a shared machine
+are noisy: the JSON records the load average before and after each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO_ROOT, load_rgb
+from runtime import native_ops
+
+SCAN_SHAPE = (1, 256, 256, 384, 16)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N
+MATRIX_OPS = ("MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "FusedConv", "FusedGemm")
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu() -> float:
+    """CPU seconds of this process so far, all threads (on a shared machine wall time also counts others' work)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def scan_throughput(repeats: int = 3) -> dict:
+    """SelectiveScan2D forward at SCAN_SHAPE on one thread, and the exp + FMA peak (state updates / s)."""
+    import torch
+
+    from train.layers import native_scan
+    from trt_plugins.reference import scan_inputs
+
+    B, Di, H, W, N = SCAN_SHAPE
+    inputs = scan_inputs(B, Di, H, W, N, seed=0, device="cpu")
+    updates = 4 * B * Di * H * W * N
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    wall, cpu = [], []
+    load0 = _load()
+    try:
+        native_scan.scan_forward(*inputs)
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            native_scan.scan_forward(*inputs)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+    finally:
+        torch.set_num_threads(old)
+    lib = native_ops.library()
+    iters = 10_000_000
+    c0 = time.thread_time()
+    lib.lictrt_cpu_exp_fma_peak(iters)
+    peak_cpu = time.thread_time() - c0
+    return {
+        "shape": dict(zip(("B", "Di", "H", "W", "N"), SCAN_SHAPE)),
+        "simd": native_ops.simd_enabled(),
+        "state_updates_per_call": updates,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "updates_per_s_per_thread_wall": updates / min(wall),
+        "updates_per_s_per_thread_cpu": updates / min(cpu),
+        "exp_fma_peak_updates_per_s_cpu": iters * 64 / peak_cpu,
+        "fraction_of_peak_cpu": (updates / min(cpu)) / (iters * 64 / peak_cpu),
+        "load_average": [load0, _load()],
+    }
+
+
+def _profile_split(files: list[str]) -> dict:
+    by_op: dict[str, float] = defaultdict(float)
+    for f in files:
+        with open(f) as fh:
+            for e in json.load(fh):
+                if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+                    by_op[e["args"].get("op_name", "?")] += e.get("dur", 0) / 1e6
+        os.remove(f)
+    scan = by_op.get("SelectiveScan2D", 0.0)
+    matrix = sum(v for k, v in by_op.items() if k in MATRIX_OPS)
+    rest = sum(by_op.values()) - scan - matrix
+    top = dict(sorted(by_op.items(), key=lambda kv: -kv[1])[:12])
+    return {"scan_s": scan, "matrix_products_s": matrix, "rest_s": rest, "by_op_type_s": top}
+
+
+def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = True, export: bool = True) -> dict:
+    import torch
+
+    from export.onnx import export_bundle
+    from runtime import Codec
+    from runtime.image import psnr
+    from train.checkpoint import save_checkpoint
+    from train.models.seeded import codable_model
+
+    res: dict = {
+        "arch": arch,
+        "preset": "paper",
+        "weights": "seeded (train.models.seeded.codable_model, seed 0)",
+        "image": image.name,
+        "threads": threads,
+        "native_ops": native_ops.has_onnxruntime_ops(),
+        "machine": f"shared {os.cpu_count()}-core machine (other jobs running; see load_average)",
+    }
+    ckpt = work / f"{arch}_paper.pth"
+    if not ckpt.is_file():
+        save_checkpoint(ckpt, codable_model(arch, "paper", seed=0), lmbda=0.01, metric="mse", step=0, epoch=0)
+    bundle = work / f"{arch}_paper.bundle"
+    torch.set_num_threads(threads)
+    load0 = _load()
+    t0, c0 = time.perf_counter(), _cpu()
+    out = export_bundle(ckpt, bundle, check=True, progress=False) if export else None  # else: the bundle in --work
+    res["export"] = (
+        None
+        if out is None
+        else {
+            "seconds": time.perf_counter() - t0,
+            "cpu_s": _cpu() - c0,
+            "parity_checked": True,
+            "parity": [
+                {"graph": r.graph, "input": r.input, "output": r.output, "rel": r.rel, "tol": r.tol, "ok": r.ok}
+                for r in out["parity"]
+            ],
+            "parity_ok": all(r.ok for r in out["parity"]),
+            "load_average": [load0, _load()],
+        }
+    )
+    if codec:
+        im = load_rgb(image)
+        h, w = im.shape[:2]
+        im = im[(h - 512) // 2 : (h - 512) // 2 + 512, (w - 768) // 2 : (w - 768) // 2 + 768] if h <= w else im
+        c = Codec.open(bundle, backend="onnxruntime", threads=threads)
+        load0 = _load()
+        t0, c0 = time.perf_counter(), _cpu()
+        data = c.encode(im)
+        enc, enc_cpu = time.perf_counter() - t0, _cpu() - c0
+        enc_stats = dict(c.last_stats)
+        t0, c0 = time.perf_counter(), _cpu()
+        rec = c.decode(data)
+        dec, dec_cpu = time.perf_counter() - t0, _cpu() - c0
+        dec_stats = dict(c.last_stats)
+        # a second decode with ONNX Runtime profiling on every session (fresh sessions: new Codec)
+        p = Codec.open(bundle, backend="onnxruntime", threads=threads)
+        prefix = str(work / f"prof_{arch}")
+        for b in [p.recon, *p.parse_backends.values()]:
+            b.profile_prefix = prefix
+        rec2 = p.decode(data)
+        files = [f for b in [p.recon, *p.parse_backends.values()] for f in b.end_profiling()]
+        res.update(
+            {
+                "size": [int(im.shape[0]), int(im.shape[1])],
+                "bytes": len(data),
+                "psnr": psnr(im, rec),
+                "encode_s": enc,
+                "decode_s": dec,
+                "encode_cpu_s": enc_cpu,
+                "decode_cpu_s": dec_cpu,
+                "encode_stats": enc_stats,
+                "decode_stats": dec_stats,
+                "decode_split_profiled": _profile_split(files),
+                "profiled_decode_identical": bool(np.array_equal(rec, rec2)),
+                "codec_load_average": [load0, _load()],
+            }
+        )
+    res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks native-ops", description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", nargs="+", default=["ssmic", "mambavc"], choices=["ssmic", "mambavc"])
+    ap.add_argument("--image", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=None, help="checkpoints and bundles (default: a temporary dir)")
+    ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    ap.add_argument("--no-codec", action="store_true", help="export + parity only")
+    ap.add_argument("--skip-scan", action="store_true", help="leave out the scan kernel throughput")
+    ap.add_argument("--reuse-bundle", action="store_true", help="code with the bundles already in --work (no export)")
+    args = ap.parse_args(argv)
+    if not native_ops.has_onnxruntime_ops():
+        print(f"error: the native ONNX Runtime ops are not available ({native_ops.library_path()})")
+        return 1
+    if not args.image.is_file():
+        print(f"error: image not found: {args.image}")
+        return 1
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.skip_scan:
+        scan = scan_throughput()
+        (args.out_dir / "native_ops_scan.json").write_text(json.dumps(scan, indent=1) + "\n")
+        print(
+            f"scan: {scan['updates_per_s_per_thread_cpu'] / 1e9:.2f} G state updates/s/thread (CPU time; "
+            f"{scan['updates_per_s_per_thread_wall'] / 1e9:.2f} wall), exp+FMA peak "
+            f"{scan['exp_fma_peak_updates_per_s_cpu'] / 1e9:.2f} G/s"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for arch in args.arch:
+            res = run_model(arch, args.image, args.threads, work, codec=not args.no_codec, export=not args.reuse_bundle)
+            res["image"] = args.image.name  # the file name only: no machine paths in results
+            name = f"native_ops_{arch}_codec.json" if args.reuse_bundle else f"native_ops_{arch}.json"
+            (args.out_dir / name).write_text(json.dumps(res, indent=1, default=str) + "\n")
+            ex = res["export"]
+            line = f"{arch} paper: " + (
+                f"export + parity {ex['seconds']:.0f} s (parity ok: {ex['parity_ok']})" if ex else "bundle reused"
+            )
+            if "decode_s" in res:
+                sp = res["decode_split_profiled"]
+                line += (
+                    f"; encode {res['encode_s']:.1f} s, decode {res['decode_s']:.1f} s (profiled: scan "
+                    f"{sp['scan_s']:.1f}, matrix products {sp['matrix_products_s']:.1f}, rest {sp['rest_s']:.1f})"
+                )
+            print(line + f"; peak RSS {res['peak_rss_gb']:.2f} GB")
+    return 0

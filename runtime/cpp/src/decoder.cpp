@@ -75,7 +75,7 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
       for (uint32_t j = 0; j < hd.width; ++j) {
         float v = x.data[(size_t(ch) * ph + top + i) * pw + left + j];
         v = std::isnan(v) ? 0.0f : std::min(std::max(v, 0.0f), 1.0f) * 255.0f;  // NaN -> 0 (defined, unlike a cast)
-        res.rgb[(size_t(i) * hd.width + j) * 3 + ch] = uint8_t(std::nearbyint(v));  // half-to-even like np.rint
+        res.rgb[(size_t(i) * hd.width + j) * 3 + ch] = uint8_t(plans::round_half_even_small(v));  // like np.rint
       }
   stats.total_s = plans::now_s() - t0;
   return res;

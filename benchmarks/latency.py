@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, emit, parse_size, read_manifest, run_cli, summary
+from train import native_ops
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -84,17 +85,9 @@ class Timer:
         for _ in range(warmup):
             fn()
         if self.cuda:
-            import torch
+            from benchmarks.gpu.timing import event_ms
 
-            times = []
-            for _ in range(iters):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                fn()
-                b.record()
-                torch.cuda.synchronize()
-                times.append(a.elapsed_time(b) / 1e3)
-            return times
+            return [event_ms(fn)[0] / 1e3 for _ in range(iters)]
         times = []
         for _ in range(iters):
             t0 = time.perf_counter()
@@ -112,6 +105,7 @@ def graph_latency_ort(bundle: Path, manifest: dict, size, iters: int, warmup: in
     for name, g in manifest.get("graphs", {}).items():
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        native_ops.register_onnxruntime(so)
         if threads:
             so.intra_op_num_threads = threads
         try:

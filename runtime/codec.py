@@ -1,10 +1,10 @@
 """``Codec``: image ⇄ ``.lic`` bitstream for one codec bundle, on a chosen backend.
 
-Determinism policy (docs/DESIGN.md "Precision and determinism"):
+Determinism policy (docs/FORMATS.md, parse-critical graphs):
   * reconstruction-only graphs (analysis, synthesis) run on the chosen backend (onnxruntime, torch, tensorrt);
   * parse-critical graphs (hyper_synthesis, context/slice nets) run on ONE pinned path, by default
     ``onnxruntime-cpu-fp32`` (see ``backends.ort``), whatever the chosen backend — also for ``backend="torch"``,
-    because torch's CPU convolutions and ORT's differ in the last float bits (measured: tests/test_runtime_parity.py);
+    because torch's CPU convolutions and ORT's may differ in the last float bits;
   * ``parse_path="torch"`` (or a bundle-less ``Codec.from_model``) uses the PyTorch reference instead, recorded
     as parse path 1 in the container;
   * with ``parse_path="auto"`` the decoder follows the container's parse path when it can run it (an explicit
@@ -26,7 +26,8 @@ from . import container, plans
 from . import image as img
 from .backends import BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
-from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header, write_atomic
+from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header
+from .files import check_distinct, write_atomic
 from .errors import BitstreamError
 from .plans.context import PlanContext
 
@@ -104,6 +105,8 @@ class Codec:
                 if checkpoint is None:
                     raise CodecError("backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights")
                 torch_model = torch_ref.load_checkpoint(checkpoint)
+            if b.path is not None:  # an exported bundle: the weights must be the ones it was exported from
+                torch_ref.check_matches(torch_model, b, f"checkpoint {checkpoint}" if checkpoint else "the model")
             recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
         if torch_model is not None:
             parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
@@ -162,8 +165,9 @@ class Codec:
 
     def encode_file(self, src, dst) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
+        check_distinct(dst, src)
         data = self.encode(src)
-        write_atomic(dst, data)
+        write_atomic(dst, data, inputs=(src,))
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
@@ -202,11 +206,12 @@ class Codec:
 
     def decode_file(self, src, dst) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
+        check_distinct(dst, src)
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data))
+        img.save(dst, self.decode(data), inputs=(src,))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------

@@ -2,13 +2,12 @@
 
 ``pack(header, streams) -> bytes`` computes every CRC; ``unpack(data)`` verifies magic, major version, header CRC,
 sizes and payload CRCs and raises :class:`BitstreamError` naming what failed. ``Stream.check_symbols`` verifies
-the decoded symbols against the stored CRC. ``write_atomic`` writes through a temporary file and a rename.
+the decoded symbols against the stored CRC.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,7 @@ KNOWN_FLAGS = int(_lictrt.KNOWN_FLAGS)
 MAX_PIXELS = int(_lictrt.MAX_PIXELS)
 
 __all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "KNOWN_FLAGS",
-           "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "write_atomic", "read"]
+           "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "read"]
 
 
 def _code(table: tuple[str, ...], value: str | int, what: str) -> int:
@@ -137,24 +136,6 @@ def unpack(data) -> tuple[Header, list[Stream]]:
     header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
                     parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor)
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read(path: str | os.PathLike) -> tuple[Header, list[Stream]]:

@@ -238,3 +238,22 @@ def test_torch_and_pinned_ort_scales_differ_in_the_last_bits(bundle):
     s_o = OrtBackend(bb, pinned=True).run("hyper_synthesis", {"z_hat": z_hat})["scales"]
     np.testing.assert_allclose(s_t, s_o, rtol=1e-4, atol=1e-6)
     assert (s_t != s_o).any()
+
+
+def test_torch_backend_refuses_a_checkpoint_that_is_not_the_bundles(tmp_path_factory, make_checkpoint):
+    """Any checkpoint used to decode with exit 0 and a 4–5 dB image; now only the bundle's own is accepted."""
+    from runtime.backends import BackendError
+    from test_runtime_cli import cli
+
+    ck, b, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+    Codec.open(b, backend="torch", checkpoint=ck)  # its own checkpoint: fine
+    with pytest.raises(BackendError, match="not the model the bundle was exported from"):
+        Codec.open(b, backend="torch", checkpoint=make_checkpoint("bmshj2018-hyperprior", seed=1))
+    other = make_checkpoint("mbt2018-mean")
+    with pytest.raises(BackendError, match="holds a 'mbt2018-mean' model but the bundle was exported from"):
+        Codec.open(b, backend="torch", checkpoint=other)
+    out = tmp_path_factory.mktemp("wrong-ckpt")
+    img.save(out / "in.png", test_image(32, 32))
+    r = cli("encode", b, out / "in.png", "-o", out / "x.lic", "--backend", "torch", "--checkpoint", other)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "mbt2018-mean" in r.stderr
+    assert not (out / "x.lic").exists()

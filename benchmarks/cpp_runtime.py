@@ -10,7 +10,10 @@ a 48x32 latent, 141 wavefront steps).
 
 Per image the C++ side (``runtime/cpp/bench/codec_bench.cpp``, built here with ``-DLICTRT_BUILD_BENCH=ON``: the
 lictrt Encoder/Decoder on ``OnnxRuntimeRunner``) and the Python side (``runtime.Codec`` on the onnxruntime backend)
-each encode and decode after one warm-up (sessions created), ``--repeats`` times; medians per image. Both load the
+each encode and decode after one warm-up (sessions created), ``--repeats`` times, in ``--rounds`` rounds that
+alternate which side goes first; per image the minimum over all runs (robust to other jobs on a shared machine),
+and the median beside it. ``plan_ms`` = total − network: the part the runtime's own code spends (plan, coder,
+conversions, container), which is what differs between the two sides. Both load the
 same ONNX Runtime library with the same session settings (``--threads`` intra-op threads for analysis and synthesis,
 the pinned 1-thread path for parse-critical graphs), so the networks cost the same; the difference is the plan code
 around them. Both encodes must give the same bytes. The spatial-context loop is reported per step: the whole loop,
@@ -46,7 +49,7 @@ def build(build_dir: Path, verbose: bool = False) -> Path:
     for cmd in (["cmake", "-S", str(CPP), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release", "-DLICTRT_BUILD_BENCH=ON",
                  "-DLICTRT_BUILD_TESTS=OFF", "-DLICTRT_INSTALL=OFF", f"-DPython_EXECUTABLE={sys.executable}"],
                 ["cmake", "--build", str(build_dir), "--target", "lictrt_codec_bench"]):
-        if subprocess.run(cmd, stdout=out, stderr=out, env=env).returncode != 0:
+        if subprocess.run(cmd, stdout=out, stderr=out, env=env, check=False).returncode != 0:
             raise CppRuntimeError(f"{' '.join(cmd[:3])} failed (rerun with --verbose); the benchmark needs ONNX "
                                   "Runtime headers and libpng")
     return build_dir / "lictrt_codec_bench"
@@ -57,35 +60,37 @@ def _median(v) -> float:
 
 
 def _summary(stats: list[dict]) -> dict:
-    """Medians (ms) of total, network, entropy; the spatial-context loop per step when there is one."""
-    out = {k: 1e3 * _median([s[k] for s in stats]) for k in ("total_s", "network_s", "entropy_s")}
-    out = {k.replace("_s", "_ms"): v for k, v in out.items()}
+    """Minima (ms) of total, network, entropy and total − network (plan_ms), the median total; the spatial-context
+    loop per step when there is one (minima)."""
+    for s in stats:
+        s["plan_s"] = s["total_s"] - s["network_s"]
+    out = {k.replace("_s", "_ms"): 1e3 * min(s[k] for s in stats) for k in ("total_s", "network_s", "entropy_s",
+                                                                             "plan_s")}
+    out["median_total_ms"] = 1e3 * _median([s["total_s"] for s in stats])
+    out["runs"] = len(stats)
     loop = [s.get("loop_s") or 0.0 for s in stats]
-    if max(loop) > 0:
-        steps = stats[0]["sequential_steps"]
-        ctx = [s["context_step_s"] for s in stats]
-        out.update(steps=steps, loop_ms=1e3 * _median(loop), loop_per_step_ms=1e3 * _median(loop) / steps,
-                   context_step_call_ms=1e3 * _median(ctx) / steps,
-                   loop_other_per_step_ms=1e3 * _median([a - b for a, b in zip(loop, ctx)]) / steps)
+    if max(loop) > 0:  # the run with the fastest loop, split into its context_step calls and the rest
+        best = min(range(len(stats)), key=lambda i: loop[i])
+        steps, ctx = stats[best]["sequential_steps"], stats[best]["context_step_s"]
+        out.update(steps=steps, loop_ms=1e3 * loop[best], loop_per_step_ms=1e3 * loop[best] / steps,
+                   context_step_call_ms=1e3 * ctx / steps, loop_other_per_step_ms=1e3 * (loop[best] - ctx) / steps)
     return out
 
 
 def run_cpp(exe: Path, bundle: Path, png: Path, threads: int, repeats: int) -> tuple[dict, bytes]:
+    """Raw per-run stats {"encode": [...], "decode": [...]} of one C++ benchmark process, and its bytes."""
     with tempfile.TemporaryDirectory() as tmp:
         lic = Path(tmp) / "out.lic"
         p = subprocess.run([str(exe), str(bundle), str(png), "--repeats", str(repeats), "--threads", str(threads),
-                            "--out", str(lic)], capture_output=True, text=True)
+                            "--out", str(lic)], capture_output=True, text=True, check=False)
         if p.returncode != 0:
             raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {p.stderr.strip()}")
         res = json.loads(p.stdout)
-        return {"encode": _summary(res["encode"]), "decode": _summary(res["decode"]),
-                "onnxruntime": res["onnxruntime"]}, lic.read_bytes()
+        return {"encode": res["encode"], "decode": res["decode"], "onnxruntime": res["onnxruntime"]}, lic.read_bytes()
 
 
-def run_python(bundle: Path, image: np.ndarray, threads: int, repeats: int) -> tuple[dict, bytes]:
-    from runtime import Codec
-
-    codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
+def run_python(codec, image: np.ndarray, repeats: int) -> tuple[dict, bytes]:
+    """Raw per-run stats of the Python runtime (after one warm-up encode and decode), and its bytes."""
     data = codec.encode(image)
     codec.decode(data)
     enc, dec = [], []
@@ -97,15 +102,31 @@ def run_python(bundle: Path, image: np.ndarray, threads: int, repeats: int) -> t
         dec.append(dict(codec.last_stats))
     for s in enc + dec:
         s["context_step_s"] = (s.get("network_by_graph_s") or {}).get("context_step", 0.0)
-    return {"encode": _summary(enc), "decode": _summary(dec)}, data
+    return {"encode": enc, "decode": dec}, data
 
 
-def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, progress=print) -> dict:
+def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, rounds: int = 2,
+            progress=print) -> dict:
+    from runtime import Codec
+
+    codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
     rows = []
     for path in images:
         image = load_rgb(path)
-        cpp, cpp_bytes = run_cpp(exe, bundle, path, threads, repeats)
-        py, py_bytes = run_python(bundle, image, threads, repeats)
+        raw = {"cpp": {"encode": [], "decode": []}, "python": {"encode": [], "decode": []}}
+        ort = ""
+        for k in range(rounds):
+            for side in (("cpp", "python") if k % 2 == 0 else ("python", "cpp")):
+                if side == "cpp":
+                    r, cpp_bytes = run_cpp(exe, bundle, path, threads, repeats)
+                    ort = r["onnxruntime"]
+                else:
+                    r, py_bytes = run_python(codec, image, repeats)
+                for op in ("encode", "decode"):
+                    raw[side][op] += r[op]
+        cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
+        cpp["onnxruntime"] = ort
+        py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
         if cpp_bytes != py_bytes:
             raise CppRuntimeError(f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs "
                                   f"{len(py_bytes)} bytes)")
@@ -113,6 +134,7 @@ def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: 
                "cpp": cpp, "python": py}
         for op in ("encode", "decode"):
             row[f"{op}_speedup"] = py[op]["total_ms"] / cpp[op]["total_ms"]
+            row[f"{op}_plan_speedup"] = py[op]["plan_ms"] / cpp[op]["plan_ms"]
         rows.append(row)
         progress(f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
                  f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms")
@@ -120,9 +142,13 @@ def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: 
     for op in ("encode", "decode"):
         cpp_t = sum(r["cpp"][op]["total_ms"] for r in rows)
         py_t = sum(r["python"][op]["total_ms"] for r in rows)
+        cpp_p = sum(r["cpp"][op]["plan_ms"] for r in rows)
+        py_p = sum(r["python"][op]["plan_ms"] for r in rows)
         out[op] = {"cpp_total_ms": cpp_t, "python_total_ms": py_t, "speedup_of_totals": py_t / cpp_t,
                    "median_speedup": _median([r[f"{op}_speedup"] for r in rows]),
                    "min_speedup": min(r[f"{op}_speedup"] for r in rows),
+                   "cpp_plan_ms": cpp_p, "python_plan_ms": py_p, "plan_speedup_of_totals": py_p / cpp_p,
+                   "min_plan_speedup": min(r[f"{op}_plan_speedup"] for r in rows),
                    "cpp_not_slower_anywhere": all(r[f"{op}_speedup"] >= 1.0 for r in rows)}
     return out
 
@@ -143,7 +169,9 @@ def run(args) -> dict:
     data = Path(args.data) if args.data else default_data()
     cache = Path(args.cache) if args.cache else default_cache()
     exe = build(Path(args.build), args.verbose)
-    res = {"threads": args.threads, "repeats": args.repeats, "data": portable_path(data),
+    res = {"threads": args.threads, "repeats": args.repeats, "rounds": args.rounds,
+           "statistic": "per image: minimum over rounds x repeats runs per side (median_total_ms beside it)",
+           "data": portable_path(data),
            "machine": f"{os.cpu_count()} CPUs, shared with other jobs: compare ratios within this run", "models": {}}
     for key, arch, kw, n in (("hyperprior", "bmshj2018-hyperprior", {"quality": 3}, args.images),
                              ("spatial_context", "mbt2018", {"preset": "tiny"}, args.spatial_images)):
@@ -151,7 +179,7 @@ def run(args) -> dict:
             continue
         bundle, desc = _bundle(arch, cache, **kw)
         print(f"{key}: {desc}", flush=True)
-        r = measure(exe, bundle, list_images(data, n), args.threads, args.repeats)
+        r = measure(exe, bundle, list_images(data, n), args.threads, args.repeats, args.rounds)
         r["model"] = desc
         res["models"][key] = r
     res["cpp_not_slower_anywhere"] = all(m[op]["cpp_not_slower_anywhere"] for m in res["models"].values()
@@ -160,14 +188,16 @@ def run(args) -> dict:
 
 
 def format_table(res: dict) -> str:
-    lines = [f"C++ vs Python runtime, ONNX Runtime CPU, {res['threads']} thread(s), median of {res['repeats']}"]
+    lines = [(f"C++ vs Python runtime, ONNX Runtime CPU, {res['threads']} thread(s), min of "
+              f"{res['rounds']}x{res['repeats']} runs per image")]
     for key, m in res["models"].items():
         lines.append(f"{key}: {m['model']}")
         for op in ("encode", "decode"):
             s = m[op]
             lines.append(f"  {op}: C++ {s['cpp_total_ms']:.1f} ms, Python {s['python_total_ms']:.1f} ms over "
                          f"{len(m['images'])} image(s): {s['speedup_of_totals']:.2f}x (median {s['median_speedup']:.2f}x,"
-                         f" min {s['min_speedup']:.2f}x)")
+                         f" min {s['min_speedup']:.2f}x); without the networks C++ {s['cpp_plan_ms']:.1f} ms, Python "
+                         f"{s['python_plan_ms']:.1f} ms: {s['plan_speedup_of_totals']:.2f}x")
         first = m["images"][0]
         if "steps" in first["cpp"]["decode"]:
             for side in ("cpp", "python"):
@@ -184,7 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=24, help="images for the hyperprior model")
     ap.add_argument("--spatial-images", type=int, default=4, help="images for the spatial-context model")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads of analysis/synthesis, both sides")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per side per round")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds per image, alternating which side goes first")
     ap.add_argument("--build", default=str(REPO_ROOT / "build" / "bench-cpp"), help="C++ build directory")
     ap.add_argument("--cache", help="bundle cache (default: the kodak-decode cache)")
     ap.add_argument("--json", help="write the results here ('-' prints JSON)")

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import container
+from . import container, plans
 from . import image as img
-from . import plans
 from .backends import BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
 from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header

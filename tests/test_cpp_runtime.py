@@ -6,9 +6,9 @@ Specification:
 * for every plan (tiny models; channel_slices/MambaVC in the slow set), with the same backend settings (ONNX Runtime,
   one reconstruction thread) ``lictrt encode`` writes the same bytes as the Python runtime's encode, ``lictrt decode``
   of a Python-encoded file gives the Python decode's pixels, and Python decodes the C++ file to the same pixels;
-* ``lictrt`` handles bad input like ``python -m runtime``: one line ``error: <Kind>: ...`` on stderr and exit status 1
-  (corrupt, truncated or foreign ``.lic``, a missing bundle, an unreadable image), 2 for usage errors, and it refuses
-  an output path that is the input.
+* ``lictrt`` handles bad input like ``python -m runtime``: the same one line ``error: ...`` on stderr and exit status 1
+  (corrupt, truncated or foreign ``.lic``, a missing bundle, an unreadable image, output path = input path), 2 for
+  usage errors.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not
 
 def _run(cmd, check=True, env=None, **kw):
     env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL="2", **(env or {}))
-    p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, **kw)
+    p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, check=False, **kw)
     if check:
         assert p.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     return p
@@ -120,16 +120,17 @@ def test_cpp_channel_slices_match_python(lictrt, tmp_path, tmp_path_factory):
 
 
 def _error_line(p) -> tuple[int, str]:
-    lines = p.stderr.strip().splitlines()
+    lines = [ln for ln in p.stderr.strip().splitlines() if not ln.startswith("note: ")]
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith("error: "), p.stderr
-    return p.returncode, lines[0].split(":")[1].strip()
+    return p.returncode, lines[0]
 
 
 def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     pytest.importorskip("torch")
-    from runtime.image import save
     from test_runtime_support import cached_bundle, test_image
+
+    from runtime.image import save
 
     _, bundle, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
     _, other, _ = cached_bundle(tmp_path_factory, "mbt2018-mean")
@@ -142,6 +143,7 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     save(tmp_path / "img.png", test_image(40, 56))
 
     def both(*args):
+        args = tuple(a for a in args if a is not None)
         c = _run([lictrt, *args], check=False)
         p = _run([sys.executable, "-m", "runtime", *args, *(["--backend", "onnxruntime"] if args[0] != "info" else [])],
                  check=False, cwd=REPO)
@@ -157,10 +159,15 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
              ("decode", bundle, tmp_path / "missing.lic", "-o", out),
              ("encode", bundle, tmp_path / "notpng.png", "-o", tmp_path / "x.lic"),
              ("encode", bundle, tmp_path / "missing.png", "-o", tmp_path / "x.lic"),
-             ("info", tmp_path / "truncated.lic"), ("info", tmp_path / "missing.lic")]
+             ("info", tmp_path / "truncated.lic", None), ("info", tmp_path / "missing.lic", None)]
     for args in cases:
         c, p = both(*args)
-        assert _error_line(c) == _error_line(p), (args, c.stderr, p.stderr)
+        (crc, cline), (prc, pline) = _error_line(c), _error_line(p)
+        assert crc == prc == 1, (args, c.stderr, p.stderr)
+        if str(args[2]).endswith("notpng.png"):  # the decoder libraries word the reason differently
+            assert cline.startswith("error: cannot read image ") and pline.startswith("error: cannot read image ")
+        else:
+            assert cline == pline, (args, cline, pline)
         assert not out.exists()
     # the good file decodes, and info prints the same text as python -m runtime info
     c, p = both("info", tmp_path / "ok.lic")
@@ -168,8 +175,8 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     # output = input is refused, the input left as it was
     for args in (("decode", bundle, tmp_path / "ok.lic", "-o", tmp_path / "ok.lic"),
                  ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "img.png")):
-        c = _run([lictrt, *args], check=False)
-        assert _error_line(c) == (1, "OutputError") and "is the input" in c.stderr
+        c, p = both(*args)
+        assert _error_line(c) == _error_line(p) and "is the input" in c.stderr
     assert (tmp_path / "ok.lic").read_bytes() == good
     # usage errors: exit 2 with the usage text
     for args in ((), ("transcode",), ("decode", bundle), ("encode", bundle, tmp_path / "img.png"),
@@ -180,7 +187,7 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     # ONNX Runtime that cannot be loaded: one line, exit 1
     c = _run([lictrt, "decode", bundle, tmp_path / "ok.lic", "-o", out, "--onnxruntime", tmp_path / "nolib.so"],
              check=False)
-    assert _error_line(c) == (1, "BackendError") and "ONNX Runtime not found" in c.stderr
+    assert _error_line(c)[0] == 1 and "ONNX Runtime not found" in c.stderr
 
 
 def test_embedding_example_builds_against_the_installed_package(installed, tmp_path, tmp_path_factory):

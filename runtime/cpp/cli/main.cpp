@@ -1,6 +1,6 @@
 // lictrt: encode / decode images with a codec bundle on ONNX Runtime (CPU), inspect .lic files. The C++ twin of
-// `python -m runtime`: same commands, one-line errors "error: <Kind>: <what>" and exit codes (0 ok, 1 bad input or
-// corrupt bitstream, 2 usage).
+// `python -m runtime` (runtime/cli.py conventions): same commands, one-line errors "error: <what>" and exit codes
+// (0 ok, 1 bad input or corrupt bitstream, 2 usage); --verbose adds the error's kind.
 //
 //   lictrt encode BUNDLE IN.png -o OUT.lic [--mode fast|compat] [--substreams N] [--width W]
 //                 [--context-order wavefront|raster] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
@@ -163,6 +163,12 @@ void write_atomic(const std::string& path, const std::vector<uint8_t>& data) {
   }
 }
 
+lictrt::Bundle load_bundle(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw lictrt::BundleError("no bundle directory at " + dir);
+  return lictrt::Bundle::load(dir);
+}
+
 lictrt::OnnxRuntimeOptions ort_options(const Args& a) {
   lictrt::OnnxRuntimeOptions o;
   o.threads = to_int(a, "--threads", 0);
@@ -187,7 +193,7 @@ int encode(const Args& a) {
   if (eo.substreams < 1) throw CodecError("substreams must be >= 1, got " + std::to_string(eo.substreams));
   eo.width = to_int(a, "--width", 0);
   eo.context_order = choice(a, "--context-order", {"wavefront", "raster"}, "");
-  lictrt::Bundle bundle = lictrt::Bundle::load(a.pos[0]);
+  lictrt::Bundle bundle = load_bundle(a.pos[0]);
   lictrt_cli::Image im = lictrt_cli::read_png(a.pos[1]);
   lictrt::OnnxRuntimeRunner runner(bundle, ort_options(a));
   lictrt::Encoder enc(bundle, runner, eo);
@@ -203,7 +209,7 @@ int encode(const Args& a) {
 int decode(const Args& a) {
   const std::string out = a.opt.at("-o");
   check_distinct(out, a.pos[1]);
-  lictrt::Bundle bundle = lictrt::Bundle::load(a.pos[0]);
+  lictrt::Bundle bundle = load_bundle(a.pos[0]);
   std::vector<uint8_t> data = read_bytes(a.pos[1]);
   lictrt::OnnxRuntimeRunner runner(bundle, ort_options(a));
   lictrt::Decoder dec(bundle, runner);
@@ -287,6 +293,6 @@ int main(int argc, char** argv) {
     kind = "Error", msg = e.what();
   }
   if (a.verbose) std::fprintf(stderr, "lictrt: %s: %s\n", kind, msg.c_str());
-  std::fprintf(stderr, "error: %s: %s\n", kind, first_line(msg).c_str());
+  std::fprintf(stderr, "error: %s\n", first_line(msg).c_str());
   return 1;
 }

@@ -33,8 +33,16 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
   ContainerHeader hd;
   std::vector<ContainerStream> streams;
   unpack_container(data, len, hd, streams);
-  if (hd.model_hash != bundle_.model_hash())
-    throw BitstreamError("model hash does not match the bundle: encoded with another model");
+  if (hd.model_hash != bundle_.model_hash()) {
+    auto hex8 = [](const std::array<uint8_t, 32>& h) {
+      std::string s;
+      const char* d = "0123456789abcdef";
+      for (int i = 0; i < 8; ++i) s += std::string{d[h[size_t(i)] >> 4], d[h[size_t(i)] & 15]};
+      return s + "\xe2\x80\xa6";  // U+2026, as runtime/codec.py writes it
+    };
+    throw BitstreamError("model hash " + hex8(hd.model_hash) + " does not match the bundle (" +
+                         hex8(bundle_.model_hash()) + "): encoded with another model");
+  }
   if (hd.plan_kind != code_of(kPlanKinds, bundle_.plan_kind()))
     throw BitstreamError("bitstream plan kind " + std::to_string(hd.plan_kind) + " is not the bundle's '" +
                          bundle_.plan_kind() + "'");
@@ -77,7 +85,7 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
       for (uint32_t j = 0; j < hd.width; ++j) {
         float v = x.data[(size_t(ch) * ph + top + i) * pw + left + j];
         v = std::isnan(v) ? 0.0f : std::min(std::max(v, 0.0f), 1.0f) * 255.0f;  // NaN -> 0 (defined, unlike a cast)
-        res.rgb[(size_t(i) * hd.width + j) * 3 + ch] = uint8_t(std::nearbyint(v));  // half-to-even like np.rint
+        res.rgb[(size_t(i) * hd.width + j) * 3 + ch] = uint8_t(plans::round_half_even_small(v));  // like np.rint
       }
   stats.total_s = plans::now_s() - t0;
   return res;

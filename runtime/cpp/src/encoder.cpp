@@ -12,11 +12,15 @@ Tensor image_to_input(const uint8_t* rgb, uint32_t height, uint32_t width, int m
   const uint32_t m = uint32_t(multiple);
   const uint32_t ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m;
   const uint32_t top = (ph - height) / 2, left = (pw - width) / 2;
+  float scaled[256];  // v / 255 in float32, as numpy divides
+  for (int v = 0; v < 256; ++v) scaled[v] = float(v) / 255.0f;
   Tensor x({1, 3, int64_t(ph), int64_t(pw)}, std::vector<float>(size_t(3) * ph * pw, 0.0f));
   for (uint32_t ch = 0; ch < 3; ++ch)
-    for (uint32_t i = 0; i < height; ++i)
-      for (uint32_t j = 0; j < width; ++j)
-        x.data[(size_t(ch) * ph + top + i) * pw + left + j] = float(rgb[(size_t(i) * width + j) * 3 + ch]) / 255.0f;
+    for (uint32_t i = 0; i < height; ++i) {
+      float* row = x.data.data() + (size_t(ch) * ph + top + i) * pw + left;
+      const uint8_t* src = rgb + size_t(i) * width * 3 + ch;
+      for (uint32_t j = 0; j < width; ++j) row[j] = scaled[src[size_t(j) * 3]];
+    }
   return x;
 }
 

@@ -224,6 +224,7 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
     EncoderOptions eo;
     eo.mode = static_cast<Mode>(hd.coder_mode);
     eo.context_order = hd.flags & kFlagRasterContext ? "raster" : "wavefront";
+    eo.parse_path = code_name(kParsePaths, hd.parse_path);  // Codec.from_model records torch-cpu-fp32
     const Json& widths = b.plan().get("widths");
     if (widths.size()) eo.width = int(widths.at(hd.width_index).integer());
     ReplayRunner er(fx, true, {}, "encode_calls.json");

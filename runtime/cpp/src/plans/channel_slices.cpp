@@ -107,8 +107,8 @@ Tensor decode(PlanContext& c, int ph, int pw) {
   return run(c, c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"latent_means", "latent_scales"}), nullptr);
 }
 
-void encode(PlanContext& c, const Tensor& x) {
-  TensorMap a = c.run("analysis", {{"x", x}}, {"y", "z"});
+void encode(PlanContext& c, Tensor x) {
+  TensorMap a = c.run("analysis", feed("x", std::move(x)), {"y", "z"});
   Tensor z_hat = encode_z(c, latent(a, "z", "analysis"));
   run(c, c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"latent_means", "latent_scales"}), &latent(a, "y", "analysis"));
 }

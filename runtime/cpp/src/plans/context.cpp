@@ -74,7 +74,8 @@ void PlanContext::encode(const std::string& kind, const std::string& model, cons
 }
 
 int32_t to_symbol(float v, float mean) {
-  const float r = std::nearbyint(v - mean);  // float32 difference, rounded half to even (np.rint)
+  const float d = v - mean;  // float32 difference, rounded half to even (np.rint)
+  const float r = std::fabs(d) < 4194304.0f ? round_half_even_small(d) : std::nearbyint(d);
   if (!std::isfinite(r) || std::fabs(r) >= 1073741824.0f)
     throw InvalidArgument("cannot encode: latent has non-finite or out-of-range values");
   return int32_t(r);

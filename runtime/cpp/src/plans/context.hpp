@@ -52,9 +52,23 @@ class PlanContext {
               const std::vector<int32_t>& idx);
 };
 
+/// Round half to even in the default rounding mode, for |v| < 2^22 (adding and removing 1.5 * 2^23 leaves the
+/// integer part: the same result as std::nearbyint without the libm call that saves and restores the FP environment).
+inline float round_half_even_small(float v) noexcept {
+  const float k = 12582912.0f;
+  return (v + k) - k;
+}
+
 /// round(v - mean) half to even in float32, as runtime/plans/_entropy.py to_symbols; InvalidArgument
 /// ("cannot encode: ...") for a non-finite or out-of-range value.
 int32_t to_symbol(float v, float mean);
+
+/// A one-tensor feed that takes the tensor over instead of copying it.
+inline TensorMap feed(const char* name, Tensor&& t) {
+  TensorMap m;
+  m.emplace(name, std::move(t));
+  return m;
+}
 
 /// BundleError unless `t` holds `n` values.
 void expect_count(const Tensor& t, size_t n, const std::string& what);

@@ -59,8 +59,8 @@ Tensor decode(PlanContext& c, int ph, int pw) {
   return decode_factorized_latent(c, "y", model_of(c), c.plan_int("y_stride", c.bundle.pad_multiple()), ph, pw);
 }
 
-void encode(PlanContext& c, const Tensor& x) {
-  TensorMap a = c.run("analysis", {{"x", x}}, {"y"});
+void encode(PlanContext& c, Tensor x) {
+  TensorMap a = c.run("analysis", feed("x", std::move(x)), {"y"});
   encode_factorized_latent(c, "y", model_of(c), latent(a, "y", "analysis"));
   ++c.stats.sequential_steps;
 }

@@ -29,8 +29,8 @@ Tensor decode_hyperprior_y(PlanContext& c, int ph, int pw, bool means) {
 
 Tensor encode_z(PlanContext& c, const Tensor& z) { return encode_factorized_latent(c, "z", "z", z); }
 
-void encode_hyperprior(PlanContext& c, const Tensor& x, bool means) {
-  TensorMap a = c.run("analysis", {{"x", x}}, {"y", "z"});
+void encode_hyperprior(PlanContext& c, Tensor x, bool means) {
+  TensorMap a = c.run("analysis", feed("x", std::move(x)), {"y", "z"});
   const Tensor& y = latent(a, "y", "analysis");
   Tensor z_hat = encode_z(c, latent(a, "z", "analysis"));
   TensorMap out = means ? c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"scales", "means"})
@@ -56,7 +56,7 @@ void check(const Bundle&, const std::string&) {}
 
 Tensor decode(PlanContext& c, int ph, int pw) { return decode_hyperprior_y(c, ph, pw, false); }
 
-void encode(PlanContext& c, const Tensor& x) { encode_hyperprior(c, x, false); }
+void encode(PlanContext& c, Tensor x) { encode_hyperprior(c, std::move(x), false); }
 
 }  // namespace
 

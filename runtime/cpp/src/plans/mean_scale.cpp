@@ -10,7 +10,7 @@ void check(const Bundle&, const std::string&) {}
 
 Tensor decode(PlanContext& c, int ph, int pw) { return decode_hyperprior_y(c, ph, pw, true); }
 
-void encode(PlanContext& c, const Tensor& x) { encode_hyperprior(c, x, true); }
+void encode(PlanContext& c, Tensor x) { encode_hyperprior(c, std::move(x), true); }
 
 }  // namespace
 

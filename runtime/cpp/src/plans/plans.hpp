@@ -16,7 +16,7 @@ struct Plan {
   /// BundleError if the bundle (at width prefix `prefix`) lacks what the plan needs.
   void (*check)(const Bundle& bundle, const std::string& prefix);
   Tensor (*decode)(PlanContext& ctx, int ph, int pw);
-  void (*encode)(PlanContext& ctx, const Tensor& x);
+  void (*encode)(PlanContext& ctx, Tensor x);
 };
 
 /// The plan of a kind, or nullptr when the C++ runtime does not implement it.
@@ -32,7 +32,7 @@ Tensor encode_factorized_latent(PlanContext& ctx, const std::string& kind, const
 Tensor decode_z(PlanContext& ctx, int ph, int pw);
 Tensor decode_hyperprior_y(PlanContext& ctx, int ph, int pw, bool means);
 Tensor encode_z(PlanContext& ctx, const Tensor& z);
-void encode_hyperprior(PlanContext& ctx, const Tensor& x, bool means);
+void encode_hyperprior(PlanContext& ctx, Tensor x, bool means);
 
 /// Output `name` of `outs`, which must be a 4-d [1, C, h, w] tensor.
 const Tensor& latent(TensorMap& outs, const char* name, const std::string& graph);

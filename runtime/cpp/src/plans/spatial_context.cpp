@@ -148,8 +148,8 @@ Tensor decode(PlanContext& c, int ph, int pw) {
   return run(c, hs["params"], nullptr);
 }
 
-void encode(PlanContext& c, const Tensor& x) {
-  TensorMap a = c.run("analysis", {{"x", x}}, {"y", "z"});
+void encode(PlanContext& c, Tensor x) {
+  TensorMap a = c.run("analysis", feed("x", std::move(x)), {"y", "z"});
   Tensor z_hat = encode_z(c, latent(a, "z", "analysis"));
   TensorMap hs = c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"params"});
   run(c, hs["params"], &latent(a, "y", "analysis"));

@@ -57,7 +57,6 @@ def quiet_third_party(verbose: bool = False) -> None:
         h.setFormatter(logging.Formatter("note: %(message)s"))
         root.addHandler(h)
         root.setLevel(logging.INFO)
-        root.propagate = False
 
 
 def error_line(e: BaseException) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -24,14 +25,15 @@ import typer
 
 from export import bundle as B
 from export import parity as P
-from runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, TABLES, read_manifest
+from runtime.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, TABLES, file_digest, read_manifest, referenced_files,
+                            safe_member)
 from train.coding import CodingError, coder_tables, model_hash
 from train.graphs import plan_manifest
 from export.passes import optimize_reconstruction
 from export.registry import DOMAIN, add_function_bodies, lictrt_ops, model_opset, used_ops
 from export.stages import ExportError, Stage, build_stages, to_fp16
 from runtime.cli import CONTEXT, UsageError, run
-from runtime.files import write_atomic
+from runtime.files import replace_dir, sibling_dir, write_atomic
 
 OPSET = 20  # model opset; the function bodies use the same
 
@@ -120,8 +122,11 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
                   precision: str = "fp32", size: tuple[int, int] | None = None, width: int | None = None,
                   check: bool = True, verbose: bool = False, parity_sizes: list[tuple[int, int]] | None = None,
                   progress: bool = True, graph_passes: str | None = "phases") -> dict:
-    """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}."""
-    from tqdm import tqdm
+    """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}.
+
+    The bundle is built in a directory beside ``out`` and swapped in whole (runtime.files.replace_dir), so an
+    interrupted export leaves the previous bundle as it was; the manifest's ``files`` records the sha256 of
+    every file, which the runtime checks when it opens the bundle."""
     from train.checkpoint import load_checkpoint
 
     ckpt = Path(ckpt)
@@ -141,12 +146,40 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
     dynamic = size is None
     export_size = size or (2 * pad, 3 * pad)
 
-    out = Path(out) if out else ckpt.with_suffix(".bundle")
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out) if out else ckpt.with_suffix(".bundle")
+    _check_destination(final, ckpt)
     try:
         tables = coder_tables(model, kind, [width] if width is not None else None)
     except CodingError as e:
         raise ExportError(str(e)) from None
+    out = sibling_dir(final)  # built beside, swapped in whole at the end: never old and new files mixed
+    try:
+        res = _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision, size, dynamic,
+                            export_size, check, verbose, parity_sizes, progress, graph_passes)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    replace_dir(out, final)
+    res["bundle"] = final
+    if check:
+        P.assert_ok(res["parity"])
+    return res
+
+
+def _check_destination(final: Path, ckpt: Path) -> None:
+    """Refuse to replace a directory that is not a bundle, or one that holds the checkpoint."""
+    if final.exists() and not final.is_dir():
+        raise ExportError(f"-o {final} is a file, not a bundle directory")
+    if final.is_dir() and any(final.iterdir()) and not (final / MANIFEST).is_file():
+        raise ExportError(f"-o {final} is a non-empty directory that is not a codec bundle: refusing to replace it")
+    if ckpt.resolve().is_relative_to(final.resolve()):
+        raise ExportError(f"the checkpoint {ckpt} lies inside the bundle directory {final}: choose another -o")
+
+
+def _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision, size, dynamic, export_size, check,
+                  verbose, parity_sizes, progress, graph_passes) -> dict:
+    from tqdm import tqdm
+
     B.write_tables(out / TABLES, tables)
 
     paths, graphs, rows = {}, {}, []
@@ -184,15 +217,20 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
                    "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs}},
         "engines": {},
     }
-    old = out / MANIFEST
-    if old.is_file():  # keep engines built earlier for the same weights
+    files = {name: file_digest(out / name) for name in referenced_files(manifest)}
+    if (final / MANIFEST).is_file():  # keep engines built earlier for the same weights
         with contextlib.suppress(Exception):
-            prev = read_manifest(out)
+            prev = read_manifest(final)
             if prev.get("model", {}).get("hash") == manifest["model"]["hash"]:
-                manifest["engines"] = prev.get("engines", {})
+                for key, e in (prev.get("engines") or {}).items():
+                    src = safe_member(final, e["file"])
+                    if src.is_file() and file_digest(src) == (prev.get("files") or {}).get(e["file"], file_digest(src)):
+                        (out / e["file"]).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(src, out / e["file"])
+                        manifest["engines"][key] = e
+                        files[e["file"]] = file_digest(out / e["file"])
+    manifest["files"] = files
     B.write_manifest(out, manifest)
-    if check:
-        P.assert_ok(results)
     return {"bundle": out, "manifest": manifest, "graphs": rows, "parity": results}
 
 

@@ -23,7 +23,7 @@ import typer
 
 from export import bundle as B
 from export.registry import RegistryError, load_library
-from runtime.bundle import read_manifest
+from runtime.bundle import file_digest, read_manifest
 from runtime.cli import CONTEXT, run
 from runtime.files import write_atomic
 
@@ -184,6 +184,8 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
             "profile": {k: [list(s) for s in v] for k, v in shp.items()},
             "bytes": len(plan), "build_seconds": round(time.time() - t0, 3)}
     manifest.setdefault("engines", {}).update(new)
+    if manifest.get("files") is not None:  # a bundle with digests: the new engines get theirs
+        manifest["files"].update({e["file"]: file_digest(bundle / e["file"]) for e in new.values()})
     B.write_manifest(bundle, manifest)
     return new
 

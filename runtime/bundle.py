@@ -100,6 +100,66 @@ def read_manifest(path) -> dict:
     return m
 
 
+def file_digest(path) -> str:
+    """``sha256:<hex>`` of a file's bytes (the digests of the manifest's ``files``)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def referenced_files(m: dict) -> list[str]:
+    """Every file a manifest names, relative to the bundle: the tables, each graph's file, each engine's file."""
+    out = [TABLES]
+    for g in (m.get("graphs") or {}).values():
+        if isinstance(g, dict) and g.get("file"):
+            out.append(g["file"])
+    for e in (m.get("engines") or {}).values():
+        if isinstance(e, dict) and e.get("file"):
+            out.append(e["file"])
+    return out
+
+
+def safe_member(bundle: Path, name) -> Path:
+    """``bundle / name`` for a manifest path, refused (BundleError) unless it is a plain relative path that
+    stays inside the bundle, also after following links."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
+        raise BundleError(f"manifest path {name!r} is not a relative file name")
+    p = Path(name)
+    if p.is_absolute() or ".." in p.parts or name.startswith("~"):
+        raise BundleError(f"manifest path {name!r} points outside the bundle (absolute or '..' paths are refused)")
+    full = bundle / p
+    root = bundle.resolve()
+    if not full.resolve().is_relative_to(root):
+        raise BundleError(f"manifest path {name!r} leads outside the bundle through a link")
+    return full
+
+
+def verify_files(bundle: Path, m: dict) -> None:
+    """Check a bundle directory against its manifest: paths inside the bundle; with ``files`` digests, every
+    referenced file listed and each listed file's bytes matching (a BundleError names the bad file)."""
+    bundle = Path(bundle)
+    names = referenced_files(m)
+    for name in names:
+        safe_member(bundle, name)
+    files = m.get("files")
+    if files is None:  # a manifest written by hand, without digests: paths checked only
+        return
+    if not isinstance(files, dict):
+        raise BundleError("manifest 'files' must map file names to sha256 digests")
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise BundleError(f"manifest has no digest for {missing[0]} (the bundle was changed after export)")
+    for name, want in files.items():
+        full = safe_member(bundle, name)
+        if not full.is_file():
+            raise BundleError(f"bundle file {name} is missing from {bundle}")
+        if file_digest(full) != want:
+            raise BundleError(f"bundle file {name} does not match its digest in the manifest (edited, damaged, or "
+                              "left from another export): re-export the bundle")
+
+
 def check_format(m) -> None:
     """Raise :class:`BundleError` unless ``m`` is a manifest of this format and version."""
     if not isinstance(m, dict) or m.get("format") != FORMAT:
@@ -203,8 +263,11 @@ class Bundle:
     # ---- construction -------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path) -> "Bundle":
+        """Read and validate the bundle at ``path``: manifest paths stay inside it and, when the manifest records
+        file digests (every exported bundle does), each file is checked against its digest once, here."""
         path = Path(path)
         manifest = read_manifest(path)
+        verify_files(path, manifest)
         try:
             with np.load(path / TABLES, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

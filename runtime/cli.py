@@ -14,6 +14,10 @@ deprecation warnings (FutureWarning, DeprecationWarning) are hidden unless ``--v
 command changed (e.g. an image's alpha channel dropped) are printed as ``note: ...`` on stderr. Progress bars
 go to stderr and ``-q`` silences them.
 
+Shell completion: each command is also installed as a console script (``lictrt-train``, ``lictrt-models``,
+``lictrt-export-onnx``, ``lictrt-export-trt``, ``lictrt-runtime``, ``lictrt-benchmarks``), because shells bind
+completion to a command name, not to ``python -m``; ``lictrt-runtime --install-completion`` sets it up.
+
 ``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 import warnings
 from collections.abc import Iterable
 
@@ -52,7 +57,6 @@ def quiet_third_party(verbose: bool = False) -> None:
         h.setFormatter(logging.Formatter("note: %(message)s"))
         root.addHandler(h)
         root.setLevel(logging.INFO)
-        root.propagate = False
 
 
 def error_line(e: BaseException) -> str:
@@ -77,6 +81,9 @@ def run(app, argv: list[str] | None = None, prog: str | None = None) -> int:
     except ImportError:
         from click import exceptions as cx
     argv = list(sys.argv[1:] if argv is None else argv)
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if script and not script.endswith(".py") and script not in ("-c", "-m"):
+        prog = script  # a console script (lictrt-runtime ...): its name is what shell completion binds to
     verbose = _verbose(argv)
     quiet_third_party(verbose)
     try:

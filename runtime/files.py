@@ -7,6 +7,9 @@ would give it (0666 less the umask), or keeps the mode of the file it replaces; 
 link the file it points to is written and the link stays. Errors are ``OSError`` naming the user's ``path``,
 never the temporary file.
 
+``sibling_dir(dst)`` + ``replace_dir(tmp, dst)`` build a directory beside its destination and swap it in: a
+reader sees the old directory or the new one, never a mix of both.
+
 ``check_distinct(output, *inputs)`` refuses to write a file that is one of the inputs (same path, a symbolic
 link or a hard link to it): the atomic rename would otherwise replace the input with the output.
 """
@@ -23,7 +26,7 @@ from typing import BinaryIO
 
 from .errors import LictrtError
 
-__all__ = ["OutputError", "check_distinct", "write_atomic"]
+__all__ = ["OutputError", "check_distinct", "write_atomic", "sibling_dir", "replace_dir"]
 
 
 class OutputError(LictrtError, ValueError):
@@ -94,3 +97,42 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             pass
         raise
     return user
+
+
+def sibling_dir(dst: str | os.PathLike) -> Path:
+    """A new empty directory beside ``dst`` (same file system), to build ``dst``'s next version in."""
+    target = _target(Path(dst))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{secrets.token_hex(4)}"
+    try:
+        tmp.mkdir(mode=0o777)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(dst)) from None
+    return tmp
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Put directory ``src`` in place of ``dst`` (a symbolic link's target is replaced, the link stays).
+
+    An existing ``dst`` is renamed aside, ``src`` renamed in, then the old one removed: ``dst`` never holds a
+    mix of old and new files. If the second rename fails the old directory is put back.
+    """
+    import shutil
+
+    target = _target(Path(dst))
+    old = None
+    try:
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+            os.rename(target, old)
+        try:
+            os.rename(src, target)
+        except BaseException:
+            if old is not None:
+                os.rename(old, target)
+            raise
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(dst)) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return Path(dst)

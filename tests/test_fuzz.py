@@ -211,3 +211,155 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------------------------------ bundle-level corruption
+
+
+def _bundle_corpus(tmp_path_factory):
+    import pytest
+
+    pytest.importorskip("torch")
+    from test_runtime_support import cached_bundle
+
+    ck, b, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+    return ck, b
+
+
+def _copy(b, tmp_path, name):
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(b, dst, symlinks=True)
+    return dst
+
+
+def _edit_manifest(d, fn):
+    import json
+
+    m = json.loads((d / "manifest.json").read_text())
+    fn(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_tables(d):
+    with np.load(d / "tables.npz") as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    cdf = arrays["y.cdf"]
+    row = int(np.argmax(arrays["y.cdf_length"]))
+    cdf[row, 1] += 1  # still a valid, increasing CDF: the coder alone would not notice
+    np.savez(d / "tables.npz", **arrays)
+
+
+def _old_graph(d, name="synthesis.onnx"):
+    """A graph file as another export (other weights) would have left it: same structure, other numbers."""
+    import onnx
+    from onnx import numpy_helper
+
+    mp = onnx.load(str(d / name))
+    init = max(mp.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    a = numpy_helper.to_array(init)
+    init.CopyFrom(numpy_helper.from_array((a * 1.05).astype(a.dtype), init.name))
+    onnx.save(mp, str(d / name))
+
+
+def _bundle_cases(tmp_path):
+    import os
+
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(b"not inside the bundle")
+    return {
+        "edited tables": (lambda d: _edit_tables(d), "tables.npz does not match its digest"),
+        "graph from another export": (lambda d: _old_graph(d), "synthesis.onnx does not match its digest"),
+        "parse-critical graph from another export": (lambda d: _old_graph(d, "hyper_synthesis.onnx"),
+                                                     "hyper_synthesis.onnx does not match its digest"),
+        "graph file missing": (lambda d: (d / "analysis.onnx").unlink(), "analysis.onnx is missing"),
+        "digest entry removed": (lambda d: _edit_manifest(d, lambda m: m["files"].pop("synthesis.onnx")),
+                                 "no digest for synthesis.onnx"),
+        "absolute graph path": (lambda d: _edit_manifest(
+            d, lambda m: m["graphs"]["synthesis"].update(file=str(outside))), "points outside the bundle"),
+        "dot-dot graph path": (lambda d: _edit_manifest(
+            d, lambda m: m["graphs"]["synthesis"].update(file="../outside.onnx")), "points outside the bundle"),
+        "dot-dot engine path": (lambda d: _edit_manifest(
+            d, lambda m: m["engines"].update(x={"file": "engines/../../outside.onnx"})), "points outside the bundle"),
+        "dot-dot digest path": (lambda d: _edit_manifest(
+            d, lambda m: m["files"].update({"../outside.onnx": "sha256:00"})), "points outside the bundle"),
+        "link out of the bundle": (lambda d: (os.replace(d / "synthesis.onnx", d / "s.bak"),
+                                              (d / "synthesis.onnx").symlink_to(outside)),
+                                   "leads outside the bundle through a link"),
+    }
+
+
+def test_bundle_corruption_is_one_line_error_naming_the_cause_never_a_wrong_image(tmp_path, tmp_path_factory):
+    import pytest
+
+    from runtime import Codec
+    from runtime.bundle import BundleError
+    from test_runtime_support import test_image
+
+    _, b = _bundle_corpus(tmp_path_factory)
+    good = Codec.open(b)
+    im = test_image(40, 56)
+    data = good.encode(im)
+    want = good.decode(data)
+    for name, (corrupt, words) in _bundle_cases(tmp_path).items():
+        d = _copy(b, tmp_path, name.replace(" ", "-"))
+        corrupt(d)
+        try:
+            c = Codec.open(d)
+        except BundleError as e:
+            msg = str(e)
+            assert words in msg and "\n" not in msg, (name, msg)
+            continue
+        out = c.decode(data)  # opened: then the image must at least be the right one
+        pytest.fail(f"{name}: bundle opened without an error ({'right' if np.array_equal(out, want) else 'WRONG'}"
+                    " image)")
+
+
+def test_cli_refuses_an_edited_bundle_in_one_line_and_writes_nothing(tmp_path, tmp_path_factory):
+    import subprocess
+
+    from runtime import Codec
+    from test_runtime_support import REPO, test_image
+
+    _, b = _bundle_corpus(tmp_path_factory)
+    (tmp_path / "x.lic").write_bytes(Codec.open(b).encode(test_image(32, 32)))
+    d = _copy(b, tmp_path, "edited")
+    _edit_tables(d)
+    r = subprocess.run([sys.executable, "-m", "runtime", "decode", str(d), str(tmp_path / "x.lic"), "-o",
+                        str(tmp_path / "x.png")], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1
+    assert "tables.npz does not match its digest" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_interrupted_re_export_leaves_the_previous_bundle_whole(tmp_path, tmp_path_factory, monkeypatch,
+                                                                make_checkpoint):
+    import pytest
+
+    import export.onnx as E
+    from runtime.bundle import Bundle
+
+    ck, b = _bundle_corpus(tmp_path_factory)
+    d = _copy(b, tmp_path, "re-export.bundle")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    calls = []
+    real = E.export_stage
+
+    def dies_on_the_second_graph(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(E, "export_stage", dies_on_the_second_graph)
+    other = make_checkpoint("bmshj2018-hyperprior", seed=1)  # new weights into the old bundle's place
+    with pytest.raises(KeyboardInterrupt):
+        E.export_bundle(other, d, check=False, progress=False)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # nothing mixed in
+    Bundle.load(d)  # and it still verifies
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["re-export.bundle"]  # no build folder left
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(E.ExportError, match="not a codec bundle: refusing to replace it"):
+        E.export_bundle(ck, tmp_path / "notes", check=False, progress=False)
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"

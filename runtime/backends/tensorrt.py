@@ -48,6 +48,9 @@ def find_engine(bundle, graph: str, flavour: str) -> str | None:
     elif isinstance(entry, list):
         cands = [e if isinstance(e, str) else e.get("file") for e in entry]
     cands += sorted(p.relative_to(bundle.path).as_posix() for p in (bundle.path / "engines").glob(f"{graph}.*.engine"))
+    files = bundle.manifest.get("files")
+    if files is not None:  # a bundle with digests: only engines it lists (and Bundle.load verified)
+        cands = [c for c in cands if c in files]
     tokens = _BACKEND_TOKENS[flavour]
     for c in cands:
         if not c:

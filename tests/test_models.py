@@ -17,7 +17,8 @@ from train.models import ARCHS, count_parameters, create_model, model_config, re
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed_params"
 PLANS = {"bmshj2018-hyperprior": "hyperprior", "mbt2018-mean": "mean_scale", "mbt2018": "spatial_context",
-         "ssmic": "spatial_context", "mambavc": "channel_slices", "slimcae": "factorized"}
+         "ssmic": "spatial_context", "mambavc": "channel_slices", "slimcae": "factorized",
+         "gitssic": "grouped_slices"}
 
 
 # ------------------------------------------------------------------------------------------- registry

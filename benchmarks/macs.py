@@ -401,6 +401,12 @@ def export_stage_graphs(model, size: tuple[int, int], out_dir: str | Path) -> di
             _export(mod, args, path)
             role = {"g_a": "encoder", "h_a": "encoder", "g_s": "decoder"}.get(sub)
             graphs[sub] = {"file": path.name, "role": role, "parse_critical": role is None}
+        # models whose entropy networks are per-slice modules describe them: {name: (module, example args)}
+        slice_graphs = getattr(model, "slice_graphs", None)
+        for sub, (mod, args) in (slice_graphs(y, z) if slice_graphs is not None else {}).items():
+            path = out_dir / f"{sub}.onnx"
+            _export(mod, args, path)
+            graphs[sub] = {"file": path.name, "role": None, "parse_critical": True}
     return graphs
 
 

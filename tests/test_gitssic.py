@@ -12,8 +12,13 @@ import torch.nn as nn
 
 from train.layers.group_swin import GroupBasicLayer
 from train.models import count_parameters, create_model
-from train.models.gitssic import (connected_components, fit_quantiles, nearest_scale_indexes, random_box_masks,
-                                  state_dict_from_seed)
+from train.models.gitssic import (
+    connected_components,
+    fit_quantiles,
+    nearest_scale_indexes,
+    random_box_masks,
+    state_dict_from_seed,
+)
 
 torch.set_num_threads(1)
 SEED = Path(__file__).resolve().parent / "fixtures" / "seed_params" / "gitssic.json"
@@ -186,5 +191,18 @@ def test_training_draws_random_box_masks_through_the_trainer(tmp_path, train_dir
                       batch_size=2, patch_size=128, lr=1e-3, seed=0, max_seconds=60, quiet=True, eval_every=100)
     Trainer(cfg).run()
     assert len(drawn) == 4 and all(m.shape == (2, 1, 8, 8) for m in drawn)
-    model, meta = load_checkpoint(tmp_path / "g.pth")
+    _, meta = load_checkpoint(tmp_path / "g.pth")
     assert meta["arch"] == "gitssic" and meta["step"] == 4
+
+
+@pytest.mark.slow
+def test_paper_macs_at_kodak_size_are_the_seeds_201_gmac():
+    """``python -m benchmarks macs`` on the paper model at 768x512: ≈201 GMAC (±1%), ChARM included (~2 min)."""
+    from benchmarks.macs import count_model
+
+    torch.manual_seed(0)
+    res = count_model(create_model("gitssic", "paper").eval(), (512, 768), "gitssic")
+    assert abs(res["total_macs"] / 201e9 - 1) <= 0.01
+    g = res["graphs"]
+    assert abs(g["g_a"]["total_macs"] / 96.2e9 - 1) <= 0.005 and abs(g["g_s"]["total_macs"] / 96.2e9 - 1) <= 0.005
+    assert abs(sum(g[f"slice{i}"]["total_macs"] for i in range(10)) / 5.5e9 - 1) <= 0.01

@@ -118,7 +118,7 @@ class GroupSwinBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        b, H, W, c = x.shape
+        b, H, W, _ = x.shape
         p, s = self.window_size, self.shift_size
         t = self.norm1(x)
         ph, pw = (-H) % p, (-W) % p

@@ -34,7 +34,7 @@ over the padded grid (misaligning groups) -- at sizes that are multiples of 128 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -190,6 +190,18 @@ class GroupSynthesis(nn.Module):
         return x
 
 
+class SliceStep(nn.Module):
+    """Slice i's ChARM nets: (hyper_i, ŷ_0, …, ŷ_{i−1}) -> (μ_i, σ_i)."""
+
+    def __init__(self, model: nn.Module, i: int):
+        super().__init__()
+        self.means, self.scales = model.char_m_means[i], model.char_m_scales[i]
+
+    def forward(self, hyper_i: torch.Tensor, *y_hat_prev: torch.Tensor):
+        support = torch.cat([hyper_i, *y_hat_prev], dim=1)
+        return self.means(support), self.scales(support)
+
+
 def _charm_net(cin: int, hidden: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
                          nn.Conv2d(hidden, cout, 1))
@@ -239,9 +251,15 @@ class GITSSIC(CompressionModel):
     # ---------------------------------------------------------------- one slice step (exported per slice)
     def slice_params(self, i: int, hyper: torch.Tensor, y_hat_slices: Sequence[torch.Tensor]):
         """Slice i's (μ, σ) from h_s(ẑ) and the decoded slices before it (pointwise nets)."""
-        h = hyper.chunk(self.num_slices, 1)[i]
-        support = torch.cat([h, *y_hat_slices[:i]], dim=1)
-        return self.char_m_means[i](support), self.char_m_scales[i](support)
+        return SliceStep(self, i)(hyper.chunk(self.num_slices, 1)[i], *y_hat_slices[:i])
+
+    def slice_graphs(self, y: torch.Tensor, z: torch.Tensor) -> dict[str, tuple[nn.Module, tuple]]:
+        """``{"slice<i>": (module, example inputs)}``: slice i's ChARM step as a module of (hyper_i, ŷ_0..ŷ_{i−1})
+        -> (μ, σ), with inputs shaped for latents ``y`` and ``z`` (what the MAC counter exports)."""
+        with torch.no_grad():
+            hyper = self.h_s(torch.round(z)).chunk(self.num_slices, 1)
+        ys = list(y.chunk(self.num_slices, 1))
+        return {f"slice{i}": (SliceStep(self, i), (hyper[i], *ys[:i])) for i in range(self.num_slices)}
 
     def scale_indexes(self, scales: torch.Tensor) -> torch.Tensor:
         return nearest_scale_indexes(scales, self.gaussian_conditional.scale_table)
@@ -342,12 +360,12 @@ SEED_PREFIXES = {"g_a_pe.": "g_a.pe.", "g_a_m.": "g_a.m.", "g_s_m.": "g_s.m.", "
                  "char_m_scales.": "char_m_scales."}
 _SEED_PRIOR = ("matrices", "biases", "factors")
 _SEED_PRIOR_PREFIX = "z_em._prior._base."
-_SEED_TABLES = ("y_em.", "z_em._cdf")
-_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")  # sized by update()  # the seed's coder tables: ours are rebuilt by update()
+_SEED_TABLES = ("y_em.", "z_em._cdf")  # the seed's coder tables: ours are rebuilt by update()
+_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")  # CompressAI's, sized by update()
 
 
 def is_seed_state_dict(state: dict) -> bool:
-    return any(k.startswith(_SEED_PRIOR_PREFIX) or k.startswith("g_a_pe.") for k in state)
+    return any(k.startswith((_SEED_PRIOR_PREFIX, "g_a_pe.")) for k in state)
 
 
 def state_dict_from_seed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

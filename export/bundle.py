@@ -60,6 +60,10 @@ def coder_tables(model: nn.Module, widths: list[int] | None = None) -> dict[str,
     tables: dict[str, np.ndarray] = {}
     for prefix, em in entropy_models(model, widths).items():
         tables.update(_entropy_tables(prefix, em))
+    if getattr(model, "coding_plan", None) == "grouped_slices":  # the mask stream's fixed table
+        from train.models.gitssic import mask_tables
+
+        tables.update(mask_tables())
     return tables
 
 

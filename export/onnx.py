@@ -108,6 +108,9 @@ def _plan(model, kind: str, stages: list[Stage]) -> dict:
         plan.setdefault("context", {"kernel": 5, "order": "wavefront", "step_graph": "context_step"})
     if kind == "factorized":
         plan.setdefault("widths", sorted({int(s.name.split(".")[0][1:]) for s in stages}, reverse=True))
+    if kind == "grouped_slices":
+        plan.setdefault("mask_grid", 32)
+        plan.setdefault("scale_index", "nearest")
     return plan
 
 

@@ -142,7 +142,7 @@ def _stride(model, abs_y, pad) -> tuple[int, int]:
 def build_stages(model: nn.Module, plan: str, *, width: int | None = None) -> list[Stage]:
     """The stages of ``plan`` for ``model`` (fp32). ``width`` selects one SlimCAE width (default: all)."""
     builders = {"hyperprior": _hyper, "mean_scale": _hyper, "spatial_context": _hyper,
-                "factorized": _factorized, "channel_slices": _channel_slices}
+                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_slices": _grouped_slices}
     if plan not in builders:
         raise ExportError(f"coding plan {plan!r} is not supported by the exporter (known: {', '.join(builders)})")
     if plan != "factorized" and width is not None:
@@ -338,6 +338,38 @@ def _channel_slices(model, plan) -> list[Stage]:
                 {"y_hat": dyn})
     syn.shapes = {"y_hat": sh(M, sy), "x_hat": sh(3, 1)}
     return stages + [syn]
+
+
+def example_group_mask(x: torch.Tensor) -> torch.Tensor:
+    """A fixed latent-resolution label map for image x (labels 0..2 on 32-px cells): graph examples, parity."""
+    h, w = x.shape[-2] // 16, x.shape[-1] // 16
+    i, j = torch.meshgrid(torch.arange(h) // 2, torch.arange(w) // 2, indexing="ij")
+    return ((i + 2 * j) % 3).to(torch.float32)[None, None]
+
+
+def _grouped_slices(model, plan) -> list[Stage]:
+    from train.models.gitssic import graph_latents, graphs
+
+    pad = int(model.pad_multiple)
+    x0 = torch.zeros(1, 3, pad, pad)
+    lat = graph_latents(model, x0, example_group_mask(x0))
+    sy, sz = pad // lat["y"].shape[-1], pad // lat["z"].shape[-1]
+    sh = lambda c, s: [1, c, "H" if s == 1 else f"H/{s}", "W" if s == 1 else f"W/{s}"]  # noqa: E731
+    strides = {"x": 1, "x_hat": 1, "z": sz, "z_hat": sz}
+    chans = {n: t.shape[1] for n, t in lat.items()}
+    chans["x_hat"] = 3
+    slice_c = lat["y"].shape[1] // model.num_slices
+    stages = []
+    for name, (module, inputs, outputs, role, critical) in graphs(model).items():
+        def example(x, inputs=inputs):
+            t = graph_latents(model, x, example_group_mask(x))
+            return tuple(t[n] for n in inputs)
+
+        st = Stage(name, module, inputs, outputs, role, critical, example, {n: (2, 3) for n in inputs})
+        st.shapes = {n: sh(slice_c if n in ("mu", "scale") else chans[n], strides.get(n, sy))
+                     for n in inputs + outputs}
+        stages.append(st)
+    return stages
 
 
 def to_fp16(stage: Stage) -> Stage:

@@ -1,7 +1,7 @@
 """``python -m runtime``: encode / decode images with a codec bundle, inspect ``.lic`` files.
 
-  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat]
-  python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B]
+  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat] [--mask LABELS.png]
+  python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B] [--groups 1,3]
   python -m runtime info IN.lic
 
 Exit status 0 on success; otherwise one line on stderr (a traceback only with --verbose) and 1 (bad input,
@@ -38,16 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--width", type=int, help="slimmable bundles: the width to code with")
     e.add_argument("--context-order", choices=["wavefront", "raster"],
                    help="spatial_context plans: coding order (default: the bundle's, wavefront)")
+    e.add_argument("--mask", help="grouped plans (GIT-SSIC): label PNG of the groups (image, 1/16 or 1/32 size); "
+                                  "default: the whole image is group 0")
     common(e)
     d = sub.add_parser("decode", help=".lic -> image")
     d.add_argument("bundle")
     d.add_argument("input")
     d.add_argument("-o", "--output", required=True)
+    d.add_argument("--groups", type=_int_list, help="grouped plans: decode only these group labels, e.g. 1,3")
     common(d)
     i = sub.add_parser("info", help="print a .lic header and streams")
     i.add_argument("input")
     common(i, backend=False)
     return ap
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of group labels: {text!r}") from None
 
 
 def _open(a, **kw):
@@ -73,6 +83,14 @@ def info(path) -> str:
     for s in streams:
         bps = 8 * len(s.payload) / s.n_symbols if s.n_symbols else 0.0
         lines.append(f"  {s.kind:<16}{s.n_symbols:>10}{len(s.payload):>10}{bps:>10.3f}  {s.symbols_crc:08x}")
+    from .codec import group_bytes
+
+    groups = group_bytes({s.kind: len(s.payload) for s in streams})
+    if groups:
+        shared = {s.kind: len(s.payload) for s in streams if s.kind in ("mask", "z")}
+        lines.append(f"  {len(groups)} groups (bytes; shared: "
+                     + ", ".join(f"{k} {v}" for k, v in shared.items()) + ")")
+        lines += [f"  group {g:<10}{n:>10}" for g, n in groups.items()]
     return "\n".join(lines)
 
 
@@ -81,11 +99,11 @@ def main(argv=None) -> int:
     try:
         if a.cmd == "encode":
             st = _open(a, mode=a.mode, substreams=a.substreams, width=a.width,
-                       context_order=a.context_order).encode_file(a.input, a.output)
+                       context_order=a.context_order).encode_file(a.input, a.output, mask=a.mask)
             print(f"{a.output}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
                   f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
         elif a.cmd == "decode":
-            st = _open(a).decode_file(a.input, a.output)
+            st = _open(a).decode_file(a.input, a.output, groups=a.groups)
             print(f"{a.output}: {st['size'][1]}x{st['size'][0]}, {1e3 * st['total_s']:.1f} ms "
                   f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
         else:

@@ -23,6 +23,7 @@ PLAN_GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mean_scale": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
     "spatial_context": (("analysis", "hyper_synthesis", "context_step", "synthesis"), ("hyper_synthesis", "context_step")),
     "channel_slices": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
+    "grouped_slices": (("analysis", "hyper_synthesis", "slice0", "synthesis"), ("hyper_synthesis", "slice0")),
 }
 
 

@@ -27,7 +27,7 @@ from . import plans
 from .backends import PARSE_PATH_NAMES, PARSE_PATHS, BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
 from .container import write_atomic
-from .errors import BitstreamError
+from .errors import BitstreamError, GroupError
 from .plans.context import CodedStream, PlanContext
 
 MODES = {"compat": 0, "fast": 1}
@@ -36,6 +36,19 @@ BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 MAX_PIXELS = 1 << 28  # refuse images/headers beyond 268 Mpixel (a crafted header must not exhaust memory)
 #: container header flag bits used by the runtime
 FLAG_RASTER_CONTEXT = 1  # spatial_context coded in raster order (benchmark mode), else wavefront
+
+
+GROUPED_PLANS = ("grouped_slices",)  # plans whose streams are per group (mask at encode, subset at decode)
+
+
+def group_bytes(stream_sizes: dict[str, int]) -> dict[int, int]:
+    """Bytes per group label from a grouped plan's stream sizes (streams ``g<label>.<name>``)."""
+    out: dict[int, int] = {}
+    for kind, n in stream_sizes.items():
+        head, dot, _ = kind.partition(".")
+        if dot and head[:1] == "g" and head[1:].isdigit():
+            out[int(head[1:])] = out.get(int(head[1:]), 0) + n
+    return dict(sorted(out.items()))
 
 
 class CodecError(ValueError):
@@ -143,8 +156,11 @@ class Codec:
         return getattr(self._local, "stats", {})
 
     # ---- encode -------------------------------------------------------------------------------------------
-    def encode(self, image) -> bytes:
-        """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes."""
+    def encode(self, image, mask=None) -> bytes:
+        """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes.
+
+        ``mask`` (plans with groups, GIT-SSIC): integer labels (an array or a label PNG path) at the image's
+        full, 1/16 or 1/32 size; each 32-pixel cell gets one group. Without it the image is one group, 0."""
         t0 = time.perf_counter()
         im = img.load(image)
         h, w = im.shape[:2]
@@ -152,6 +168,11 @@ class Codec:
             raise CodecError(f"image {h}×{w} is too large (limit {MAX_PIXELS} pixels)")
         x = img.to_input(im, self.bundle.pad_multiple)
         ctx = self._context(self.parse_path)
+        if mask is not None:
+            if self.bundle.plan_kind not in GROUPED_PLANS:
+                raise CodecError(f"plan '{self.bundle.plan_kind}' codes no groups: it takes no mask")
+            ctx.mask = img.load_labels(mask)
+        ctx.image_hw = (h, w)
         order = self.context_order
         if order not in ("wavefront", "raster"):
             raise CodecError(f"unknown context order '{order}' in the bundle plan (wavefront, raster)")
@@ -166,16 +187,28 @@ class Codec:
         self._finish(ctx, t0, h, w, data, self.parse_path)
         return data
 
-    def encode_file(self, src, dst) -> dict:
+    def encode_file(self, src, dst, mask=None) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
-        data = self.encode(src)
+        data = self.encode(src, mask=mask)
         write_atomic(dst, data)
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out."""
+    def decode(self, data: bytes, groups=None) -> np.ndarray:
+        """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out.
+
+        ``groups`` (plans with groups): decode only these group labels (their streams alone are read; the
+        latent is zero elsewhere); GroupError if one is not in the bitstream. Default: every group."""
         t0 = time.perf_counter()
+        if groups is not None:
+            if self.bundle.plan_kind not in GROUPED_PLANS:
+                raise GroupError(f"plan '{self.bundle.plan_kind}' codes no groups: cannot decode a subset")
+            try:
+                groups = sorted({int(g) for g in groups})
+            except (TypeError, ValueError):
+                raise GroupError(f"groups must be integers, got {groups!r}") from None
+            if not groups:
+                raise GroupError("no groups to decode")
         header, streams = _unpack(data)
         if bytes(header["model_hash"]) != self.bundle.model_hash:
             raise BitstreamError(f"model hash {bytes(header['model_hash']).hex()[:16]}… does not match the bundle "
@@ -199,18 +232,19 @@ class Codec:
         ctx = self._context(pp, MODE_NAMES[header["coder_mode"]], self.bundle.prefixes[header["width_index"]],
                             {s.kind: s for s in streams})
         ctx.context_order = "raster" if header["flags"] & FLAG_RASTER_CONTEXT else "wavefront"
+        ctx.groups = groups
         x_hat = self.plan.decode(ctx, (h + top + bottom, w + left + right))
         out = img.from_output(np.asarray(x_hat), h, w, self.bundle.pad_multiple)
         self._finish(ctx, t0, h, w, data, pp, wanted)
         return out
 
-    def decode_file(self, src, dst) -> dict:
+    def decode_file(self, src, dst, groups=None) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data))
+        img.save(dst, self.decode(data, groups=groups))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------
@@ -234,6 +268,10 @@ class Codec:
                  parse_path=parse_path, backend=getattr(self.recon, "name", "?"), size=(h, w))
         if wanted is not None and wanted != parse_path:
             s["parse_path_recorded"] = wanted
+        if self.bundle.plan_kind in GROUPED_PLANS:
+            s["group_bytes"] = group_bytes({x.kind: len(x.data) for x in streams})
+            if getattr(ctx, "groups_decoded", None) is not None:
+                s["groups_decoded"] = list(ctx.groups_decoded)
         self._local.stats = s
 
 

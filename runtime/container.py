@@ -24,7 +24,8 @@ MINOR = int(_lictrt.CONTAINER_MINOR)
 # u8 codes stored in the header (append only; never renumber).
 CODER_MODES = ("compat", "fast")
 PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
-PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context")
+PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context",
+              "grouped_slices")
 
 __all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
            "write_atomic", "read"]

@@ -77,6 +77,10 @@ def model_tables(model, kind: str) -> dict[str, np.ndarray]:
         out[f"{prefix}.cdf_length"] = em._cdf_length.detach().cpu().numpy().astype(np.int32).reshape(-1)
         out[f"{prefix}.offset"] = em._offset.detach().cpu().numpy().astype(np.int32).reshape(-1)
 
+    if kind == "grouped_slices":
+        from train.models.gitssic import mask_tables
+
+        out.update(mask_tables())
     eb_name = "y" if kind == "factorized" else "z"
     eb = model.entropy_bottleneck
     coder(eb_name, eb)
@@ -92,7 +96,7 @@ def model_tables(model, kind: str) -> dict[str, np.ndarray]:
 def bundle_from_model(model, kind: str | None = None) -> Bundle:
     """An in-memory bundle (no ONNX files) describing ``model``; its hash covers weights and tables."""
     kind = kind or plan_kind_of(model)
-    if kind not in ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices"):
+    if kind not in ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_slices"):
         raise BackendError(f"the torch backend has no graph mapping for plan '{kind}' yet")
     arrays = model_tables(model, kind)
     tables = tables_from_arrays(arrays)
@@ -121,6 +125,10 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
             sup = [f"y_hat_{j}" for j in range(i if maxs < 0 else min(i, maxs))]
             graphs[f"slice{i}"] = g(["latent_means", "latent_scales"] + sup, ["mu", "scale"], True, "both")
             graphs[f"lrp{i}"] = g(["latent_means"] + sup + [f"y_hat_{i}"], ["lrp"], True, "both")
+    elif kind == "grouped_slices":
+        from train.models.gitssic import graphs as group_graphs
+
+        graphs = {n: g(i, o, c, r) for n, (_, i, o, r, c) in group_graphs(model).items()}
     elif kind == "spatial_context":
         graphs["hyper_synthesis"] = g(["z_hat"], ["params"], True, "both")
         graphs["context_step"] = g(["params", "windows"], ["scales", "means"], True, "both")
@@ -129,7 +137,9 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "model": {"arch": type(model).__name__, "config": {}, "hash": digest},
                 "pad_multiple": int(getattr(model, "pad_multiple", 64 if kind != "factorized" else 16)), "precision": "fp32",
-                "plan": {"kind": kind}, "graphs": graphs, "engines": {}}
+                "plan": {"kind": kind, **({"mask_grid": 32, "scale_index": "nearest"}
+                                          if kind == "grouped_slices" else {})},
+                "graphs": graphs, "engines": {}}
     return Bundle.from_parts(manifest, tables)
 
 
@@ -157,6 +167,16 @@ class TorchBackend:
         if self.kind == "channel_slices":
             self._graphs["hyper_synthesis"] = lambda f: dict(zip(("latent_means", "latent_scales"),
                                                                  m.hyper_synthesis(f["z_hat"])))
+        if self.kind == "grouped_slices":  # GIT-SSIC: every graph is a module of train.models.gitssic
+            from train.models.gitssic import graphs as group_graphs
+
+            for name, (mod, ins, outs, _, _) in group_graphs(m).items():
+                self._graphs[name] = functools.partial(self._module_graph, mod, ins, outs)
+
+    @staticmethod
+    def _module_graph(mod, ins, outs, f):
+        res = mod(*[f[n] for n in ins])
+        return dict(zip(outs, res if isinstance(res, tuple) else (res,)))
 
     def _analysis(self, f):
         y = self.model.g_a(f["x"])

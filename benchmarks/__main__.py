@@ -12,6 +12,7 @@ COMMANDS = {
     "rd": "rate-distortion and BD-rate of deployed bundles against the PyTorch reference",
     "wavefront": "spatial-context decode: wavefront vs raster order",
     "kodak-decode": "Kodak decode on CPU: runtime (ORT + our coder) vs CompressAI decompress, same checkpoint",
+    "groups": "grouped coding (GIT-SSIC): mask cost and rate of every group with label masks",
     "report": "markdown tables and plots from results JSON",
     "demo": "the main job: train tiny models, export, code images, print the report",
 }

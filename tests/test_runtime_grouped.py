@@ -178,3 +178,23 @@ def test_rtx_parses_and_builds_every_graph(bundle, tmp_path):
     man = B.read_manifest(b)
     assert {e["graph"] for e in new.values()} == set(man["graphs"])
     assert all((b / e["file"]).stat().st_size > 1000 for e in new.values())
+
+
+def test_groups_benchmark_accounts_for_every_byte(bundle, tmp_path):
+    from PIL import Image
+
+    from benchmarks.groups import run, seed_labels
+
+    (tmp_path / "img").mkdir(), (tmp_path / "msk").mkdir()
+    for k in range(2):
+        Image.fromarray(test_image(SIZE, SIZE, seed=k)).save(tmp_path / "img" / f"i{k}.png")
+        m = np.zeros((8, 8), np.uint8)  # latent-size mask: two blobs, binarised and labelled like the seed
+        m[0:2, 0:4], m[4:8, 6:8] = 255, 128
+        Image.fromarray(m).save(tmp_path / "msk" / f"i{k}.png")
+    assert seed_labels(m).max() == 2
+    res = run(bundle["bundle"], tmp_path / "img", tmp_path / "msk")
+    for r in res["per_image"]:
+        assert r["groups"] == 3 and r["mask_bytes"] > 0
+        assert r["mask_bytes"] + r["z_bytes"] + r["header_bytes"] + sum(
+            g["bytes"] for g in r["group_bytes"].values()) == r["bytes"]
+        assert r["subset"]["max_abs_diff_inside"] <= 1

@@ -140,17 +140,20 @@ def _json_default(o):
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
-    return (Path(path) / "manifest.json").is_file()
+    from runtime.bundle import MANIFEST
+
+    return (Path(path) / MANIFEST).is_file()
 
 
 def read_manifest(bundle: str | os.PathLike) -> dict:
-    p = Path(bundle) / "manifest.json"
-    if not p.is_file():
-        raise BenchmarkError(f"not a codec bundle (no manifest.json): {bundle}")
+    """The bundle's manifest (``runtime.bundle.read_manifest``), its errors as :class:`BenchmarkError`."""
+    from runtime.bundle import BundleError
+    from runtime.bundle import read_manifest as _read
+
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(f"bad manifest {p}: {exc}") from None
+        return _read(bundle)
+    except BundleError as exc:
+        raise BenchmarkError(str(exc)) from None
 
 
 def emit(res: dict, json_arg: str | None, format_table: Callable[[dict], str]) -> None:

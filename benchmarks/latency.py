@@ -84,17 +84,9 @@ class Timer:
         for _ in range(warmup):
             fn()
         if self.cuda:
-            import torch
+            from benchmarks.gpu.timing import event_ms
 
-            times = []
-            for _ in range(iters):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                fn()
-                b.record()
-                torch.cuda.synchronize()
-                times.append(a.elapsed_time(b) / 1e3)
-            return times
+            return [event_ms(fn)[0] / 1e3 for _ in range(iters)]
         times = []
         for _ in range(iters):
             t0 = time.perf_counter()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import struct
 import time
 from pathlib import Path
@@ -395,14 +394,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_cli(body, args.verbose)
-
-
-def load_results(path: str | Path) -> dict:
-    """Read a results JSON written by `rd` (or a bare CompressAI eval_model file, wrapped as one family)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RDError(f"cannot read results {path}: {exc}") from None
-    if "families" not in doc and "results" in doc:
-        doc = {"data": "?", "images": [], "notes": [], "bd_rate": [], "families": [doc]}
-    return doc

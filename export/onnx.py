@@ -22,6 +22,9 @@ import torch
 
 from export import bundle as B
 from export import parity as P
+from runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, TABLES, BundleError, read_manifest
+from train.coding import CodingError, coder_tables, model_hash
+from train.graphs import plan_manifest
 from export.passes import optimize_reconstruction
 from export.registry import DOMAIN, RegistryError, add_function_bodies, lictrt_ops, model_opset, used_ops
 from export.stages import ExportError, Stage, build_stages, to_fp16
@@ -101,19 +104,6 @@ def _resolve(d, H, W):
     return v // int(div) if div else v
 
 
-def _plan(model, kind: str, stages: list[Stage]) -> dict:
-    plan = dict(model.coding_plan) if isinstance(getattr(model, "coding_plan", None), dict) else {}
-    plan["kind"] = kind
-    if kind == "spatial_context":
-        plan.setdefault("context", {"kernel": 5, "order": "wavefront", "step_graph": "context_step"})
-    if kind == "factorized":
-        plan.setdefault("widths", sorted({int(s.name.split(".")[0][1:]) for s in stages}, reverse=True))
-    if kind == "grouped_slices":
-        plan.setdefault("mask_grid", 32)
-        plan.setdefault("scale_index", "nearest")
-    return plan
-
-
 def parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
@@ -149,8 +139,11 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
 
     out = Path(out) if out else ckpt.with_suffix(".bundle")
     out.mkdir(parents=True, exist_ok=True)
-    tables = B.coder_tables(model, [width] if width is not None else None)
-    B.write_tables(out / B.TABLES, tables)
+    try:
+        tables = coder_tables(model, kind, [width] if width is not None else None)
+    except CodingError as e:
+        raise ExportError(str(e)) from None
+    B.write_tables(out / TABLES, tables)
 
     paths, graphs, rows = {}, {}, []
     bar = tqdm(stages, desc="export", unit="graph", disable=not progress, file=sys.stderr)
@@ -175,22 +168,22 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
         with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
             results = P.check_stages(stages, paths, sizes, image, progress=pb)
     manifest = {
-        "format": B.FORMAT, "format_version": B.FORMAT_VERSION,
-        "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": B.model_hash(model, tables)},
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": model_hash(model, tables)},
         "pad_multiple": pad,
         "precision": precision,
         "size": None if dynamic else list(size),
-        "plan": _plan(model, kind, stages),
+        "plan": plan_manifest(model, kind, stages),
         "graphs": graphs,
-        "tables": B.TABLES,
+        "tables": TABLES,
         "parity": {"checked": bool(check), "fp32_rel_tol": P.FP32_REL_TOL,
                    "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs}},
         "engines": {},
     }
-    old = out / B.MANIFEST
+    old = out / MANIFEST
     if old.is_file():  # keep engines built earlier for the same weights
         with contextlib.suppress(Exception):
-            prev = B.read_manifest(out)
+            prev = read_manifest(out)
             if prev.get("model", {}).get("hash") == manifest["model"]["hash"]:
                 manifest["engines"] = prev.get("engines", {})
     B.write_manifest(out, manifest)
@@ -235,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         res = export_bundle(args.checkpoint, args.out, arch=args.arch, precision=args.precision, size=size,
                             width=args.width, check=not args.no_check, verbose=args.verbose,
                             graph_passes=None if args.graph_passes == "none" else args.graph_passes)
-    except (CheckpointError, ExportError, B.BundleError, P.ParityError, RegistryError, OSError) as e:
+    except (CheckpointError, ExportError, BundleError, P.ParityError, RegistryError, OSError) as e:
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -34,7 +34,6 @@ The whole state path runs in fp32 (inputs are Cast to fp32 on entry, the output 
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterator
 
 import numpy as np
@@ -444,8 +443,3 @@ def load_library(path: str, trt_module=None):
     if handle is None:
         raise RegistryError(f"TensorRT could not load plugin library {path}")
     return handle
-
-
-def scan_body_cost(P: int, L: int) -> int:
-    """Bytes of the first level's weight tensor for P = B·4·Di·N rows of length L (a memory sizing hint)."""
-    return 4 * P * (math.ceil(L / SCAN_CHUNK) * SCAN_CHUNK) * SCAN_CHUNK

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import bundle as B
+from runtime.bundle import BundleError, read_manifest
 from export.registry import RegistryError, load_library
 
 DEFAULT_SHAPES = "MINxMIN:512x768:1024x1536"  # MIN = the bundle's pad multiple
@@ -136,7 +137,7 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
     from tqdm import tqdm
 
     bundle = Path(bundle)
-    manifest = B.read_manifest(bundle)
+    manifest = read_manifest(bundle)
     if precision is not None and precision != manifest["precision"]:
         raise TrtError(f"{bundle} was exported as {manifest['precision']}; TensorRT is strongly typed, so "
                        f"re-export with `python -m export.onnx --precision {precision}`")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         new = build_bundle(args.bundle, precision=args.precision, plugins=args.plugins, shapes=args.shapes,
                            graphs=args.graphs.split(",") if args.graphs else None, backend=args.backend,
                            verbose=args.verbose)
-    except (TrtError, B.BundleError, OSError) as e:
+    except (TrtError, BundleError, OSError) as e:
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)

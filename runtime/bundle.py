@@ -1,6 +1,9 @@
-"""Codec bundle loading and validation (``manifest.json`` + ONNX graphs + ``tables.npz``; docs/FORMATS.md).
+"""The codec bundle schema, loading and validation (``manifest.json`` + ONNX graphs + ``tables.npz``;
+docs/FORMATS.md).
 
-No torch here.  A :class:`Bundle` can also be built in memory (``Bundle.from_parts``) — the torch reference
+This module is the one owner of the bundle format: its name and version, the file names, the graphs each plan
+kind needs, which graphs are parse-critical, and every check a manifest must pass.  The exporter writes bundles
+against it; the runtime reads them through it.  No torch here.  A :class:`Bundle` can also be built in memory (``Bundle.from_parts``) — the torch reference
 backend does that for ``Codec.from_model`` — so the plans only ever see this one object.
 """
 
@@ -15,20 +18,62 @@ import numpy as np
 
 FORMAT = "lictrt-bundle"
 FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TABLES = "tables.npz"
 
-#: graphs each plan kind needs, and which of them must be parse-critical (docs/FORMATS.md)
-PLAN_GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "factorized": (("analysis", "synthesis"), ()),
-    "hyperprior": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
-    "mean_scale": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
-    "spatial_context": (("analysis", "hyper_synthesis", "context_step", "synthesis"), ("hyper_synthesis", "context_step")),
-    "channel_slices": (("analysis", "hyper_synthesis", "synthesis"), ("hyper_synthesis",)),
-    "grouped_slices": (("analysis", "hyper_synthesis", "slice0", "synthesis"), ("hyper_synthesis", "slice0")),
+#: the graphs each plan kind needs (per width prefix; docs/FORMATS.md). A channel_slices bundle also has one
+#: ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest; a grouped_slices bundle (GIT-SSIC) has
+#: ``slice0``..``slice<S-1>``, and its analysis and synthesis also take the latent-size group ``mask``.
+PLAN_GRAPHS: dict[str, tuple[str, ...]] = {
+    "factorized": ("analysis", "synthesis"),
+    "hyperprior": ("analysis", "hyper_synthesis", "synthesis"),
+    "mean_scale": ("analysis", "hyper_synthesis", "synthesis"),
+    "spatial_context": ("analysis", "hyper_synthesis", "context_step", "synthesis"),
+    "channel_slices": ("analysis", "hyper_synthesis", "synthesis"),
+    "grouped_slices": ("analysis", "hyper_synthesis", "slice0", "synthesis"),
 }
 
 
 class BundleError(ValueError):
     """A codec bundle is missing, malformed or inconsistent."""
+
+
+def graph_role(name: str) -> tuple[str, bool]:
+    """``(role, parse_critical)`` of a graph by its name (a ``w<W>.`` width prefix is ignored).
+
+    ``analysis`` runs only in the encoder and ``synthesis`` only in the decoder; both are reconstruction-only.
+    Every other graph computes entropy parameters on both sides, so it is parse-critical.
+    """
+    base = name.rsplit(".", 1)[-1]
+    if base == "analysis":
+        return "encoder", False
+    if base == "synthesis":
+        return "decoder", False
+    return "both", True
+
+
+def read_manifest(path) -> dict:
+    """The manifest of the bundle directory ``path``, with its format name and version checked."""
+    p = Path(path) / MANIFEST
+    if not Path(path).is_dir():
+        raise BundleError(f"no bundle directory at {path}")
+    try:
+        m = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{path} is not a codec bundle (no {MANIFEST})") from None
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{p} is not valid JSON: {e}") from None
+    check_format(m)
+    return m
+
+
+def check_format(m) -> None:
+    """Raise :class:`BundleError` unless ``m`` is a manifest of this format and version."""
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise BundleError(f"manifest format is {m.get('format') if isinstance(m, dict) else m!r}, expected '{FORMAT}'")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"unsupported bundle format_version {m.get('format_version')} "
+                          f"(this runtime reads {FORMAT_VERSION})")
 
 
 @dataclass(frozen=True)
@@ -126,21 +171,14 @@ class Bundle:
     @classmethod
     def load(cls, path) -> "Bundle":
         path = Path(path)
-        if not path.is_dir():
-            raise BundleError(f"no bundle directory at {path}")
+        manifest = read_manifest(path)
         try:
-            manifest = json.loads((path / "manifest.json").read_text())
-        except FileNotFoundError:
-            raise BundleError(f"{path} has no manifest.json") from None
-        except json.JSONDecodeError as e:
-            raise BundleError(f"{path}/manifest.json is not valid JSON: {e}") from None
-        try:
-            with np.load(path / "tables.npz", allow_pickle=False) as z:
+            with np.load(path / TABLES, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
-            raise BundleError(f"{path} has no tables.npz") from None
+            raise BundleError(f"{path} has no {TABLES}") from None
         except (ValueError, OSError) as e:
-            raise BundleError(f"{path}/tables.npz cannot be read: {e}") from None
+            raise BundleError(f"{path}/{TABLES} cannot be read: {e}") from None
         b = cls(manifest, tables_from_arrays(arrays), path)
         b.validate()
         return b
@@ -156,10 +194,7 @@ class Bundle:
     # ---- validation ---------------------------------------------------------------------------------------
     def validate(self, check_files: bool = True) -> None:
         m = self.manifest
-        if not isinstance(m, dict) or m.get("format") != FORMAT:
-            raise BundleError(f"manifest format is {m.get('format') if isinstance(m, dict) else m!r}, expected '{FORMAT}'")
-        if m.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"unsupported bundle format_version {m.get('format_version')} (this runtime reads {FORMAT_VERSION})")
+        check_format(m)
         for key in ("model", "pad_multiple", "plan", "graphs"):
             if key not in m:
                 raise BundleError(f"manifest lacks '{key}'")
@@ -171,14 +206,13 @@ class Bundle:
         h = m["model"].get("hash", "")
         if not (isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h.lower())):
             raise BundleError("manifest model.hash must be 64 hex digits (sha256)")
-        required, critical = PLAN_GRAPHS[kind]
         for prefix in self.prefixes:
-            for g in required:
-                name = prefix + g
-                if name not in m["graphs"]:
-                    raise BundleError(f"plan '{kind}' needs graph '{name}', manifest has {sorted(m['graphs'])}")
-                if g in critical and not self.graph(name).parse_critical:
-                    raise BundleError(f"graph '{name}' must be marked parse_critical for plan '{kind}'")
+            for g in PLAN_GRAPHS[kind]:
+                if prefix + g not in m["graphs"]:
+                    raise BundleError(f"plan '{kind}' needs graph '{prefix + g}', manifest has {sorted(m['graphs'])}")
+        for name in m["graphs"]:
+            if graph_role(name)[1] and not self.graph(name).parse_critical:
+                raise BundleError(f"graph '{name}' must be marked parse_critical (it feeds the entropy coder)")
         if check_files and self.path is not None:
             for name in m["graphs"]:
                 spec = self.graph(name)

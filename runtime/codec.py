@@ -1,10 +1,10 @@
 """``Codec``: image ⇄ ``.lic`` bitstream for one codec bundle, on a chosen backend.
 
-Determinism policy (docs/DESIGN.md "Precision and determinism"):
+Determinism policy (docs/FORMATS.md, parse-critical graphs):
   * reconstruction-only graphs (analysis, synthesis) run on the chosen backend (onnxruntime, torch, tensorrt);
   * parse-critical graphs (hyper_synthesis, context/slice nets) run on ONE pinned path, by default
     ``onnxruntime-cpu-fp32`` (see ``backends.ort``), whatever the chosen backend — also for ``backend="torch"``,
-    because torch's CPU convolutions and ORT's differ in the last float bits (measured: tests/test_runtime_parity.py);
+    because torch's CPU convolutions and ORT's may differ in the last float bits;
   * ``parse_path="torch"`` (or a bundle-less ``Codec.from_model``) uses the PyTorch reference instead, recorded
     as parse path 1 in the container;
   * with ``parse_path="auto"`` the decoder follows the container's parse path when it can run it (an explicit

@@ -12,7 +12,6 @@ integer CDFs (``cdf`` int32 [T, Lmax], ``cdf_length`` [T], ``offset`` [T]) kept 
 
 from __future__ import annotations
 
-from typing import Mapping
 
 import numpy as np
 
@@ -64,14 +63,6 @@ class CoderTables:
         self.cdf_length = _int32(cdf_length, "cdf_length", ndim=1)
         self.offset = _int32(offset, "offset", ndim=1)
         self._native = _lictrt.Tables(self.cdf, self.cdf_length, self.offset)
-
-    @classmethod
-    def from_npz(cls, tables: Mapping[str, np.ndarray], prefix: str) -> "CoderTables":
-        """Load the ``<prefix>.cdf`` / ``.cdf_length`` / ``.offset`` group of a bundle's ``tables.npz``."""
-        try:
-            return cls(tables[f"{prefix}.cdf"], tables[f"{prefix}.cdf_length"], tables[f"{prefix}.offset"])
-        except KeyError as e:
-            raise CoderArgumentError(f"tables have no entry {e.args[0]!r}") from None
 
     @property
     def num_tables(self) -> int:

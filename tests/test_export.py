@@ -12,7 +12,8 @@ import onnx
 import pytest
 import torch
 
-from export import bundle as B
+from runtime.bundle import read_manifest
+from train.coding import coder_tables, model_hash
 from export.onnx import export_bundle
 from export.op_contracts import DOMAIN
 
@@ -129,18 +130,18 @@ def test_tables_and_hash(exported, arch):
     from train.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(res["bundle"].with_suffix(".pth"))
-    tables = B.coder_tables(model)
+    tables = coder_tables(model)
     for k in tables:
         np.testing.assert_array_equal(tables[k], t[k])
-    assert B.model_hash(model, tables) == res["manifest"]["model"]["hash"]
+    assert model_hash(model, tables) == res["manifest"]["model"]["hash"]
     with torch.no_grad():
         next(model.parameters()).add_(1e-3)
-    assert B.model_hash(model, tables) != res["manifest"]["model"]["hash"]
+    assert model_hash(model, tables) != res["manifest"]["model"]["hash"]
 
 
 def test_manifest_on_disk(exported):
     res = exported("mbt2018")
-    man = B.read_manifest(res["bundle"])
+    man = read_manifest(res["bundle"])
     assert man["format"] == "lictrt-bundle" and man["pad_multiple"] == 64
     assert man["plan"]["kind"] == "spatial_context"
     cs = man["graphs"]["context_step"]
@@ -212,3 +213,23 @@ def test_cli_exports_bare_state_dict(tmp_path):
     assert "GeneralizedDivisiveNorm" in p.stdout and "analysis" in p.stdout
     man = json.loads((tmp_path / "bare.bundle" / "manifest.json").read_text())
     assert man["model"]["arch"] == "bmshj2018-hyperprior" and man["parity"]["checked"] is False
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHS if isinstance(a, str)])
+def test_torch_backend_describes_the_graphs_the_exporter_wrote(exported, arch):
+    """One definition of the graphs (train.graphs): the torch backend's in-memory bundle has the exported bundle's
+    graph names, I/O names, roles and parse-critical flags, and its model hash."""
+    from runtime.backends.torch_ref import bundle_from_model
+    from train.checkpoint import load_checkpoint
+
+    res = exported(arch)
+    model, _ = load_checkpoint(res["bundle"].with_suffix(".pth"))
+    mem = bundle_from_model(model.eval()).manifest
+    man = res["manifest"]
+
+    def io(m):
+        return {n: ([i["name"] for i in g["inputs"]], [o["name"] for o in g["outputs"]], g["role"], g["parse_critical"])
+                for n, g in m["graphs"].items()}
+
+    assert io(mem) == io(man)
+    assert mem["model"]["hash"] == man["model"]["hash"]

@@ -169,13 +169,13 @@ def test_rtx_parses_and_builds_every_graph(bundle, tmp_path):
     pytest.importorskip("tensorrt_rtx")
     import shutil
 
-    from export import bundle as B
     from export.trt import build_bundle
+    from runtime.bundle import read_manifest
 
     b = tmp_path / "b"
     shutil.copytree(bundle["bundle"], b)
     new = build_bundle(b, backend="rtx", progress=False)
-    man = B.read_manifest(b)
+    man = read_manifest(b)
     assert {e["graph"] for e in new.values()} == set(man["graphs"])
     assert all((b / e["file"]).stat().st_size > 1000 for e in new.values())
 

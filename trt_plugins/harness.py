@@ -230,21 +230,10 @@ def gdn_min_bytes(B: int, C: int, H: int, W: int, itemsize: int = 4) -> int:
 
 
 def time_cuda_ms(fn, warmup: int = 20, iters: int = 100) -> float:
-    """Median time of ``fn()`` in milliseconds, measured with CUDA events on the current stream."""
-    import torch
+    """Median time of ``fn()`` in milliseconds, measured with CUDA events (``benchmarks.gpu.timing``)."""
+    from benchmarks.gpu.timing import time_cuda
 
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
+    return time_cuda([fn], warmup=warmup, iters=iters, min_iters=iters)["median_ms"]
 
 
 def bench(shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)), gdn_shapes=((1, 128, 256, 384),),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .budget import SectionContext
 from .schema import derive, not_measured
+from .timing import event_ms
 
 MODELS = [  # (arch, preset), most informative first: the section stops when its budget is spent
     ("bmshj2018-hyperprior", "q8"),
@@ -120,22 +121,6 @@ def _load(path: Path, multiple: int, device: str = "cuda"):
     return x.to(device), H * W
 
 
-def _events_ms(fn, device: str = "cuda"):
-    """(ms, result) of ``fn()``: CUDA events on a GPU, the host clock on the CPU (tests)."""
-    import torch
-
-    if device == "cpu":
-        t0 = time.perf_counter()
-        result = fn()
-        return (time.perf_counter() - t0) * 1e3, result
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    result = fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end), result
-
-
 def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
     import torch
 
@@ -161,9 +146,9 @@ def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
             if n and time.monotonic() > deadline:
                 break
             x, pixels = _load(path, multiple, device)
-            enc_ms, (y, z) = _events_ms(lambda: (lambda y: (y, model.h_a(y.abs() if absy else y)))(model.g_a(x)),
+            enc_ms, (y, z) = event_ms(lambda: (lambda y: (y, model.h_a(y.abs() if absy else y)))(model.g_a(x)),
                                         device)
-            hs_ms, _ = _events_ms(lambda: hyper(torch.round(z)), device)
+            hs_ms, _ = event_ms(lambda: hyper(torch.round(z)), device)
             sync()
             t0 = time.perf_counter()
             enc = model.compress(x)
@@ -173,7 +158,7 @@ def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
             sync()
             t2 = time.perf_counter()
             y_hat = torch.round(y)
-            gs_ms, _ = _events_ms(lambda: model.g_s(y_hat), device)
+            gs_ms, _ = event_ms(lambda: model.g_s(y_hat), device)
             nbytes = sum(len(s) for group in enc["strings"] for s in group)
             samples["encode_network"].append(enc_ms)
             samples["hyper_synthesis"].append(hs_ms)

@@ -25,6 +25,23 @@ def summarize(samples_ms: Sequence[float]) -> dict:
     return {"median_ms": statistics.median(s), "min_ms": s[0], "max_ms": s[-1], "runs": len(s)}
 
 
+def event_ms(fn: Callable[[], object], device: str = "cuda") -> tuple[float, object]:
+    """``(ms, result)`` of one call of ``fn`` between two CUDA events on the current stream, waiting for the end
+    event; on ``device == "cpu"`` (tests) the host clock."""
+    if device == "cpu":
+        t0 = time.perf_counter()
+        result = fn()
+        return (time.perf_counter() - t0) * 1e3, result
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    result = fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end), result
+
+
 def time_cuda(fns: Sequence[Callable[[], object]], *, warmup: int = 10, iters: int = 100, min_iters: int = 3,
               deadline: float | None = None) -> dict:
     """Time ``fns`` (one callable per input set, called in rotation) with CUDA events.

@@ -102,20 +102,6 @@ def random_box_masks(batch: int, height: int, width: int, generator: torch.Gener
     return (labels * keep[:, None, None, None]).to(torch.int64)
 
 
-def mask_tables(prefix: str = "mask", symbols: int = 64, sigma: float = 16.0) -> dict[str, "np.ndarray"]:
-    """Coder tables of the mask stream (symbol = label + 1): the seed's fixed CDF 2·(Φ(k/σ) − ½), k = 1..64,
-    as one CompressAI-style 16-bit table (the mass past symbol 63 is the bypass bin)."""
-    import numpy as np
-    from compressai.entropy_models.entropy_models import pmf_to_quantized_cdf
-
-    cdf = 2 * (torch.distributions.Normal(0.0, sigma).cdf(torch.arange(1, symbols + 1, dtype=torch.float64)) - 0.5)
-    pmf = torch.diff(torch.cat([torch.zeros(1, dtype=torch.float64), cdf]))
-    prob = torch.cat([pmf, (1 - cdf[-1:]).clamp_min(1e-9)]).to(torch.float32)
-    q = pmf_to_quantized_cdf(prob, 16).numpy().astype(np.int32)
-    return {f"{prefix}.cdf": q[None], f"{prefix}.cdf_length": np.array([q.size], np.int32),
-            f"{prefix}.offset": np.zeros(1, np.int32)}
-
-
 # --------------------------------------------------------------------------------------------- transforms
 class PatchEmbed(nn.Module):
     """conv k2 s2 (the seed's PatchEmbed without its norm)."""
@@ -434,82 +420,4 @@ def fit_quantiles(eb: EntropyBottleneck, iterations: int = 80) -> torch.Tensor:
             above = eb._logits_cumulative(mid, stop_gradient=True) > target
             hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
         out[:, :, j] = ((lo + hi) / 2)[:, :, 0]
-    return out
-
-
-# --------------------------------------------------------------------------------------------- graphs
-class AnalysisGraph(nn.Module):
-    """``analysis``: (x, mask) -> (y, z)."""
-
-    def __init__(self, model: GITSSIC):
-        super().__init__()
-        self.g_a, self.h_a = model.g_a, model.h_a
-
-    def forward(self, x, mask):
-        y = self.g_a(x, mask)
-        return y, self.h_a(y)
-
-
-class HyperSynthesisGraph(nn.Module):
-    """``hyper_synthesis``: z_hat -> hyper (the 2M hyper channels the slices chunk)."""
-
-    def __init__(self, model: GITSSIC):
-        super().__init__()
-        self.h_s = model.h_s
-
-    def forward(self, z_hat):
-        return self.h_s(z_hat)
-
-
-class SliceGraph(nn.Module):
-    """``slice<i>``: (hyper, y_hat_0 … y_hat_{i−1}) -> (mu, scale); takes its own chunk of ``hyper``."""
-
-    n_fixed = 1  # named leading inputs before *y_hats
-
-    def __init__(self, model: GITSSIC, i: int):
-        super().__init__()
-        self.step, self.i, self.n = SliceStep(model, i), i, model.num_slices
-
-    def forward(self, hyper, *y_hats):
-        c = hyper.shape[1] // self.n
-        return self.step(hyper[:, self.i * c:(self.i + 1) * c], *y_hats)
-
-
-class SynthesisGraph(nn.Module):
-    """``synthesis``: (y_hat, mask) -> x_hat (unclamped; the runtime clamps)."""
-
-    def __init__(self, model: GITSSIC):
-        super().__init__()
-        self.g_s = model.g_s
-
-    def forward(self, y_hat, mask):
-        return self.g_s(y_hat, mask)
-
-
-def graphs(model: GITSSIC) -> dict[str, tuple[nn.Module, list[str], list[str], str, bool]]:
-    """The ``grouped_slices`` graphs: {name: (module, inputs, outputs, role, parse_critical)}."""
-    out = {"analysis": (AnalysisGraph(model), ["x", "mask"], ["y", "z"], "encoder", False),
-           "hyper_synthesis": (HyperSynthesisGraph(model), ["z_hat"], ["hyper"], "both", True)}
-    for i in range(model.num_slices):
-        out[f"slice{i}"] = (SliceGraph(model, i), ["hyper"] + [f"y_hat_{j}" for j in range(i)], ["mu", "scale"],
-                            "both", True)
-    out["synthesis"] = (SynthesisGraph(model), ["y_hat", "mask"], ["x_hat"], "decoder", False)
-    return out
-
-
-def graph_latents(model: GITSSIC, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every graph input for image ``x`` and latent mask ``mask`` (the decoder-side tensors, all groups)."""
-    with torch.no_grad():
-        y = model.g_a(x, mask)
-        z = model.h_a(y)
-        med = model.entropy_bottleneck._get_medians()
-        z_hat = torch.round(z - med) + med
-        hyper = model.h_s(z_hat)
-        out = {"x": x, "mask": mask, "y": y, "z": z, "z_hat": z_hat, "hyper": hyper}
-        hats = []
-        for i, y_i in enumerate(y.chunk(model.num_slices, 1)):
-            mu, _ = model.slice_params(i, hyper, hats)
-            hats.append(torch.round(y_i - mu) + mu)
-            out[f"y_hat_{i}"] = hats[-1]
-        out["y_hat"] = torch.cat(hats, 1)
     return out

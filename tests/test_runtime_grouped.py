@@ -121,8 +121,9 @@ def test_mask_forms_and_default_single_group(bundle):
     latent = CLEAN.repeat(2, 0).repeat(2, 1)
     assert _streams(c.encode(im, mask=full_res)) == _streams(c.encode(im, mask=latent)) == _streams(
         c.encode(im, mask=CLEAN))
-    one = _streams(c.encode(im))
-    assert {k for k in one if k.startswith("g")} == {f"g0.y{i}" for i in range(5)}
+    one = _streams(c.encode(im))  # no mask: one group and no mask stream
+    assert list(one) == ["z"] + [f"g0.y{i}" for i in range(5)]
+    assert np.array_equal(c.decode(c.encode(im)), c.decode(c.encode(im, mask=np.zeros((4, 4), np.int32))))
     with pytest.raises(ValueError, match="must be"):
         c.encode(im, mask=np.zeros((7, 7), np.int32))
     # centred padding: a 100x120 image pads to 128x128; the mask follows the image

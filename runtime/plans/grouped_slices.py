@@ -5,7 +5,8 @@ The group mask (integer labels) lives on a coarse grid of ``mask_grid`` = 32-pix
 (the seed's ``ss_block_size``). Streams:
 
 - ``mask``: the grid's labels + 1 in raster order, coded with the fixed ``mask`` table (the seed's CDF
-  2·(Φ(k/16) − ½); labels past the table go through the coder's bypass);
+  2·(Φ(k/16) − ½); labels past the table go through the coder's bypass); absent when the image was coded
+  without a mask (one group, 0: the seed's "woStructure" mode, which codes no mask either);
 - ``z``: the hyper latent (factorized prior, as ``hyperprior``);
 - ``g<label>.y<i>``: slice i's symbols round(y − μ) at that group's latent cells, in (channel, row, column)
   order, with table index = the **nearest** scale of ``y.scale_table`` to σ (:func:`nearest_indexes`).
@@ -107,7 +108,8 @@ def encode(ctx, x):
     grid = mask_grid(ctx.bundle.plan)
     coarse = coarse_mask(getattr(ctx, "mask", None), getattr(ctx, "image_hw", (H, W)), ctx.bundle.pad_multiple,
                          grid)
-    ctx.encode("mask", "mask", coarse + 1, np.zeros(coarse.shape, np.int32))
+    if getattr(ctx, "mask", None) is not None:  # without a mask: one group, no mask stream ("woStructure")
+        ctx.encode("mask", "mask", coarse + 1, np.zeros(coarse.shape, np.int32))
     lat = latent_mask(coarse, grid)
     a = ctx.run("analysis", x=x, mask=lat)
     z_hat = code_z(ctx, a["z"])
@@ -135,7 +137,10 @@ def encode(ctx, x):
 def decode(ctx, padded_hw):
     grid = mask_grid(ctx.bundle.plan)
     cells = (padded_hw[0] // grid, padded_hw[1] // grid)
-    coarse = ctx.decode("mask", "mask", np.zeros(cells, np.int32)) - 1
+    if "mask" in ctx.in_streams:
+        coarse = ctx.decode("mask", "mask", np.zeros(cells, np.int32)) - 1
+    else:  # coded without a mask: the whole image is group 0
+        coarse = np.zeros(cells, np.int32)
     if coarse.size and int(coarse.min()) < 0:
         raise BitstreamError("stream 'mask' holds a negative group label")
     present = [int(g) for g in np.unique(coarse)]

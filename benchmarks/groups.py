@@ -5,7 +5,8 @@
 Each mask PNG (same stem as its image; image, 1/16 or 1/32 size) becomes group labels the seed's way:
 foreground = non-zero, then 4-connected components (0 = background). Per image: bytes of the mask stream,
 of z, of every group's streams (with its latent cells), total bytes/bpp and the PSNR of the full decode; the
-largest foreground group is also decoded alone and compared with the full decode inside its 32-px cells.
+largest foreground group is also decoded alone and compared with the full decode inside its 32-px cells
+(equal unless the group is one the seed's shifted-window key collision ties to another: ``collision_groups``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ def seed_labels(mask: np.ndarray) -> np.ndarray:
     m = np.asarray(mask)
     fg = torch.from_numpy(np.ascontiguousarray(m[..., 0] if m.ndim == 3 else m) != 0)
     return connected_components(fg[None])[0].numpy().astype(np.int32)
+
+
+def collision_groups(codec, grid: np.ndarray) -> list[int]:
+    """Labels whose reconstruction the seed's SW-MSA key collision can tie to other groups (the bundle's model
+    config rebuilt, its ``g_s.colliding_labels`` on the latent-size mask)."""
+    import torch
+
+    from train.models import create_model
+
+    m = codec.bundle.manifest["model"]
+    model = create_model(m["arch"], **m.get("config", {}))
+    lat = torch.from_numpy(grid).repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None]
+    return sorted(model.g_s.colliding_labels(lat))
 
 
 def measure(codec, image_path: Path, mask_path: Path) -> dict:
@@ -53,7 +67,7 @@ def measure(codec, image_path: Path, mask_path: Path) -> dict:
     row = {"image": image_path.name, "size": [h, w], "groups": len(groups), "bytes": len(data),
            "bpp": 8 * len(data) / (h * w), "mask_bytes": st["streams"]["mask"], "z_bytes": st["streams"]["z"],
            "header_bytes": st["header_bytes"], "group_bytes": groups, "psnr_full": img.psnr(im, full),
-           "encode_s": enc_s}
+           "encode_s": enc_s, "collision_groups": collision_groups(codec, grid)}
     if fg:
         g = max(fg, key=lambda k: groups[k]["latent_cells"])
         part = codec.decode(data, groups=[g])
@@ -62,6 +76,7 @@ def measure(codec, image_path: Path, mask_path: Path) -> dict:
         inside = inside[top:top + h, left:left + w]
         diff = np.abs(part.astype(np.int16) - full.astype(np.int16))[inside]
         row["subset"] = {"group": g, "bytes_read": groups[g]["bytes"] + row["mask_bytes"] + row["z_bytes"],
+                         "collides": g in row["collision_groups"],
                          "max_abs_diff_inside": int(diff.max()), "mean_abs_diff_inside": float(diff.mean())}
     return row
 
@@ -85,6 +100,12 @@ def run(bundle, images, masks, limit=None, backend="onnxruntime") -> dict:
                      "z_bytes": sum(r["z_bytes"] for r in rows) / n, "bytes": sum(r["bytes"] for r in rows) / n,
                      "bpp": sum(r["bpp"] for r in rows) / n, "psnr_full": sum(r["psnr_full"] for r in rows) / n,
                      "mask_share_of_bytes": sum(r["mask_bytes"] / r["bytes"] for r in rows) / n},
+            "subset_decodes": {"equal_inside": sum(r["subset"]["max_abs_diff_inside"] <= 1 for r in rows if "subset" in r),
+                               "differ_inside_colliding": sum(r["subset"]["max_abs_diff_inside"] > 1
+                                                              and r["subset"]["collides"] for r in rows if "subset" in r),
+                               "differ_inside_not_colliding": sum(r["subset"]["max_abs_diff_inside"] > 1
+                                                                  and not r["subset"]["collides"]
+                                                                  for r in rows if "subset" in r)},
             "per_image": rows}
 
 
@@ -94,7 +115,8 @@ def _table(res: dict) -> str:
              f"{'image':<14}{'groups':>7}{'mask B':>8}{'z B':>7}{'bytes':>8}{'bpp':>8}{'PSNR':>7}  largest fg group alone"]
     for r in res["per_image"]:
         s = r.get("subset")
-        sub = f"g{s['group']}: reads {s['bytes_read']} B, max|diff| inside {s['max_abs_diff_inside']}" if s else "-"
+        sub = (f"g{s['group']}: reads {s['bytes_read']} B, max|diff| inside {s['max_abs_diff_inside']}"
+               + (" (SW-MSA collision)" if s["collides"] else "")) if s else "-"
         lines.append(f"{r['image']:<14}{r['groups']:>7}{r['mask_bytes']:>8}{r['z_bytes']:>7}{r['bytes']:>8}"
                      f"{r['bpp']:>8.4f}{r['psnr_full']:>7.2f}  {sub}")
     lines.append(f"mean: {m['groups']:.2f} groups, mask {m['mask_bytes']:.1f} B ({100 * m['mask_share_of_bytes']:.2f}% "

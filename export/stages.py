@@ -16,8 +16,17 @@ import torch
 import torch.nn as nn
 
 from runtime.bundle import graph_role
-from train.graphs import (CONTEXT_K, Graph, GraphError, context_oracle, example_group_mask, group_latents,
-                          plan_graphs, slice_latents, windows_of)
+from train.graphs import (
+    CONTEXT_K,
+    Graph,
+    GraphError,
+    context_oracle,
+    example_group_mask,
+    group_latents,
+    plan_graphs,
+    slice_latents,
+    windows_of,
+)
 
 
 class ExportError(RuntimeError):

@@ -8,11 +8,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from runtime import BitstreamError, Codec, GroupError  # noqa: E402
-from runtime import container  # noqa: E402
+from test_runtime_support import test_image  # noqa: E402
+
+from runtime import (  # noqa: E402
+    BitstreamError,
+    Codec,
+    GroupError,
+    container,  # noqa: E402
+)
 from runtime.codec import _unpack  # noqa: E402
 from runtime.plans.grouped_slices import coarse_mask, nearest_indexes  # noqa: E402
-from test_runtime_support import test_image  # noqa: E402
 
 SIZE = 128  # tiny: latent 8x8, mask grid 4x4
 # labels 0/10/20 never collide in the seed's SW-MSA key rule (|difference| > 8)

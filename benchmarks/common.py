@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+
+from runtime.files import write_atomic
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,12 +120,7 @@ def write_json(path: str | os.PathLike, data) -> Path:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(o):
@@ -167,15 +163,20 @@ def emit(res: dict, json_arg: str | None, format_table: Callable[[dict], str]) -
 
 
 def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
-    """Run a command body: user errors print one line and return 2 (traceback only with --verbose)."""
+    """Run a command body: user errors print one line and return 1 (traceback only with --verbose); the exit
+    codes of runtime/cli.py."""
+    from runtime.cli import EXIT_ERROR, EXIT_INTERRUPTED, quiet_third_party
+
+    quiet_third_party(verbose)
     try:
         return int(body() or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         if verbose:
             raise
         kind = "error" if isinstance(exc, BenchmarkError) else f"error ({type(exc).__name__})"
-        print(f"{kind}: {exc}", file=sys.stderr)
-        return 2
+        print(f"{kind}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
+from train import native_ops
 
 ARCH = "bmshj2018-hyperprior"
 PSNR_TOL_DB = 0.01
@@ -225,6 +226,7 @@ def synthesis_variants(model, y_hat: np.ndarray, threads: int, repeats: int, cac
             so.inter_op_num_threads = 1
             so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
             so.log_severity_level = 3
+            native_ops.register_onnxruntime(so)
             s = ort.InferenceSession(mp.SerializeToString(), so, providers=["CPUExecutionProvider"])
             out = s.run(None, feeds)[0]
             err = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, BenchmarkError, emit, parse_size, read_manifest, run_cli, summary
+from train import native_ops
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -104,6 +105,7 @@ def graph_latency_ort(bundle: Path, manifest: dict, size, iters: int, warmup: in
     for name, g in manifest.get("graphs", {}).items():
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        native_ops.register_onnxruntime(so)
         if threads:
             so.intra_op_num_threads = threads
         try:

@@ -11,6 +11,9 @@ by architecture. BD-rate of each deployed family vs the reference family of the 
 PCHIP, on payload bpp (the reference has no container) and on whole-file bpp (what a user stores).
 Results follow CompressAI's eval_model layout ({"name", "description", "results": {"bpp", "psnr-rgb",
 "ms-ssim-rgb"}}) plus our fields.
+
+Classical codec curves (JPEG / WebP / AVIF, Pillow quality sweeps) are drawn only when asked for with
+``--anchors``: they are a fair comparison only for trained checkpoints.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def bd_vs(anchor: dict, test: dict) -> dict:
 
 
 def run(bundles: list[str], references: list[str], data: str, backend: str = "onnxruntime",
-        anchors: tuple[str, ...] = ("jpeg", "webp", "avif"), limit: int | None = None,
+        anchors: tuple[str, ...] = (), limit: int | None = None,
         progress: bool = True, mode: str | None = None, crop: tuple[int, int] | None = None) -> dict:
     """The whole RD evaluation; returns the combined results document (`crop`: centre-crop every image to HxW)."""
     paths = list_images(data, limit)
@@ -331,7 +334,8 @@ def plot(doc: dict, path: str | Path, metric: str = "psnr-rgb") -> Path:
     ax.set_ylabel({"psnr-rgb": "PSNR RGB [dB]", "ms-ssim-rgb": "MS-SSIM"}.get(metric, metric))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"rate-distortion on {Path(doc.get('data', '')).name} ({len(doc.get('images', []))} images)")
+    title = f"rate-distortion on {Path(doc.get('data', '')).name} ({len(doc.get('images', []))} images)"
+    ax.set_title(title + (f"\n{doc['title']}" if doc.get("title") else ""), fontsize=9 if doc.get("title") else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -368,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder of test images")
     ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     ap.add_argument("--mode", choices=("fast", "compat"), help="entropy-coder mode (default: the runtime's, fast)")
-    ap.add_argument("--anchors", default="jpeg,webp,avif", help="classical anchors, comma separated ('' for none)")
+    ap.add_argument("--anchors", default="", metavar="jpeg,webp,avif",
+                    help="add classical codec curves (Pillow quality sweeps), comma separated; only for trained "
+                         "checkpoints: beside a model trained for seconds they read as its quality (default: none)")
     ap.add_argument("--limit", type=int, help="use only the first N images")
     ap.add_argument("--crop", help="centre-crop every image to HxW first")
     ap.add_argument("--json", metavar="FILE", help="write the results JSON here")

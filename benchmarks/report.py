@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR, BenchmarkError, run_cli
+from runtime.files import write_atomic
 
 
 class ReportError(BenchmarkError):
@@ -124,6 +125,8 @@ def build(results: Path, out: Path) -> tuple[str, list[str]]:
         elif kind == "latency":
             sections.extend(latency_section(doc, title))
         elif kind == "demo":
+            if doc.get("measures"):
+                sections.extend([f"### {title}: what it measures", "", doc["measures"], ""])
             for key, sub in doc.items():
                 if isinstance(sub, dict) and classify(sub):
                     add(sub, f"{title}: {key}", f"{stem}-{key}")
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output) if args.output else results / "report.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         text, _ = build(results, out)
-        out.write_text(text)
+        write_atomic(out, text)
         print(f"report: {out}")
         return 0
 

@@ -4,19 +4,17 @@ and the model hash come from ``train.coding``."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from runtime.bundle import MANIFEST
+from runtime.files import write_atomic
 
 
 def write_tables(path: Path, tables: dict[str, np.ndarray]) -> None:
-    np.savez(path, **tables)
+    write_atomic(path, lambda f: np.savez(f, **tables))
 
 
 def write_manifest(bundle: Path, manifest: dict) -> None:
-    tmp = bundle / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, bundle / MANIFEST)
+    write_atomic(Path(bundle) / MANIFEST, json.dumps(manifest, indent=2) + "\n")

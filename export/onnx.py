@@ -1,5 +1,5 @@
 """Checkpoint -> codec bundle: ``python -m export.onnx CKPT [-a ARCH] [-o OUT] [--precision fp32|fp16]
-[--size HxW | --dynamic] [--width W] [--no-check] [--graph-passes phases|fused|none] [--verbose]``.
+[--size HxW | --dynamic] [--width W] [--no-check] [--graph-passes phases|fused|none] [-q] [--verbose]``.
 
 Writes the bundle of docs/FORMATS.md: one ONNX per stage of the model's coding plan (custom lictrt nodes +
 their function bodies), ``tables.npz``, ``manifest.json``; then checks every graph against PyTorch in ONNX
@@ -8,26 +8,30 @@ Runtime (see export/parity.py) unless ``--no-check``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
 import sys
 import time
 import warnings
+from enum import Enum
 from pathlib import Path
+from typing import Annotated, Optional
 
 import onnx  # the ONNX package (absolute import; this module is export.onnx)
 import torch
+import typer
 
 from export import bundle as B
 from export import parity as P
-from runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, TABLES, BundleError, read_manifest
+from runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, TABLES, read_manifest
 from train.coding import CodingError, coder_tables, model_hash
 from train.graphs import plan_manifest
 from export.passes import optimize_reconstruction
-from export.registry import DOMAIN, RegistryError, add_function_bodies, lictrt_ops, model_opset, used_ops
+from export.registry import DOMAIN, add_function_bodies, lictrt_ops, model_opset, used_ops
 from export.stages import ExportError, Stage, build_stages, to_fp16
+from runtime.cli import CONTEXT, UsageError, run
+from runtime.files import write_atomic
 
 OPSET = 20  # model opset; the function bodies use the same
 
@@ -81,7 +85,7 @@ def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[i
     if graph_passes and not stage.parse_critical:
         optimize_reconstruction(mp, graph_passes)
     onnx.checker.check_model(mp, full_check=True)
-    onnx.save(mp, str(path))
+    write_atomic(path, mp.SerializeToString())
     return mp
 
 
@@ -206,35 +210,54 @@ def summary(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("-a", "--arch", help="architecture (needed for a bare state_dict)")
-    ap.add_argument("-o", "--out", help="bundle directory (default: <checkpoint stem>.bundle beside it)")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--size", help="fixed input size HxW (multiples of the model's pad_multiple)")
-    g.add_argument("--dynamic", action="store_true", help="dynamic H x W (default)")
-    ap.add_argument("--width", type=int, help="SlimCAE: export only this width")
-    ap.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
-    ap.add_argument("--graph-passes", default="phases", choices=["phases", "fused", "none"],
-                    help="sub-pixel rewrite of ConvTranspose in reconstruction-only graphs (export/passes.py)")
-    ap.add_argument("--verbose", action="store_true", help="exporter logs and tracebacks")
-    args = ap.parse_args(argv)
-    from train.checkpoint import CheckpointError
+app = typer.Typer(name="python -m export.onnx", context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
 
-    try:
-        size = parse_size(args.size) if args.size else None
-        res = export_bundle(args.checkpoint, args.out, arch=args.arch, precision=args.precision, size=size,
-                            width=args.width, check=not args.no_check, verbose=args.verbose,
-                            graph_passes=None if args.graph_passes == "none" else args.graph_passes)
-    except (CheckpointError, ExportError, BundleError, P.ParityError, RegistryError, OSError) as e:
-        if args.verbose:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+class GraphPasses(str, Enum):
+    phases = "phases"
+    fused = "fused"
+    none = "none"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+@app.command(epilog="Examples:\n\n  python -m export.onnx runs/tiny.pth -o runs/tiny.bundle\n\n"
+                    "  python -m export.onnx ssmic.pth -a ssmic --size 512x768 --precision fp16\n\n"
+                    "  python -m export.onnx slimcae.pth --width 192 --no-check -q")
+def export(checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="lictrt checkpoint or bare "
+                                                      "state_dict (.pth)")],
+           arch: Annotated[Optional[str], typer.Option("-a", "--arch", help="architecture (needed for a bare "
+                                                       "state_dict)")] = None,
+           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="bundle directory (default: <checkpoint "
+                                                       "stem>.bundle beside it)")] = None,
+           precision: Annotated[Precision, typer.Option(help="graph precision")] = Precision.fp32,
+           size: Annotated[Optional[str], typer.Option(help="fixed input size HxW (multiples of the model's "
+                                                       "pad_multiple)")] = None,
+           dynamic: Annotated[bool, typer.Option("--dynamic", help="dynamic H x W (the default)")] = False,
+           width: Annotated[Optional[int], typer.Option(help="SlimCAE: export only this width")] = None,
+           no_check: Annotated[bool, typer.Option("--no-check", help="skip the ONNX Runtime parity check")] = False,
+           graph_passes: Annotated[GraphPasses, typer.Option(help="sub-pixel rewrite of ConvTranspose in "
+                                                             "reconstruction-only graphs (export/passes.py)")]
+           = GraphPasses.phases,
+           quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")] = False,
+           verbose: Annotated[bool, typer.Option("--verbose", help="exporter logs and tracebacks")] = False) -> int:
+    """Export a checkpoint to a codec bundle: one ONNX graph per stage, coder tables, manifest; then check every
+    graph against PyTorch in ONNX Runtime unless --no-check."""
+    if size and dynamic:
+        raise UsageError("--size and --dynamic exclude each other")
+    res = export_bundle(checkpoint, out, arch=arch, precision=precision.value,
+                        size=parse_size(size) if size else None, width=width, check=not no_check, verbose=verbose,
+                        progress=not quiet,
+                        graph_passes=None if graph_passes is GraphPasses.none else graph_passes.value)
     print(summary(res))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(app, argv, prog="python -m export.onnx")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from export.stages import Stage
+from train import native_ops
 
 FP32_REL_TOL = 1e-4  # fp32: max |ort - torch| <= 1e-4 * max |torch|, per output
 FP16_REL_TOL = None  # fp16: reported, not enforced (reconstruction-only graphs)
@@ -41,6 +42,7 @@ def ort_session(path_or_bytes, threads: int = 1):
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     so.enable_cpu_mem_arena = False  # the scan bodies' big temporaries: return memory between runs
+    native_ops.register_onnxruntime(so)  # lictrt ops as native kernels (function bodies without the library)
     src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 

@@ -39,10 +39,9 @@ from typing import Iterator
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import TensorProto, helper
 
-from train.layers import scan as _scan
+from train.layers import gdn as _gdn
 from train.layers import ss2d as _ss2d
 from train.layers.ss2d import selective_scan_2d as _natural_scan_2d  # bound now: lictrt_ops() patches the module
 
@@ -95,21 +94,9 @@ def node_attrs(op: str, **fields) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def gdn_reference(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inverse: int = 0) -> torch.Tensor:
-    """GeneralizedDivisiveNorm with effective gamma[C,C], beta[C]; the sum in fp32."""
-    xf = x.float()
-    C = x.shape[1]
-    norm = F.conv2d(xf * xf, gamma.float().reshape(C, C, 1, 1), beta.float())
-    y = xf * torch.sqrt(norm) if inverse else xf / torch.sqrt(norm)
-    return y.to(x.dtype)
-
-
-def selective_scan_reference(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: int = 1,
-                             dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """SelectiveScan2D oracle: VMamba's four-copy form over the exact sequential scan, computed in ``dtype``."""
-    args = [t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
-    y = _ss2d.selective_scan_2d_fourcopy(*args, bool(delta_softplus), scan_fn=_scan.selective_scan_ref)
-    return y.to(u.dtype)
+# The references live with the layers (train/layers/gdn.py, train/layers/ss2d.py); re-exported for callers here.
+gdn_reference = _gdn.gdn_reference
+selective_scan_reference = _ss2d.selective_scan_2d_reference
 
 
 def _ensure_torch_ops() -> None:

@@ -1,5 +1,5 @@
 """Bundle -> TensorRT engines: ``python -m export.trt BUNDLE [--precision fp32|fp16] [--plugins LIB]
-[--shapes MIN:OPT:MAX] [--graphs a,b] [--verbose]``.
+[--shapes MIN:OPT:MAX] [--graphs a,b] [-q] [--verbose]``.
 
 Backend: full TensorRT when ``import tensorrt`` works (our plugin library loaded through the registry's
 ``load_library``, so lictrt nodes become plugins); otherwise TensorRT-RTX (``pip install tensorrt-rtx``: no
@@ -10,17 +10,22 @@ message.  Engines go to ``BUNDLE/engines/<graph>.<backend>.<precision>.<gpu>.eng
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import re
 import sys
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from export import bundle as B
-from runtime.bundle import BundleError, read_manifest
 from export.registry import RegistryError, load_library
+from runtime.bundle import read_manifest
+from runtime.cli import CONTEXT, run
+from runtime.files import write_atomic
 
 DEFAULT_SHAPES = "MINxMIN:512x768:1024x1536"  # MIN = the bundle's pad multiple
 
@@ -172,7 +177,7 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
         t0 = time.time()
         plan = build_engine(be, bundle / entry["file"], shp, verbose)
         fname = f"{g}.{be.name}.{entry['precision']}.{tag}.engine"
-        (out_dir / fname).write_bytes(plan)
+        write_atomic(out_dir / fname, plan)
         new[fname[:-len(".engine")]] = {
             "file": f"engines/{fname}", "graph": g, "backend": be.name, "backend_version": be.version,
             "precision": entry["precision"], "gpu": tag, "plugins": bool(plugins),
@@ -183,28 +188,45 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
     return new
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.trt", description=__doc__.split("\n\n")[0])
-    ap.add_argument("bundle")
-    ap.add_argument("--precision", choices=["fp32", "fp16"], help="must match the bundle's export precision")
-    ap.add_argument("--plugins", help="lictrt TensorRT plugin library (full TensorRT only)")
-    ap.add_argument("--shapes", help=f"profile image sizes MIN:OPT:MAX (default {DEFAULT_SHAPES})")
-    ap.add_argument("--graphs", help="comma-separated graph names (default: all)")
-    ap.add_argument("--backend", choices=["trt", "rtx"], help="force a backend")
-    ap.add_argument("--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        new = build_bundle(args.bundle, precision=args.precision, plugins=args.plugins, shapes=args.shapes,
-                           graphs=args.graphs.split(",") if args.graphs else None, backend=args.backend,
-                           verbose=args.verbose)
-    except (TrtError, BundleError, OSError) as e:
-        if args.verbose:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+app = typer.Typer(name="python -m export.trt", context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+class Which(str, Enum):
+    trt = "trt"
+    rtx = "rtx"
+
+
+@app.command(epilog="Examples:\n\n  python -m export.trt runs/tiny.bundle\n\n"
+                    "  python -m export.trt runs/ssmic.bundle --plugins build/trt_plugins/liblictrt_plugins.so "
+                    "--shapes 256x256:512x768:1024x1536\n\n  python -m export.trt runs/tiny.bundle --backend rtx "
+                    "--graphs synthesis -q")
+def build(bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory")],
+          precision: Annotated[Optional[Precision], typer.Option(help="must match the bundle's export "
+                                                                 "precision")] = None,
+          plugins: Annotated[Optional[str], typer.Option(help="lictrt TensorRT plugin library (full TensorRT "
+                                                         "only)")] = None,
+          shapes: Annotated[Optional[str], typer.Option(help=f"profile image sizes MIN:OPT:MAX (default "
+                                                        f"{DEFAULT_SHAPES})")] = None,
+          graphs: Annotated[Optional[str], typer.Option(help="comma-separated graph names (default: all)")] = None,
+          backend: Annotated[Optional[Which], typer.Option(help="force a backend")] = None,
+          quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", help="builder logs and tracebacks")] = False) -> int:
+    """Build TensorRT (or TensorRT-RTX) engines for a bundle's graphs into BUNDLE/engines and the manifest."""
+    new = build_bundle(bundle, precision=precision.value if precision else None, plugins=plugins, shapes=shapes,
+                       graphs=graphs.split(",") if graphs else None, backend=backend.value if backend else None,
+                       verbose=verbose, progress=not quiet)
     for k, v in new.items():
         print(f"{v['file']:<60} {v['bytes'] / 1024:>9.1f}KB  {v['build_seconds']:.2f}s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(app, argv, prog="python -m export.trt")
 
 
 if __name__ == "__main__":

@@ -1,75 +1,224 @@
-"""``python -m runtime``: encode / decode images with a codec bundle, inspect ``.lic`` files.
+"""``python -m runtime``: encode / decode images with a codec bundle, inspect ``.lic`` and image files.
 
-  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat] [--mask LABELS.png]
-  python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B] [--groups 1,3]
-  python -m runtime info IN.lic
+  python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat]
+  python -m runtime encode BUNDLE photos/ -o lic/ -j 4        # a folder (or several files): one output each
+  python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B]
+  python -m runtime encode BUNDLE IN.png -o OUT.lic --mask LABELS.png   # grouped plans (GIT-SSIC)
+  python -m runtime decode BUNDLE IN.lic -o OUT.png --groups 1,3       # only those groups' streams are read
+  python -m runtime info IN.lic|IMAGE
 
-Exit status 0 on success; otherwise one line on stderr (a traceback only with --verbose) and 1 (bad input,
-corrupt bitstream) or 2 (usage).
+Exit status and error lines follow runtime/cli.py (0 ok, 1 error, 2 usage, 130 interrupted).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
 from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli import CONTEXT, EXIT_ERROR, UsageError, error_line, progress, run
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
+
+app = typer.Typer(name="python -m runtime", help="lictrt codec runtime: image ⇄ .lic bitstream with a codec bundle.",
+                  context_settings=CONTEXT, no_args_is_help=True, add_completion=True, rich_markup_mode=None)
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m runtime", description="lictrt codec runtime")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-
-    def common(p, backend=True):
-        if backend:
-            p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"])
-            p.add_argument("--device", help="cpu (default), cuda, cuda:N")
-            p.add_argument("--threads", type=int, help="intra-op threads of the reconstruction backend")
-            p.add_argument("--checkpoint", help="checkpoint for --backend torch (bundles carry no torch weights)")
-            p.add_argument("--parse-path", default="auto", choices=["auto", "onnxruntime", "torch"],
-                           help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32)")
-        p.add_argument("--verbose", action="store_true", help="tracebacks on error")
-
-    e = sub.add_parser("encode", help="image -> .lic")
-    e.add_argument("bundle")
-    e.add_argument("input")
-    e.add_argument("-o", "--output", required=True)
-    e.add_argument("--mode", default="fast", choices=["fast", "compat"])
-    e.add_argument("--substreams", type=int, default=1, help="fast mode: independent substreams per stream")
-    e.add_argument("--width", type=int, help="slimmable bundles: the width to code with")
-    e.add_argument("--context-order", choices=["wavefront", "raster"],
-                   help="spatial_context plans: coding order (default: the bundle's, wavefront)")
-    e.add_argument("--mask", help="grouped plans (GIT-SSIC): label PNG of the groups (image, 1/16 or 1/32 size); "
-                                  "default: the whole image is group 0")
-    common(e)
-    d = sub.add_parser("decode", help=".lic -> image")
-    d.add_argument("bundle")
-    d.add_argument("input")
-    d.add_argument("-o", "--output", required=True)
-    d.add_argument("--groups", type=_int_list, help="grouped plans: decode only these group labels, e.g. 1,3")
-    common(d)
-    i = sub.add_parser("info", help="print a .lic header and streams")
-    i.add_argument("input")
-    common(i, backend=False)
-    return ap
+class Backend(str, Enum):
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    torch = "torch"
+    tensorrt = "tensorrt"
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of group labels: {text!r}") from None
+class ParsePath(str, Enum):
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    torch = "torch"
 
 
-def _open(a, **kw):
+class Mode(str, Enum):
+    fast = "fast"
+    compat = "compat"
+
+
+class Order(str, Enum):
+    wavefront = "wavefront"
+    raster = "raster"
+
+
+BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output",
+                                         help="output file; a folder when INPUT is a folder or several files")]
+BackendOpt = Annotated[Backend, typer.Option(help="where reconstruction graphs run")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu (default), cuda, cuda:N")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="intra-op threads of the reconstruction backend")]
+CkptOpt = Annotated[Optional[Path], typer.Option(help="checkpoint for --backend torch (bundles carry no torch "
+                                                      "weights); must be the bundle's own model")]
+ParseOpt = Annotated[ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime "
+                                                  "CPU fp32)")]
+JobsOpt = Annotated[int, typer.Option("-j", "--jobs", min=1, help="files coded in parallel threads")]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar and no per-file lines")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
+
+
+def _open(bundle, backend, device, threads, checkpoint, parse_path, **kw):
     from .codec import Codec
 
-    return Codec.open(a.bundle, backend=a.backend, device=a.device, threads=a.threads, checkpoint=a.checkpoint,
-                      parse_path=a.parse_path, **kw)
+    return Codec.open(bundle, backend=backend.value, device=device, threads=threads, checkpoint=checkpoint,
+                      parse_path=parse_path.value, **kw)
+
+
+def _jobs(inputs: list[Path], output: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: one file to ``output``, or every file of folders / a list into folder ``output``."""
+    if len(inputs) == 1 and not inputs[0].is_dir():
+        if output.is_dir():
+            return [(inputs[0], output / (inputs[0].stem + out_suffix))]
+        return [(inputs[0], output)]
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+            if not found:
+                raise UsageError(f"{p} holds no {' / '.join(suffixes)} files")
+            files += found
+        else:
+            files.append(p)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output} must be a folder when coding several files")
+    pairs, seen = [], {}
+    for f in files:
+        dst = output / (f.stem + out_suffix)
+        if dst in seen:
+            raise UsageError(f"{f} and {seen[dst]} would both be written to {dst}")
+        seen[dst] = f
+        pairs.append((f, dst))
+    return pairs
+
+
+def _code_all(pairs, work, jobs: int, quiet: bool, line, what: str) -> int:
+    """Run ``work(src, dst) -> stats`` over the pairs in ``jobs`` threads; per-file lines, then a summary."""
+    if len(pairs) > 1:
+        pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lock = threading.Lock()
+    done: list[dict] = []
+    failed = 0
+    bar = progress(total=len(pairs), desc=what, unit="file", quiet=quiet or len(pairs) == 1)
+
+    def one(pair):
+        src, dst = pair
+        try:
+            return pair, work(src, dst), None
+        except Exception as e:  # noqa: BLE001 - reported per file, the others go on
+            return pair, None, e
+
+    single = len(pairs) == 1
+    with bar, ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pairs)))) as pool:
+        for (src, dst), st, err in pool.map(one, pairs):
+            with lock:
+                bar.update(1)
+                if err is not None:
+                    if single:
+                        raise err
+                    failed += 1
+                    bar.write(f"error: {src}: {error_line(err)}", file=sys.stderr)
+                    continue
+                done.append(st)
+                if single or not quiet:
+                    bar.write(line(dst, st), file=sys.stdout)
+    if not single:
+        nbytes = sum(s["bytes"] for s in done)
+        px = sum(s["size"][0] * s["size"][1] for s in done)
+        bpp = 8.0 * nbytes / px if px else 0.0
+        print(f"{len(done)} of {len(pairs)} files {what}d: {nbytes} bytes, {bpp:.4f} bpp, "
+              f"{time.perf_counter() - t0:.2f} s" + (f", {failed} failed" if failed else ""))
+    return EXIT_ERROR if failed else 0
+
+
+@app.command(epilog="Examples:\n\n  python -m runtime encode runs/tiny.bundle photo.png -o photo.lic\n\n"
+                    "  python -m runtime encode runs/tiny.bundle photos/ -o lic/ -j 4 --mode compat")
+def encode(bundle: BundleArg,
+           inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="image file(s) or folder(s) of images")],
+           output: OutputOpt,
+           mode: Annotated[Mode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")] = Mode.fast,
+           substreams: Annotated[int, typer.Option(min=1, help="fast mode: independent substreams per stream")] = 1,
+           width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
+           context_order: Annotated[Optional[Order], typer.Option(
+               help="spatial_context plans: coding order (default: the bundle's, wavefront)")] = None,
+           mask: Annotated[Optional[Path], typer.Option(
+               help="grouped plans (GIT-SSIC): label PNG of the groups at the image's full, 1/16 or 1/32 size, or "
+                    "a folder of them named like the images; default: the whole image is group 0")] = None,
+           backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
+           checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
+           quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
+    """Encode images into .lic bitstreams (one output per input)."""
+    pairs = _jobs(inputs, output, IMAGE_SUFFIXES, ".lic")
+    codec = _open(bundle, backend, device, threads, checkpoint, parse_path, mode=mode.value, substreams=substreams,
+                  width=width, context_order=context_order.value if context_order else None)
+
+    def line(dst, st):
+        return (f"{dst}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
+                f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
+
+    def work(src, dst):
+        if mask is None:
+            return codec.encode_file(src, dst)
+        m = mask / (Path(src).stem + ".png") if mask.is_dir() else mask
+        if mask.is_dir() and not m.is_file():
+            raise UsageError(f"no mask {m} for {src}")
+        return codec.encode_file(src, dst, mask=m)
+
+    if mask is not None and len(pairs) > 1 and not mask.is_dir():
+        raise UsageError("--mask must be a folder of label PNGs when encoding several images")
+    return _code_all(pairs, work, jobs, quiet, line, "encode")
+
+
+@app.command(epilog="Examples:\n\n  python -m runtime decode runs/tiny.bundle photo.lic -o photo.png\n\n"
+                    "  python -m runtime decode runs/tiny.bundle lic/ -o decoded/ -j 4")
+def decode(bundle: BundleArg,
+           inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help=".lic file(s) or folder(s) of .lic files")],
+           output: OutputOpt,
+           groups: Annotated[Optional[str], typer.Option(
+               help="grouped plans (GIT-SSIC): decode only these group labels, e.g. 1,3 (the rest is zero)")] = None,
+           backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
+           checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
+           quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
+    """Decode .lic bitstreams into images (PNG unless -o names another suffix)."""
+    wanted = None
+    if groups is not None:
+        try:
+            wanted = [int(v) for v in groups.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--groups takes comma-separated group labels, got {groups!r}") from None
+    pairs = _jobs(inputs, output, (".lic",), ".png")
+    codec = _open(bundle, backend, device, threads, checkpoint, parse_path)
+
+    def line(dst, st):
+        return (f"{dst}: {st['size'][1]}x{st['size'][0]}, {st['bytes']} bytes, {st['bpp']:.4f} bpp, "
+                f"{1e3 * st['total_s']:.1f} ms (network {1e3 * st['network_s']:.1f} ms, "
+                f"entropy {1e3 * st['entropy_s']:.1f} ms)")
+
+    return _code_all(pairs, lambda src, dst: codec.decode_file(src, dst, groups=wanted), jobs, quiet, line,
+                     "decode")
 
 
 def info(path) -> str:
+    """``.lic`` header and streams; for any other file, the image as the codec would read it."""
     from . import container
 
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"LICT":
+        from .image import describe
+
+        return describe(path)
     data = Path(path).read_bytes()
     h, streams = container.unpack(data)
     payload = sum(len(s.payload) for s in streams)
@@ -88,38 +237,23 @@ def info(path) -> str:
     groups = group_bytes({s.kind: len(s.payload) for s in streams})
     if groups:
         shared = {s.kind: len(s.payload) for s in streams if s.kind in ("mask", "z")}
-        lines.append(f"  {len(groups)} groups (bytes; shared: "
-                     + ", ".join(f"{k} {v}" for k, v in shared.items()) + ")")
+        lines.append(f"  {len(groups)} groups (bytes; shared: " + ", ".join(f"{k} {v}" for k, v in shared.items())
+                     + ")")
         lines += [f"  group {g:<10}{n:>10}" for g, n in groups.items()]
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    a = _parser().parse_args(argv)
-    try:
-        if a.cmd == "encode":
-            st = _open(a, mode=a.mode, substreams=a.substreams, width=a.width,
-                       context_order=a.context_order).encode_file(a.input, a.output, mask=a.mask)
-            print(f"{a.output}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
-                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
-        elif a.cmd == "decode":
-            st = _open(a).decode_file(a.input, a.output, groups=a.groups)
-            print(f"{a.output}: {st['size'][1]}x{st['size'][0]}, {1e3 * st['total_s']:.1f} ms "
-                  f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)")
-        else:
-            print(info(a.input))
-        return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # one line for the user; --verbose for the traceback
-        if a.verbose:
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, OSError) and e.filename:
-            msg = f"{e.strerror or msg}: {e.filename}"
-        print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
-        return 1
+@app.command("info", epilog="Examples:\n\n  python -m runtime info photo.lic\n\n  python -m runtime info photo.png")
+def info_cmd(inputs: Annotated[list[Path], typer.Argument(metavar="FILE", help=".lic or image file(s)")],
+             verbose: VerboseOpt = False) -> int:
+    """Print a .lic file's header and streams, or how an image file will be read (format, bits, alpha, EXIF)."""
+    for p in inputs:
+        print(info(p))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(app, argv, prog="python -m runtime")
 
 
 if __name__ == "__main__":

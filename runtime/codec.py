@@ -22,20 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from . import container
 from . import image as img
 from . import plans
-from .backends import PARSE_PATH_NAMES, PARSE_PATHS, BackendError
+from .backends import BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
-from .container import write_atomic
+from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header
+from .files import check_distinct, write_atomic
 from .errors import BitstreamError, GroupError
-from .plans.context import CodedStream, PlanContext
+from .plans.context import PlanContext
 
-MODES = {"compat": 0, "fast": 1}
-MODE_NAMES = {v: k for k, v in MODES.items()}
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
-MAX_PIXELS = 1 << 28  # refuse images/headers beyond 268 Mpixel (a crafted header must not exhaust memory)
-#: container header flag bits used by the runtime
-FLAG_RASTER_CONTEXT = 1  # spatial_context coded in raster order (benchmark mode), else wavefront
 
 
 GROUPED_PLANS = ("grouped_slices",)  # plans whose streams are per group (mask at encode, subset at decode)
@@ -65,7 +62,7 @@ class Codec:
     def __init__(self, bundle: Bundle, recon, parse_backends: dict, parse_path: str, mode: str = "fast",
                  substreams: int = 1, width: int | None = None, follow_parse_path: bool = True,
                  context_order: str | None = None):
-        if mode not in MODES:
+        if mode not in CODER_MODES:
             raise CodecError(f"unknown coder mode '{mode}' (fast, compat)")
         if parse_path not in parse_backends:
             raise CodecError(f"parse path '{parse_path}' is not available (have {', '.join(parse_backends)})")
@@ -122,6 +119,8 @@ class Codec:
                 if checkpoint is None:
                     raise CodecError("backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights")
                 torch_model = torch_ref.load_checkpoint(checkpoint)
+            if b.path is not None:  # an exported bundle: the weights must be the ones it was exported from
+                torch_ref.check_matches(torch_model, b, f"checkpoint {checkpoint}" if checkpoint else "the model")
             recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
         if torch_model is not None:
             parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
@@ -181,16 +180,16 @@ class Codec:
             self.plan.encode(ctx, x)
         except ValueError as e:
             raise CodecError(f"cannot encode: {e}") from None
-        header = self._header(h, w)
-        header["flags"] = FLAG_RASTER_CONTEXT if order == "raster" else 0
-        data = _pack(header, ctx.out_streams)
+        header = self._header(h, w, flags=FLAG_RASTER_CONTEXT if order == "raster" else 0)
+        data = container.pack(header, ctx.out_streams)
         self._finish(ctx, t0, h, w, data, self.parse_path)
         return data
 
     def encode_file(self, src, dst, mask=None) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
+        check_distinct(dst, src)
         data = self.encode(src, mask=mask)
-        write_atomic(dst, data)
+        write_atomic(dst, data, inputs=(src,) if mask is None or isinstance(mask, np.ndarray) else (src, mask))
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
@@ -209,29 +208,31 @@ class Codec:
                 raise GroupError(f"groups must be integers, got {groups!r}") from None
             if not groups:
                 raise GroupError("no groups to decode")
-        header, streams = _unpack(data)
-        if bytes(header["model_hash"]) != self.bundle.model_hash:
-            raise BitstreamError(f"model hash {bytes(header['model_hash']).hex()[:16]}… does not match the bundle "
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CodecError(f"expected bitstream bytes, got {type(data).__name__}")
+        header, streams = container.unpack(data)
+        if bytes(header.model_hash) != self.bundle.model_hash:
+            raise BitstreamError(f"model hash {bytes(header.model_hash).hex()[:16]}… does not match the bundle "
                                  f"({self.bundle.model_hash.hex()[:16]}…): encoded with another model")
-        if header["plan_kind"] != plans.KIND_IDS[self.bundle.plan_kind]:
-            raise BitstreamError(f"bitstream plan kind {header['plan_kind']} is not the bundle's '{self.bundle.plan_kind}'")
-        if header["pad_multiple"] != self.bundle.pad_multiple:
-            raise BitstreamError(f"bitstream pad multiple {header['pad_multiple']} != bundle's {self.bundle.pad_multiple}")
-        if header["flags"] & ~FLAG_RASTER_CONTEXT:
-            raise BitstreamError(f"unknown header flags {header['flags']:#06x}")
-        if header["coder_mode"] not in MODE_NAMES:
-            raise BitstreamError(f"unknown coder mode {header['coder_mode']}")
-        if header["width_index"] >= len(self.bundle.prefixes):
-            raise BitstreamError(f"width index {header['width_index']} outside the bundle's {len(self.bundle.prefixes)} widths")
-        h, w = header["height"], header["width"]
+        if header.plan_kind_name != self.bundle.plan_kind:
+            raise BitstreamError(f"bitstream plan kind {header.plan_kind} is not the bundle's '{self.bundle.plan_kind}'")
+        if header.pad_multiple != self.bundle.pad_multiple:
+            raise BitstreamError(f"bitstream pad multiple {header.pad_multiple} != bundle's {self.bundle.pad_multiple}")
+        if header.flags & ~KNOWN_FLAGS:
+            raise BitstreamError(f"unknown header flags {header.flags:#06x}")
+        if header.coder_mode >= len(CODER_MODES):
+            raise BitstreamError(f"unknown coder mode {header.coder_mode}")
+        if header.width_index >= len(self.bundle.prefixes):
+            raise BitstreamError(f"width index {header.width_index} outside the bundle's {len(self.bundle.prefixes)} widths")
+        h, w = header.height, header.width
         if h < 1 or w < 1 or h * w > MAX_PIXELS:
             raise BitstreamError(f"bad image size {h}×{w} in header")
-        wanted = PARSE_PATH_NAMES.get(header["parse_path"])
+        wanted = header.parse_path_name if header.parse_path < len(PARSE_PATHS) else None
         pp = wanted if self.follow_parse_path and wanted in self.parse_backends else self.parse_path
         top, bottom, left, right = img.padding(h, w, self.bundle.pad_multiple)
-        ctx = self._context(pp, MODE_NAMES[header["coder_mode"]], self.bundle.prefixes[header["width_index"]],
+        ctx = self._context(pp, header.coder_mode_name, self.bundle.prefixes[header.width_index],
                             {s.kind: s for s in streams})
-        ctx.context_order = "raster" if header["flags"] & FLAG_RASTER_CONTEXT else "wavefront"
+        ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
         ctx.groups = groups
         x_hat = self.plan.decode(ctx, (h + top + bottom, w + left + right))
         out = img.from_output(np.asarray(x_hat), h, w, self.bundle.pad_multiple)
@@ -240,11 +241,12 @@ class Codec:
 
     def decode_file(self, src, dst, groups=None) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
+        check_distinct(dst, src)
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data, groups=groups))
+        img.save(dst, self.decode(data, groups=groups), inputs=(src,))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------
@@ -252,24 +254,23 @@ class Codec:
         return PlanContext(self.bundle, self.recon, self.parse_backends[parse_path], mode or self.mode,
                            self.substreams, self.prefix if prefix is None else prefix, streams)
 
-    def _header(self, h, w) -> dict:
-        return {"model_hash": self.bundle.model_hash, "height": h, "width": w,
-                "pad_multiple": self.bundle.pad_multiple, "coder_mode": MODES[self.mode],
-                "parse_path": PARSE_PATHS[self.parse_path], "plan_kind": plans.KIND_IDS[self.bundle.plan_kind],
-                "width_index": self.width_index}
+    def _header(self, h, w, flags: int = 0) -> Header:
+        return Header.create(model_hash=self.bundle.model_hash, height=h, width=w, plan=self.bundle.plan_kind,
+                            coder_mode=self.mode, parse_path=self.parse_path, pad_multiple=self.bundle.pad_multiple,
+                            width_index=self.width_index, flags=flags)
 
     def _finish(self, ctx, t0, h, w, data, parse_path, wanted=None):
         s = ctx.stats.as_dict()
         streams = ctx.out_streams or list(ctx.in_streams.values())
-        payload = sum(len(x.data) for x in streams)
+        payload = sum(len(x.payload) for x in streams)
         s.update(total_s=time.perf_counter() - t0, bytes=len(data), payload_bytes=payload,
                  header_bytes=len(data) - payload, bpp=8.0 * len(data) / (h * w),
-                 payload_bpp=8.0 * payload / (h * w), streams={x.kind: len(x.data) for x in streams},
+                 payload_bpp=8.0 * payload / (h * w), streams={x.kind: len(x.payload) for x in streams},
                  parse_path=parse_path, backend=getattr(self.recon, "name", "?"), size=(h, w))
         if wanted is not None and wanted != parse_path:
             s["parse_path_recorded"] = wanted
         if self.bundle.plan_kind in GROUPED_PLANS:
-            s["group_bytes"] = group_bytes({x.kind: len(x.data) for x in streams})
+            s["group_bytes"] = group_bytes(s["streams"])
             if getattr(ctx, "groups_decoded", None) is not None:
                 s["groups_decoded"] = list(ctx.groups_decoded)
         self._local.stats = s
@@ -300,23 +301,3 @@ def _trt_ready(bundle) -> bool:
         return TensorRTBackend.available(bundle)
     except (ImportError, BackendError):
         return False
-
-
-# ---- container adapter (runtime.container owns the format) ---------------------------------------------------
-def _pack(header: dict, streams: list[CodedStream]) -> bytes:
-    from . import container as c
-
-    hdr = c.Header(**header)
-    return bytes(c.pack(hdr, [c.Stream(kind=s.kind, n_symbols=s.count, payload=s.data, symbols_crc=s.symbols_crc)
-                              for s in streams]))
-
-
-def _unpack(data) -> tuple[dict, list[CodedStream]]:
-    from . import container as c
-
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise CodecError(f"expected bitstream bytes, got {type(data).__name__}")
-    hdr, streams = c.unpack(bytes(data))
-    header = {k: getattr(hdr, k) for k in ("model_hash", "height", "width", "pad_multiple", "coder_mode",
-                                           "parse_path", "plan_kind", "width_index", "flags")}
-    return header, [CodedStream(s.kind, bytes(s.payload), int(s.n_symbols), int(s.symbols_crc)) for s in streams]

@@ -20,7 +20,8 @@ from runtime.errors import BitstreamError, CoderArgumentError
 
 _lictrt._set_exception_types(BitstreamError, CoderArgumentError)
 
-MODES = {"compat": 0, "fast": 1}
+#: coder mode name -> the u8 code the container records (runtime/cpp/include/lictrt/format.hpp)
+MODES = {name: code for code, name in enumerate(_lictrt.CODER_MODES)}
 
 __all__ = ["MODES", "CoderTables", "encode", "decode", "StreamEncoder", "StreamDecoder", "crc32", "symbols_crc"]
 

@@ -2,13 +2,12 @@
 
 ``pack(header, streams) -> bytes`` computes every CRC; ``unpack(data)`` verifies magic, major version, header CRC,
 sizes and payload CRCs and raises :class:`BitstreamError` naming what failed. ``Stream.check_symbols`` verifies
-the decoded symbols against the stored CRC. ``write_atomic`` writes through a temporary file and a rename.
+the decoded symbols against the stored CRC.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,14 +20,18 @@ from runtime.errors import BitstreamError, CoderArgumentError
 MAJOR = int(_lictrt.CONTAINER_MAJOR)
 MINOR = int(_lictrt.CONTAINER_MINOR)
 
-# u8 codes stored in the header (append only; never renumber).
-CODER_MODES = ("compat", "fast")
-PARSE_PATHS = ("onnxruntime-cpu-fp32", "torch-cpu-fp32")
-PLAN_KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context",
-              "grouped_slices")
+# u8 codes stored in the header: the index of a name is its code (defined in runtime/cpp/include/lictrt/format.hpp).
+CODER_MODES: tuple[str, ...] = tuple(_lictrt.CODER_MODES)
+PARSE_PATHS: tuple[str, ...] = tuple(_lictrt.PARSE_PATHS)
+PLAN_KINDS: tuple[str, ...] = tuple(_lictrt.PLAN_KINDS)
+#: u16 header flag: spatial_context coded in raster order (benchmark mode), else wavefront
+FLAG_RASTER_CONTEXT = int(_lictrt.FLAG_RASTER_CONTEXT)
+KNOWN_FLAGS = int(_lictrt.KNOWN_FLAGS)
+#: refuse images and headers beyond this many pixels (a crafted header must not exhaust memory)
+MAX_PIXELS = int(_lictrt.MAX_PIXELS)
 
-__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "Header", "Stream", "pack", "unpack",
-           "write_atomic", "read"]
+__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "KNOWN_FLAGS",
+           "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "read"]
 
 
 def _code(table: tuple[str, ...], value: str | int, what: str) -> int:
@@ -58,14 +61,15 @@ class Header:
 
     @classmethod
     def create(cls, *, model_hash: bytes | str, height: int, width: int, plan: str, coder_mode: str = "fast",
-               parse_path: str = "onnxruntime-cpu-fp32", pad_multiple: int = 64, width_index: int = 0) -> "Header":
+               parse_path: str = "onnxruntime-cpu-fp32", pad_multiple: int = 64, width_index: int = 0,
+               flags: int = 0) -> "Header":
         """Build a header from names; ``model_hash`` may be 32 raw bytes or 64 hex characters."""
         if isinstance(model_hash, str):
             model_hash = bytes.fromhex(model_hash)
         return cls(model_hash=bytes(model_hash), height=height, width=width, pad_multiple=pad_multiple,
                    coder_mode=_code(CODER_MODES, coder_mode, "coder mode"),
                    parse_path=_code(PARSE_PATHS, parse_path, "parse path"),
-                   plan_kind=_code(PLAN_KINDS, plan, "plan kind"), width_index=width_index)
+                   plan_kind=_code(PLAN_KINDS, plan, "plan kind"), width_index=width_index, flags=flags)
 
     @property
     def coder_mode_name(self) -> str:
@@ -82,8 +86,9 @@ class Header:
 
 @dataclass
 class Stream:
-    """One entropy-coded stream: ``kind`` (<= 16 ASCII chars, e.g. ``"z"``, ``"y"``, ``"y.slice3"``), the
-    number of symbols it holds, the CRC-32 of those symbols (int32 LE) and the coder payload."""
+    """One entropy-coded stream, as the plans write and read it and the container frames it: ``kind`` (<= 16 ASCII
+    chars, e.g. ``"z"``, ``"y"``, ``"y3"``), the number of symbols it holds, the CRC-32 of those symbols (int32 LE)
+    and the coder payload."""
 
     kind: str
     n_symbols: int
@@ -131,24 +136,6 @@ def unpack(data) -> tuple[Header, list[Stream]]:
     header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
                     parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor)
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read(path: str | os.PathLike) -> tuple[Header, list[Stream]]:

@@ -1,5 +1,8 @@
 """Image I/O and geometry for the runtime: load/save 8-bit RGB, pad to the bundle's multiple, crop back.
 
+Loading says what it changes: notes (alpha dropped, EXIF orientation applied) go to the ``lictrt.image``
+logger, which the CLI prints on stderr.
+
 Padding follows CompressAI's evaluation (``compressai.ops.compute_padding`` + ``F.pad(mode="constant")``):
 the padded size is the next multiple, the border is split evenly (the extra pixel goes right/bottom) and
 filled with zeros.  The decoder recomputes the same offsets from the original size stored in the container,
@@ -8,11 +11,15 @@ so any image size round-trips.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from .container import write_atomic
+from .files import write_atomic
+
+
+log = logging.getLogger("lictrt.image")
 
 
 class ImageError(ValueError):
@@ -20,7 +27,7 @@ class ImageError(ValueError):
 
 
 def load(path_or_array) -> np.ndarray:
-    """Return an H×W×3 uint8 RGB array from a path or an array (grey/RGBA converted)."""
+    """Return an H×W×3 uint8 RGB array from a path or an array; see :func:`load_with_info` for files."""
     if isinstance(path_or_array, np.ndarray):
         a = path_or_array
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
@@ -28,19 +35,83 @@ def load(path_or_array) -> np.ndarray:
         if a.shape[0] < 1 or a.shape[1] < 1:
             raise ImageError(f"empty image {a.shape}")
         return np.ascontiguousarray(a)
-    from PIL import Image, UnidentifiedImageError
+    image, info = load_with_info(path_or_array)
+    for note in info["notes"]:
+        log.warning("%s: %s", path_or_array, note)
+    return image
+
+
+# PIL modes holding more than 8 bits per sample: (description, full-scale value)
+_WIDE = {"I;16": ("16-bit grayscale", 65535), "I;16L": ("16-bit grayscale", 65535),
+         "I;16B": ("16-bit grayscale", 65535), "I;16N": ("16-bit grayscale", 65535)}
+
+
+def load_with_info(path) -> tuple[np.ndarray, dict]:
+    """Read an image file as the codec codes it: 8-bit RGB, upright. Returns ``(array, info)``.
+
+    * EXIF orientation is applied (the pixels are turned the way a viewer shows them);
+    * 16-bit samples are scaled to 8 bits (``round(v / 257)``), not clipped; 32-bit integer or float
+      images are refused;
+    * an alpha channel (or a transparent palette entry) is dropped; grayscale becomes R = G = B.
+    ``info``: ``format`` (e.g. "PNG"), ``mode`` (PIL's), ``size`` (w, h as stored), ``orientation`` (EXIF, 1
+    = upright), ``bits`` per sample, ``alpha`` (bool) and ``notes``: one line per thing the codec changes
+    beyond the bit depth (what the CLI prints on stderr).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path_or_array) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        with Image.open(path) as im:
+            im.load()
+            info = {"format": im.format or "?", "mode": im.mode, "size": im.size, "notes": []}
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+            info["orientation"] = orientation
+            alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+            info["alpha"] = alpha
+            # PNG stores at most 16 bits per sample; Pillow may open a 16-bit grayscale PNG as mode "I"
+            wide = im.mode in _WIDE or (im.mode == "I" and im.format == "PNG")
+            info["bits"] = 16 if wide else (32 if im.mode in ("I", "F") else 8)
+            if orientation != 1:
+                im = ImageOps.exif_transpose(im)
+                info["notes"].append(f"EXIF orientation {orientation} applied (coded upright)")
+            if alpha:
+                info["notes"].append("alpha channel dropped (the codec codes RGB only)")
+            a = _to_rgb8(im, path, wide)
     except FileNotFoundError:
-        raise ImageError(f"no such image: {path_or_array}") from None
+        raise ImageError(f"no such image: {path}") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise ImageError(f"cannot read image {path_or_array}: {e}") from None
+        raise ImageError(f"cannot read image {path}: {e}") from None
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ImageError(f"empty image {path}")
+    return a, info
 
 
-def save(path, image: np.ndarray) -> None:
-    """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown)."""
+def _to_rgb8(im, path, wide: bool) -> np.ndarray:
+    if wide:
+        v = np.clip(np.asarray(im).astype(np.float64), 0, 65535)
+        g = np.rint(v * (255.0 / 65535.0)).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(g[:, :, None], 3, axis=2))
+    if im.mode in ("I", "F"):  # 32-bit integer / float samples: no single right way to map them to 8 bits
+        raise ImageError(f"{path}: {'32-bit integer' if im.mode == 'I' else 'floating-point'} samples are not "
+                         "supported; convert the image to 8 or 16 bits per sample")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def describe(path) -> str:
+    """One line about an image file as the codec would read it (``python -m runtime info IMAGE``)."""
+    a, info = load_with_info(path)
+    w, h = info["size"]
+    kind = {16: "16-bit", 32: "32-bit"}.get(info["bits"], "8-bit")
+    parts = [f"{path}: {info['format']} image {w}x{h}, mode {info['mode']} ({kind} samples"
+             f"{', alpha' if info['alpha'] else ''}), EXIF orientation {info['orientation']}",
+             f"  coded as 8-bit RGB {a.shape[1]}x{a.shape[0]}"]
+    parts += [f"  note: {n}" for n in info["notes"]]
+    return "\n".join(parts)
+
+
+def save(path, image: np.ndarray, *, inputs: tuple = ()) -> None:
+    """Save an H×W×3 uint8 array atomically; the format follows the suffix (PNG when unknown).
+
+    ``inputs``: files the output must not be (runtime.files.check_distinct)."""
     import io
 
     from PIL import Image
@@ -49,7 +120,7 @@ def save(path, image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     buf = io.BytesIO()
     Image.fromarray(load(image)).save(buf, format=fmt)
-    write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue(), inputs=inputs)
 
 
 def padding(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:

@@ -131,5 +131,5 @@ def test_bmshj2018_hyperprior_whole_forward_is_5_707_gmac():
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     rc = macs.main([str(tmp_path / "nothing")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
-    assert macs.main(["x.onnx", "--size", "12"]) == 2
+    assert rc == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    assert macs.main(["x.onnx", "--size", "12"]) == 1

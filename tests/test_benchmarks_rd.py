@@ -117,12 +117,12 @@ def test_rd_cli_writes_results_plot_and_report(tiny_bundle, tmp_path):
 
 
 def test_rd_cli_errors_are_one_line(tmp_path, capsys):
-    assert rd.main(["--data", str(tmp_path)]) == 2
-    assert rd.main(["--reference", "x.pth", "--data", str(tmp_path / "none")]) == 2
+    assert rd.main(["--data", str(tmp_path)]) == 1
+    assert rd.main(["--reference", "x.pth", "--data", str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("error") for e in err)
 
 
 def test_report_refuses_an_empty_results_folder(tmp_path, capsys):
-    assert report.main(["--results", str(tmp_path)]) == 2
+    assert report.main(["--results", str(tmp_path)]) == 1
     assert "no results" in capsys.readouterr().err

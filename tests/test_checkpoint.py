@@ -208,3 +208,32 @@ def test_shared_fixture_checkpoints_load(make_checkpoint):
     assert make_checkpoint("bmshj2018-hyperprior", "tiny", seed=0) == path  # cached per session
     model, meta = load_checkpoint(path)
     assert meta["arch"] == "bmshj2018-hyperprior" and has_cdf_tables(model)
+
+
+def test_a_flipped_byte_inside_a_tensor_is_detected(tmp_path):
+    model = _model()
+    path = save_checkpoint(tmp_path / "c.pth", model, lmbda=0.01, metric="mse", step=0, epoch=0)
+    assert torch.load(path, weights_only=True)["digest"].startswith("sha256:")
+    load_checkpoint(path)  # intact: loads
+    name, t = max(model.state_dict().items(), key=lambda kv: kv[1].numel())
+    raw = t.detach().contiguous().view(torch.uint8).numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    at = data.find(raw)
+    assert at > 0, "tensor bytes not stored verbatim"
+    data[at + len(raw) // 2] ^= 0x10
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(bad, weights_only=True)["state_dict"][name], t)  # torch itself notices nothing
+    with pytest.raises(CheckpointError, match="corrupt: its tensors do not match the digest"):
+        load_checkpoint(bad)
+
+
+def test_bare_state_dicts_and_digestless_checkpoints_load_as_before(tmp_path):
+    model = _model()
+    path = save_checkpoint(tmp_path / "c.pth", model, lmbda=0.01, metric="mse", step=0, epoch=0)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["digest"]
+    torch.save(ckpt, tmp_path / "old.pth")
+    load_checkpoint(tmp_path / "old.pth")
+    torch.save(ckpt["state_dict"], tmp_path / "bare.pth")
+    load_checkpoint(tmp_path / "bare.pth", ARCH)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runtime import container
-from runtime.container import Header, Stream, pack, unpack, write_atomic
+from runtime.container import Header, Stream, pack, unpack
+from runtime.files import write_atomic
 from runtime.errors import BitstreamError, CoderArgumentError
 
 FIXED, ENTRY = 56, 32
@@ -61,6 +63,27 @@ def test_unknown_major_version_is_rejected_even_with_a_valid_crc():
     data[4] = 2
     with pytest.raises(BitstreamError, match="major version 2"):
         unpack(bytes(refresh_header_crc(data)))
+
+
+def test_zero_height_or_width_is_rejected_even_with_a_valid_crc():
+    for offset, text in ((40, "768x0"), (44, "0x512")):  # u32 height, then width
+        data = bytearray(pack(*sample()))
+        struct.pack_into("<I", data, offset, 0)
+        with pytest.raises(BitstreamError, match=f"image size {text} in header"):
+            unpack(bytes(refresh_header_crc(data)))
+
+
+def test_info_on_a_zero_height_header_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    data = bytearray(pack(*sample()))
+    struct.pack_into("<I", data, 40, 0)
+    (tmp_path / "h0.lic").write_bytes(bytes(refresh_header_crc(data)))
+    r = subprocess.run([sys.executable, "-m", "runtime", "info", str(tmp_path / "h0.lic")], capture_output=True,
+                       text=True, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 1 and "ZeroDivision" not in r.stderr, r.stderr
+    assert r.stderr.startswith("error: ") and "image size 768x0" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_newer_minor_version_is_accepted():

@@ -9,6 +9,8 @@ Specification:
   ``Codec.from_model``, torch reference; exporting MambaVC to ONNX takes >10 min here): every slice<i>/lrp<i>
   input (the y_hat_<j> supports) is rebuilt bit for bit, in the Python call order, and lrp0's output reaches
   slice1; a bundle missing an lrp graph is refused;
+* the C++ Encoder, replaying the network outputs of the Python encode (every graph input checked bit for bit),
+  writes the same ``.lic`` bytes, for every plan including channel_slices;
 * a parse-critical mismatch, a truncated or a bit-flipped file raise BitstreamError in C++ (never an image),
   naming the first y stream it breaks ('y', for channel_slices 'y0');
 * the TensorRT example (runtime/cpp/examples) compiles and links against TensorRT headers without libnvinfer, and
@@ -50,8 +52,8 @@ def decoder_test(tmp_path_factory) -> Path:
 class Recorder:
     """Wraps a backend: stores every graph call's inputs and outputs as float32 .npy files, in call order."""
 
-    def __init__(self, inner, log: list, out: Path):
-        self.inner, self.log, self.out = inner, log, out
+    def __init__(self, inner, log: list, out: Path, prefix: str = "c"):
+        self.inner, self.log, self.out, self.prefix = inner, log, out, prefix
         self.name = getattr(inner, "name", "?")
 
     def run(self, graph, feeds):
@@ -60,7 +62,7 @@ class Recorder:
         entry = {"graph": graph, "inputs": {}, "outputs": {}}
         for side, tensors in (("inputs", feeds), ("outputs", res)):
             for name, v in tensors.items():
-                f = f"c{k}_{side[:-1]}_{name}.npy"
+                f = f"{self.prefix}{k}_{side[:-1]}_{name}.npy"
                 np.save(self.out / f, np.ascontiguousarray(np.asarray(v), dtype=np.float32))
                 entry[side][name] = f
         self.log.append(entry)
@@ -75,8 +77,16 @@ def make_fixture(bundle_dir: Path, out: Path, image: np.ndarray, **codec_kw) -> 
 
 
 def record_fixture(codec, out: Path, image: np.ndarray) -> np.ndarray:
-    """``make_fixture`` for a ready Codec: stream.lic, calls.json + .npy, image.npy and y_hat.npy under ``out``."""
+    """``make_fixture`` for a ready Codec: stream.lic, calls.json + .npy, image.npy and y_hat.npy under ``out``;
+    input.npy and encode_calls.json (+ .npy) record the encode."""
+    recon, parse = codec.recon, codec.parse_backends
+    elog: list = []
+    codec.recon = Recorder(recon, elog, out, "e")
+    codec.parse_backends = {k: Recorder(v, elog, out, "e") for k, v in parse.items()}
     data = codec.encode(image)
+    (out / "encode_calls.json").write_text(json.dumps(elog))
+    np.save(out / "input.npy", np.ascontiguousarray(image, dtype=np.uint8))
+    codec.recon, codec.parse_backends = recon, parse
     log: list = []
     codec.recon = Recorder(codec.recon, log, out)
     codec.parse_backends = {k: Recorder(v, log, out) for k, v in codec.parse_backends.items()}
@@ -110,7 +120,7 @@ def test_cpp_decoder_reproduces_the_python_decode_exactly(arch, kw, decoder_test
     p = _run([decoder_test, bundle, fx], check=False)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["y_hat_identical"] and res["image_identical"]
+    assert res["y_hat_identical"] and res["image_identical"] and res["encode_identical"] == "true"
     assert (res["height"], res["width"]) == decoded.shape[:2]
     assert res["mismatch_error"] == ("n/a" if arch == "slimcae" else "BitstreamError")  # factorized: no σ
     assert res["mismatch_stream"] == ("n/a" if arch == "slimcae" else "y")
@@ -187,7 +197,7 @@ def test_cpp_decoder_reproduces_channel_slices_exactly(mode, mambavc, decoder_te
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert res["plan"] == "channel_slices"
-    assert res["y_hat_identical"] and res["image_identical"]
+    assert res["y_hat_identical"] and res["image_identical"] and res["encode_identical"] == "true"
     assert (res["height"], res["width"]) == decoded.shape[:2]
     S = mambavc.num_slices
     calls = json.loads((fx / "calls.json").read_text())

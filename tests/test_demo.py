@@ -22,9 +22,28 @@ def test_demo_finds_the_shipped_images():
 
 
 def test_demo_rejects_bad_options_in_one_line(capsys):
-    assert demo.main(["--archs", ","]) == 2
+    assert demo.main(["--archs", ","]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --archs is empty"]
+
+
+def test_demo_report_says_what_it_measures_and_has_no_classical_curves(tmp_path):
+    import inspect
+
+    from benchmarks import rd, report
+
+    assert "not codec quality" in demo.MEASURES and "MACs" in demo.MEASURES and "fidelity" in demo.MEASURES
+    assert inspect.signature(rd.run).parameters["anchors"].default == ()  # rd: classical curves only when asked
+    fam = {"name": "bmshj2018-hyperprior (onnxruntime)", "kind": "deployed", "arch": "bmshj2018-hyperprior",
+           "results": {"bpp": [0.5, 1.0], "psnr-rgb": [20.0, 22.0]}}
+    doc = {"demo": True, "measures": demo.MEASURES,
+           "rd": {"data": "kodak", "images": ["a.png"], "notes": [], "bd_rate": [], "families": [fam],
+                  "title": demo.PLOT_TITLE}}
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "demo.json").write_text(json.dumps(doc))
+    text, _ = report.build(tmp_path / "res", tmp_path / "report.md")
+    assert "what it measures" in text and demo.MEASURES in text
+    assert "| JPEG" not in text and "| WEBP" not in text  # no anchor family rows
 
 
 @pytest.mark.slow
@@ -41,6 +60,8 @@ def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
     assert bd, "no BD-rate against the PyTorch reference"
     assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd)
     assert "BD-rate" in proc.stdout and (out / "rd.png").stat().st_size > 1000
+    assert "What this demo measures" in proc.stdout and summary["measures"] == demo.MEASURES
+    assert not [f for f in summary["rd"]["families"] if f.get("kind") == "anchor"]  # no JPEG/WebP/AVIF here
     report = (out / "report.md").read_text()
     assert "bmshj2018-hyperprior" in report and "ssmic" in report and not summary["skipped"], summary["skipped"]
     assert elapsed <= 300, f"demo took {elapsed:.0f} s (> 5 minutes)"

@@ -16,7 +16,7 @@ import torch
 
 from trt_plugins.harness import Kernels
 from trt_plugins.reference import (direction_positions, gdn_inputs, gdn_reference, rel_err, run_gdn_poisoned,
-                                   run_scan_poisoned, scan_inputs, sequential_scan, ss2d_reference)
+                                   run_scan_poisoned, scan_inputs, ss2d_reference)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -148,22 +148,6 @@ def test_ss2d_reference_equals_the_literal_contract(softplus):
     ref = ss2d_reference(*inputs, delta_softplus=softplus)
     literal = _literal_contract_ss2d(*inputs, softplus)
     torch.testing.assert_close(ref, literal, rtol=1e-12, atol=1e-12)
-
-
-def test_sequential_scan_agrees_with_train_selective_scan_ref():
-    scan = pytest.importorskip("train.layers.scan")
-    g = torch.Generator().manual_seed(0)
-    Bsz, Di, L, N = 2, 3, 9, 4
-    u = torch.randn(Bsz, 4, Di, L, generator=g, dtype=torch.float64)
-    dt = torch.rand(Bsz, 4, Di, L, generator=g, dtype=torch.float64)
-    A = -torch.rand(4, Di, N, generator=g, dtype=torch.float64)
-    Bk = torch.randn(Bsz, 4, N, L, generator=g, dtype=torch.float64)
-    Ck = torch.randn(Bsz, 4, N, L, generator=g, dtype=torch.float64)
-    D = torch.randn(4, Di, generator=g, dtype=torch.float64)
-    ours = sequential_scan(u, dt, A, Bk, Ck, D)
-    theirs = scan.selective_scan_ref(u.reshape(Bsz, 4 * Di, L), dt.reshape(Bsz, 4 * Di, L), A.reshape(4 * Di, N),
-                                     Bk, Ck, D.reshape(-1), None, delta_softplus=False)
-    torch.testing.assert_close(ours.reshape(Bsz, 4 * Di, L), theirs, rtol=1e-12, atol=1e-12)
 
 
 def test_gdn_reference_matches_compressai():

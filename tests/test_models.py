@@ -241,6 +241,8 @@ def test_cli_lists_every_arch_and_preset(monkeypatch, capsys):
         assert r["params"] == count_parameters(create_model(r["arch"], "tiny")) and r["params_m"] > 0
     assert cli.main([]) == 0
     assert "ssmic" in capsys.readouterr().out
+    assert cli.main(["--help"]) == 0
+    assert "Examples:" in capsys.readouterr().out
 
 
 def test_codable_model_is_seeded_and_codes_real_symbols():

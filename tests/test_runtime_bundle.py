@@ -74,12 +74,13 @@ def test_missing_files_and_bad_tables(tmp_path):
         Bundle.load(d)
 
 
-def test_parse_path_and_plan_ids_match_the_container():
-    from runtime import container, plans
-    from runtime.backends import PARSE_PATHS
+def test_parse_path_plan_and_mode_codes_come_from_the_extension():
+    from runtime import _lictrt, codec, coder, container, plans
 
-    assert [PARSE_PATHS[n] for n in container.PARSE_PATHS] == list(range(len(container.PARSE_PATHS)))
-    assert [plans.KIND_IDS[k] for k in container.PLAN_KINDS] == list(range(len(container.PLAN_KINDS)))
+    assert container.PARSE_PATHS == ("onnxruntime-cpu-fp32", "torch-cpu-fp32") == tuple(_lictrt.PARSE_PATHS)
+    assert container.PLAN_KINDS[:5] == plans.KINDS and container.PLAN_KINDS == tuple(_lictrt.PLAN_KINDS)
+    assert coder.MODES == {"compat": 0, "fast": 1} and container.CODER_MODES == tuple(_lictrt.CODER_MODES)
+    assert container.MAX_PIXELS == 1 << 28 == codec.MAX_PIXELS and container.FLAG_RASTER_CONTEXT == 1
 
 
 def test_pinned_session_options():

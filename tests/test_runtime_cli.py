@@ -70,5 +70,40 @@ def test_cli_decode_of_corrupt_file_leaves_no_output(bundle, tmp_path):
     data[-2] ^= 1
     (tmp_path / "bad.lic").write_bytes(bytes(data))
     r = cli("decode", b, tmp_path / "bad.lic", "-o", tmp_path / "bad.png")
-    assert r.returncode == 1 and "BitstreamError" in r.stderr
+    assert r.returncode == 1 and "CRC" in r.stderr and r.stderr.startswith("error: ")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_cli_codes_a_folder_in_parallel_with_a_summary(bundle, tmp_path):
+    _, b, _ = bundle
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i, (h, w) in enumerate([(24, 40), (33, 17), (16, 16)]):
+        img.save(src / f"im{i}.png", test_image(h, w, seed=i))
+    (src / "notes.txt").write_text("not an image")
+    r = cli("encode", b, src, "-o", tmp_path / "lic", "-j", "3", "-q")
+    assert r.returncode == 0, r.stderr
+    lics = sorted((tmp_path / "lic").glob("*.lic"))
+    assert [p.name for p in lics] == ["im0.lic", "im1.lic", "im2.lic"]
+    total = sum(p.stat().st_size for p in lics)
+    bpp = 8 * total / (24 * 40 + 33 * 17 + 16 * 16)
+    assert r.stdout.strip().splitlines()[-1].startswith(f"3 of 3 files encoded: {total} bytes, {bpp:.4f} bpp, ")
+    r = cli("decode", b, *lics[:2], "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.png", "im1.png"]
+    assert img.load(tmp_path / "out" / "im1.png").shape == (33, 17, 3)
+    assert "2 of 2 files decoded" in r.stdout
+    (tmp_path / "lic" / "im2.lic").write_bytes(b"LICT" + bytes(10))  # one bad file: the others still decode
+    r = cli("decode", b, tmp_path / "lic", "-o", tmp_path / "out2", "-q")
+    assert r.returncode == 1 and "2 of 3 files decoded" in r.stdout and "1 failed" in r.stdout
+    assert r.stderr.count("error: ") == 1 and "im2.lic" in r.stderr
+    r = cli("encode", b, src / "im0.png", src / "im1.png", "-o", tmp_path / "lic" / "im0.lic")  # -o must be a folder
+    assert r.returncode == 2 and "must be a folder" in r.stderr
+
+
+def test_cli_help_shows_examples():
+    for cmd in ("encode", "decode", "info"):
+        r = cli(cmd, "--help")
+        assert r.returncode == 0 and "Examples:" in r.stdout and f"python -m runtime {cmd}" in r.stdout
+    r = cli()
+    assert r.returncode == 2 and "encode" in r.stdout + r.stderr

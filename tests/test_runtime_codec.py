@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
-from runtime.codec import _unpack  # noqa: E402
+from runtime.container import unpack  # noqa: E402
 from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
 
 ARCHS = ["bmshj2018-hyperprior", "mbt2018-mean"]
@@ -33,7 +33,7 @@ def bundle(request, tmp_path_factory):
 
 
 def _streams(data):
-    return {s.kind: s for s in _unpack(data)[1]}
+    return {s.kind: s for s in unpack(data)[1]}
 
 
 def test_roundtrip_any_size_is_deterministic(bundle):
@@ -66,7 +66,7 @@ def test_torch_and_onnxruntime_give_identical_symbols(bundle, enc_backend, dec_b
     other = codec(dec_backend).encode(im)
     a, o = _streams(data), _streams(other)
     for kind in ("z", "y"):  # same symbols (CRC) and, the coder being deterministic, the same payload
-        assert a[kind].symbols_crc == o[kind].symbols_crc and a[kind].data == o[kind].data
+        assert a[kind].symbols_crc == o[kind].symbols_crc and a[kind].payload == o[kind].payload
     out = dec.decode(data)  # the decoder's own parse path, checked by the symbol CRCs
     assert dec.last_stats["parse_path"] == ("torch-cpu-fp32" if dec_backend == "torch" else "onnxruntime-cpu-fp32")
     assert abs(img.psnr(im, out) - img.psnr(im, enc.decode(data))) < 0.01
@@ -87,7 +87,7 @@ def test_compat_mode_reproduces_compressai_streams_and_psnr(bundle):
         x_hat = F.pad(model.decompress(ref["strings"], ref["shape"])["x_hat"], unpad)
     ref_im = (x_hat[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     s = _streams(data)
-    assert s["y"].data == ref["strings"][0][0] and s["z"].data == ref["strings"][1][0]
+    assert s["y"].payload == ref["strings"][0][0] and s["z"].payload == ref["strings"][1][0]
     ours = Codec.open(b, backend="onnxruntime").decode(data)  # deployment decoder: ORT everywhere
     assert abs(img.psnr(im, ours) - img.psnr(im, ref_im)) <= 0.01
 
@@ -238,3 +238,22 @@ def test_torch_and_pinned_ort_scales_differ_in_the_last_bits(bundle):
     s_o = OrtBackend(bb, pinned=True).run("hyper_synthesis", {"z_hat": z_hat})["scales"]
     np.testing.assert_allclose(s_t, s_o, rtol=1e-4, atol=1e-6)
     assert (s_t != s_o).any()
+
+
+def test_torch_backend_refuses_a_checkpoint_that_is_not_the_bundles(tmp_path_factory, make_checkpoint):
+    """Any checkpoint used to decode with exit 0 and a 4–5 dB image; now only the bundle's own is accepted."""
+    from runtime.backends import BackendError
+    from test_runtime_cli import cli
+
+    ck, b, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+    Codec.open(b, backend="torch", checkpoint=ck)  # its own checkpoint: fine
+    with pytest.raises(BackendError, match="not the model the bundle was exported from"):
+        Codec.open(b, backend="torch", checkpoint=make_checkpoint("bmshj2018-hyperprior", seed=1))
+    other = make_checkpoint("mbt2018-mean")
+    with pytest.raises(BackendError, match="holds a 'mbt2018-mean' model but the bundle was exported from"):
+        Codec.open(b, backend="torch", checkpoint=other)
+    out = tmp_path_factory.mktemp("wrong-ckpt")
+    img.save(out / "in.png", test_image(32, 32))
+    r = cli("encode", b, out / "in.png", "-o", out / "x.lic", "--backend", "torch", "--checkpoint", other)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "mbt2018-mean" in r.stderr
+    assert not (out / "x.lic").exists()

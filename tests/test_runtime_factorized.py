@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from runtime import Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
-from runtime.codec import _unpack  # noqa: E402
+from runtime.container import unpack  # noqa: E402
 from test_runtime_support import test_image  # noqa: E402
 
 
@@ -35,9 +35,9 @@ def test_each_width_codes_like_its_own_compress():
         with torch.no_grad():
             ref = view.compress(F.pad(x, pad))
             x_hat = F.pad(view.decompress(ref["strings"], ref["shape"])["x_hat"], unpad)
-        streams = _unpack(data)[1]
-        assert [s.kind for s in streams] == ["y"] and streams[0].data == ref["strings"][0][0]
+        streams = unpack(data)[1]
+        assert [s.kind for s in streams] == ["y"] and streams[0].payload == ref["strings"][0][0]
         ref_im = (x_hat[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         assert abs(img.psnr(im, c.decode(data)) - img.psnr(im, ref_im)) <= 0.01
-        sizes.append(len(streams[0].data))
+        sizes.append(len(streams[0].payload))
     assert sizes == sorted(sizes, reverse=True)  # narrower widths code fewer channels

@@ -16,7 +16,6 @@ from runtime import (  # noqa: E402
     GroupError,
     container,  # noqa: E402
 )
-from runtime.codec import _unpack  # noqa: E402
 from runtime.plans.grouped_slices import coarse_mask, nearest_indexes  # noqa: E402
 
 SIZE = 128  # tiny: latent 8x8, mask grid 4x4
@@ -46,7 +45,7 @@ def bundle(model, tmp_path_factory):
 
 
 def _streams(data: bytes) -> dict[str, bytes]:
-    return {s.kind: s.data for s in _unpack(data)[1]}
+    return {s.kind: s.payload for s in container.unpack(data)[1]}
 
 
 def _blocks(mask, groups):
@@ -73,8 +72,8 @@ def test_torch_and_ort_give_identical_symbols_and_streams_for_every_group(model,
     S = model.num_slices
     assert list(s_ort) == ["mask", "z"] + [f"g{g}.y{i}" for i in range(S) for g in groups]
     assert s_ort == s_ref  # same symbols (CRCs in the container) and bytes, stream by stream
-    crc = {s.kind: s.symbols_crc for s in _unpack(data)[1]}
-    assert crc == {s.kind: s.symbols_crc for s in _unpack(ref)[1]}
+    crc = {s.kind: s.symbols_crc for s in container.unpack(data)[1]}
+    assert crc == {s.kind: s.symbols_crc for s in container.unpack(ref)[1]}
     assert ort.last_stats["group_bytes"] == {g: sum(len(s_ort[f"g{g}.y{i}"]) for i in range(S)) for g in groups}
     # either side decodes the other's bitstream to the same image
     assert np.array_equal(ort.decode(ref), Codec.from_model(model).decode(data))

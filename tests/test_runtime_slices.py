@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
-from runtime.codec import _unpack  # noqa: E402
+from runtime.container import unpack  # noqa: E402
 from test_runtime_support import Perturb, test_image, tiny_model  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def test_compat_streams_equal_the_models_own_compress(model):
     with torch.no_grad():
         ref = model.compress(F.pad(x, pad))
         x_hat = F.pad(model.decompress(ref["strings"], ref["shape"])["x_hat"], unpad)
-    streams = {s.kind: s.data for s in _unpack(data)[1]}
+    streams = {s.kind: s.payload for s in unpack(data)[1]}
     assert list(streams) == ["z"] + [f"y{i}" for i in range(S)]
     assert streams["z"] == ref["strings"][-1][0]
     assert all(streams[f"y{i}"] == ref["strings"][i][0] for i in range(S))

@@ -62,10 +62,10 @@ def test_torch_onnxruntime_and_compressai_agree(bundle):
     ct = Codec.open(b, backend="torch", checkpoint=ck, parse_path="torch")
     co = Codec.open(b, parse_path="onnxruntime")
     d_t, d_o = ct.encode(im), co.encode(im)
-    from runtime.codec import _unpack
+    from runtime.container import unpack
 
-    st, so = _unpack(d_t)[1], _unpack(d_o)[1]
-    assert [(s.kind, s.symbols_crc, s.data) for s in st] == [(s.kind, s.symbols_crc, s.data) for s in so]
+    st, so = unpack(d_t)[1], unpack(d_o)[1]
+    assert [(s.kind, s.symbols_crc, s.payload) for s in st] == [(s.kind, s.symbols_crc, s.payload) for s in so]
     out = co.decode(d_t)
     x = torch.from_numpy(im.astype(np.float32).transpose(2, 0, 1)[None] / 255)
     pad, unpad = compute_padding(64, 128, min_div=64)

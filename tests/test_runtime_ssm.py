@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 
 from runtime import Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
-from runtime.codec import _unpack  # noqa: E402
+from runtime.container import unpack  # noqa: E402
 from test_runtime_support import cached_bundle, test_image  # noqa: E402
 
 CASES = [("ssmic", "spatial_context"), pytest.param("mambavc", "channel_slices", marks=pytest.mark.slow)]
@@ -47,9 +47,9 @@ def test_torch_and_onnxruntime_code_identical_symbols_and_match_the_reference(ar
     co = Codec.open(bundle, parse_path="onnxruntime")
     assert co.bundle.plan_kind == plan
     d_t, d_o = ct.encode(im), co.encode(im)
-    st, so = _unpack(d_t)[1], _unpack(d_o)[1]
-    assert sum(len(s.data) for s in st if s.kind != "z") > 100  # the nudged latent really carries symbols
-    assert [(s.kind, s.symbols_crc, s.data) for s in st] == [(s.kind, s.symbols_crc, s.data) for s in so]
+    st, so = unpack(d_t)[1], unpack(d_o)[1]
+    assert sum(len(s.payload) for s in st if s.kind != "z") > 100  # the nudged latent really carries symbols
+    assert [(s.kind, s.symbols_crc, s.payload) for s in st] == [(s.kind, s.symbols_crc, s.payload) for s in so]
     out_o, out_t = co.decode(d_t), ct.decode(d_o)  # each backend decodes the other's file
     assert np.array_equal(out_o, out_t) or abs(img.psnr(im, out_o) - img.psnr(im, out_t)) <= 0.01
     assert abs(img.psnr(im, out_o) - img.psnr(im, _reference_image(model, im))) <= 0.01

@@ -274,9 +274,17 @@ def test_cli_usage_errors_are_one_line(argv, words, tmp_path, train_dir, capsys)
 
 
 def test_unknown_arch_is_rejected_by_the_parser(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["-a", "nope", "-d", ".", "--steps", "1", "-o", "x.pth"])
-    assert e.value.code != 0 and "invalid choice" in capsys.readouterr().err
+    assert main(["-a", "nope", "-d", ".", "--steps", "1", "-o", "x.pth"]) == 2  # usage
+    err = capsys.readouterr().err
+    assert "'nope' is not one of" in err and "Traceback" not in err
+
+
+def test_cli_help_shows_examples(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Examples:" in out and "python -m train --info" in out and "--install-completion" in out
+    assert main(["--preset", "tiny", "--quality", "3", "--info", "x.pth"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
 
 
 def test_trainer_rejects_both_or_neither_length(tmp_path, train_dir):

@@ -6,9 +6,9 @@ refused, never executed. Every failure is a :class:`CheckpointError` with a one-
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
+from runtime.files import write_atomic
 from train.models import ARCHS, create_model, model_config, resolve_config
 
 FORMAT = "lictrt-checkpoint"
@@ -58,23 +59,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, lmbda: float |
         "stats": dict(stats or {}),
         "versions": library_versions(),
     }
+    ckpt["digest"] = tensors_digest(ckpt["state_dict"])
     for key in ("config", "stats", "lambda"):
         _check_plain(ckpt[key], key)
     if train_state is not None:
         ckpt["train_state"] = train_state
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: torch.save(ckpt, f))
     return path
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """``sha256:`` + hex digest over a state_dict: name, dtype, shape and bytes of every tensor, sorted by name."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -192,6 +196,12 @@ def _load_lictrt(path, ckpt, arch):
         raise CheckpointError(f"{path}: unknown architecture {ckpt['arch']!r} (known: {', '.join(ARCHS)})")
     if arch is not None and arch != ckpt["arch"]:
         raise CheckpointError(f"{path} holds a {ckpt['arch']!r} model, not {arch!r}")
+    if "digest" in ckpt:  # written by save_checkpoint; older lictrt checkpoints have none
+        state = ckpt["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path}: state_dict is not a dict of tensors")
+        if tensors_digest(state) != ckpt["digest"]:
+            raise CheckpointError(f"{path} is corrupt: its tensors do not match the digest stored with them")
     model = _build(ckpt["arch"], dict(ckpt["config"]))
     _load_state(model, ckpt["state_dict"], ckpt["arch"], path)
     meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "train_state")}

@@ -5,65 +5,106 @@
     torchrun --nproc-per-node 2 -m train ...        # DistributedDataParallel, rank 0 writes
     python -m train --info runs/tiny.pth            # what a checkpoint holds
 
-Errors are one line on stderr with a non-zero exit; ``--verbose`` shows the traceback.
+Exit status and error lines follow runtime/cli.py (0 ok, 1 error, 2 usage, 130 interrupted); ``--verbose``
+shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
+from enum import Enum
 from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
+
+from runtime.cli import CONTEXT, UsageError
+from runtime.cli import run as cli_run
 from train.loss import METRICS
 from train.models import ARCHS
 
-EXIT_ERROR = 2
+
+app = typer.Typer(name="python -m train", help="Train a lictrt learned image codec, resume it, or inspect a checkpoint.",
+                  context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
+
+Arch = Enum("Arch", {a: a for a in ARCHS}, type=str)
+Metric = Enum("Metric", {m: m for m in METRICS}, type=str)
+
+EXAMPLES = """Examples:
+
+  python -m train -a bmshj2018-hyperprior --preset tiny -d assets/images/train --steps 200 --batch-size 4 --patch-size 64 -o runs/tiny.pth
+
+  python -m train --resume runs/tiny.pth -a bmshj2018-hyperprior -d DATA --steps 400 -o runs/tiny.pth
+
+  python -m train --info runs/tiny.pth
+"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description="Train a lictrt learned image codec.")
-    p.add_argument("-a", "--arch", choices=list(ARCHS), help="architecture (registry name)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", help="model preset (e.g. tiny, small, paper, q1..q8)")
-    g.add_argument("--quality", type=int, help="quality level 1..8 (also picks the zoo lambda)")
-    p.add_argument("--lambda", dest="lmbda", type=_float_list, metavar="L[,L...]",
-                   help="RD trade-off; one per width for slimmable models (default: zoo value of --quality, or "
-                        "the checkpoint's when resuming)")
-    p.add_argument("-d", "--data", type=Path, help="DATA/train + DATA/test, or a flat folder of images")
-    n = p.add_mutually_exclusive_group()
-    n.add_argument("--epochs", type=int, help="train this many epochs (in total, counting a resumed run)")
-    n.add_argument("--steps", type=int, help="train this many optimizer steps (in total)")
-    p.add_argument("--batch-size", type=int, default=8, help="per process (default 8)")
-    p.add_argument("--patch-size", type=int, default=256, help="random crop size (default 256)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4, or the saved one)")
-    p.add_argument("--aux-lr", type=float, default=1e-3, help="aux (quantiles) learning rate (default 1e-3)")
-    p.add_argument("--metric", choices=METRICS, default="mse")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("-o", "--output", type=Path, help="checkpoint path; the CSV log goes beside it (.csv)")
-    p.add_argument("--resume", type=Path, help="continue from this checkpoint (or start from a bare state_dict)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seconds", type=float, help="stop (then evaluate and save) after this much time")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0)")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: every epoch)")
-    p.add_argument("--holdout", type=int, help="images held out of a flat folder for evaluation (default 10%%)")
-    p.add_argument("--clip-max-norm", type=float, default=1.0, help="gradient clipping (0: off; default 1.0)")
-    p.add_argument("--lr-patience", type=int, default=10, help="evaluations without progress before LR×0.5")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--info", type=Path, metavar="CKPT", help="print what a checkpoint holds and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and warnings")
-    return p
+@app.command(epilog=EXAMPLES)
+def train(
+    arch: Annotated[Optional[Arch], typer.Option("-a", "--arch", help="architecture (registry name)")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="model preset (e.g. tiny, small, paper, q1..q8)")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="quality level 1..8 (also picks the zoo lambda)")] = None,
+    lmbda: Annotated[Optional[str], typer.Option("--lambda", metavar="L[,L...]", help=(
+        "RD trade-off; one per width for slimmable models (default: zoo value of --quality, or the "
+        "checkpoint's when resuming)"))] = None,
+    data: Annotated[Optional[Path], typer.Option("-d", "--data", help="DATA/train + DATA/test, or a flat folder of "
+                                                 "images")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="train this many epochs (in total, counting a resumed "
+                                                  "run)")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="train this many optimizer steps (in total)")] = None,
+    batch_size: Annotated[int, typer.Option(help="per process")] = 8,
+    patch_size: Annotated[int, typer.Option(help="random crop size")] = 256,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate (default 1e-4, or the saved one)")] = None,
+    aux_lr: Annotated[float, typer.Option(help="aux (quantiles) learning rate")] = 1e-3,
+    metric: Annotated[Metric, typer.Option(help="distortion metric")] = Metric("mse"),
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="checkpoint path; the CSV log goes "
+                                                   "beside it (.csv)")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue from this checkpoint (or start from a bare "
+                                                   "state_dict)")] = None,
+    seed: int = 0,
+    max_seconds: Annotated[Optional[float], typer.Option(help="stop (then evaluate and save) after this much "
+                                                         "time")] = None,
+    workers: Annotated[int, typer.Option(help="data loader processes")] = 0,
+    eval_every: Annotated[int, typer.Option(help="evaluate every N steps (0: every epoch)")] = 0,
+    holdout: Annotated[Optional[int], typer.Option(help="images held out of a flat folder for evaluation "
+                                                   "(default 10%)")] = None,
+    clip_max_norm: Annotated[float, typer.Option(help="gradient clipping (0: off)")] = 1.0,
+    lr_patience: Annotated[int, typer.Option(help="evaluations without progress before LR x0.5")] = 10,
+    no_amp: Annotated[bool, typer.Option("--no-amp", help="no mixed precision on CUDA")] = False,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's choice)")] = 0,
+    info: Annotated[Optional[Path], typer.Option(metavar="CKPT", help="print what a checkpoint holds and "
+                                                 "exit")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="show tracebacks and warnings")] = False,
+) -> int:
+    """Train a lictrt learned image codec (or, with --info, describe a checkpoint).
+
+    Under torchrun (torchrun --nproc-per-node 2 -m train ...) it trains with DistributedDataParallel; rank 0
+    writes the checkpoint.
+    """
+    if preset is not None and quality is not None:
+        raise UsageError("--preset and --quality exclude each other")
+    if epochs is not None and steps is not None:
+        raise UsageError("--epochs and --steps exclude each other")
+    args = argparse.Namespace(
+        arch=arch.value if arch else None, preset=preset, quality=quality,
+        lmbda=_float_list(lmbda) if lmbda is not None else None, data=data, epochs=epochs, steps=steps,
+        batch_size=batch_size, patch_size=patch_size, lr=lr, aux_lr=aux_lr, metric=metric.value, device=device,
+        output=output, resume=resume, seed=seed, max_seconds=max_seconds, workers=workers, eval_every=eval_every,
+        holdout=holdout, clip_max_norm=clip_max_norm, lr_patience=lr_patience, no_amp=no_amp, threads=threads,
+        info=info, quiet=quiet, verbose=verbose)
+    return run(args)
 
 
 def _float_list(text: str) -> list[float]:
     try:
         values = [float(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or comma-separated numbers: {text!r}") from None
+        raise UsageError(f"--lambda: not a number or comma-separated numbers: {text!r}") from None
     if not all(v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"lambda must be positive: {text!r}")
+        raise UsageError(f"--lambda must be positive: {text!r}")
     return values
 
 
@@ -80,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     missing = [f for f, v in (("-a", args.arch), ("-d", args.data), ("-o", args.output)) if v is None]
     if missing:
-        raise UsageError(f"missing {', '.join(missing)} (see --help)")
+        raise UsageError(f"missing {', '.join(missing)}")
     if args.epochs is None and args.steps is None:
         raise UsageError("give --epochs or --steps")
     from train.trainer import TrainConfig, Trainer
@@ -99,27 +140,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class UsageError(Exception):
-    """Missing or contradictory command-line options."""
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.verbose:
-        warnings.filterwarnings("ignore")
-    # imported only now, so their import-time warnings (CompressAI's torch.jit) obey --verbose
-    from train.checkpoint import CheckpointError
-    from train.data import DataError
-    from train.loss import LossError
-    from train.trainer import TrainError
-
-    try:
-        return run(args)
-    except (CheckpointError, DataError, LossError, TrainError, UsageError) as e:
-        if args.verbose:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    # the train errors are imported only when a command runs, so their import-time warnings obey --verbose
+    return cli_run(app, argv, prog="python -m train")

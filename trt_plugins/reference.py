@@ -1,13 +1,16 @@
-"""Float64 references of the lictrt custom ops, written from export/op_contracts.py, plus test-input helpers.
+"""Float64 forms of the lictrt op references (which live in train/layers: ss2d.selective_scan_2d_reference and
+gdn.gdn_reference), plus test-input helpers.
 
-Used by tests/test_kernels_gpu.py (CUDA kernels) and tests/test_trt_plugins.py (CPU emulation of the same
-kernel sources).  Pure torch; the scan reference is a sequential loop over L (seconds at L = 98304 on a GPU).
+Used by tests/test_kernels_gpu.py (CUDA kernels), tests/test_trt_plugins.py (CPU emulation of the same kernel
+sources) and tests/test_native_ops.py. The scan reference is a sequential loop over L.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from train.layers.gdn import gdn_reference as _gdn_reference
+from train.layers.ss2d import selective_scan_2d_reference
 
 
 def direction_positions(H: int, W: int, device=None) -> torch.Tensor:
@@ -18,47 +21,15 @@ def direction_positions(H: int, W: int, device=None) -> torch.Tensor:
     return torch.stack([row_major, col_major, row_major.flip(0), col_major.flip(0)])
 
 
-def sequential_scan(u, dt, A, Bk, Ck, D):
-    """Grouped sequential recurrence in the inputs' dtype, in scan order.  u, dt [B,K,Di,L], A [K,Di,N],
-    Bk/Ck [B,K,N,L] (shared by the Di channels of group k), D [K,Di]; returns y [B,K,Di,L]."""
-    Bsz, K, Di, L = dt.shape
-    h = u.new_zeros(Bsz, K, Di, A.shape[-1])
-    y = u.new_empty(L, Bsz, K, Di)
-    for t in range(L):
-        d = dt[..., t, None]  # [B,K,Di,1]
-        h = torch.exp(d * A) * h + d * u[..., t, None] * Bk[:, :, None, :, t]
-        y[t] = (h * Ck[:, :, None, :, t]).sum(-1)
-    return y.permute(1, 2, 3, 0) + D[None, :, :, None] * u
-
-
 def ss2d_reference(u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True):
-    """SelectiveScan2D in float64: gather each direction by index, scan, scatter back, sum the directions."""
-    f = torch.float64
-    Bsz, Di, H, W = u.shape
-    N, L = A.shape[-1], H * W
-    pos = direction_positions(H, W, u.device)
-    u64 = u.to(f).reshape(Bsz, Di, L)
-    dl = delta.to(f).reshape(Bsz, 4, Di, L)
-    if delta_bias is not None:
-        dl = dl + delta_bias.to(f).reshape(1, 4, Di, 1)
-    dt = F.softplus(dl) if delta_softplus else dl
-    Bf, Cf = Bs.to(f).reshape(Bsz, 4, N, L), Cs.to(f).reshape(Bsz, 4, N, L)
-    # direction k in scan order: x_k[..., t] = x[..., pos[k, t]]
-    u_k = torch.stack([u64[..., pos[k]] for k in range(4)], dim=1)  # [B,4,Di,L]
-    dt_k = torch.stack([dt[:, k][..., pos[k]] for k in range(4)], dim=1)
-    B_k = torch.stack([Bf[:, k][..., pos[k]] for k in range(4)], dim=1)  # [B,4,N,L]
-    C_k = torch.stack([Cf[:, k][..., pos[k]] for k in range(4)], dim=1)
-    y_k = sequential_scan(u_k, dt_k, A.to(f).reshape(4, Di, N), B_k, C_k, D.to(f).reshape(4, Di))
-    y = u64.new_zeros(Bsz, Di, L)
-    for k in range(4):  # map each direction back to natural positions, summed in direction order
-        y[..., pos[k]] += y_k[:, k]
-    return y.reshape(Bsz, Di, H, W)
+    """SelectiveScan2D in float64 (returns float64): train.layers.ss2d.selective_scan_2d_reference."""
+    args = [None if t is None else t.double() for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    return selective_scan_2d_reference(*args, delta_softplus=delta_softplus)
 
 
 def gdn_reference(x, gamma, beta, inverse=False):
-    x = x.double()
-    norm = beta.double()[None, :, None, None] + torch.einsum("ij,bjhw->bihw", gamma.double(), x * x)
-    return x * torch.sqrt(norm) if inverse else x / torch.sqrt(norm)
+    """GeneralizedDivisiveNorm in float64 (returns float64): train.layers.gdn.gdn_reference."""
+    return _gdn_reference(x.double(), gamma.double(), beta.double(), inverse)
 
 
 def scan_inputs(B, Di, H, W, N, *, seed, device, softplus=True):

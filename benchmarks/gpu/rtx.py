@@ -18,13 +18,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 import sys
 import time
 from pathlib import Path
+
+from train import native_ops
+from runtime.files import write_atomic
 
 from .schema import figure, not_measured
 
@@ -93,15 +95,17 @@ def reassemble(manifest: dict, folders: list[Path], out_dir: Path) -> Path:
         if p.stat().st_size != part["bytes"] or sha256(p) != part["sha256"]:
             raise RtxError(f"chunk {p} is damaged (size or sha256 differs from the manifest)")
         parts.append(p)
-    tmp = target.with_suffix(".tmp")
-    with open(tmp, "wb") as g:
+    def join(g):
+        digest = hashlib.sha256()
         for p in parts:
             with open(p, "rb") as f:
-                shutil.copyfileobj(f, g, 1 << 20)
-    if sha256(tmp) != manifest["sha256"]:
-        raise RtxError("reassembled wheel's sha256 differs from the manifest")
-    os.replace(tmp, target)
-    return target
+                while block := f.read(1 << 20):
+                    digest.update(block)
+                    g.write(block)
+        if digest.hexdigest() != manifest["sha256"]:  # raised inside the writer: the target is left as it was
+            raise RtxError("reassembled wheel's sha256 differs from the manifest")
+
+    return write_atomic(target, join)
 
 
 def stash(rtx_dir: Path, stash_dir: Path) -> list[str]:
@@ -239,6 +243,7 @@ def ort_outputs(onnx_path: Path, feeds: dict) -> dict:
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 4
+    native_ops.register_onnxruntime(so)
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, feeds)))
@@ -399,9 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RtxError("--out is required")
 
         def save(doc):
-            tmp = Path(args.out + ".tmp")
-            tmp.write_text(json.dumps(doc, indent=1))
-            os.replace(tmp, args.out)
+            write_atomic(args.out, json.dumps(doc, indent=1))
 
         run_section(Path(args.rtx_dir), Path(args.stash), Path(args.bundles), save, args.seconds)
     except RtxError as exc:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from runtime.files import write_atomic
 
 SCHEMA = "lictrt-gpu-suite"
 SCHEMA_VERSION = 1
@@ -121,12 +121,7 @@ def write_json(path: Path | str, doc: dict) -> Path:
         raise SchemaError("invalid result document: " + "; ".join(problems[:5]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
 HEADLINES = [  # figures shown in the short report (the JSON holds every figure)

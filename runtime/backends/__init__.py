@@ -10,8 +10,3 @@ from __future__ import annotations
 
 class BackendError(RuntimeError):
     """A backend is unavailable or cannot run a graph."""
-
-
-#: parse-path ids recorded in the container (docs/FORMATS.md: u8 parse path)
-PARSE_PATHS = {"onnxruntime-cpu-fp32": 0, "torch-cpu-fp32": 1}
-PARSE_PATH_NAMES = {v: k for k, v in PARSE_PATHS.items()}

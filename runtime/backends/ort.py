@@ -9,6 +9,11 @@ reorder sums), no memory-pattern or arena tricks that could depend on the previo
 Reconstruction-only graphs (``pinned=False``) may use any options: ``ORT_ENABLE_ALL`` (layout transforms to
 NCHWc included) and ``threads`` intra-op threads; their float results differ in the last bits, which only the
 image sees (benchmarks/kodak_decode.py measures the options).
+
+Every session registers the lictrt native CPU ops (``train.native_ops``: ``lictrt::SelectiveScan2D`` runs as one
+kernel instead of its ONNX function body); without the library it warns once and runs the bodies. The native
+kernel's results do not depend on the thread count or on AVX2, but differ in the last bits from the body's, so
+an encoder and a decoder of one stream must agree on having it (for graphs that hold the op).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
+from train import native_ops
 
 from . import BackendError
 
@@ -45,6 +52,7 @@ def pinned_session_options():
     so.enable_mem_pattern = False
     so.log_severity_level = 3
     so.add_session_config_entry("session.set_denormal_as_zero", "0")
+    native_ops.register_onnxruntime(so)
     return so
 
 
@@ -90,6 +98,7 @@ class OrtBackend:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.opt_level)
         so.log_severity_level = 3
+        native_ops.register_onnxruntime(so)
         return so
 
     def session(self, graph: str):

@@ -49,6 +49,24 @@ def load_checkpoint(path, arch: str | None = None, device: str = "cpu"):
     return model.eval().to(device)
 
 
+def check_matches(model, bundle: Bundle, source="the model") -> None:
+    """Raise BackendError unless ``model`` is the model ``bundle`` was exported from (architecture, then hash)."""
+    from train.coding import CodingError, coder_tables, model_hash
+
+    want = bundle.manifest.get("model", {})
+    arch = getattr(model, "lictrt_arch", None)
+    if arch and want.get("arch") and arch != want["arch"]:
+        raise BackendError(f"{source} holds a {arch!r} model but the bundle was exported from {want['arch']!r}")
+    widths = bundle.plan.get("widths") if getattr(model, "widths", None) else None
+    try:
+        digest = model_hash(model, coder_tables(model, bundle.plan_kind, widths))
+    except CodingError as e:
+        raise BackendError(f"{source}: {e}") from None
+    if digest != bundle.model_hash.hex():
+        raise BackendError(f"{source} is not the model the bundle was exported from (model hash {digest[:12]}…, "
+                           f"bundle {bundle.model_hash.hex()[:12]}…)")
+
+
 def bundle_from_model(model, kind: str | None = None) -> Bundle:
     """An in-memory bundle (no ONNX files) describing ``model``, with the exporter's tables and model hash."""
     from train.coding import CodingError, coder_tables, model_hash

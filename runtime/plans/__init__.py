@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+#: the plan kinds this runtime implements (their container codes: runtime.container.PLAN_KINDS)
 KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_slices")
-#: plan-kind ids recorded in the container's u8 plan kind
-KIND_IDS = {"factorized": 0, "hyperprior": 1, "mean_scale": 2, "spatial_context": 3, "channel_slices": 4,
-            "grouped_context": 5, "grouped_slices": 6}
 
 
 def get(kind: str):

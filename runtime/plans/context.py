@@ -7,17 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..container import Stream
 from ..errors import BitstreamError
-
-
-@dataclass
-class CodedStream:
-    """One entropy-coded stream as the plans see it (the container adds framing and the payload CRC)."""
-
-    kind: str
-    data: bytes
-    count: int
-    symbols_crc: int
 
 
 @dataclass
@@ -49,8 +40,8 @@ class PlanContext:
         self.bundle, self.recon, self.parse = bundle, recon, parse
         self.mode, self.substreams, self.prefix = mode, substreams, prefix
         self.stats = Stats()
-        self.out_streams: list[CodedStream] = []
-        self.in_streams: dict[str, CodedStream] = streams or {}
+        self.out_streams: list[Stream] = []
+        self.in_streams: dict[str, Stream] = streams or {}
         from .. import coder
 
         self._coder = coder
@@ -79,7 +70,7 @@ class PlanContext:
         self.stats.entropy_s += time.perf_counter() - t0
         self.stats.coder_calls += 1
         self.stats.symbols += sym.size
-        self.out_streams.append(CodedStream(kind, bytes(data), int(sym.size), int(crc)))
+        self.out_streams.append(Stream(kind, int(sym.size), bytes(data), int(crc)))
 
     def stream_encoder(self, kind: str, model: str) -> "_IncrementalEncoder":
         """An incremental encoder for stream ``kind`` (autoregressive plans); ``close()`` adds the stream."""
@@ -98,12 +89,12 @@ class PlanContext:
         if s is None:
             raise BitstreamError(f"stream '{kind}' is missing from the bitstream (has {sorted(self.in_streams)})")
         idx = np.ascontiguousarray(indexes, dtype=np.int32).reshape(-1)
-        if s.count != idx.size:
-            raise BitstreamError(f"stream '{kind}': header says {s.count} symbols, the model expects {idx.size}")
+        if s.n_symbols != idx.size:
+            raise BitstreamError(f"stream '{kind}': header says {s.n_symbols} symbols, the model expects {idx.size}")
         c = self._coder
         t0 = time.perf_counter()
         try:
-            sym = c.decode(self.tables(model).coder_tables(), s.data, idx, mode=self.mode)
+            sym = c.decode(self.tables(model).coder_tables(), s.payload, idx, mode=self.mode)
         except BitstreamError as e:
             raise BitstreamError(f"stream '{kind}': {e}") from None
         crc = int(c.symbols_crc(sym))
@@ -135,19 +126,19 @@ class _IncrementalEncoder:
         t0 = time.perf_counter()
         data = self.enc.flush()
         self.ctx.stats.entropy_s += time.perf_counter() - t0
-        self.ctx.out_streams.append(CodedStream(self.kind, bytes(data), self.n, int(self.crc)))
+        self.ctx.out_streams.append(Stream(self.kind, self.n, bytes(data), int(self.crc)))
 
 
 class _IncrementalDecoder:
-    def __init__(self, ctx: PlanContext, stream: CodedStream, model: str):
+    def __init__(self, ctx: PlanContext, stream: Stream, model: str):
         self.ctx, self.stream, self.n, self.crc = ctx, stream, 0, 0
-        self.dec = ctx._coder.StreamDecoder(ctx.tables(model).coder_tables(), stream.data, mode=ctx.mode)
+        self.dec = ctx._coder.StreamDecoder(ctx.tables(model).coder_tables(), stream.payload, mode=ctx.mode)
 
     def decode(self, indexes: np.ndarray) -> np.ndarray:
         idx = np.ascontiguousarray(indexes, dtype=np.int32).reshape(-1)
-        if self.n + idx.size > self.stream.count:
+        if self.n + idx.size > self.stream.n_symbols:
             raise BitstreamError(f"stream '{self.stream.kind}': the model asks for more than the "
-                                 f"{self.stream.count} symbols the header records")
+                                 f"{self.stream.n_symbols} symbols the header records")
         t0 = time.perf_counter()
         try:
             sym = np.asarray(self.dec.decode(idx), dtype="<i4")
@@ -162,8 +153,8 @@ class _IncrementalDecoder:
 
     def close(self) -> None:
         k = self.stream.kind
-        if self.n != self.stream.count:
-            raise BitstreamError(f"stream '{k}': decoded {self.n} symbols, header says {self.stream.count}")
+        if self.n != self.stream.n_symbols:
+            raise BitstreamError(f"stream '{k}': decoded {self.n} symbols, header says {self.stream.n_symbols}")
         try:
             self.dec.finish()
         except BitstreamError as e:

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn as nn
 
+from train.layers import native_scan as _native
 from train.layers import scan as _scan
 
 K_DIRECTIONS = 4
@@ -39,7 +40,19 @@ def from_direction(y: torch.Tensor, k: int, H: int, W: int) -> torch.Tensor:
 
 def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
     """The ``SelectiveScan2D`` op: u [B,Di,H,W], delta [B,K*Di,H,W], A [K*Di,N], Bs/Cs [B,K,N,H,W],
-    D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped back."""
+    D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped back.
+
+    CPU tensors go to the native kernels (forward and backward, ``train.layers.native_scan``) when the library is
+    available and nothing is tracing; otherwise, and as the reference, :func:`selective_scan_2d_chunked`."""
+    if (u.device.type == "cpu" and Bs.shape[1] == K_DIRECTIONS and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing() and _native.enabled()):
+        return _native.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus).float()
+    return selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
+
+
+def selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+    """:func:`selective_scan_2d` in PyTorch: the four directions formed here, one chunked scan
+    (:func:`train.layers.scan.selective_scan_chunked`), the outputs merged back. Any device."""
     bsz, di, H, W = u.shape
     K = Bs.shape[1]
     dl = delta.unflatten(1, (K, di))
@@ -143,6 +156,15 @@ class SS2D(nn.Module):
         x = self.act(self.conv2d(x.permute(0, 3, 1, 2)))
         y = self.out_norm(self.forward_core(x)) * z
         return self.out_proj(y)
+
+
+def selective_scan_2d_reference(u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True,
+                                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The reference of the ``SelectiveScan2D`` op (the one every test compares with): VMamba's four-copy form
+    over the exact sequential scan, computed in ``dtype`` (float64: an oracle); returns u's dtype."""
+    args = [None if t is None else t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    y = selective_scan_2d_fourcopy(*args, bool(delta_softplus), scan_fn=_scan.selective_scan_ref)
+    return y.to(u.dtype)
 
 
 def ss2d_forward_vmamba(m: SS2D, x: torch.Tensor, scan_fn=None) -> torch.Tensor:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import warnings
+from typing import Annotated
 
 import torch
-from tqdm import tqdm
+import typer
+
+from runtime.cli import CONTEXT, progress, run
 
 from train.models import ARCHS, count_parameters, create_model, resolve_config
 
 
-def table() -> list[dict]:
+def table(quiet: bool = False) -> list[dict]:
     """One row per (arch, preset); presets with the same config (CompressAI q1-q5 ...) are built once."""
     torch.set_num_threads(1)
     rows, built = [], {}
     jobs = [(a, p) for a, spec in ARCHS.items() for p in spec.presets]
-    for arch, preset in tqdm(jobs, desc="building models", file=sys.stderr, leave=False):
+    for arch, preset in progress(jobs, desc="building models", unit="model", quiet=quiet):
         key = (arch, json.dumps(resolve_config(arch, preset), sort_keys=True))
         if key not in built:
             model = create_model(arch, preset)
@@ -34,13 +35,17 @@ def table() -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.models", description=__doc__)
-    ap.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    rows = table()
-    if args.json:
+app = typer.Typer(name="python -m train.models", context_settings=CONTEXT, add_completion=True,
+                  rich_markup_mode=None)
+
+
+@app.command(epilog="Examples:\n\n  python -m train.models\n\n  python -m train.models --json > models.json")
+def models(json_out: Annotated[bool, typer.Option("--json", help="print a JSON list instead of a table")] = False,
+           quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar")] = False,
+           verbose: Annotated[bool, typer.Option("--verbose", help="tracebacks and warnings")] = False) -> int:
+    """Every architecture and preset with its parameter count, coding plan and pad multiple."""
+    rows = table(quiet)
+    if json_out:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{'arch':22} {'preset':7} {'params (M)':>10}  {'plan':16} {'pad':>4}  qualities")
@@ -48,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         q = ",".join(map(str, r["qualities"])) or "-"
         print(f"{r['arch']:22} {r['preset']:7} {r['params_m']:10.3f}  {r['coding_plan']:16} {r['pad_multiple']:4d}  {q}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(app, argv, prog="python -m train.models")
 
 
 if __name__ == "__main__":

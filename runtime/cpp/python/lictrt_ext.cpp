@@ -13,6 +13,7 @@
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
+#include "lictrt/format.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -223,4 +224,15 @@ NB_MODULE(_lictrt, m) {
 
   m.attr("CONTAINER_MAJOR") = lictrt::kContainerMajor;
   m.attr("CONTAINER_MINOR") = lictrt::kContainerMinor;
+  auto names = [](const auto& table) {
+    nb::list l;
+    for (const char* n : table) l.append(nb::str(n));
+    return nb::tuple(l);
+  };
+  m.attr("PLAN_KINDS") = names(lictrt::kPlanKinds);
+  m.attr("CODER_MODES") = names(lictrt::kCoderModes);
+  m.attr("PARSE_PATHS") = names(lictrt::kParsePaths);
+  m.attr("FLAG_RASTER_CONTEXT") = lictrt::kFlagRasterContext;
+  m.attr("KNOWN_FLAGS") = lictrt::kKnownFlags;
+  m.attr("MAX_PIXELS") = lictrt::kMaxPixels;
 }

@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 
 namespace lictrt {
 namespace {

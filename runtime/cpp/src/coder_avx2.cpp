@@ -11,7 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 
 // Compiled in on x86 with GCC or Clang (define LICTRT_NO_SIMD to leave it out); elsewhere only the scalar path.
 #if !defined(LICTRT_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))

@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 #include "lictrt/crc32.hpp"
 
 namespace lictrt {
@@ -86,6 +86,9 @@ void unpack_container(const uint8_t* data, size_t len, ContainerHeader& h, std::
   std::memcpy(h.model_hash.data(), data + 8, 32);
   h.height = load_le32(data + 40);
   h.width = load_le32(data + 44);
+  if (h.height == 0 || h.width == 0)
+    throw BitstreamError("container: image size " + std::to_string(h.width) + "x" + std::to_string(h.height) +
+                         " in header (width and height must be at least 1)");
   h.pad_multiple = load_le16(data + 48);
   h.coder_mode = data[50];
   h.parse_path = data[51];

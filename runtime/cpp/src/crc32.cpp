@@ -3,7 +3,7 @@
 
 #include <array>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 
 namespace lictrt {
 namespace {

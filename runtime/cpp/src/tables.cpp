@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <string>
 
-#include "detail.hpp"
+#include "rans_core.hpp"
 
 namespace lictrt {
 namespace detail {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "check.hpp"
-#include "../src/detail.hpp"  // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
+#include "../src/rans_core.hpp"  // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"

@@ -4,7 +4,9 @@
 //   lictrt_decoder_test BUNDLE FIXTURE     + decode FIXTURE/stream.lic with a GraphRunner that replays the network
 //                                            outputs the Python runtime recorded (FIXTURE/calls.json + .npy files),
 //                                            checking every graph input bit for bit, and that y_hat and the image
-//                                            equal the Python decode exactly; corrupted inputs must raise.
+//                                            equal the Python decode exactly; corrupted inputs must raise; and, when
+//                                            FIXTURE/encode_calls.json exists, encode FIXTURE/input.npy replaying the
+//                                            Python encode's network outputs: the bytes must equal stream.lic.
 // Exits non-zero on failure; prints one JSON summary line for tests/test_cpp_decoder.py.
 #include <algorithm>
 #include <cmath>
@@ -17,6 +19,8 @@
 #include "check.hpp"
 #include "lictrt/bundle.hpp"
 #include "lictrt/decoder.hpp"
+#include "lictrt/encoder.hpp"
+#include "lictrt/format.hpp"
 
 using namespace lictrt;
 
@@ -111,10 +115,10 @@ struct Perturb {
 /// Replays recorded network outputs in call order; with `check`, every input must equal the recording bit for bit.
 class ReplayRunner : public GraphRunner {
  public:
-  ReplayRunner(const std::string& dir, bool check, Perturb perturb = {})
+  ReplayRunner(const std::string& dir, bool check, Perturb perturb = {}, const std::string& calls = "calls.json")
       : dir_(dir), check_(check), perturb_(std::move(perturb)) {
     calls_ = Json::parse([&] {
-      auto d = read_file(dir + "/calls.json");
+      auto d = read_file(dir + "/" + calls);
       return std::string(d.begin(), d.end());
     }());
   }
@@ -211,10 +215,30 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
   flip[flip.size() - 2] ^= 0x10;
   CHECK(!throws<BitstreamError>([&] { Decoder(b, r3).decode(flip); }).empty());
 
-  std::printf("{\"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, \"sequential_steps\": %d, "
+  // The encoder, replaying the Python encode's network outputs (every input checked): the same bytes.
+  std::string enc_same = "n/a";
+  if (std::filesystem::exists(fx + "/encode_calls.json")) {
+    ContainerHeader hd;
+    std::vector<ContainerStream> ss;
+    unpack_container(lic.data(), lic.size(), hd, ss);
+    EncoderOptions eo;
+    eo.mode = static_cast<Mode>(hd.coder_mode);
+    eo.context_order = hd.flags & kFlagRasterContext ? "raster" : "wavefront";
+    const Json& widths = b.plan().get("widths");
+    if (widths.size()) eo.width = int(widths.at(hd.width_index).integer());
+    ReplayRunner er(fx, true, {}, "encode_calls.json");
+    NpyArray in = read_npy(fx + "/input.npy");
+    CHECK(in.dtype == "|u1" && in.shape.size() == 3 && in.shape[2] == 3);
+    EncodeResult e = Encoder(b, er, eo).encode(in.bytes.data(), uint32_t(in.shape[0]), uint32_t(in.shape[1]));
+    CHECK(er.consumed() == er.recorded());
+    enc_same = e.data == lic ? "true" : "false";
+    CHECK(enc_same == "true");
+  }
+
+  std::printf("{\"encode_identical\": \"%s\", \"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, \"sequential_steps\": %d, "
               "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\", "
               "\"mismatch_stream\": \"%s\", \"lrp_feeds_next_slice\": \"%s\"}\n",
-              b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps, replay.inputs_checked(),
+              enc_same.c_str(), b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps, replay.inputs_checked(),
               y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str(), e1_stream.c_str(), lrp_flow.c_str());
 }
 

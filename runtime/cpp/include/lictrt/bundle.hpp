@@ -1,6 +1,5 @@
 // lictrt codec bundle reader for C++ embedding (docs/FORMATS.md "Codec bundle"): the manifest.json subset the
-// decoder needs (own small JSON reader) and tables.npz (own zip + .npy reader; np.savez = stored zip entries).
-// Every read is bounds-checked; malformed input raises lictrt::BundleError with a one-line message.
+// plans need (lictrt/json.hpp) and tables.npz (lictrt/npz.hpp). Malformed input raises lictrt::BundleError.
 #pragma once
 
 #include <array>
@@ -13,73 +12,10 @@
 #include <vector>
 
 #include "lictrt/coder.hpp"
+#include "lictrt/json.hpp"
+#include "lictrt/npz.hpp"
 
 namespace lictrt {
-
-/// A bundle directory, manifest, tables.npz or .npy file that is missing, malformed or inconsistent.
-class BundleError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// A parsed JSON value (RFC 8259 subset: no \u surrogate checks beyond UTF-8 encoding; numbers as double).
-class Json {
- public:
-  enum class Type { Null, Bool, Number, String, Array, Object };
-  static Json parse(const std::string& text);  ///< throws BundleError "json: <what> at offset N"
-
-  Type type() const noexcept { return type_; }
-  bool is_null() const noexcept { return type_ == Type::Null; }
-  bool is_object() const noexcept { return type_ == Type::Object; }
-  bool is_array() const noexcept { return type_ == Type::Array; }
-  bool is_string() const noexcept { return type_ == Type::String; }
-  bool is_number() const noexcept { return type_ == Type::Number; }
-  bool has(const std::string& key) const noexcept;
-  /// Member `key` of an object (BundleError if absent or not an object).
-  const Json& at(const std::string& key) const;
-  /// Member `key`, or a null value when absent.
-  const Json& get(const std::string& key) const noexcept;
-  const Json& at(size_t i) const;
-  size_t size() const noexcept;  ///< elements of an array / members of an object, else 0
-  const std::string& str() const;  ///< BundleError unless a string
-  double num() const;              ///< BundleError unless a number
-  int64_t integer() const;         ///< BundleError unless an integral number
-  bool boolean() const;            ///< BundleError unless true/false
-  const std::vector<std::pair<std::string, Json>>& items() const;  ///< object members in file order
-
- private:
-  friend struct JsonParser;
-  Type type_ = Type::Null;
-  bool b_ = false;
-  double n_ = 0;
-  std::string s_;
-  std::vector<Json> a_;
-  std::vector<std::pair<std::string, Json>> o_;
-};
-
-/// One array from a .npy file: little-endian dtype '<i4', '<f4', '|u1', '<i8' or '<f8', C order.
-struct NpyArray {
-  std::string dtype;            ///< numpy descr, e.g. "<f4"
-  std::vector<int64_t> shape;   ///< empty for a 0-d array
-  std::vector<uint8_t> bytes;   ///< raw element bytes
-  size_t count() const noexcept;
-  size_t item_size() const noexcept;
-  std::vector<int32_t> as_int32() const;  ///< dtype must be <i4 (BundleError otherwise)
-  std::vector<float> as_float32() const;  ///< dtype must be <f4
-};
-
-/// Parse .npy bytes (format versions 1-3). `what` names the source in errors.
-NpyArray parse_npy(const uint8_t* data, size_t len, const std::string& what);
-NpyArray read_npy(const std::string& path);
-/// Write a float32 / int32 / uint8 .npy file (format 1.0), used by tools and tests.
-void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape,
-               const void* data);
-/// All arrays of an uncompressed .npz (np.savez) keyed by name without ".npy".
-std::map<std::string, NpyArray> parse_npz(const uint8_t* data, size_t len, const std::string& what);
-std::map<std::string, NpyArray> read_npz(const std::string& path);
-
-/// Read a whole file (BundleError naming the path when it cannot be read).
-std::vector<uint8_t> read_file(const std::string& path);
 
 /// The integer coder tables of one entropy model (tables.npz group `<name>.*`).
 struct EntropyModel {

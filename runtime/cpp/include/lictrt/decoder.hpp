@@ -16,25 +16,9 @@
 
 #include "lictrt/bundle.hpp"
 #include "lictrt/container.hpp"
+#include "lictrt/graph_runner.hpp"
 
 namespace lictrt {
-
-/// A dense float32 NCHW (or any rank) tensor in host memory, C order.
-struct Tensor {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-  Tensor() = default;
-  Tensor(std::vector<int64_t> s, std::vector<float> d = {});
-  size_t count() const noexcept;
-};
-using TensorMap = std::map<std::string, Tensor>;
-
-/// Runs one bundle graph (manifest "graphs" key, e.g. "hyper_synthesis" or "w48.synthesis") on named inputs.
-class GraphRunner {
- public:
-  virtual ~GraphRunner() = default;
-  virtual TensorMap run(const std::string& graph, const TensorMap& inputs) = 0;
-};
 
 struct DecodeResult {
   uint32_t height = 0, width = 0;
@@ -42,6 +26,7 @@ struct DecodeResult {
   Tensor y_hat;              ///< the dequantized latent fed to synthesis [1, M, h, w]
   Tensor x_hat;              ///< the raw synthesis output (padded, unclamped)
   int network_calls = 0, sequential_steps = 0;
+  CodecStats stats;
 };
 
 /// Plan kinds this decoder implements: factorized, hyperprior, mean_scale, spatial_context, channel_slices.

@@ -1,4 +1,4 @@
-// lictrt error types shared by the coder, the container and the C API.
+// lictrt error types shared by the coder, the container, the bundle reader, the plans and the C API.
 #pragma once
 
 #include <stdexcept>
@@ -16,6 +16,12 @@ class BitstreamError : public std::runtime_error {
 class InvalidArgument : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+/// A bundle directory, manifest, tables.npz or .npy file that is missing, malformed or inconsistent.
+class BundleError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace lictrt

@@ -1,4 +1,4 @@
-// Private: table layout, the two rANS flavours (compat rans64, fast rans32) and the decode primitives shared by
+// Private rANS core: table layout, the two rANS flavours (compat rans64, fast rans32) and the decode primitives shared by
 // the one-shot, incremental and AVX2 decoders.
 #pragma once
 

@@ -1,0 +1,204 @@
+"""C++ runtime vs Python runtime: encode and decode time of the same bundles on CPU, one run.
+
+`python -m benchmarks cpp-runtime [--data DIR] [--images N] [--spatial-images N] [--threads T] [--repeats R]
+ [--build DIR] [--cache DIR] [--json PATH] [--verbose]`
+
+Models: bmshj2018-hyperprior at quality 3 (N=128, M=192) and a tiny mbt2018 (spatial context), both with the seeded
+RANDOM weights of ``train.models.seeded.codable_model``, exported once into the kodak-decode cache. Images: the first
+``--images`` Kodak images for the hyperprior, the first ``--spatial-images`` for the spatial-context model (768x512:
+a 48x32 latent, 141 wavefront steps).
+
+Per image the C++ side (``runtime/cpp/bench/codec_bench.cpp``, built here with ``-DLICTRT_BUILD_BENCH=ON``: the
+lictrt Encoder/Decoder on ``OnnxRuntimeRunner``) and the Python side (``runtime.Codec`` on the onnxruntime backend)
+each encode and decode after one warm-up (sessions created), ``--repeats`` times; medians per image. Both load the
+same ONNX Runtime library with the same session settings (``--threads`` intra-op threads for analysis and synthesis,
+the pinned 1-thread path for parse-critical graphs), so the networks cost the same; the difference is the plan code
+around them. Both encodes must give the same bytes. The spatial-context loop is reported per step: the whole loop,
+the context_step call (runner + ONNX Runtime), and the rest (window gathering, index building, coder, scatter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
+
+CPP = REPO_ROOT / "runtime" / "cpp"
+
+
+class CppRuntimeError(BenchmarkError):
+    """The C++ benchmark program cannot be built or run, or the two runtimes disagree."""
+
+
+def build(build_dir: Path, verbose: bool = False) -> Path:
+    """Configure and build the C++ benchmark program; returns its path."""
+    out = None if verbose else subprocess.DEVNULL
+    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2"))
+    for cmd in (["cmake", "-S", str(CPP), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release", "-DLICTRT_BUILD_BENCH=ON",
+                 "-DLICTRT_BUILD_TESTS=OFF", "-DLICTRT_INSTALL=OFF", f"-DPython_EXECUTABLE={sys.executable}"],
+                ["cmake", "--build", str(build_dir), "--target", "lictrt_codec_bench"]):
+        if subprocess.run(cmd, stdout=out, stderr=out, env=env).returncode != 0:
+            raise CppRuntimeError(f"{' '.join(cmd[:3])} failed (rerun with --verbose); the benchmark needs ONNX "
+                                  "Runtime headers and libpng")
+    return build_dir / "lictrt_codec_bench"
+
+
+def _median(v) -> float:
+    return float(np.median(np.asarray(v, dtype=np.float64)))
+
+
+def _summary(stats: list[dict]) -> dict:
+    """Medians (ms) of total, network, entropy; the spatial-context loop per step when there is one."""
+    out = {k: 1e3 * _median([s[k] for s in stats]) for k in ("total_s", "network_s", "entropy_s")}
+    out = {k.replace("_s", "_ms"): v for k, v in out.items()}
+    loop = [s.get("loop_s") or 0.0 for s in stats]
+    if max(loop) > 0:
+        steps = stats[0]["sequential_steps"]
+        ctx = [s["context_step_s"] for s in stats]
+        out.update(steps=steps, loop_ms=1e3 * _median(loop), loop_per_step_ms=1e3 * _median(loop) / steps,
+                   context_step_call_ms=1e3 * _median(ctx) / steps,
+                   loop_other_per_step_ms=1e3 * _median([a - b for a, b in zip(loop, ctx)]) / steps)
+    return out
+
+
+def run_cpp(exe: Path, bundle: Path, png: Path, threads: int, repeats: int) -> tuple[dict, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        lic = Path(tmp) / "out.lic"
+        p = subprocess.run([str(exe), str(bundle), str(png), "--repeats", str(repeats), "--threads", str(threads),
+                            "--out", str(lic)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {p.stderr.strip()}")
+        res = json.loads(p.stdout)
+        return {"encode": _summary(res["encode"]), "decode": _summary(res["decode"]),
+                "onnxruntime": res["onnxruntime"]}, lic.read_bytes()
+
+
+def run_python(bundle: Path, image: np.ndarray, threads: int, repeats: int) -> tuple[dict, bytes]:
+    from runtime import Codec
+
+    codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
+    data = codec.encode(image)
+    codec.decode(data)
+    enc, dec = [], []
+    for _ in range(repeats):
+        data = codec.encode(image)
+        enc.append(dict(codec.last_stats))
+    for _ in range(repeats):
+        codec.decode(data)
+        dec.append(dict(codec.last_stats))
+    for s in enc + dec:
+        s["context_step_s"] = (s.get("network_by_graph_s") or {}).get("context_step", 0.0)
+    return {"encode": _summary(enc), "decode": _summary(dec)}, data
+
+
+def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, progress=print) -> dict:
+    rows = []
+    for path in images:
+        image = load_rgb(path)
+        cpp, cpp_bytes = run_cpp(exe, bundle, path, threads, repeats)
+        py, py_bytes = run_python(bundle, image, threads, repeats)
+        if cpp_bytes != py_bytes:
+            raise CppRuntimeError(f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs "
+                                  f"{len(py_bytes)} bytes)")
+        row = {"image": path.name, "size": list(image.shape[:2]), "bytes": len(py_bytes), "identical_bytes": True,
+               "cpp": cpp, "python": py}
+        for op in ("encode", "decode"):
+            row[f"{op}_speedup"] = py[op]["total_ms"] / cpp[op]["total_ms"]
+        rows.append(row)
+        progress(f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
+                 f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms")
+    out = {"images": rows}
+    for op in ("encode", "decode"):
+        cpp_t = sum(r["cpp"][op]["total_ms"] for r in rows)
+        py_t = sum(r["python"][op]["total_ms"] for r in rows)
+        out[op] = {"cpp_total_ms": cpp_t, "python_total_ms": py_t, "speedup_of_totals": py_t / cpp_t,
+                   "median_speedup": _median([r[f"{op}_speedup"] for r in rows]),
+                   "min_speedup": min(r[f"{op}_speedup"] for r in rows),
+                   "cpp_not_slower_anywhere": all(r[f"{op}_speedup"] >= 1.0 for r in rows)}
+    return out
+
+
+def _bundle(arch: str, cache: Path, **kw) -> tuple[Path, str]:
+    from benchmarks.kodak_decode import cached_bundle
+    from train.models.seeded import codable_model
+
+    m = codable_model(arch, seed=0, **kw)
+    cfg = {k: getattr(m, k) for k in ("N", "M") if hasattr(m, k)}
+    bundle, _ = cached_bundle(m, cache, progress=False)
+    return bundle, f"{arch} {kw} {cfg}, RANDOM weights (seed 0)"
+
+
+def run(args) -> dict:
+    from benchmarks.kodak_decode import default_cache, default_data
+
+    data = Path(args.data) if args.data else default_data()
+    cache = Path(args.cache) if args.cache else default_cache()
+    exe = build(Path(args.build), args.verbose)
+    res = {"threads": args.threads, "repeats": args.repeats, "data": portable_path(data),
+           "machine": f"{os.cpu_count()} CPUs, shared with other jobs: compare ratios within this run", "models": {}}
+    for key, arch, kw, n in (("hyperprior", "bmshj2018-hyperprior", {"quality": 3}, args.images),
+                             ("spatial_context", "mbt2018", {"preset": "tiny"}, args.spatial_images)):
+        if n <= 0:
+            continue
+        bundle, desc = _bundle(arch, cache, **kw)
+        print(f"{key}: {desc}", flush=True)
+        r = measure(exe, bundle, list_images(data, n), args.threads, args.repeats)
+        r["model"] = desc
+        res["models"][key] = r
+    res["cpp_not_slower_anywhere"] = all(m[op]["cpp_not_slower_anywhere"] for m in res["models"].values()
+                                         for op in ("encode", "decode"))
+    return res
+
+
+def format_table(res: dict) -> str:
+    lines = [f"C++ vs Python runtime, ONNX Runtime CPU, {res['threads']} thread(s), median of {res['repeats']}"]
+    for key, m in res["models"].items():
+        lines.append(f"{key}: {m['model']}")
+        for op in ("encode", "decode"):
+            s = m[op]
+            lines.append(f"  {op}: C++ {s['cpp_total_ms']:.1f} ms, Python {s['python_total_ms']:.1f} ms over "
+                         f"{len(m['images'])} image(s): {s['speedup_of_totals']:.2f}x (median {s['median_speedup']:.2f}x,"
+                         f" min {s['min_speedup']:.2f}x)")
+        first = m["images"][0]
+        if "steps" in first["cpp"]["decode"]:
+            for side in ("cpp", "python"):
+                d = first[side]["decode"]
+                lines.append(f"  {side} decode loop, {first['image']}: {d['steps']} steps, {d['loop_per_step_ms']:.3f}"
+                             f" ms/step = context_step call {d['context_step_call_ms']:.3f} + rest "
+                             f"{d['loop_other_per_step_ms']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks cpp-runtime", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", help="Kodak directory (default: ../shared/data/kodak)")
+    ap.add_argument("--images", type=int, default=24, help="images for the hyperprior model")
+    ap.add_argument("--spatial-images", type=int, default=4, help="images for the spatial-context model")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of analysis/synthesis, both sides")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--build", default=str(REPO_ROOT / "build" / "bench-cpp"), help="C++ build directory")
+    ap.add_argument("--cache", help="bundle cache (default: the kodak-decode cache)")
+    ap.add_argument("--json", help="write the results here ('-' prints JSON)")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+
+    def body():
+        res = run(a)
+        res["wall_s"] = time.perf_counter() - t0
+        emit(res, a.json, format_table)
+
+    return run_cli(body, a.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

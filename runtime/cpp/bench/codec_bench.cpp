@@ -1,0 +1,71 @@
+// C++ encode/decode timing of one image with a bundle on ONNX Runtime (benchmarks/cpp_runtime.py drives it).
+//
+//   lictrt_codec_bench BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic]
+//
+// One warm-up encode and decode (sessions created), then R timed encodes and R timed decodes, each with the codec's
+// own stats; prints one JSON object: per-repeat totals and splits (network, entropy, context loop, steps).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../cli/png_io.hpp"
+#include "lictrt/decoder.hpp"
+#include "lictrt/encoder.hpp"
+#include "lictrt/onnxruntime_runner.hpp"
+
+namespace {
+
+std::string stats_json(const lictrt::CodecStats& s) {
+  char buf[512];
+  auto g = s.network_by_graph_s.find("context_step");
+  std::snprintf(buf, sizeof buf,
+                "{\"total_s\": %.9f, \"network_s\": %.9f, \"entropy_s\": %.9f, \"loop_s\": %.9f, "
+                "\"context_step_s\": %.9f, \"network_calls\": %d, \"sequential_steps\": %d}",
+                s.total_s, s.network_s, s.entropy_s, s.loop_s, g == s.network_by_graph_s.end() ? 0.0 : g->second,
+                s.network_calls, s.sequential_steps);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic]\n", argv[0]);
+    return 2;
+  }
+  int repeats = 3, threads = 1;
+  std::string out;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--repeats")) repeats = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
+  }
+  try {
+    lictrt::Bundle bundle = lictrt::Bundle::load(argv[1]);
+    lictrt_cli::Image im = lictrt_cli::read_png(argv[2]);
+    lictrt::OnnxRuntimeOptions o;
+    o.threads = threads;
+    lictrt::OnnxRuntimeRunner runner(bundle, o);
+    lictrt::Encoder enc(bundle, runner);
+    lictrt::Decoder dec(bundle, runner);
+    lictrt::EncodeResult e = enc.encode(im.rgb.data(), im.height, im.width);
+    dec.decode(e.data);
+    std::string encs, decs;
+    for (int r = 0; r < repeats; ++r) {
+      e = enc.encode(im.rgb.data(), im.height, im.width);
+      encs += (r ? ", " : "") + stats_json(e.stats);
+    }
+    for (int r = 0; r < repeats; ++r) decs += (r ? ", " : "") + stats_json(dec.decode(e.data).stats);
+    if (!out.empty()) std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(e.data.data()),
+                                                                 std::streamsize(e.data.size()));
+    std::printf("{\"bytes\": %zu, \"onnxruntime\": \"%s\", \"encode\": [%s], \"decode\": [%s]}\n", e.data.size(),
+                runner.version().c_str(), encs.c_str(), decs.c_str());
+    return 0;
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "error: %s\n", ex.what());
+    return 1;
+  }
+}

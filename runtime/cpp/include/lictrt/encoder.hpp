@@ -1,0 +1,53 @@
+// lictrt plan encoder for C++ embedding: 8-bit RGB image + Bundle + a GraphRunner -> .lic bytes, the mirror of
+// runtime.Codec.encode: the image is scaled to [0, 1] in float32 (v / 255), zero-padded to the bundle's multiple
+// (CompressAI's split, the extra pixel right/bottom), run through the plan (src/plans/<kind>.cpp) and packed with
+// the container header. With a runner that computes the graphs as the Python backend does (same ONNX Runtime
+// library and session settings), the bytes equal the Python runtime's.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lictrt/bundle.hpp"
+#include "lictrt/coder.hpp"
+#include "lictrt/graph_runner.hpp"
+
+namespace lictrt {
+
+struct EncoderOptions {
+  Mode mode = Mode::Fast;
+  int substreams = 1;  ///< fast mode: independent substreams per one-shot stream
+  int width = 0;       ///< slimmable bundles: the width to code with (0 = the first of plan "widths")
+  /// spatial_context order: "wavefront" or "raster"; "" = the bundle plan's context.order (default wavefront)
+  std::string context_order;
+  /// recorded in the header: where the runner computes the parse-critical graphs (lictrt/format.hpp kParsePaths)
+  std::string parse_path = "onnxruntime-cpu-fp32";
+};
+
+struct EncodeResult {
+  std::vector<uint8_t> data;  ///< the .lic bytes
+  CodecStats stats;
+};
+
+class Encoder {
+ public:
+  /// Throws BundleError for a plan kind without a C++ plan, InvalidArgument for bad options.
+  Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions options = {});
+  /// Encode height x width x 3 row-major RGB. InvalidArgument ("cannot encode: ...") for an empty or oversized
+  /// image or a latent the coder cannot take; BundleError when a graph's outputs do not fit the plan.
+  EncodeResult encode(const uint8_t* rgb, uint32_t height, uint32_t width) const;
+
+ private:
+  const Bundle& bundle_;
+  GraphRunner& runner_;
+  EncoderOptions opt_;
+  int width_index_ = 0;
+  bool raster_ = false;
+  int parse_path_ = 0;
+};
+
+/// The float32 network input of an image: [1, 3, Hp, Wp], v / 255, zero padding to `multiple` (runtime.image.to_input).
+Tensor image_to_input(const uint8_t* rgb, uint32_t height, uint32_t width, int multiple);
+
+}  // namespace lictrt

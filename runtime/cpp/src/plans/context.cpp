@@ -1,0 +1,93 @@
+// Plan context: graph routing and stream coding shared by the plans (runtime/plans/context.py).
+#include "context.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "lictrt/coder.hpp"
+#include "lictrt/crc32.hpp"
+
+namespace lictrt {
+namespace plans {
+
+TensorMap PlanContext::run(const std::string& graph, const TensorMap& in, std::initializer_list<const char*> outs) const {
+  std::string name = prefix + graph;
+  const double t0 = now_s();
+  TensorMap r = runner.run(name, in);
+  const double dt = now_s() - t0;
+  stats.network_s += dt;
+  stats.network_by_graph_s[graph] += dt;
+  ++stats.network_calls;
+  for (const char* o : outs)
+    if (!r.count(o)) throw BundleError("graph '" + name + "' gave no output '" + o + "'");
+  for (auto& kv : r)
+    if (kv.second.count() != kv.second.data.size())
+      throw BundleError("graph '" + name + "' output '" + kv.first + "' has a shape that does not match its data");
+  return r;
+}
+
+int PlanContext::plan_int(const char* key, int dflt) const {
+  const Json& v = bundle.plan().get(key);
+  return v.is_number() ? int(v.integer()) : dflt;
+}
+
+const ContainerStream& PlanContext::stream(const std::string& kind) const {
+  auto it = in_streams.find(kind);
+  if (it == in_streams.end()) throw BitstreamError("stream '" + kind + "' is missing from the bitstream");
+  return *it->second;
+}
+
+std::vector<int32_t> PlanContext::decode(const std::string& kind, const std::string& model,
+                                         const std::vector<int32_t>& idx) const {
+  const ContainerStream& s = stream(kind);
+  if (s.symbols != idx.size())
+    throw BitstreamError("stream '" + kind + "': header says " + std::to_string(s.symbols) +
+                         " symbols, the model expects " + std::to_string(idx.size()));
+  std::vector<int32_t> out(idx.size());
+  const double t0 = now_s();
+  try {
+    lictrt::decode(*tables(model).tables, s.payload.data(), s.payload.size(), idx.data(), idx.size(), out.data(), mode);
+  } catch (const BitstreamError& e) {
+    throw BitstreamError("stream '" + kind + "': " + e.what());
+  }
+  stats.entropy_s += now_s() - t0;
+  if (symbols_crc32(out.data(), out.size()) != s.symbols_crc)
+    throw BitstreamError("stream '" + kind + "': decoded-symbol CRC mismatch (the parse-critical networks differ "
+                         "from the encoder's)");
+  return out;
+}
+
+void PlanContext::encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
+                         const std::vector<int32_t>& idx) {
+  if (sym.size() != idx.size()) throw InvalidArgument("stream '" + kind + "': symbols and indexes differ in count");
+  EncodeOptions opt;
+  opt.mode = mode;
+  opt.substreams = substreams;
+  const double t0 = now_s();
+  ContainerStream s;
+  s.kind = kind;
+  s.symbols = uint32_t(sym.size());
+  s.payload = lictrt::encode(*tables(model).tables, sym.data(), idx.data(), sym.size(), opt);
+  s.symbols_crc = symbols_crc32(sym.data(), sym.size());
+  stats.entropy_s += now_s() - t0;
+  out_streams.push_back(std::move(s));
+}
+
+int32_t to_symbol(float v, float mean) {
+  const float r = std::nearbyint(v - mean);  // float32 difference, rounded half to even (np.rint)
+  if (!std::isfinite(r) || std::fabs(r) >= 1073741824.0f)
+    throw InvalidArgument("cannot encode: latent has non-finite or out-of-range values");
+  return int32_t(r);
+}
+
+double now_s() noexcept {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void expect_count(const Tensor& t, size_t n, const std::string& what) {
+  if (t.data.size() != n)
+    throw BundleError(what + " has " + std::to_string(t.data.size()) + " values, expected " + std::to_string(n));
+}
+
+}  // namespace plans
+}  // namespace lictrt

@@ -1,0 +1,63 @@
+// Private: what a plan runs against (the C++ mirror of runtime/plans/context.py): graph calls through the caller's
+// GraphRunner (checked for the outputs the plan reads), the entropy models of the selected width, and the streams
+// being decoded or encoded.
+#pragma once
+
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lictrt/bundle.hpp"
+#include "lictrt/container.hpp"
+#include "lictrt/decoder.hpp"
+
+namespace lictrt {
+namespace plans {
+
+using Stats = CodecStats;
+
+/// Seconds since an arbitrary epoch (steady clock).
+double now_s() noexcept;
+
+class PlanContext {
+ public:
+  PlanContext(const Bundle& bundle, GraphRunner& runner, std::string prefix, Mode mode, Stats& stats)
+      : bundle(bundle), runner(runner), prefix(std::move(prefix)), mode(mode), stats(stats) {}
+
+  const Bundle& bundle;
+  GraphRunner& runner;
+  const std::string prefix;  ///< width prefix of a slimmable bundle ("w48."), else ""
+  const Mode mode;
+  Stats& stats;
+  bool raster = false;  ///< spatial_context: raster order instead of wavefront
+
+  /// Run graph prefix + `graph`; BundleError if an output in `outs` is missing or a shape disagrees with its data.
+  TensorMap run(const std::string& graph, const TensorMap& inputs, std::initializer_list<const char*> outs) const;
+  const EntropyModel& tables(const std::string& model) const { return bundle.entropy(prefix + model); }
+  /// Integer field `key` of the manifest plan, else `dflt`.
+  int plan_int(const char* key, int dflt) const;
+
+  // ---- decoding: the streams of the bitstream, by kind
+  std::map<std::string, const ContainerStream*> in_streams;
+  const ContainerStream& stream(const std::string& kind) const;
+  /// Decode stream `kind` with entropy model `model`; BitstreamError naming the stream on any mismatch.
+  std::vector<int32_t> decode(const std::string& kind, const std::string& model, const std::vector<int32_t>& idx) const;
+
+  // ---- encoding: the streams written so far, in order
+  std::vector<ContainerStream> out_streams;
+  int substreams = 1;
+  /// Encode `sym` (table rows `idx`) as stream `kind` with entropy model `model`.
+  void encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
+              const std::vector<int32_t>& idx);
+};
+
+/// round(v - mean) half to even in float32, as runtime/plans/_entropy.py to_symbols; InvalidArgument
+/// ("cannot encode: ...") for a non-finite or out-of-range value.
+int32_t to_symbol(float v, float mean);
+
+/// BundleError unless `t` holds `n` values.
+void expect_count(const Tensor& t, size_t n, const std::string& what);
+
+}  // namespace plans
+}  // namespace lictrt

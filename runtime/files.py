@@ -1,0 +1,96 @@
+"""Safe output files: the one atomic writer every lictrt command uses, and the output-is-an-input guard.
+
+``write_atomic(path, data)`` writes ``data`` (bytes, str, or a callable that writes into a binary file object)
+to a temporary file beside the destination, flushes it to disk and renames it over the destination, so a
+reader sees the old file or the new one, never a torn one. The new file gets the mode a plain ``open()``
+would give it (0666 less the umask), or keeps the mode of the file it replaces; when ``path`` is a symbolic
+link the file it points to is written and the link stays. Errors are ``OSError`` naming the user's ``path``,
+never the temporary file.
+
+``check_distinct(output, *inputs)`` refuses to write a file that is one of the inputs (same path, a symbolic
+link or a hard link to it): the atomic rename would otherwise replace the input with the output.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import LictrtError
+
+__all__ = ["OutputError", "check_distinct", "write_atomic"]
+
+
+class OutputError(LictrtError, ValueError):
+    """An output path that must not be written (it is one of the inputs)."""
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # follows links; also catches hard links
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_distinct(output: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` if ``output`` is the same file as any of ``inputs``."""
+    out = Path(output)
+    for src in inputs:
+        if src is not None and _same(out, Path(src)):
+            raise OutputError(f"output {output} is the input {src}: refusing to overwrite it (choose another -o)")
+
+
+def _target(path: Path) -> Path:
+    """The file a write to ``path`` must replace: ``path`` itself, or what its symbolic link(s) point to."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], object],
+                 *, inputs: tuple = ()) -> Path:
+    """Atomically write ``data`` to ``path`` (see the module docstring) and return ``path``.
+
+    ``inputs``: paths this output must not be (checked with :func:`check_distinct` before writing).
+    """
+    user = Path(path)
+    check_distinct(user, *inputs)
+    target = _target(user)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(user))
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(user)) from None
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        # 0o666: the kernel applies the umask, as for any newly created file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(user)) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+                if callable(data):
+                    data(f)
+                else:
+                    f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(user)) from None
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return user

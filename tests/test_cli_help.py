@@ -1,0 +1,52 @@
+"""Every lictrt command line: ``--help`` shows examples and shell completion, and the exit codes of
+runtime/cli.py hold (0 ok, 1 error, 2 usage)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+CLIS = ["runtime.__main__", "train.cli", "train.models.__main__", "export.onnx", "export.trt", "benchmarks.__main__"]
+
+
+@pytest.mark.parametrize("module", CLIS)
+def test_help_shows_examples_and_completion(module, capsys):
+    pytest.importorskip("torch")
+    main = importlib.import_module(module).main
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    print(out)  # the help text, as users see it, in the test log
+    assert "Usage: python -m " in out and "--install-completion" in out
+    if module not in ("runtime.__main__", "benchmarks.__main__"):  # apps with subcommands: examples per command
+        assert "Examples:" in out
+
+
+def test_benchmarks_without_a_command_prints_help_and_fails(capsys):
+    from benchmarks.__main__ import COMMANDS, main
+
+    assert main([]) == 2
+    text = capsys.readouterr()
+    assert all(name in text.out + text.err for name in COMMANDS)
+    for name in COMMANDS:  # every command's help (its own options) answers
+        try:
+            rc = main([name, "--help"])
+        except SystemExit as e:  # argparse's help inside a command
+            rc = e.code
+        assert rc == 0, name
+        assert "usage" in capsys.readouterr().out.lower()
+    assert main(["no-such-command"]) == 2
+
+
+def test_export_exit_codes(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from export.onnx import main
+
+    assert main([str(tmp_path / "missing.pth")]) == 1  # the work failed
+    assert capsys.readouterr().err.startswith("error: checkpoint not found")
+    assert main([str(tmp_path / "missing.pth"), "--size", "64x64", "--dynamic"]) == 2  # usage
+    assert main([]) == 2
+    from export.trt import main as trt_main
+
+    assert trt_main([str(tmp_path / "nope")]) == 1
+    assert trt_main(["--precision", "fp8", str(tmp_path)]) == 2

@@ -1,0 +1,204 @@
+"""The C++ runtime end to end on CPU: the installed ``lictrt`` program and the embedding example against Python.
+
+Specification:
+* runtime/cpp builds with the ONNX Runtime runner and the ``lictrt`` program, installs as a CMake package, and the
+  embedding example (runtime/cpp/examples/embed) builds against the installed package with ``find_package(lictrt)``;
+* for every plan (tiny models; channel_slices/MambaVC in the slow set), with the same backend settings (ONNX Runtime,
+  one reconstruction thread) ``lictrt encode`` writes the same bytes as the Python runtime's encode, ``lictrt decode``
+  of a Python-encoded file gives the Python decode's pixels, and Python decodes the C++ file to the same pixels;
+* ``lictrt`` handles bad input like ``python -m runtime``: one line ``error: <Kind>: ...`` on stderr and exit status 1
+  (corrupt, truncated or foreign ``.lic``, a missing bundle, an unreadable image), 2 for usage errors, and it refuses
+  an output path that is the input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CPP = REPO / "runtime" / "cpp"
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+
+
+def _run(cmd, check=True, env=None, **kw):
+    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL="2", **(env or {}))
+    p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, **kw)
+    if check:
+        assert p.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """Configure, build and install runtime/cpp (library, ONNX Runtime runner, lictrt); returns the prefix."""
+    root = tmp_path_factory.mktemp("cpp_runtime")
+    build, prefix = root / "build", root / "prefix"
+    p = _run(["cmake", "-S", CPP, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLICTRT_BUILD_TESTS=OFF",
+              f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython_EXECUTABLE={sys.executable}"])
+    if "lictrt program is skipped" in p.stdout:
+        pytest.skip("no ONNX Runtime headers or libpng: " + next(
+            (ln for ln in p.stdout.splitlines() if "ONNX Runtime headers not found" in ln), "see cmake output"))
+    _run(["cmake", "--build", build])
+    _run(["cmake", "--install", build])
+    assert (prefix / "bin" / "lictrt").is_file()
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def lictrt(installed) -> Path:
+    return installed / "bin" / "lictrt"
+
+
+def _py_codec(bundle, **kw):
+    from runtime import Codec
+
+    return Codec.open(bundle, backend="onnxruntime", threads=1, **kw)
+
+
+def _cli_flags(kw: dict) -> list[str]:
+    flags = ["--threads", "1"]
+    for k, v in kw.items():
+        flags += [f"--{k.replace('_', '-')}", str(v)]
+    return flags
+
+
+def _roundtrip(lictrt, bundle, tmp: Path, image: np.ndarray, **kw):
+    from runtime.image import load, save
+
+    png = tmp / "in.png"
+    save(png, image)
+    codec = _py_codec(bundle, **kw)
+    py = codec.encode(image)
+    r = _run([lictrt, "encode", bundle, png, "-o", tmp / "cpp.lic", *_cli_flags(kw)])
+    assert r.stdout.startswith(f"{tmp / 'cpp.lic'}: ")
+    cpp = (tmp / "cpp.lic").read_bytes()
+    assert cpp == py  # byte-identical encode
+    (tmp / "py.lic").write_bytes(py)
+    _run([lictrt, "decode", bundle, tmp / "py.lic", "-o", tmp / "cpp.png", "--threads", "1"])
+    want = codec.decode(py)
+    assert np.array_equal(load(tmp / "cpp.png"), want)  # C++ decode of a Python file: the Python pixels
+    assert np.array_equal(codec.decode(cpp), want)  # Python decode of the C++ file
+    return py, want
+
+
+CASES = [("bmshj2018-hyperprior", {"substreams": 3}), ("mbt2018-mean", {"mode": "compat"}), ("mbt2018", {}),
+         ("mbt2018", {"context_order": "raster"}), ("slimcae", {})]
+
+
+@pytest.mark.parametrize("arch,kw", CASES, ids=["hyperprior-substreams", "mean_scale-compat", "spatial_context",
+                                                "spatial_context-raster", "factorized-width"])
+def test_cpp_encode_and_decode_match_python(arch, kw, lictrt, tmp_path, tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from test_runtime_support import cached_bundle, test_image
+
+    _, bundle, _ = cached_bundle(tmp_path_factory, arch)
+    if arch == "slimcae":  # a narrower width than the first: the w<W>. prefixes and the width index
+        kw = {"width": json.loads((bundle / "manifest.json").read_text())["plan"]["widths"][-1]}
+    h, w = (40, 56) if arch == "mbt2018" else (72, 100)  # not multiples of 64: padding and crop
+    _roundtrip(lictrt, bundle, tmp_path, test_image(h, w, seed=1), **kw)
+
+
+@pytest.mark.slow
+def test_cpp_channel_slices_match_python(lictrt, tmp_path, tmp_path_factory):
+    """channel_slices (tiny MambaVC exported to ONNX: slow)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from test_runtime_support import cached_bundle, test_image
+
+    _, bundle, _ = cached_bundle(tmp_path_factory, "mambavc")
+    _roundtrip(lictrt, bundle, tmp_path, test_image(40, 72))
+    _roundtrip(lictrt, bundle, tmp_path, test_image(40, 72), mode="compat")
+
+
+def _error_line(p) -> tuple[int, str]:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("error: "), p.stderr
+    return p.returncode, lines[0].split(":")[1].strip()
+
+
+def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
+    pytest.importorskip("torch")
+    from runtime.image import save
+    from test_runtime_support import cached_bundle, test_image
+
+    _, bundle, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+    _, other, _ = cached_bundle(tmp_path_factory, "mbt2018-mean")
+    good = _py_codec(bundle).encode(test_image(40, 56))
+    files = {"ok.lic": good, "truncated.lic": good[:-7], "flipped.lic": good[:-3] + bytes([good[-3] ^ 0x10]) + good[-2:],
+             "header.lic": good[:50] + bytes([good[50] ^ 1]) + good[51:], "empty.lic": b"",
+             "notpng.png": b"this is not an image"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    save(tmp_path / "img.png", test_image(40, 56))
+
+    def both(*args):
+        c = _run([lictrt, *args], check=False)
+        p = _run([sys.executable, "-m", "runtime", *args, *(["--backend", "onnxruntime"] if args[0] != "info" else [])],
+                 check=False, cwd=REPO)
+        return c, p
+
+    out = tmp_path / "out.png"
+    cases = [("decode", bundle, tmp_path / "truncated.lic", "-o", out),
+             ("decode", bundle, tmp_path / "flipped.lic", "-o", out),
+             ("decode", bundle, tmp_path / "header.lic", "-o", out),
+             ("decode", bundle, tmp_path / "empty.lic", "-o", out),
+             ("decode", other, tmp_path / "ok.lic", "-o", out),  # a bitstream of another model
+             ("decode", tmp_path / "nobundle", tmp_path / "ok.lic", "-o", out),
+             ("decode", bundle, tmp_path / "missing.lic", "-o", out),
+             ("encode", bundle, tmp_path / "notpng.png", "-o", tmp_path / "x.lic"),
+             ("encode", bundle, tmp_path / "missing.png", "-o", tmp_path / "x.lic"),
+             ("info", tmp_path / "truncated.lic"), ("info", tmp_path / "missing.lic")]
+    for args in cases:
+        c, p = both(*args)
+        assert _error_line(c) == _error_line(p), (args, c.stderr, p.stderr)
+        assert not out.exists()
+    # the good file decodes, and info prints the same text as python -m runtime info
+    c, p = both("info", tmp_path / "ok.lic")
+    assert c.returncode == 0 and c.stdout == p.stdout
+    # output = input is refused, the input left as it was
+    for args in (("decode", bundle, tmp_path / "ok.lic", "-o", tmp_path / "ok.lic"),
+                 ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "img.png")):
+        c = _run([lictrt, *args], check=False)
+        assert _error_line(c) == (1, "OutputError") and "is the input" in c.stderr
+    assert (tmp_path / "ok.lic").read_bytes() == good
+    # usage errors: exit 2 with the usage text
+    for args in ((), ("transcode",), ("decode", bundle), ("encode", bundle, tmp_path / "img.png"),
+                 ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "x.lic", "--mode", "slow"),
+                 ("decode", bundle, tmp_path / "ok.lic", "-o", out, "--threads", "many")):
+        c = _run([lictrt, *args], check=False)
+        assert c.returncode == 2 and "usage: lictrt" in c.stderr, (args, c.stderr)
+    # ONNX Runtime that cannot be loaded: one line, exit 1
+    c = _run([lictrt, "decode", bundle, tmp_path / "ok.lic", "-o", out, "--onnxruntime", tmp_path / "nolib.so"],
+             check=False)
+    assert _error_line(c) == (1, "BackendError") and "ONNX Runtime not found" in c.stderr
+
+
+def test_embedding_example_builds_against_the_installed_package(installed, tmp_path, tmp_path_factory):
+    pytest.importorskip("torch")
+    from test_runtime_support import cached_bundle, test_image
+
+    _run(["cmake", "-S", CPP / "examples" / "embed", "-B", tmp_path / "b", "-DCMAKE_BUILD_TYPE=Release",
+          f"-DCMAKE_PREFIX_PATH={installed}"])
+    _run(["cmake", "--build", tmp_path / "b"])
+    exe = tmp_path / "b" / "lictrt_embed_decode"
+    _, bundle, _ = cached_bundle(tmp_path_factory, "mbt2018")
+    codec = _py_codec(bundle)
+    data = codec.encode(test_image(40, 56))
+    (tmp_path / "x.lic").write_bytes(data)
+    r = _run([exe, bundle, tmp_path / "x.lic", tmp_path / "x.ppm"])
+    assert r.stdout.strip() == f"{tmp_path / 'x.ppm'}: 56x40"
+    ppm = (tmp_path / "x.ppm").read_bytes()
+    head = b"P6\n56 40\n255\n"
+    assert ppm.startswith(head) and ppm[len(head):] == codec.decode(data).tobytes()
+    r = _run([exe, bundle, tmp_path / "x.ppm", tmp_path / "y.ppm"], check=False)
+    assert r.returncode == 1 and "bad magic" in r.stderr

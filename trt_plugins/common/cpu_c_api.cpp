@@ -1,0 +1,65 @@
+// C API of the CPU kernels for ctypes (PyTorch's eager CPU kernels of torch.ops.lictrt.*, tests, benchmarks).
+// Pointers are host pointers to contiguous tensors; `threads` std::threads run the fixed work items (results do
+// not depend on it). Every function returns 0, or 1 with lictrt_cpu_last_error() set (thread-local).
+#include "cpu_kernels.h"
+
+#define LICTRT_CPU_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+thread_local char const* t_error = "";
+
+int report(char const* err) {
+    t_error = err ? err : "";
+    return err ? 1 : 0;
+}
+}  // namespace
+
+using lictrt::cpu::DType;
+using lictrt::cpu::Ss2dShape;
+
+LICTRT_CPU_API char const* lictrt_cpu_last_error() { return t_error; }
+
+// 1 when the AVX2 path runs (CPU support, LICTRT_OPS_SCALAR unset, not forced off).
+LICTRT_CPU_API int lictrt_cpu_simd_enabled() { return lictrt::cpu::simdEnabled() ? 1 : 0; }
+
+LICTRT_CPU_API void lictrt_cpu_force_scalar(int on) { lictrt::cpu::setForceScalar(on != 0); }
+
+// iters * 64 register-resident state updates (the scan's exp + FMA ceiling); returns a checksum.
+LICTRT_CPU_API float lictrt_cpu_exp_fma_peak(int64_t iters) { return lictrt::cpu::expFmaPeak(iters); }
+
+// dtype: 0 fp32, 1 fp16 (u, delta, Bs, Cs, y).
+LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* delta, float const* A, void const* Bs,
+                                           void const* Cs, float const* D, float const* delta_bias, void* y, int64_t B,
+                                           int64_t Di, int64_t H, int64_t W, int64_t N, int delta_softplus, int dtype,
+                                           int threads) {
+    if (dtype != 0 && dtype != 1) return report("SelectiveScan2D: dtype must be 0 (fp32) or 1 (fp16)");
+    return report(lictrt::cpu::ss2dForward(u, delta, A, Bs, Cs, D, delta_bias, y, Ss2dShape{B, Di, H, W, N},
+                                           delta_softplus != 0, static_cast<DType>(dtype),
+                                           lictrt::cpu::threadPool(threads)));
+}
+
+LICTRT_CPU_API int lictrt_cpu_ss2d_backward(float const* u, float const* delta, float const* A, float const* Bs,
+                                            float const* Cs, float const* D, float const* delta_bias, float const* dy,
+                                            float* du, float* ddelta, float* dA, float* dBs, float* dCs, float* dD,
+                                            float* d_delta_bias, int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N,
+                                            int delta_softplus, int threads) {
+    return report(lictrt::cpu::ss2dBackward(u, delta, A, Bs, Cs, D, delta_bias, dy, du, ddelta, dA, dBs, dCs, dD,
+                                            d_delta_bias, Ss2dShape{B, Di, H, W, N}, delta_softplus != 0,
+                                            lictrt::cpu::threadPool(threads)));
+}
+
+LICTRT_CPU_API int lictrt_cpu_gdn_forward(void const* x, float const* gamma, float const* beta, void* y, int64_t B,
+                                          int64_t C, int64_t HW, int inverse, int dtype, int threads) {
+    if (dtype != 0 && dtype != 1) return report("GeneralizedDivisiveNorm: dtype must be 0 (fp32) or 1 (fp16)");
+    return report(lictrt::cpu::gdnForward(x, gamma, beta, y, B, C, HW, inverse != 0, static_cast<DType>(dtype),
+                                          lictrt::cpu::threadPool(threads)));
+}
+
+// 1 when this build registers the ONNX Runtime custom ops (RegisterCustomOps is defined).
+LICTRT_CPU_API int lictrt_cpu_has_onnxruntime_ops() {
+#ifdef LICTRT_WITH_ONNXRUNTIME
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -34,6 +34,7 @@ EXAMPLES = {
           "--plot rd.png",
     "wavefront": "python -m benchmarks wavefront runs/mbt2018.bundle",
     "kodak-decode": "python -m benchmarks kodak-decode --images 4 --repeats 3",
+    "cpp-runtime": "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
     "groups": "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --json groups.json",
     "report": "python -m benchmarks report -o benchmarks/results/report.md",
     "demo": "python -m benchmarks demo --fast",

@@ -500,14 +500,17 @@ def count_path(path: str | Path, size: tuple[int, int]) -> dict:
         c = count_graph(m, shapes, p.stem)
         return _summarize([(c, {"role": None})], "?", size, size)
     if p.is_file():
-        with tempfile.TemporaryDirectory(prefix="lictrt-macs-") as tmp:
-            bundle = Path(tmp) / "bundle"
-            proc = subprocess.run([sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check"],
-                                  capture_output=True, text=True)
-            if proc.returncode == 0 and is_bundle(bundle):
-                return count_bundle(bundle, size)
-            model, arch = _load_checkpoint_model(p)
-            return count_model(model, size, arch)
+        h, w = size
+        # fixed shapes first (shape inference then sizes every MatMul of window attention), else dynamic
+        for fixed in (["--size", f"{h}x{w}"], []):
+            with tempfile.TemporaryDirectory(prefix="lictrt-macs-") as tmp:
+                bundle = Path(tmp) / "bundle"
+                proc = subprocess.run([sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check",
+                                       *fixed], capture_output=True, text=True)
+                if proc.returncode == 0 and is_bundle(bundle):
+                    return count_bundle(bundle, size)
+        model, arch = _load_checkpoint_model(p)
+        return count_model(model, size, arch)
     raise MacsError(f"not a bundle, .onnx file or checkpoint: {p}")
 
 

@@ -100,27 +100,31 @@ def run(bundle, images, masks, limit=None, backend="onnxruntime") -> dict:
                      "z_bytes": sum(r["z_bytes"] for r in rows) / n, "bytes": sum(r["bytes"] for r in rows) / n,
                      "bpp": sum(r["bpp"] for r in rows) / n, "psnr_full": sum(r["psnr_full"] for r in rows) / n,
                      "mask_share_of_bytes": sum(r["mask_bytes"] / r["bytes"] for r in rows) / n},
-            "subset_decodes": {"equal_inside": sum(r["subset"]["max_abs_diff_inside"] <= 1 for r in rows if "subset" in r),
-                               "differ_inside_colliding": sum(r["subset"]["max_abs_diff_inside"] > 1
-                                                              and r["subset"]["collides"] for r in rows if "subset" in r),
-                               "differ_inside_not_colliding": sum(r["subset"]["max_abs_diff_inside"] > 1
-                                                                  and not r["subset"]["collides"]
-                                                                  for r in rows if "subset" in r)},
+            "subset_decodes": _subset_summary(rows),
             "per_image": rows}
+
+
+def _subset_summary(rows: list[dict]) -> dict:
+    subs = [r["subset"] for r in rows if "subset" in r]
+    differ = [s for s in subs if s["max_abs_diff_inside"] > 1]
+    return {"equal_inside": len(subs) - len(differ), "differ_inside_colliding": sum(s["collides"] for s in differ),
+            "differ_inside_not_colliding": sum(not s["collides"] for s in differ)}
 
 
 def _table(res: dict) -> str:
     m = res["mean"]
     lines = [f"groups on {res['images']} ({res['arch']}, {len(res['per_image'])} images)",
-             f"{'image':<14}{'groups':>7}{'mask B':>8}{'z B':>7}{'bytes':>8}{'bpp':>8}{'PSNR':>7}  largest fg group alone"]
+             f"{'image':<14}{'groups':>7}{'mask B':>8}{'z B':>7}{'bytes':>8}{'bpp':>8}{'PSNR':>7}"
+             "  largest fg group alone"]
     for r in res["per_image"]:
         s = r.get("subset")
         sub = (f"g{s['group']}: reads {s['bytes_read']} B, max|diff| inside {s['max_abs_diff_inside']}"
                + (" (SW-MSA collision)" if s["collides"] else "")) if s else "-"
         lines.append(f"{r['image']:<14}{r['groups']:>7}{r['mask_bytes']:>8}{r['z_bytes']:>7}{r['bytes']:>8}"
                      f"{r['bpp']:>8.4f}{r['psnr_full']:>7.2f}  {sub}")
-    lines.append(f"mean: {m['groups']:.2f} groups, mask {m['mask_bytes']:.1f} B ({100 * m['mask_share_of_bytes']:.2f}% "
-                 f"of the file), z {m['z_bytes']:.1f} B, {m['bytes']:.0f} B = {m['bpp']:.4f} bpp, {m['psnr_full']:.2f} dB")
+    lines.append(f"mean: {m['groups']:.2f} groups, mask {m['mask_bytes']:.1f} B "
+                 f"({100 * m['mask_share_of_bytes']:.2f}% of the file), z {m['z_bytes']:.1f} B, "
+                 f"{m['bytes']:.0f} B = {m['bpp']:.4f} bpp, {m['psnr_full']:.2f} dB")
     return "\n".join(lines)
 
 

@@ -94,7 +94,8 @@ def test_group_attention_keeps_groups_apart_except_the_seed_collision():
 
     x = torch.randn(1, 8, H, W)
     x2 = x.clone()
-    x2[..., 6:, 0:2] += 3 * torch.randn(1, 8, 2, 2)  # group-0 tokens in region 5 (bottom rows, left edge) of the same wrap window
+    # group-0 tokens in region 5 (bottom rows, left edge) of the same wrap window
+    x2[..., 6:, 0:2] += 3 * torch.randn(1, 8, 2, 2)
     x3 = x.clone()
     x3[..., 0:2, 0:2] += 3 * torch.randn(1, 8, 2, 2)  # group-0 tokens elsewhere
     with torch.no_grad():

@@ -22,9 +22,10 @@ Layout follows ``Amygyx/GIT-SSIC`` (``our_codecs.py::GroupChARTTC``), see ``../s
 
 Parameter names differ from the seed only by module nesting and the z prior: :func:`state_dict_from_seed` maps
 a seed state_dict onto ours (``SEED_PREFIXES``; DeepFactorized ``z_em._prior._base.{matrices,biases,factors}.k``
-[1, C, …] → ``entropy_bottleneck.{matrices,biases,factors}.k`` [C, …], the same function); the seed's table buffers ``y_em.*``/``z_em._cdf*`` are
-dropped, ours are rebuilt by ``update()``; CompressAI's ``quantiles``, which the seed lacks, are solved from
-the loaded prior by :func:`fit_quantiles`, and CompressAI's constant buffers -- bounds, targets -- are added).
+[1, C, …] → ``entropy_bottleneck.{matrices,biases,factors}.k`` [C, …], the same function). The seed's table
+buffers ``y_em.*``/``z_em._cdf*`` are dropped, ours are rebuilt by ``update()``; CompressAI's ``quantiles``, which
+the seed lacks, are solved from the loaded prior by :func:`fit_quantiles`, and CompressAI's constant buffers
+(bounds, targets) are added.
 
 The input is padded to ``pad_multiple`` = 16·window (128 for the paper model) so every stage's token grid tiles
 into windows; the seed pads to 64 and, for latents that are not a multiple of the window, stretches the mask

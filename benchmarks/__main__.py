@@ -23,6 +23,7 @@ COMMANDS = {
     "cpp-runtime": "C++ runtime vs Python runtime: encode/decode time on CPU, spatial-context loop per step",
     "basic-levels": "BaSIC on Kodak: decode time, bpp and decoder MACs per (width, context coder) level",
     "native-ops": "native CPU kernels: scan throughput, SSMIC/MambaVC paper export + parity + Kodak coding on ORT",
+    "groups": "grouped coding (GIT-SSIC): mask cost and rate of every group with label masks",
     "report": "markdown tables and plots from results JSON",
     "demo": "the pipeline end to end on tiny models: train, export, code images, report",
 }
@@ -38,6 +39,7 @@ EXAMPLES = {
     "cpp-runtime": "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
     "basic-levels": "python -m benchmarks basic-levels runs/basic.bundle --images 3 --repeats 2",
     "native-ops": "python -m benchmarks native-ops --arch ssmic mambavc --threads 2",
+    "groups": "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --json groups.json",
     "report": "python -m benchmarks report -o benchmarks/results/report.md",
     "demo": "python -m benchmarks demo --fast",
 }

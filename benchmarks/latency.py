@@ -255,7 +255,7 @@ def _mean_stats(stats: list[dict]) -> dict:
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}.")
             elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                acc.setdefault(prefix + k, []).append(float(v))
+                acc.setdefault(f"{prefix}{k}", []).append(float(v))  # keys may be ints (group labels)
 
     for s in stats:
         walk(s)

@@ -401,6 +401,12 @@ def export_stage_graphs(model, size: tuple[int, int], out_dir: str | Path) -> di
             _export(mod, args, path)
             role = {"g_a": "encoder", "h_a": "encoder", "g_s": "decoder"}.get(sub)
             graphs[sub] = {"file": path.name, "role": role, "parse_critical": role is None}
+        # models whose entropy networks are per-slice modules describe them: {name: (module, example args)}
+        slice_graphs = getattr(model, "slice_graphs", None)
+        for sub, (mod, args) in (slice_graphs(y, z) if slice_graphs is not None else {}).items():
+            path = out_dir / f"{sub}.onnx"
+            _export(mod, args, path)
+            graphs[sub] = {"file": path.name, "role": None, "parse_critical": True}
     return graphs
 
 
@@ -494,14 +500,17 @@ def count_path(path: str | Path, size: tuple[int, int]) -> dict:
         c = count_graph(m, shapes, p.stem)
         return _summarize([(c, {"role": None})], "?", size, size)
     if p.is_file():
-        with tempfile.TemporaryDirectory(prefix="lictrt-macs-") as tmp:
-            bundle = Path(tmp) / "bundle"
-            proc = subprocess.run([sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check"],
-                                  capture_output=True, text=True)
-            if proc.returncode == 0 and is_bundle(bundle):
-                return count_bundle(bundle, size)
-            model, arch = _load_checkpoint_model(p)
-            return count_model(model, size, arch)
+        h, w = size
+        # fixed shapes first (shape inference then sizes every MatMul of window attention), else dynamic
+        for fixed in (["--size", f"{h}x{w}"], []):
+            with tempfile.TemporaryDirectory(prefix="lictrt-macs-") as tmp:
+                bundle = Path(tmp) / "bundle"
+                proc = subprocess.run([sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check",
+                                       *fixed], capture_output=True, text=True)
+                if proc.returncode == 0 and is_bundle(bundle):
+                    return count_bundle(bundle, size)
+        model, arch = _load_checkpoint_model(p)
+        return count_model(model, size, arch)
     raise MacsError(f"not a bundle, .onnx file or checkpoint: {p}")
 
 

@@ -16,7 +16,17 @@ import torch
 import torch.nn as nn
 
 from runtime.bundle import graph_role
-from train.graphs import CONTEXT_K, Graph, GraphError, context_oracle, plan_graphs, slice_latents, windows_of
+from train.graphs import (
+    CONTEXT_K,
+    Graph,
+    GraphError,
+    context_oracle,
+    example_group_mask,
+    group_latents,
+    plan_graphs,
+    slice_latents,
+    windows_of,
+)
 
 
 class ExportError(RuntimeError):
@@ -78,7 +88,8 @@ def _nchw(c: int, s: int) -> list:
 def build_stages(model: nn.Module, plan: str, *, width: int | None = None) -> list[Stage]:
     """The stages of ``plan`` for ``model`` (fp32). ``width`` selects one SlimCAE width (default: all)."""
     builders = {"hyperprior": _hyper, "mean_scale": _hyper, "spatial_context": _hyper,
-                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_context": _grouped_context}
+                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_context": _grouped_context,
+                "grouped_slices": _grouped_slices}
     if plan not in builders:
         raise ExportError(f"coding plan {plan!r} is not supported by the exporter (known: {', '.join(builders)})")
     if plan != "factorized" and width is not None:
@@ -224,8 +235,28 @@ def _grouped_context(model, plan, graphs) -> list[Stage]:
     return stages
 
 
+def _grouped_slices(model, plan, graphs) -> list[Stage]:
+    pad = int(model.pad_multiple)
+    x0 = torch.zeros(1, 3, pad, pad)
+    lat = group_latents(model, x0, example_group_mask(x0))
+    sy, sz = pad // lat["y"].shape[-1], pad // lat["z"].shape[-1]
+    chans = {n: t.shape[1] for n, t in lat.items()}
+    chans.update(x_hat=3, mu=lat["y_hat_0"].shape[1], scale=lat["y_hat_0"].shape[1])
+    strides = {"x": 1, "x_hat": 1, "z": sz, "z_hat": sz}
+    stages = []
+    for g in graphs.values():
+        def example(x, names=tuple(g.inputs)):
+            t = group_latents(model, x, example_group_mask(x))
+            return tuple(t[n] for n in names)
+
+        st = _stage(g, example, {n: (2, 3) for n in g.inputs})
+        st.shapes = {n: _nchw(chans[n], strides.get(n, sy)) for n in g.inputs + g.outputs}
+        stages.append(st)
+    return stages
+
+
 def to_fp16(stage: Stage) -> Stage:
-    """fp16 variant of a reconstruction-only stage (parse-critical stages stay fp32, DESIGN 'Precision')."""
+    """fp16 variant of a reconstruction-only stage (parse-critical stages stay fp32)."""
     if stage.parse_critical:
         return stage
     s = copy.copy(stage)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Codec", "CodecError", "BitstreamError", "BundleError"]
+__all__ = ["Codec", "CodecError", "BitstreamError", "BundleError", "GroupError"]
 
 
 def __getattr__(name):
@@ -14,10 +14,10 @@ def __getattr__(name):
         from . import codec
 
         return getattr(codec, name)
-    if name == "BitstreamError":
-        from .errors import BitstreamError
+    if name in ("BitstreamError", "GroupError"):
+        from . import errors
 
-        return BitstreamError
+        return getattr(errors, name)
     if name == "BundleError":
         from .bundle import BundleError
 

@@ -3,6 +3,8 @@
   python -m runtime encode BUNDLE IN.png -o OUT.lic [--backend B] [--mode fast|compat]
   python -m runtime encode BUNDLE photos/ -o lic/ -j 4        # a folder (or several files): one output each
   python -m runtime decode BUNDLE IN.lic -o OUT.png [--backend B]
+  python -m runtime encode BUNDLE IN.png -o OUT.lic --mask LABELS.png   # grouped plans (GIT-SSIC)
+  python -m runtime decode BUNDLE IN.lic -o OUT.png --groups 1,3       # only those groups' streams are read
   python -m runtime info IN.lic|IMAGE
 
 Exit status and error lines follow runtime/cli.py (0 ok, 1 error, 2 usage, 130 interrupted).
@@ -153,6 +155,9 @@ def encode(bundle: BundleArg,
            level: Annotated[Optional[str], typer.Option(
                help="scalable bundles (BaSIC): a preset (fastest, full) or e.g. g_a=48,g_s=96,context=4stage; "
                     "written into the file, the decoder reads it from there")] = None,
+           mask: Annotated[Optional[Path], typer.Option(
+               help="grouped plans (GIT-SSIC): label PNG of the groups at the image's full, 1/16 or 1/32 size, or "
+                    "a folder of them named like the images; default: the whole image is group 0")] = None,
            backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
            checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
            quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
@@ -166,7 +171,17 @@ def encode(bundle: BundleArg,
                 f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
                 + (f", level {st['level']}" if "level" in st else ""))
 
-    return _code_all(pairs, codec.encode_file, jobs, quiet, line, "encode")
+    def work(src, dst):
+        if mask is None:
+            return codec.encode_file(src, dst)
+        m = mask / (Path(src).stem + ".png") if mask.is_dir() else mask
+        if mask.is_dir() and not m.is_file():
+            raise UsageError(f"no mask {m} for {src}")
+        return codec.encode_file(src, dst, mask=m)
+
+    if mask is not None and len(pairs) > 1 and not mask.is_dir():
+        raise UsageError("--mask must be a folder of label PNGs when encoding several images")
+    return _code_all(pairs, work, jobs, quiet, line, "encode")
 
 
 @app.command(epilog="Examples:\n\n  python -m runtime decode runs/tiny.bundle photo.lic -o photo.png\n\n"
@@ -174,10 +189,18 @@ def encode(bundle: BundleArg,
 def decode(bundle: BundleArg,
            inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help=".lic file(s) or folder(s) of .lic files")],
            output: OutputOpt,
+           groups: Annotated[Optional[str], typer.Option(
+               help="grouped plans (GIT-SSIC): decode only these group labels, e.g. 1,3 (the rest is zero)")] = None,
            backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
            checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
            quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
     """Decode .lic bitstreams into images (PNG unless -o names another suffix)."""
+    wanted = None
+    if groups is not None:
+        try:
+            wanted = [int(v) for v in groups.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--groups takes comma-separated group labels, got {groups!r}") from None
     pairs = _jobs(inputs, output, (".lic",), ".png")
     codec = _open(bundle, backend, device, threads, checkpoint, parse_path)
 
@@ -186,7 +209,8 @@ def decode(bundle: BundleArg,
                 f"{1e3 * st['total_s']:.1f} ms (network {1e3 * st['network_s']:.1f} ms, "
                 f"entropy {1e3 * st['entropy_s']:.1f} ms)" + (f", level {st['level']}" if "level" in st else ""))
 
-    return _code_all(pairs, codec.decode_file, jobs, quiet, line, "decode")
+    return _code_all(pairs, lambda src, dst: codec.decode_file(src, dst, groups=wanted), jobs, quiet, line,
+                     "decode")
 
 
 def info(path, bundle=None) -> str:
@@ -223,6 +247,14 @@ def info(path, bundle=None) -> str:
     for s in streams:
         bps = 8 * len(s.payload) / s.n_symbols if s.n_symbols else 0.0
         lines.append(f"  {s.kind:<16}{s.n_symbols:>10}{len(s.payload):>10}{bps:>10.3f}  {s.symbols_crc:08x}")
+    from .codec import group_bytes
+
+    groups = group_bytes({s.kind: len(s.payload) for s in streams})
+    if groups:
+        shared = {s.kind: len(s.payload) for s in streams if s.kind in ("mask", "z")}
+        lines.append(f"  {len(groups)} groups (bytes; shared: " + ", ".join(f"{k} {v}" for k, v in shared.items())
+                     + ")")
+        lines += [f"  group {g:<10}{n:>10}" for g, n in groups.items()]
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ MANIFEST = "manifest.json"
 TABLES = "tables.npz"
 
 #: the graphs each plan kind needs (per width prefix; docs/FORMATS.md). A channel_slices bundle also has one
-#: ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest.
+#: ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest; a grouped_slices bundle (GIT-SSIC) has
+#: ``slice0``..``slice<S-1>``, and its analysis and synthesis also take the latent-size group ``mask``.
 PLAN_GRAPHS: dict[str, tuple[str, ...]] = {
     "factorized": ("analysis", "synthesis"),
     "hyperprior": ("analysis", "hyper_synthesis", "synthesis"),
@@ -30,6 +31,7 @@ PLAN_GRAPHS: dict[str, tuple[str, ...]] = {
     "spatial_context": ("analysis", "hyper_synthesis", "context_step", "synthesis"),
     "channel_slices": ("analysis", "hyper_synthesis", "synthesis"),
     "grouped_context": (),  # one graph per level-axis value: see level_graphs
+    "grouped_slices": ("analysis", "hyper_synthesis", "slice0", "synthesis"),
 }
 #: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs
 LEVEL_GRAPHS: dict[str, str] = {"g_a": "analysis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",

@@ -28,11 +28,24 @@ from .backends import BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
 from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header
 from .files import check_distinct, write_atomic
-from .errors import BitstreamError
+from .errors import BitstreamError, GroupError
 from .levels import LevelError, levels_of
 from .plans.context import PlanContext
 
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+
+
+GROUPED_PLANS = ("grouped_slices",)  # plans whose streams are per group (mask at encode, subset at decode)
+
+
+def group_bytes(stream_sizes: dict[str, int]) -> dict[int, int]:
+    """Bytes per group label from a grouped plan's stream sizes (streams ``g<label>.<name>``)."""
+    out: dict[int, int] = {}
+    for kind, n in stream_sizes.items():
+        head, dot, _ = kind.partition(".")
+        if dot and head[:1] == "g" and head[1:].isdigit():
+            out[int(head[1:])] = out.get(int(head[1:]), 0) + n
+    return dict(sorted(out.items()))
 
 
 class CodecError(ValueError):
@@ -152,8 +165,11 @@ class Codec:
         return getattr(self._local, "stats", {})
 
     # ---- encode -------------------------------------------------------------------------------------------
-    def encode(self, image) -> bytes:
-        """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes."""
+    def encode(self, image, mask=None) -> bytes:
+        """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes.
+
+        ``mask`` (plans with groups, GIT-SSIC): integer labels (an array or a label PNG path) at the image's
+        full, 1/16 or 1/32 size; each 32-pixel cell gets one group. Without it the image is one group, 0."""
         t0 = time.perf_counter()
         im = img.load(image)
         h, w = im.shape[:2]
@@ -161,6 +177,11 @@ class Codec:
             raise CodecError(f"image {h}×{w} is too large (limit {MAX_PIXELS} pixels)")
         x = img.to_input(im, self.bundle.pad_multiple)
         ctx = self._context(self.parse_path)
+        if mask is not None:
+            if self.bundle.plan_kind not in GROUPED_PLANS:
+                raise CodecError(f"plan '{self.bundle.plan_kind}' codes no groups: it takes no mask")
+            ctx.mask = img.load_labels(mask)
+        ctx.image_hw = (h, w)
         order = self.context_order
         if order not in ("wavefront", "raster"):
             raise CodecError(f"unknown context order '{order}' in the bundle plan (wavefront, raster)")
@@ -177,17 +198,29 @@ class Codec:
             self._local.stats["level"] = self.levels.format(self.level)
         return data
 
-    def encode_file(self, src, dst) -> dict:
+    def encode_file(self, src, dst, mask=None) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
         check_distinct(dst, src)
-        data = self.encode(src)
-        write_atomic(dst, data, inputs=(src,))
+        data = self.encode(src, mask=mask)
+        write_atomic(dst, data, inputs=(src,) if mask is None or isinstance(mask, np.ndarray) else (src, mask))
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out."""
+    def decode(self, data: bytes, groups=None) -> np.ndarray:
+        """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out.
+
+        ``groups`` (plans with groups): decode only these group labels (their streams alone are read; the
+        latent is zero elsewhere); GroupError if one is not in the bitstream. Default: every group."""
         t0 = time.perf_counter()
+        if groups is not None:
+            if self.bundle.plan_kind not in GROUPED_PLANS:
+                raise GroupError(f"plan '{self.bundle.plan_kind}' codes no groups: cannot decode a subset")
+            try:
+                groups = sorted({int(g) for g in groups})
+            except (TypeError, ValueError):
+                raise GroupError(f"groups must be integers, got {groups!r}") from None
+            if not groups:
+                raise GroupError("no groups to decode")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise CodecError(f"expected bitstream bytes, got {type(data).__name__}")
         header, streams = container.unpack(data)
@@ -221,6 +254,7 @@ class Codec:
                             {s.kind: s for s in streams})
         ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
         ctx.level = level
+        ctx.groups = groups
         x_hat = self.plan.decode(ctx, (h + top + bottom, w + left + right))
         out = img.from_output(np.asarray(x_hat), h, w, self.bundle.pad_multiple)
         self._finish(ctx, t0, h, w, data, pp, wanted)
@@ -228,14 +262,14 @@ class Codec:
             self._local.stats["level"] = self.levels.format(level)
         return out
 
-    def decode_file(self, src, dst) -> dict:
+    def decode_file(self, src, dst, groups=None) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
         check_distinct(dst, src)
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data), inputs=(src,))
+        img.save(dst, self.decode(data, groups=groups), inputs=(src,))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------
@@ -261,6 +295,10 @@ class Codec:
                  parse_path=parse_path, backend=getattr(self.recon, "name", "?"), size=(h, w))
         if wanted is not None and wanted != parse_path:
             s["parse_path_recorded"] = wanted
+        if self.bundle.plan_kind in GROUPED_PLANS:
+            s["group_bytes"] = group_bytes(s["streams"])
+            if getattr(ctx, "groups_decoded", None) is not None:
+                s["groups_decoded"] = list(ctx.groups_decoded)
         self._local.stats = s
 
 

@@ -11,3 +11,7 @@ class BitstreamError(LictrtError, ValueError):
 
 class CoderArgumentError(LictrtError, ValueError):
     """Bad input to the entropy coder: malformed tables, an index outside the tables, a wrong dtype/shape."""
+
+
+class GroupError(LictrtError, ValueError):
+    """A requested group is not in the bitstream, or the bundle's plan has no groups."""

@@ -161,3 +161,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 images (max 255, mean over all channels)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def load_labels(path_or_array) -> np.ndarray:
+    """A group label map: a 2-D integer array, or a label PNG (8- or 16-bit grey, or palette indexes)."""
+    if isinstance(path_or_array, np.ndarray):
+        return path_or_array
+    from PIL import Image
+
+    try:
+        with Image.open(path_or_array) as im:
+            a = np.asarray(im if im.mode in ("L", "P", "I", "I;16", "1") else im.convert("L"))
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot read label image {path_or_array}: {e}") from None
+    return a.astype(np.int32) if a.dtype == bool else a

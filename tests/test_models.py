@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed_params"
 PLANS = {"bmshj2018-hyperprior": "hyperprior", "mbt2018-mean": "mean_scale", "mbt2018": "spatial_context",
          "ssmic": "spatial_context", "mambavc": "channel_slices", "slimcae": "factorized",
-         "basic": "grouped_context", "basic-scanline": "grouped_context"}
+         "basic": "grouped_context", "basic-scanline": "grouped_context", "gitssic": "grouped_slices"}
 
 
 # ------------------------------------------------------------------------------------------- registry

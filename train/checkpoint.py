@@ -212,6 +212,12 @@ def _load_lictrt(path, ckpt, arch):
 
 def _load_bare(path, ckpt, arch, preset, quality, overrides):
     state = _unwrap_state_dict(ckpt, path)
+    from_seed = getattr(ARCHS[arch].model_class(), "state_dict_from_seed", None)  # seed names -> ours
+    if from_seed is not None:
+        try:
+            state = from_seed(state)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     if preset is not None or quality is not None or overrides:
         try:
             config = resolve_config(arch, preset, quality, **overrides)
@@ -230,8 +236,10 @@ def _load_bare(path, ckpt, arch, preset, quality, overrides):
 
 
 def _unwrap_state_dict(ckpt: dict, path) -> dict[str, torch.Tensor]:
-    """The tensor dict inside a bare checkpoint (also ``{"state_dict": ...}`` and DDP's ``module.`` prefix)."""
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt.get("state_dict"), dict) else ckpt
+    """The tensor dict inside a bare checkpoint (also ``{"state_dict": ...}``, ``{"parameters": ...}`` as the
+    GIT-SSIC seed saves, and DDP's ``module.`` prefix)."""
+    key = next((k for k in ("state_dict", "parameters") if isinstance(ckpt.get(k), dict)), None)
+    state = ckpt[key] if key else ckpt
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path} is not a checkpoint: neither a {FORMAT} dict nor a state_dict of tensors")
     if all(k.startswith("module.") for k in state):

@@ -53,11 +53,29 @@ def _tables_of(prefix: str, em: nn.Module) -> dict[str, np.ndarray]:
     return t
 
 
+def mask_tables(prefix: str = "mask", symbols: int = 64, sigma: float = 16.0) -> dict[str, np.ndarray]:
+    """The fixed table of a ``grouped_slices`` mask stream (symbol = group label + 1): GIT-SSIC's CDF
+    2·(Φ(k/σ) − ½), k = 1..``symbols``, as one CompressAI-style 16-bit table whose last bin (the mass past
+    the last symbol) sends larger labels through the coder's bypass."""
+    from compressai.entropy_models.entropy_models import pmf_to_quantized_cdf
+
+    k = torch.arange(1, symbols + 1, dtype=torch.float64)
+    cdf = 2 * (torch.distributions.Normal(0.0, sigma).cdf(k) - 0.5)
+    pmf = torch.diff(torch.cat([torch.zeros(1, dtype=torch.float64), cdf]))
+    prob = torch.cat([pmf, (1 - cdf[-1:]).clamp_min(1e-9)]).to(torch.float32)
+    q = pmf_to_quantized_cdf(prob, 16).numpy().astype(np.int32)
+    return {f"{prefix}.cdf": q[None], f"{prefix}.cdf_length": np.array([q.size], np.int32),
+            f"{prefix}.offset": np.zeros(1, np.int32)}
+
+
 def coder_tables(model: nn.Module, kind: str | None = None, widths: list[int] | None = None) -> dict[str, np.ndarray]:
-    """Every integer coder table of ``model`` under its FORMATS.md key (``<prefix>.cdf`` ...)."""
+    """Every integer coder table of ``model`` under its FORMATS.md key (``<prefix>.cdf`` ...); a
+    ``grouped_slices`` model also gets the fixed ``mask`` table."""
     tables: dict[str, np.ndarray] = {}
     for prefix, em in entropy_models(model, kind, widths).items():
         tables.update(_tables_of(prefix, em))
+    if (kind or getattr(model, "coding_plan", None)) == "grouped_slices":
+        tables.update(mask_tables())
     return tables
 
 

@@ -6,9 +6,10 @@ torch reference backend of the runtime runs them as they are. Which graphs a pla
 parse-critical is the bundle schema's business (``runtime.bundle``).
 
 Plans: ``factorized`` (one ``w<W>.``-prefixed pair per slimmable width), ``hyperprior``, ``mean_scale``,
-``spatial_context`` (masked 5x5 context evaluated per window by ``context_step``), ``channel_slices`` and
+``spatial_context`` (masked 5x5 context evaluated per window by ``context_step``), ``channel_slices``,
 ``grouped_context`` (BaSIC: ``w<W>.analysis`` / ``hyper_analysis`` / ``hyper_synthesis`` / ``synthesis`` per
-transform width, ``context.<coder>`` per context coder).
+transform width, ``context.<coder>`` per context coder) and ``grouped_slices`` (GIT-SSIC: the group mask is an
+input of analysis and synthesis).
 """
 
 from __future__ import annotations
@@ -206,6 +207,46 @@ class StagedStep(nn.Module):
         return p[:, 1::2], p[:, 0::2]
 
 
+class MaskedAnalysis(nn.Module):
+    """(x, mask) -> (y, z): y = g_a(x, mask), z = h_a(y) (GIT-SSIC; mask = latent-size group labels)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.g_a, self.h_a = model.g_a, model.h_a
+
+    def forward(self, x, mask):
+        y = self.g_a(x, mask)
+        return y, self.h_a(y)
+
+
+class MaskedSynthesis(nn.Module):
+    """(y_hat, mask) -> x_hat = g_s(y_hat, mask) (GIT-SSIC)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.g_s = model.g_s
+
+    def forward(self, y_hat, mask):
+        return self.g_s(y_hat, mask)
+
+
+class GroupSlice(nn.Module):
+    """slice<i> of ``grouped_slices``: (hyper, y_hat_0..i-1) -> (mu, scale); takes its own chunk of the 2M hyper
+    channels and runs the model's pointwise ChARM step (so no group's parameters depend on another group)."""
+
+    n_fixed = 1
+
+    def __init__(self, model, i: int):
+        super().__init__()
+        from train.models.gitssic import SliceStep
+
+        self.step, self.i, self.n = SliceStep(model, i), i, model.num_slices
+
+    def forward(self, hyper, *y_hats):
+        c = hyper.shape[1] // self.n
+        return self.step(hyper[:, self.i * c:(self.i + 1) * c], *y_hats)
+
+
 # ---- the graphs of each plan ----------------------------------------------------------------------------------
 
 def slice_supports(model, i: int) -> list[str]:
@@ -288,6 +329,16 @@ def _grouped_plan(model) -> dict:
     return {"levels": {"axes": axes, "presets": presets, "default": "full"}, "coders": coders}
 
 
+def _grouped_slices(model) -> list[Graph]:
+    if not all(hasattr(model, a) for a in ("num_slices", "char_m_means", "char_m_scales")):
+        raise GraphError("grouped_slices needs a GIT-SSIC model (num_slices, char_m_means, char_m_scales)")
+    out = [Graph("analysis", MaskedAnalysis(model), ["x", "mask"], ["y", "z"]),
+           Graph("hyper_synthesis", HyperSynthesis(model.h_s, False), ["z_hat"], ["hyper"])]
+    out += [Graph(f"slice{i}", GroupSlice(model, i), ["hyper"] + [f"y_hat_{j}" for j in range(i)], ["mu", "scale"])
+            for i in range(model.num_slices)]
+    return out + [Graph("synthesis", MaskedSynthesis(model), ["y_hat", "mask"], ["x_hat"])]
+
+
 def plan_graphs(model: nn.Module, kind: str | None = None, *, widths: list[int] | None = None) -> list[Graph]:
     """The graphs of ``model`` under plan ``kind`` (default: its own), in bundle order.
 
@@ -304,6 +355,8 @@ def plan_graphs(model: nn.Module, kind: str | None = None, *, widths: list[int] 
         return _channel_slices(model)
     if kind == "grouped_context":
         return _grouped_context(model)
+    if kind == "grouped_slices":
+        return _grouped_slices(model)
     raise GraphError(f"no graphs are defined for coding plan {kind!r}")
 
 
@@ -320,6 +373,9 @@ def plan_manifest(model: nn.Module, kind: str, graphs: list[Graph]) -> dict:
         plan.setdefault("widths", widths)
     if kind == "grouped_context":
         plan.update(_grouped_plan(model))
+    if kind == "grouped_slices":  # the mask's cell size and the sigma -> table index rule of the slices
+        plan.setdefault("mask_grid", 32)
+        plan.setdefault("scale_index", "nearest")
     return plan
 
 
@@ -361,3 +417,28 @@ def slice_latents(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
             out[f"y_hat_{i}"], out[f"yq_{i}"] = y_hats[-1], yq
         out["y_hat"] = torch.cat(y_hats, 1)
     return out
+
+
+def group_latents(model, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every ``grouped_slices`` graph input for image x and latent-size labels ``mask`` (all groups decoded)."""
+    with torch.no_grad():
+        y = model.g_a(x, mask)
+        z = model.h_a(y)
+        med = model.entropy_bottleneck._get_medians()
+        z_hat = torch.round(z - med) + med
+        hyper = model.h_s(z_hat)
+        out = {"x": x, "mask": mask, "y": y, "z": z, "z_hat": z_hat, "hyper": hyper}
+        hats = []
+        for i, y_i in enumerate(y.chunk(model.num_slices, 1)):
+            mu, _ = model.slice_params(i, hyper, hats)
+            hats.append(torch.round(y_i - mu) + mu)
+            out[f"y_hat_{i}"] = hats[-1]
+        out["y_hat"] = torch.cat(hats, 1)
+    return out
+
+
+def example_group_mask(x: torch.Tensor) -> torch.Tensor:
+    """A fixed latent-size label map for image x (labels 0..2 on 32-px cells): example inputs and parity."""
+    h, w = x.shape[-2] // 16, x.shape[-1] // 16
+    i, j = torch.meshgrid(torch.arange(h) // 2, torch.arange(w) // 2, indexing="ij")
+    return ((i + 2 * j) % 3).to(torch.float32)[None, None]

@@ -82,6 +82,12 @@ ARCHS: dict[str, ArchSpec] = {
                  {"paper": dict(N=192, M=192, level_widths=(48, 72, 96, 144, 192), coders=("scanline",)),
                   "tiny": dict(N=16, M=24, level_widths=(8, 16), coders=("scanline",), predictor_channels=8)},
                  "paper", _PAPER_Q, "BaSIC with the scanline context coder only (Zhang 2024)"),
+        ArchSpec("gitssic", "train.models.gitssic:GITSSIC", "grouped_slices", 128,
+                 {"paper": dict(dims=(128, 192, 256, 320), depths=(2, 2, 5, 1), heads=(8, 12, 16, 16),
+                                window_size=8, hyper_channels=192, num_slices=10),
+                  "tiny": dict(dims=(8, 12, 16, 20), depths=(2, 1, 1, 2), heads=(2, 2, 2, 2), window_size=4,
+                               hyper_channels=16, num_slices=5)},
+                 "paper", _PAPER_Q, "GIT-SSIC: group-masked Swin transforms + ChARM, per-group streams (Feng 2023)"),
     )
 }
 

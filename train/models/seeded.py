@@ -38,6 +38,11 @@ def codable_model(arch: str, preset: str | None = None, quality: int | None = No
             _convs(m.g_a)[-1].weight.mul_(ANALYSIS_GAIN)
             for t in m.cc_scale_transforms:
                 spread(_convs(t)[-1].bias)
+        elif arch == "gitssic":  # g_a ends in a residual Swin stage: scale the stage input (its patch embed)
+            m.g_a.pe[-1].proj.weight.mul_(ANALYSIS_GAIN)
+            m.g_a.pe[-1].proj.bias.mul_(ANALYSIS_GAIN)
+            for t in m.char_m_scales:
+                spread(_convs(t)[-1].bias)
         elif arch == "ssmic":  # g_a ends in a residual VSS stage: scale the stage input (its downsample norm)
             m.g_a.layers[-1].downsample.norm.scale.mul_(ANALYSIS_GAIN)
             last = _convs(m.entropy_parameters)[-1]

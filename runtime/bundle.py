@@ -3,8 +3,10 @@ docs/FORMATS.md).
 
 This module is the one owner of the bundle format: its name and version, the file names, the graphs each plan
 kind needs, which graphs are parse-critical, and every check a manifest must pass.  The exporter writes bundles
-against it; the runtime reads them through it.  No torch here.  A :class:`Bundle` can also be built in memory (``Bundle.from_parts``) — the torch reference
-backend does that for ``Codec.from_model`` — so the plans only ever see this one object.
+against it; the runtime reads them through it.  The parts the C++ bundle reader shares (format name and version,
+file names, the graphs each plan needs) are defined in ``runtime/cpp/include/lictrt/bundle_schema.hpp`` and read
+from the extension.  No torch here.  A :class:`Bundle` can also be built in memory (``Bundle.from_parts``): the
+torch reference backend does that for ``Codec.from_model``, so the plans only ever see this one object.
 """
 
 from __future__ import annotations
@@ -16,23 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "lictrt-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-TABLES = "tables.npz"
+from . import _lictrt
 
-#: the graphs each plan kind needs (per width prefix; docs/FORMATS.md). A channel_slices bundle also has one
-#: ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest; a grouped_slices bundle (GIT-SSIC) has
-#: ``slice0``..``slice<S-1>``, and its analysis and synthesis also take the latent-size group ``mask``.
-PLAN_GRAPHS: dict[str, tuple[str, ...]] = {
-    "factorized": ("analysis", "synthesis"),
-    "hyperprior": ("analysis", "hyper_synthesis", "synthesis"),
-    "mean_scale": ("analysis", "hyper_synthesis", "synthesis"),
-    "spatial_context": ("analysis", "hyper_synthesis", "context_step", "synthesis"),
-    "channel_slices": ("analysis", "hyper_synthesis", "synthesis"),
-    "grouped_context": (),  # one graph per level-axis value: see level_graphs
-    "grouped_slices": ("analysis", "hyper_synthesis", "slice0", "synthesis"),
-}
+FORMAT: str = _lictrt.BUNDLE_FORMAT
+FORMAT_VERSION: int = int(_lictrt.BUNDLE_FORMAT_VERSION)
+MANIFEST: str = _lictrt.MANIFEST_FILE
+TABLES: str = _lictrt.TABLES_FILE
+
+#: the graphs each plan kind needs (per width prefix), from runtime/cpp/include/lictrt/bundle_schema.hpp. A
+#: channel_slices bundle also has one ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest; a
+#: grouped_context bundle one graph per level-axis value (:func:`level_graphs`).
+PLAN_GRAPHS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _lictrt.PLAN_GRAPHS.items()}
 #: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs
 LEVEL_GRAPHS: dict[str, str] = {"g_a": "analysis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
                                 "g_s": "synthesis"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import os
 import sys
 import warnings
@@ -38,10 +39,14 @@ class NativeOpsError(RuntimeError):
 
 
 def library_path() -> Path | None:
-    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in this package; None if absent."""
+    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in this package (an editable install
+    keeps compiled files apart from the sources: every folder of the package is searched); None if absent."""
     env = os.environ.get(ENV_LIBRARY, "")
-    path = Path(env) if env else Path(__file__).resolve().parent / LIBRARY_NAME
-    return path if path.is_file() else None
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    spec = importlib.util.find_spec(__package__ or "runtime")
+    folders = [Path(__file__).resolve().parent, *(Path(f) for f in (spec.submodule_search_locations or []))]
+    return next((f / LIBRARY_NAME for f in folders if (f / LIBRARY_NAME).is_file()), None)
 
 
 @functools.cache

@@ -292,18 +292,19 @@ def _channel_slices(model) -> list[Graph]:
     return out + [Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"])]
 
 
-#: grouped_context: the base name of each BaSIC transform's ``w<W>.<base>`` graphs, and its I/O names
-LEVEL_GRAPHS = {"g_a": ("analysis", "x", "y"), "h_a": ("hyper_analysis", "y", "z"),
-                "h_s": ("hyper_synthesis", "z_hat", "params"), "g_s": ("synthesis", "y_hat", "x_hat")}
+#: grouped_context: the I/O names of each BaSIC transform's graphs (their names: ``runtime.bundle.level_graph``)
+LEVEL_IO = {"g_a": ("x", "y"), "h_a": ("y", "z"), "h_s": ("z_hat", "params"), "g_s": ("y_hat", "x_hat")}
 
 
 def _grouped_context(model) -> list[Graph]:
     if not all(hasattr(model, a) for a in ("level_widths", "context_coders", "coders")):
         raise GraphError("grouped_context needs a BaSIC model (level_widths, coders, context_coders)")
+    from runtime.bundle import level_graph
+
     out = []
-    for module, (base, i, o) in LEVEL_GRAPHS.items():
+    for module, (i, o) in LEVEL_IO.items():
         for w in model.level_widths:
-            out.append(Graph(f"w{w}.{base}", Transform(getattr(model, module).at_width(w)), [i], [o]))
+            out.append(Graph(level_graph(module, w), Transform(getattr(model, module).at_width(w)), [i], [o]))
     for name, coder in zip(model.coders, model.context_coders):
         if coder.grouping is None:
             out.append(Graph(f"context.{name}", ScanlineStep(coder), ["params", "windows"], ["scales", "means"]))
@@ -315,7 +316,7 @@ def _grouped_context(model) -> list[Graph]:
 def _grouped_plan(model) -> dict:
     """The grouped_context plan fields: levels as data (axes, presets fastest / full), one entry per coder."""
     widths = list(model.level_widths)
-    modules = list(LEVEL_GRAPHS)
+    modules = list(LEVEL_IO)
     axes = [{"name": m, "values": widths} for m in modules] + [{"name": "context", "values": list(model.coders)}]
     presets = {"full": {**{m: max(widths) for m in modules}, "context": model.coders[0]},
                "fastest": {**{m: min(widths) for m in modules}, "context": model.coders[-1]}}

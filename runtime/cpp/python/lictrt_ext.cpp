@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "lictrt/bundle_schema.hpp"
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
@@ -241,4 +242,16 @@ NB_MODULE(_lictrt, m) {
   m.attr("MAX_LEVEL_BYTES") = lictrt::kMaxLevelBytes;
   m.attr("KNOWN_FLAGS") = lictrt::kKnownFlags;
   m.attr("MAX_PIXELS") = lictrt::kMaxPixels;
+
+  m.attr("BUNDLE_FORMAT") = lictrt::kBundleFormat;
+  m.attr("BUNDLE_FORMAT_VERSION") = lictrt::kBundleFormatVersion;
+  m.attr("MANIFEST_FILE") = lictrt::kManifestFile;
+  m.attr("TABLES_FILE") = lictrt::kTablesFile;
+  nb::dict plan_graphs;
+  for (const auto& p : lictrt::kPlanGraphs) {
+    nb::list l;
+    for (const char* const* g = p.graphs; *g; ++g) l.append(nb::str(*g));
+    plan_graphs[nb::str(p.kind)] = nb::tuple(l);
+  }
+  m.attr("PLAN_GRAPHS") = plan_graphs;
 }

@@ -1,6 +1,8 @@
 // Bundle reader: manifest.json (through lictrt/json.hpp) and tables.npz (through lictrt/npz.hpp) into a Bundle.
 #include "lictrt/bundle.hpp"
 
+#include "lictrt/bundle_schema.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -85,13 +87,6 @@ static std::vector<TensorSpec> tensor_specs(const Json& list) {
   return v;
 }
 
-static const char* kRequired[][5] = {
-    {"factorized", "analysis", "synthesis", nullptr, nullptr},
-    {"hyperprior", "analysis", "hyper_synthesis", "synthesis", nullptr},
-    {"mean_scale", "analysis", "hyper_synthesis", "synthesis", nullptr},
-    {"spatial_context", "analysis", "hyper_synthesis", "context_step", "synthesis"},
-    {"channel_slices", "analysis", "hyper_synthesis", "synthesis", nullptr},
-};
 
 Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz, size_t npz_len,
                            const std::string& dir) {
@@ -104,10 +99,11 @@ Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz,
   }
   const Json& m = b.manifest_;
   try {
-    if (!m.is_object() || !m.get("format").is_string() || m.get("format").str() != "lictrt-bundle")
-      throw BundleError("manifest format is not 'lictrt-bundle'");
-    if (!m.get("format_version").is_number() || m.get("format_version").integer() != 1)
-      throw BundleError("unsupported bundle format_version (this reader reads 1)");
+    if (!m.is_object() || !m.get("format").is_string() || m.get("format").str() != kBundleFormat)
+      throw BundleError(std::string("manifest format is not '") + kBundleFormat + "'");
+    if (!m.get("format_version").is_number() || m.get("format_version").integer() != kBundleFormatVersion)
+      throw BundleError("unsupported bundle format_version (this reader reads " +
+                        std::to_string(kBundleFormatVersion) + ")");
     b.pad_multiple_ = int(m.at("pad_multiple").integer());
     if (b.pad_multiple_ < 1 || b.pad_multiple_ > 65535) throw BundleError("bad pad_multiple");
     b.plan_kind_ = m.at("plan").at("kind").str();
@@ -166,27 +162,27 @@ Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz,
     throw BundleError(std::string("manifest.json: ") + e.what());
   }
   bool known = false;
-  for (auto& r : kRequired) {
-    if (b.plan_kind_ != r[0]) continue;
+  for (auto& r : kPlanGraphs) {
+    if (b.plan_kind_ != r.kind) continue;
     known = true;
     for (auto& prefix : b.prefixes_)
-      for (int k = 1; k < 5 && r[k]; ++k)
-        if (!b.graphs_.count(prefix + r[k]))
-          throw BundleError("plan '" + b.plan_kind_ + "' needs graph '" + prefix + r[k] + "'");
+      for (const char* const* g = r.graphs; *g; ++g)
+        if (!b.graphs_.count(prefix + *g))
+          throw BundleError("plan '" + b.plan_kind_ + "' needs graph '" + prefix + *g + "'");
   }
   if (!known) throw BundleError("unknown plan kind '" + b.plan_kind_ + "'");
-  b.entropy_ = entropy_models(parse_npz(npz, npz_len, join(dir, "tables.npz")));
+  b.entropy_ = entropy_models(parse_npz(npz, npz_len, join(dir, kTablesFile)));
   return b;
 }
 
 Bundle Bundle::load(const std::string& dir) {
   std::vector<uint8_t> m;
   try {
-    m = read_file(join(dir, "manifest.json"));
+    m = read_file(join(dir, kManifestFile));
   } catch (const BundleError&) {
-    throw BundleError("no bundle at " + dir + " (manifest.json missing or unreadable)");
+    throw BundleError("no bundle at " + dir + " (" + kManifestFile + " missing or unreadable)");
   }
-  auto t = read_file(join(dir, "tables.npz"));
+  auto t = read_file(join(dir, kTablesFile));
   return from_memory(std::string(m.begin(), m.end()), t.data(), t.size(), dir);
 }
 

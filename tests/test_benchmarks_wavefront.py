@@ -28,6 +28,7 @@ def test_wavefront_needs_far_fewer_steps_and_decodes_the_same_image(tmp_path, ko
 
 
 def test_non_spatial_context_bundle_is_refused(tmp_path):
-    (tmp_path / "manifest.json").write_text('{"plan": {"kind": "hyperprior"}, "graphs": {}}')
+    (tmp_path / "manifest.json").write_text('{"format": "lictrt-bundle", "format_version": 1, '
+                                            '"plan": {"kind": "hyperprior"}, "graphs": {}}')
     with pytest.raises(wavefront.WavefrontError, match="spatial_context"):
         wavefront.measure(tmp_path, np.zeros((64, 64, 3), np.uint8))

@@ -1,5 +1,7 @@
 """Image geometry: CompressAI's padding split, crop back, rounding, atomic save."""
 
+import contextlib
+import logging
 import numpy as np
 import pytest
 
@@ -72,6 +74,18 @@ def test_float_images_are_refused_clearly(tmp_path):
         img.load(tmp_path / "f.tiff")
 
 
+@contextlib.contextmanager
+def notes(caplog):
+    """Capture the runtime's notes even after a CLI in this process stopped the ``lictrt`` logger propagating."""
+    logger = logging.getLogger("lictrt")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="lictrt.image"):
+            yield
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 def test_exif_orientation_is_applied_and_noted(tmp_path, caplog):
     from PIL import Image
 
@@ -81,7 +95,7 @@ def test_exif_orientation_is_applied_and_noted(tmp_path, caplog):
     exif = im.getexif()
     exif[0x0112] = 6  # viewer rotates 90° clockwise
     im.save(tmp_path / "o.png", exif=exif)
-    with caplog.at_level("WARNING", logger="lictrt.image"):
+    with notes(caplog):
         out = img.load(tmp_path / "o.png")
     assert out.shape == (3, 2, 3)  # upright as a viewer shows it
     np.testing.assert_array_equal(out, np.ascontiguousarray(np.rot90(a, k=-1)))
@@ -94,7 +108,7 @@ def test_alpha_is_dropped_with_a_note(tmp_path, caplog):
     rgba = np.full((3, 4, 4), 200, np.uint8)
     rgba[..., 3] = 7
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    with caplog.at_level("WARNING", logger="lictrt.image"):
+    with notes(caplog):
         out = img.load(tmp_path / "a.png")
     np.testing.assert_array_equal(out, rgba[..., :3])
     assert "alpha channel dropped" in caplog.text

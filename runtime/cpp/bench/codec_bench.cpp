@@ -39,9 +39,12 @@ int main(int argc, char** argv) {
   int repeats = 3, threads = 1;
   std::string out;
   for (int i = 3; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--repeats")) repeats = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
+    if (!std::strcmp(argv[i], "--repeats"))
+      repeats = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--out"))
+      out = argv[i + 1];
   }
   try {
     lictrt::Bundle bundle = lictrt::Bundle::load(argv[1]);
@@ -59,8 +62,9 @@ int main(int argc, char** argv) {
       encs += (r ? ", " : "") + stats_json(e.stats);
     }
     for (int r = 0; r < repeats; ++r) decs += (r ? ", " : "") + stats_json(dec.decode(e.data).stats);
-    if (!out.empty()) std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(e.data.data()),
-                                                                 std::streamsize(e.data.size()));
+    if (!out.empty())
+      std::ofstream(out, std::ios::binary)
+          .write(reinterpret_cast<const char*>(e.data.data()), std::streamsize(e.data.size()));
     std::printf("{\"bytes\": %zu, \"onnxruntime\": \"%s\", \"encode\": [%s], \"decode\": [%s]}\n", e.data.size(),
                 runner.version().c_str(), encs.c_str(), decs.c_str());
     return 0;

@@ -61,8 +61,9 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   static const std::map<std::string, std::vector<std::string>> kOptions = {
-      {"encode", {"-o", "--output", "--mode", "--substreams", "--width", "--context-order", "--threads", "--onnxruntime",
-                  "--ort-custom-ops"}},
+      {"encode",
+       {"-o", "--output", "--mode", "--substreams", "--width", "--context-order", "--threads", "--onnxruntime",
+        "--ort-custom-ops"}},
       {"decode", {"-o", "--output", "--threads", "--onnxruntime", "--ort-custom-ops"}},
       {"info", {}}};
   Args a;
@@ -141,7 +142,8 @@ void check_distinct(const std::string& out, const std::string& in) {
     std::error_code e1, e2;
     same = fs::weakly_canonical(out, e1) == fs::weakly_canonical(in, e2) && !e1 && !e2;
   }
-  if (same) throw OutputError("output " + out + " is the input " + in + ": refusing to overwrite it (choose another -o)");
+  if (same)
+    throw OutputError("output " + out + " is the input " + in + ": refusing to overwrite it (choose another -o)");
 }
 
 void write_atomic(const std::string& path, const std::vector<uint8_t>& data) {
@@ -238,9 +240,9 @@ int info(const Args& a) {
                          path.c_str(), h.major, h.minor, data.size(), h.width, h.height, h.pad_multiple,
                          8 * double(data.size()) / px, 8 * double(payload) / px);
   text += "  model " + hash + "\n";
-  text += "  plan " + lictrt::code_name(lictrt::kPlanKinds, h.plan_kind) + fmt(", width index %u, coder ", h.width_index) +
-          lictrt::code_name(lictrt::kCoderModes, h.coder_mode) + ", parse path " +
-          lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags 0x%04x\n", h.flags);
+  text += "  plan " + lictrt::code_name(lictrt::kPlanKinds, h.plan_kind) +
+          fmt(", width index %u, coder ", h.width_index) + lictrt::code_name(lictrt::kCoderModes, h.coder_mode) +
+          ", parse path " + lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags 0x%04x\n", h.flags);
   text += fmt("  %-16s%10s%10s%10s  symbols crc\n", "stream", "symbols", "bytes", "bits/sym");
   for (auto& s : streams) {
     const double bps = s.symbols ? 8.0 * double(s.payload.size()) / s.symbols : 0.0;

@@ -33,7 +33,9 @@ void png_warn(png_structp, png_const_charp) {}
 Image read_png(const std::string& path) {
   File file;
   file.f = std::fopen(path.c_str(), "rb");
-  if (!file.f) throw ImageError(errno == ENOENT ? "no such image: " + path : "cannot read image " + path + ": " + std::strerror(errno));
+  if (!file.f)
+    throw ImageError(errno == ENOENT ? "no such image: " + path
+                                     : "cannot read image " + path + ": " + std::strerror(errno));
   unsigned char sig[8] = {0};
   if (std::fread(sig, 1, 8, file.f) != 8 || png_sig_cmp(sig, 0, 8))
     throw ImageError("cannot read image " + path + ": not a PNG file");

@@ -24,7 +24,8 @@ bool decoder_supports(const std::string& k) noexcept { return plans::find(k) != 
 Decoder::Decoder(const Bundle& bundle, GraphRunner& runner) : bundle_(bundle), runner_(runner) {
   const plans::Plan* plan = plans::find(bundle.plan_kind());
   if (!plan)
-    throw BundleError("plan kind '" + bundle.plan_kind() + "' is not implemented by the C++ decoder "
+    throw BundleError("plan kind '" + bundle.plan_kind() +
+                      "' is not implemented by the C++ decoder "
                       "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
   for (auto& prefix : bundle.prefixes()) plan->check(bundle, prefix);
 }
@@ -52,7 +53,8 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
   if (hd.flags & ~kKnownFlags) throw BitstreamError("unknown header flags " + std::to_string(hd.flags));
   if (!hd.level.empty())  // a level belongs to a scalable (grouped_context) bundle, which this decoder has no plan for
     throw BitstreamError("the header carries a level, but this bundle has one operating point");
-  if (hd.coder_mode >= code_count(kCoderModes)) throw BitstreamError("unknown coder mode " + std::to_string(hd.coder_mode));
+  if (hd.coder_mode >= code_count(kCoderModes))
+    throw BitstreamError("unknown coder mode " + std::to_string(hd.coder_mode));
   if (hd.width_index >= bundle_.prefixes().size())
     throw BitstreamError("width index " + std::to_string(hd.width_index) + " outside the bundle's widths");
   if (hd.height < 1 || hd.width < 1 || uint64_t(hd.height) * hd.width > kMaxPixels)

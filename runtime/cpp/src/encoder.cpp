@@ -28,7 +28,8 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
     : bundle_(bundle), runner_(runner), opt_(std::move(options)) {
   const plans::Plan* plan = plans::find(bundle.plan_kind());
   if (!plan)
-    throw BundleError("plan kind '" + bundle.plan_kind() + "' is not implemented by the C++ encoder "
+    throw BundleError("plan kind '" + bundle.plan_kind() +
+                      "' is not implemented by the C++ encoder "
                       "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
   if (opt_.substreams < 1) throw InvalidArgument("substreams must be >= 1, got " + std::to_string(opt_.substreams));
   if (opt_.width != 0) {

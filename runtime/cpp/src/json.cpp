@@ -48,10 +48,14 @@ struct JsonParser {
     for (int k = 0; k < 4; ++k) {
       char c = s[i++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
-      else fail("bad \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= uint32_t(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= uint32_t(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= uint32_t(c - 'A' + 10);
+      else
+        fail("bad \\u escape");
     }
     return v;
   }
@@ -71,14 +75,30 @@ struct JsonParser {
       if (i >= s.size()) fail("unterminated escape");
       char e = s[i++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           uint32_t cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
@@ -90,7 +110,8 @@ struct JsonParser {
           utf8(out, cp);
           break;
         }
-        default: fail("bad escape");
+        default:
+          fail("bad escape");
       }
     }
   }
@@ -115,8 +136,14 @@ struct JsonParser {
           ++i;
           v.o_.emplace_back(std::move(k), value());
           ws();
-          if (i < s.size() && s[i] == ',') { ++i; continue; }
-          if (i < s.size() && s[i] == '}') { ++i; break; }
+          if (i < s.size() && s[i] == ',') {
+            ++i;
+            continue;
+          }
+          if (i < s.size() && s[i] == '}') {
+            ++i;
+            break;
+          }
           fail("expected ',' or '}'");
         }
       }
@@ -130,8 +157,14 @@ struct JsonParser {
         for (;;) {
           v.a_.push_back(value());
           ws();
-          if (i < s.size() && s[i] == ',') { ++i; continue; }
-          if (i < s.size() && s[i] == ']') { ++i; break; }
+          if (i < s.size() && s[i] == ',') {
+            ++i;
+            continue;
+          }
+          if (i < s.size() && s[i] == ']') {
+            ++i;
+            break;
+          }
           fail("expected ',' or ']'");
         }
       }
@@ -162,7 +195,10 @@ struct JsonParser {
         if (i == d) fail("bad number");
       };
       digits();
-      if (i < s.size() && s[i] == '.') { ++i; digits(); }
+      if (i < s.size() && s[i] == '.') {
+        ++i;
+        digits();
+      }
       if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
         ++i;
         if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
@@ -208,7 +244,8 @@ const Json& Json::at(const std::string& key) const {
   throw BundleError("json: missing key '" + key + "'");
 }
 const Json& Json::at(size_t i) const {
-  if (type_ != Type::Array || i >= a_.size()) throw BundleError("json: array index " + std::to_string(i) + " out of range");
+  if (type_ != Type::Array || i >= a_.size())
+    throw BundleError("json: array index " + std::to_string(i) + " out of range");
   return a_[i];
 }
 size_t Json::size() const noexcept { return type_ == Type::Array ? a_.size() : type_ == Type::Object ? o_.size() : 0; }

@@ -48,9 +48,12 @@ static std::string npy_field(const std::string& h, const std::string& key, const
   size_t b = h.find_first_not_of(' ', c + 1);
   if (b == std::string::npos) throw BundleError(what + ": bad .npy header");
   size_t e;
-  if (h[b] == '\'') e = h.find('\'', b + 1) + 1;
-  else if (h[b] == '(') e = h.find(')', b) + 1;
-  else e = h.find_first_of(",}", b);
+  if (h[b] == '\'')
+    e = h.find('\'', b + 1) + 1;
+  else if (h[b] == '(')
+    e = h.find(')', b) + 1;
+  else
+    e = h.find_first_of(",}", b);
   if (e == std::string::npos || e == 0 || e <= b) throw BundleError(what + ": bad .npy header");
   return h.substr(b, e - b);
 }
@@ -111,8 +114,7 @@ NpyArray read_npy(const std::string& path) {
   return parse_npy(d.data(), d.size(), path);
 }
 
-void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape,
-               const void* data) {
+void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape, const void* data) {
   size_t isz = dtype == "|u1" ? 1 : (dtype == "<f4" || dtype == "<i4") ? 4 : 0;
   if (!isz) throw BundleError("write_npy: unsupported dtype " + dtype);
   std::string s = "(";
@@ -152,7 +154,10 @@ std::map<std::string, NpyArray> parse_npz(const uint8_t* d, size_t len, const st
   size_t eocd = std::string::npos;
   size_t lo = len > 22 + 65535 ? len - 22 - 65535 : 0;
   for (size_t p = len - 22 + 1; p-- > lo;)
-    if (le(d + p, 4) == 0x06054b50) { eocd = p; break; }
+    if (le(d + p, 4) == 0x06054b50) {
+      eocd = p;
+      break;
+    }
   if (eocd == std::string::npos) throw BundleError(what + ": not a zip (.npz) file");
   uint64_t entries = le(d + eocd + 10, 2);
   uint64_t cd_size = le(d + eocd + 12, 4), cd_off = le(d + eocd + 16, 4);
@@ -196,7 +201,8 @@ std::map<std::string, NpyArray> parse_npz(const uint8_t* d, size_t len, const st
       q += 4 + sz;
     }
     p += 46 + nlen + xlen + clen;
-    if (method != 0) throw BundleError(what + ": entry " + name + " is compressed (use np.savez, not savez_compressed)");
+    if (method != 0)
+      throw BundleError(what + ": entry " + name + " is compressed (use np.savez, not savez_compressed)");
     if (csize != usize) throw BundleError(what + ": entry " + name + " has inconsistent sizes");
     if (loff > len || len - loff < 30 || le(d + loff, 4) != 0x04034b50)
       throw BundleError(what + ": entry " + name + " has a bad local header");

@@ -82,8 +82,8 @@ uint16_t to_half(float f) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7FFFFFFFu;
   if (x >= 0x7F800000u) return uint16_t(sign | 0x7C00u | (x > 0x7F800000u ? 0x200u : 0u));  // inf / nan
-  if (x >= 0x477FF000u) return uint16_t(sign | 0x7C00u);                                       // overflow
-  if (x < 0x38800000u) {                                                                         // subnormal / zero
+  if (x >= 0x477FF000u) return uint16_t(sign | 0x7C00u);                                    // overflow
+  if (x < 0x38800000u) {                                                                    // subnormal / zero
     if (x < 0x33000000u) return uint16_t(sign);
     const uint32_t m = (x & 0x7FFFFFu) | 0x800000u;
     const int shift = 126 - int(x >> 23);  // 14..24: value = m * 2^-(shift + 24) = h * 2^-24
@@ -217,8 +217,8 @@ struct OnnxRuntimeRunner::Impl {
         s->outputs.push_back(s->session->GetOutputNameAllocated(i, alloc).get());
     } catch (const Ort::Exception& e) {
       std::string msg = e.what();
-      throw OnnxRuntimeError("onnxruntime cannot load graph '" + graph + "' (" + g.file + "): " +
-                             msg.substr(0, msg.find('\n')));
+      throw OnnxRuntimeError("onnxruntime cannot load graph '" + graph + "' (" + g.file +
+                             "): " + msg.substr(0, msg.find('\n')));
     }
     Session& ref = *s;
     sessions.emplace(graph, std::move(s));

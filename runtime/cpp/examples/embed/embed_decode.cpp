@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   try {
     lictrt::Bundle bundle = lictrt::Bundle::load(argv[1]);  // manifest.json + tables.npz
     lictrt::OnnxRuntimeOptions options;
-    options.threads = 1;                                    // reconstruction graphs; parse-critical ones are pinned
-    lictrt::OnnxRuntimeRunner runner(bundle, options);      // finds the onnxruntime library at run time
+    options.threads = 1;                                // reconstruction graphs; parse-critical ones are pinned
+    lictrt::OnnxRuntimeRunner runner(bundle, options);  // finds the onnxruntime library at run time
     lictrt::Decoder decoder(bundle, runner);
     lictrt::DecodeResult image = decoder.decode(lictrt::read_file(argv[2]));
     lictrt::write_ppm(argv[3], image.rgb, image.height, image.width);

@@ -29,7 +29,7 @@ class Json {
   /// Member `key`, or a null value when absent.
   const Json& get(const std::string& key) const noexcept;
   const Json& at(size_t i) const;
-  size_t size() const noexcept;  ///< elements of an array / members of an object, else 0
+  size_t size() const noexcept;    ///< elements of an array / members of an object, else 0
   const std::string& str() const;  ///< BundleError unless a string
   double num() const;              ///< BundleError unless a number
   int64_t integer() const;         ///< BundleError unless an integral number

@@ -14,9 +14,9 @@ namespace lictrt {
 
 /// One array from a .npy file: little-endian dtype '<i4', '<f4', '|u1', '<i8' or '<f8', C order.
 struct NpyArray {
-  std::string dtype;            ///< numpy descr, e.g. "<f4"
-  std::vector<int64_t> shape;   ///< empty for a 0-d array
-  std::vector<uint8_t> bytes;   ///< raw element bytes
+  std::string dtype;           ///< numpy descr, e.g. "<f4"
+  std::vector<int64_t> shape;  ///< empty for a 0-d array
+  std::vector<uint8_t> bytes;  ///< raw element bytes
   size_t count() const noexcept;
   size_t item_size() const noexcept;
   std::vector<int32_t> as_int32() const;  ///< dtype must be <i4 (BundleError otherwise)
@@ -27,8 +27,7 @@ struct NpyArray {
 NpyArray parse_npy(const uint8_t* data, size_t len, const std::string& what);
 NpyArray read_npy(const std::string& path);
 /// Write a float32 / int32 / uint8 .npy file (format 1.0), used by tools and tests.
-void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape,
-               const void* data);
+void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape, const void* data);
 /// All arrays of an uncompressed .npz (np.savez) keyed by name without ".npy".
 std::map<std::string, NpyArray> parse_npz(const uint8_t* data, size_t len, const std::string& what);
 std::map<std::string, NpyArray> read_npz(const std::string& path);

@@ -20,9 +20,9 @@ int num_slices(const Bundle& b, const std::string& prefix) {
   for (auto& kv : b.graphs()) n += is_slice(kv.first);
   bool complete = n > 0;
   for (int i = 0; i < n && complete; ++i)
-    complete = b.graphs().count(prefix + "slice" + std::to_string(i)) && b.graphs().count(prefix + "lrp" + std::to_string(i));
-  if (!complete)
-    throw BundleError("plan channel_slices: the bundle needs graphs slice0..sliceN-1 and lrp0..lrpN-1");
+    complete =
+        b.graphs().count(prefix + "slice" + std::to_string(i)) && b.graphs().count(prefix + "lrp" + std::to_string(i));
+  if (!complete) throw BundleError("plan channel_slices: the bundle needs graphs slice0..sliceN-1 and lrp0..lrpN-1");
   return n;
 }
 

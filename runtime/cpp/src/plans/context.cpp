@@ -10,7 +10,8 @@
 namespace lictrt {
 namespace plans {
 
-TensorMap PlanContext::run(const std::string& graph, const TensorMap& in, std::initializer_list<const char*> outs) const {
+TensorMap PlanContext::run(const std::string& graph, const TensorMap& in,
+                           std::initializer_list<const char*> outs) const {
   std::string name = prefix + graph;
   const double t0 = now_s();
   TensorMap r = runner.run(name, in);
@@ -52,7 +53,8 @@ std::vector<int32_t> PlanContext::decode(const std::string& kind, const std::str
   }
   stats.entropy_s += now_s() - t0;
   if (symbols_crc32(out.data(), out.size()) != s.symbols_crc)
-    throw BitstreamError("stream '" + kind + "': decoded-symbol CRC mismatch (the parse-critical networks differ "
+    throw BitstreamError("stream '" + kind +
+                         "': decoded-symbol CRC mismatch (the parse-critical networks differ "
                          "from the encoder's)");
   return out;
 }

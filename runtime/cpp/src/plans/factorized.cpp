@@ -7,8 +7,8 @@
 namespace lictrt {
 namespace plans {
 
-Tensor decode_factorized_latent(PlanContext& c, const std::string& kind, const std::string& model, int stride,
-                                int ph, int pw) {
+Tensor decode_factorized_latent(PlanContext& c, const std::string& kind, const std::string& model, int stride, int ph,
+                                int pw) {
   const EntropyModel& m = c.tables(model);
   if (m.medians.empty()) throw BundleError("tables '" + m.name + "' have no medians");
   if (stride < 1 || ph % stride || pw % stride) throw BundleError("latent stride does not divide the padded size");
@@ -26,8 +26,9 @@ Tensor encode_factorized_latent(PlanContext& c, const std::string& kind, const s
   const EntropyModel& m = c.tables(model);
   if (m.medians.empty()) throw BundleError("tables '" + m.name + "' have no medians");
   if (v.shape.size() != 4 || v.shape[0] != 1 || v.shape[1] != int64_t(m.medians.size()))
-    throw InvalidArgument("cannot encode: latent '" + kind + "' has " + std::to_string(v.shape.size() == 4 ? v.shape[1] : 0) +
-                          " channels, tables '" + m.name + "' have " + std::to_string(m.medians.size()) + " medians");
+    throw InvalidArgument("cannot encode: latent '" + kind + "' has " +
+                          std::to_string(v.shape.size() == 4 ? v.shape[1] : 0) + " channels, tables '" + m.name +
+                          "' have " + std::to_string(m.medians.size()) + " medians");
   const size_t hw = size_t(v.shape[2] * v.shape[3]);
   std::vector<int32_t> sym(v.data.size()), idx(v.data.size());
   Tensor hat(v.shape, std::vector<float>(v.data.size()));

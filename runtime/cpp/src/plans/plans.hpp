@@ -23,8 +23,8 @@ struct Plan {
 const Plan* find(const std::string& kind) noexcept;
 
 // factorized.cpp: a latent coded with a per-channel factorized prior (value = q + median[c], table = channel).
-Tensor decode_factorized_latent(PlanContext& ctx, const std::string& kind, const std::string& model, int stride,
-                                int ph, int pw);
+Tensor decode_factorized_latent(PlanContext& ctx, const std::string& kind, const std::string& model, int stride, int ph,
+                                int pw);
 /// Encode latent `v` [1, C, h, w] as stream `kind`; returns its dequantized value (what the decoder rebuilds).
 Tensor encode_factorized_latent(PlanContext& ctx, const std::string& kind, const std::string& model, const Tensor& v);
 

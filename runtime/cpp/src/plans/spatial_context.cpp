@@ -70,13 +70,15 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
     Tensor win({P, M, K, K}, std::vector<float>(size_t(P * M * K * K)));
     for (int64_t p = 0; p < P; ++p) {
       const int64_t r = step[size_t(p)].first, q = step[size_t(p)].second;
-      for (int64_t ch = 0; ch < 2 * M; ++ch) pin.data[size_t(p * 2 * M + ch)] = params.data[size_t(ch * hw + r * w + q)];
+      for (int64_t ch = 0; ch < 2 * M; ++ch)
+        pin.data[size_t(p * 2 * M + ch)] = params.data[size_t(ch * hw + r * w + q)];
       for (int64_t ch = 0; ch < M; ++ch)
         for (int a = 0; a < K; ++a)
           for (int bb = 0; bb < K; ++bb)
             win.data[size_t(((p * M + ch) * K + a) * K + bb)] = y_pad[size_t((ch * hp + r + a) * wp + q + bb)];
     }
-    TensorMap out = c.run("context_step", {{"params", std::move(pin)}, {"windows", std::move(win)}}, {"scales", "means"});
+    TensorMap out =
+        c.run("context_step", {{"params", std::move(pin)}, {"windows", std::move(win)}}, {"scales", "means"});
     const size_t PM = size_t(P * M);
     expect_count(out["scales"], PM, "context_step 'scales'");
     expect_count(out["means"], PM, "context_step 'means'");
@@ -130,8 +132,9 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
       throw BitstreamError("stream 'y': " + std::string(e.what()));
     }
     if (crc != s->symbols_crc)
-      throw BitstreamError("stream 'y': decoded-symbol CRC mismatch (the parse-critical networks differ from the "
-                           "encoder's)");
+      throw BitstreamError(
+          "stream 'y': decoded-symbol CRC mismatch (the parse-critical networks differ from the "
+          "encoder's)");
   }
   c.stats.loop_s += now_s() - t_loop;
   Tensor y_hat({1, M, h, w}, std::vector<float>(size_t(M * hw)));

@@ -22,8 +22,11 @@ def _full_tensorrt_available() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     skip_gpu = None if _cuda_available() else pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
-    skip_trt = None if _full_tensorrt_available() else pytest.mark.skip(
-        reason="needs a full TensorRT install (not installable from PyPI; set it up yourself)")
+    skip_trt = (
+        None
+        if _full_tensorrt_available()
+        else pytest.mark.skip(reason="needs a full TensorRT install (not installable from PyPI; set it up yourself)")
+    )
     for item in items:
         if skip_gpu and "gpu" in item.keywords:
             item.add_marker(skip_gpu)

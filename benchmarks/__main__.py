@@ -33,7 +33,7 @@ EXAMPLES = {
     "latency": "python -m benchmarks latency runs/tiny.bundle --size 512x768 --iters 20",
     "macs": "python -m benchmarks macs runs/tiny.bundle --size 512x768",
     "rd": "python -m benchmarks rd --bundle runs/q1.bundle --bundle runs/q3.bundle --data assets/images/kodak "
-          "--plot rd.png",
+    "--plot rd.png",
     "wavefront": "python -m benchmarks wavefront runs/mbt2018.bundle",
     "kodak-decode": "python -m benchmarks kodak-decode --images 4 --repeats 3",
     "cpp-runtime": "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
@@ -44,9 +44,14 @@ EXAMPLES = {
     "demo": "python -m benchmarks demo --fast",
 }
 
-app = typer.Typer(name="python -m benchmarks", help="lictrt benchmarks: latency, MACs, rate-distortion, coder "
-                  "speed, reports and the demo.", context_settings=CONTEXT, no_args_is_help=True,
-                  add_completion=True, rich_markup_mode=None)
+app = typer.Typer(
+    name="python -m benchmarks",
+    help="lictrt benchmarks: latency, MACs, rate-distortion, coder speed, reports and the demo.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode=None,
+)
 
 
 def _module(name: str):
@@ -64,8 +69,12 @@ def _register(name: str, text: str) -> None:
         return int(_module(name).main(list(ctx.args)) or 0)
 
     command.__doc__ = f"{text}. Options: python -m benchmarks {name} --help"
-    app.command(name, epilog=f"Example:\n\n  {EXAMPLES[name]}", add_help_option=False,
-                context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(
+        name,
+        epilog=f"Example:\n\n  {EXAMPLES[name]}",
+        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(command)
 
 
 for _name, _text in COMMANDS.items():

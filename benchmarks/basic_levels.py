@@ -42,8 +42,15 @@ def _graph_macs(bundle: Path, size: tuple[int, int]) -> dict[str, int]:
     return out
 
 
-def run(bundle: str, data: str, images: int, widths: list[int] | None, coders: list[str] | None, repeats: int,
-        threads: int | None) -> dict:
+def run(
+    bundle: str,
+    data: str,
+    images: int,
+    widths: list[int] | None,
+    coders: list[str] | None,
+    repeats: int,
+    threads: int | None,
+) -> dict:
     from runtime.bundle import Bundle, level_graph
     from runtime.codec import Codec
     from runtime.levels import levels_of
@@ -89,35 +96,75 @@ def run(bundle: str, data: str, images: int, widths: list[int] | None, coders: l
                     groups = len(coder["stage_table"])
                     ctx_macs = gm[coder["graph"]] * len(set(stage_map(coder["stage_table"], groups, h16, w16).ravel()))
                 dec_macs = gm[level_graph("h_s", w)] + ctx_macs + gm[level_graph("g_s", w)]
-                per.append({"image": p.name, "bpp": bpp(len(data_), *im.shape[:2]), "psnr": psnr(im, out),
-                            "decode_s": statistics.median(times), "network_s": st["network_s"],
-                            "entropy_s": st["entropy_s"], "loop_s": st["loop_s"],
-                            "steps": st["sequential_steps"], "decoder_macs": dec_macs,
-                            "decoder_kmac_per_px": dec_macs / (hw[0] * hw[1]) / 1e3})
-            rows.append({"width": w, "context": c, "level": levels.format(level), "images": per,
-                         **{k: statistics.mean(r[k] for r in per) for k in
-                            ("bpp", "psnr", "decode_s", "network_s", "entropy_s", "loop_s", "steps",
-                             "decoder_kmac_per_px")}})
-    return {"bundle": portable_path(path), "arch": b.arch, "model_hash": b.manifest["model"]["hash"],
-            "images": [p.name for p in paths], "repeats": repeats, "threads": threads, "rows": rows}
+                per.append(
+                    {
+                        "image": p.name,
+                        "bpp": bpp(len(data_), *im.shape[:2]),
+                        "psnr": psnr(im, out),
+                        "decode_s": statistics.median(times),
+                        "network_s": st["network_s"],
+                        "entropy_s": st["entropy_s"],
+                        "loop_s": st["loop_s"],
+                        "steps": st["sequential_steps"],
+                        "decoder_macs": dec_macs,
+                        "decoder_kmac_per_px": dec_macs / (hw[0] * hw[1]) / 1e3,
+                    }
+                )
+            rows.append(
+                {
+                    "width": w,
+                    "context": c,
+                    "level": levels.format(level),
+                    "images": per,
+                    **{
+                        k: statistics.mean(r[k] for r in per)
+                        for k in (
+                            "bpp",
+                            "psnr",
+                            "decode_s",
+                            "network_s",
+                            "entropy_s",
+                            "loop_s",
+                            "steps",
+                            "decoder_kmac_per_px",
+                        )
+                    },
+                }
+            )
+    return {
+        "bundle": portable_path(path),
+        "arch": b.arch,
+        "model_hash": b.manifest["model"]["hash"],
+        "images": [p.name for p in paths],
+        "repeats": repeats,
+        "threads": threads,
+        "rows": rows,
+    }
 
 
 def format_table(res: dict) -> str:
-    lines = [f"BaSIC levels: {res['arch']} on {len(res['images'])} image(s), median of {res['repeats']} decode(s)",
-             f"{'width':>6} {'context':<9}{'bpp':>8}{'PSNR':>8}{'decode ms':>11}{'net ms':>9}{'loop ms':>9}"
-             f"{'steps':>7}{'dec kMAC/px':>13}"]
+    lines = [
+        f"BaSIC levels: {res['arch']} on {len(res['images'])} image(s), median of {res['repeats']} decode(s)",
+        f"{'width':>6} {'context':<9}{'bpp':>8}{'PSNR':>8}{'decode ms':>11}{'net ms':>9}{'loop ms':>9}"
+        f"{'steps':>7}{'dec kMAC/px':>13}",
+    ]
     for r in res["rows"]:
-        lines.append(f"{r['width']:>6} {r['context']:<9}{r['bpp']:>8.4f}{r['psnr']:>8.2f}{1e3 * r['decode_s']:>11.1f}"
-                     f"{1e3 * r['network_s']:>9.1f}{1e3 * r['loop_s']:>9.1f}{r['steps']:>7.0f}"
-                     f"{r['decoder_kmac_per_px']:>13.2f}")
+        lines.append(
+            f"{r['width']:>6} {r['context']:<9}{r['bpp']:>8.4f}{r['psnr']:>8.2f}{1e3 * r['decode_s']:>11.1f}"
+            f"{1e3 * r['network_s']:>9.1f}{1e3 * r['loop_s']:>9.1f}{r['steps']:>7.0f}"
+            f"{r['decoder_kmac_per_px']:>13.2f}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks basic-levels", description=__doc__.split("\n")[0])
     ap.add_argument("bundle", help="a grouped_context (BaSIC) bundle")
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"),
-                    help="image directory (default: ../shared/data/kodak)")
+    ap.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"),
+        help="image directory (default: ../shared/data/kodak)",
+    )
     ap.add_argument("--images", type=int, default=None, help="use the first N images")
     ap.add_argument("--widths", help="comma-separated uniform widths (default: every width of the bundle)")
     ap.add_argument("--coders", help="comma-separated context coders (default: all)")

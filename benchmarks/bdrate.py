@@ -83,8 +83,7 @@ def bd_summary(anchor: dict, test: dict, metric: str = "psnr-rgb") -> dict:
     """BD-rate (akima, pchip) and overlap of two CompressAI-layout result dicts for one quality metric."""
     ra, da = anchor["results"]["bpp"], anchor["results"][metric]
     rt, dt = test["results"]["bpp"], test["results"][metric]
-    out = {"metric": metric, "anchor": anchor.get("name"), "test": test.get("name"),
-           "overlap": overlap(ra, da, rt, dt)}
+    out = {"metric": metric, "anchor": anchor.get("name"), "test": test.get("name"), "overlap": overlap(ra, da, rt, dt)}
     for m in METHODS:
         out[f"bd_rate_{m}"] = bd_rate(ra, da, rt, dt, m)
     out["low_overlap"] = out["overlap"] < MIN_OVERLAP

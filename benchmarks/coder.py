@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import BenchmarkError, RESULTS_DIR, run_cli, write_json
+from benchmarks.common import RESULTS_DIR, BenchmarkError, run_cli, write_json
 
 SHAPE = (320, 48, 32)
 REGIMES = ("channel", "uniform_idx")
@@ -81,16 +81,26 @@ def bench_regime(regime: str, repeats: int, threads: int, tables_np, gc, coder, 
     best = {}
 
     def record(name, enc_s, dec_s, nbytes, exact, note=""):
-        rows[name] = {"encode_msym_s": n / enc_s / 1e6, "decode_msym_s": n / dec_s / 1e6,
-                      "encode_best_msym_s": n / best["enc"] / 1e6, "decode_best_msym_s": n / best["dec"] / 1e6,
-                      "encode_ms": enc_s * 1e3, "decode_ms": dec_s * 1e3, "bytes": nbytes,
-                      "bits_per_symbol": 8 * nbytes / n, "exact": bool(exact), "note": note}
+        rows[name] = {
+            "encode_msym_s": n / enc_s / 1e6,
+            "decode_msym_s": n / dec_s / 1e6,
+            "encode_best_msym_s": n / best["enc"] / 1e6,
+            "decode_best_msym_s": n / best["dec"] / 1e6,
+            "encode_ms": enc_s * 1e3,
+            "decode_ms": dec_s * 1e3,
+            "bytes": nbytes,
+            "bits_per_symbol": 8 * nbytes / n,
+            "exact": bool(exact),
+            "note": note,
+        }
         progress.update(1)
 
     # lictrt
-    configs = [("lictrt fast 1 thread", "fast", 1, 1),
-               (f"lictrt fast {threads} threads", "fast", threads, threads),
-               ("lictrt compat", "compat", 1, 1)]
+    configs = [
+        ("lictrt fast 1 thread", "fast", 1, 1),
+        (f"lictrt fast {threads} threads", "fast", threads, threads),
+        ("lictrt compat", "compat", 1, 1),
+    ]
     for name, mode, k, th in configs:
         te, data = timed(lambda: coder.encode(tables, sym, idx, mode=mode, substreams=k, threads=th), repeats)
         best["enc"] = timed.best
@@ -115,13 +125,20 @@ def bench_regime(regime: str, repeats: int, threads: int, tables_np, gc, coder, 
     best["enc"] = timed.best
     td, y_hat = timed(lambda: gc.decompress(strings, indexes), repeats)
     best["dec"] = timed.best
-    record("GaussianConditional.compress/decompress", te, td, len(strings[0]),
-           np.array_equal(y_hat.numpy().reshape(-1).astype(np.int32), sym))
+    record(
+        "GaussianConditional.compress/decompress",
+        te,
+        td,
+        len(strings[0]),
+        np.array_equal(y_hat.numpy().reshape(-1).astype(np.int32), sym),
+    )
 
     fast1, fastn = rows["lictrt fast 1 thread"], rows[f"lictrt fast {threads} threads"]
     ref_row, gc_row = rows["compressai.ans (prebuilt lists)"], rows["GaussianConditional.compress/decompress"]
     return {
-        "symbols": n, "regime": regime, "rows": rows,
+        "symbols": n,
+        "regime": regime,
+        "rows": rows,
         "compat_bytes_equal_compressai": compat_bytes == ref,
         "ratios": {
             "fast_1t_decode_vs_compressai_ans": fast1["decode_msym_s"] / ref_row["decode_msym_s"],
@@ -134,12 +151,16 @@ def bench_regime(regime: str, repeats: int, threads: int, tables_np, gc, coder, 
 
 
 def print_regime(res: dict) -> None:
-    print(f"\nsigma regime '{res['regime']}': {res['symbols']:,} symbols "
-          f"(compat bytes == CompressAI: {res['compat_bytes_equal_compressai']})")
+    print(
+        f"\nsigma regime '{res['regime']}': {res['symbols']:,} symbols "
+        f"(compat bytes == CompressAI: {res['compat_bytes_equal_compressai']})"
+    )
     print(f"  {'coder':<42} {'enc Msym/s':>10} {'dec Msym/s':>10} {'bytes':>9} {'bits/sym':>8} exact")
     for name, r in res["rows"].items():
-        print(f"  {name:<42} {r['encode_msym_s']:>10.1f} {r['decode_msym_s']:>10.1f} {r['bytes']:>9,} "
-              f"{r['bits_per_symbol']:>8.3f} {r['exact']}")
+        print(
+            f"  {name:<42} {r['encode_msym_s']:>10.1f} {r['decode_msym_s']:>10.1f} {r['bytes']:>9,} "
+            f"{r['bits_per_symbol']:>8.3f} {r['exact']}"
+        )
     for k, v in res["ratios"].items():
         print(f"  {k:<42} {v:>8.2f}x" if "size" not in k else f"  {k:<42} {v:>8.4f}")
 
@@ -147,8 +168,12 @@ def print_regime(res: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks coder", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", metavar="PATH", help=f"write results as JSON (e.g. {RESULTS_DIR}/coder.json)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="threads (and substreams) for the multi-threaded fast run (default: all cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="threads (and substreams) for the multi-threaded fast run (default: all cores)",
+    )
     ap.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (median reported)")
     ap.add_argument("--regime", choices=REGIMES + ("all",), default="all")
     ap.add_argument("--verbose", action="store_true", help="show tracebacks")
@@ -179,19 +204,36 @@ def main(argv: list[str] | None = None) -> int:
         for res in results:
             print_regime(res)
         doc = {
-            "benchmark": "coder", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-            "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                         "compressai": __import__("compressai").__version__},
-            "settings": {"shape": SHAPE, "repeats": args.repeats, "threads": args.threads,
-                         "statistic": "median (and best) of repeats", "torch_threads": 1},
+            "benchmark": "coder",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {
+                "cpu": cpu_name(),
+                "cpu_count": os.cpu_count(),
+                "platform": platform.platform(),
+                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            },
+            "versions": {
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "torch": torch.__version__,
+                "compressai": __import__("compressai").__version__,
+            },
+            "settings": {
+                "shape": SHAPE,
+                "repeats": args.repeats,
+                "threads": args.threads,
+                "statistic": "median (and best) of repeats",
+                "torch_threads": 1,
+            },
             "results": results,
         }
         if args.json:
             print(f"\nwrote {write_json(args.json, doc)}")
-        bad = [r["regime"] for r in results
-               if not r["compat_bytes_equal_compressai"] or not all(x["exact"] for x in r["rows"].values())]
+        bad = [
+            r["regime"]
+            for r in results
+            if not r["compat_bytes_equal_compressai"] or not all(x["exact"] for x in r["rows"].values())
+        ]
         if bad:
             raise BenchmarkError(f"inexact decode or compat mismatch in regime(s): {', '.join(bad)}")
         return 0

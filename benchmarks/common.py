@@ -101,8 +101,13 @@ def summary(values: Iterable[float]) -> dict:
     v = np.asarray(list(values), dtype=np.float64) * 1e3
     if v.size == 0:
         return {"median_ms": None, "p90_ms": None, "mean_ms": None, "min_ms": None, "n": 0}
-    return {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
-            "mean_ms": float(v.mean()), "min_ms": float(v.min()), "n": int(v.size)}
+    return {
+        "median_ms": float(np.median(v)),
+        "p90_ms": float(np.percentile(v, 90)),
+        "mean_ms": float(v.mean()),
+        "min_ms": float(v.min()),
+        "n": int(v.size),
+    }
 
 
 def portable_path(path: str | os.PathLike) -> str:
@@ -177,6 +182,7 @@ def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
         if verbose:
             raise
         kind = "error" if isinstance(exc, BenchmarkError) else f"error ({type(exc).__name__})"
-        print(f"{kind}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-              file=sys.stderr)
+        print(
+            f"{kind}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", file=sys.stderr
+        )
         return EXIT_ERROR

@@ -46,12 +46,26 @@ def build(build_dir: Path, verbose: bool = False) -> Path:
     """Configure and build the C++ benchmark program; returns its path."""
     out = None if verbose else subprocess.DEVNULL
     env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2"))
-    for cmd in (["cmake", "-S", str(CPP), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release", "-DLICTRT_BUILD_BENCH=ON",
-                 "-DLICTRT_BUILD_TESTS=OFF", "-DLICTRT_INSTALL=OFF", f"-DPython_EXECUTABLE={sys.executable}"],
-                ["cmake", "--build", str(build_dir), "--target", "lictrt_codec_bench"]):
+    for cmd in (
+        [
+            "cmake",
+            "-S",
+            str(CPP),
+            "-B",
+            str(build_dir),
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLICTRT_BUILD_BENCH=ON",
+            "-DLICTRT_BUILD_TESTS=OFF",
+            "-DLICTRT_INSTALL=OFF",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ],
+        ["cmake", "--build", str(build_dir), "--target", "lictrt_codec_bench"],
+    ):
         if subprocess.run(cmd, stdout=out, stderr=out, env=env, check=False).returncode != 0:
-            raise CppRuntimeError(f"{' '.join(cmd[:3])} failed (rerun with --verbose); the benchmark needs ONNX "
-                                  "Runtime headers and libpng")
+            raise CppRuntimeError(
+                f"{' '.join(cmd[:3])} failed (rerun with --verbose); the benchmark needs ONNX "
+                "Runtime headers and libpng"
+            )
     return build_dir / "lictrt_codec_bench"
 
 
@@ -64,16 +78,22 @@ def _summary(stats: list[dict]) -> dict:
     loop per step when there is one (minima)."""
     for s in stats:
         s["plan_s"] = s["total_s"] - s["network_s"]
-    out = {k.replace("_s", "_ms"): 1e3 * min(s[k] for s in stats) for k in ("total_s", "network_s", "entropy_s",
-                                                                             "plan_s")}
+    out = {
+        k.replace("_s", "_ms"): 1e3 * min(s[k] for s in stats) for k in ("total_s", "network_s", "entropy_s", "plan_s")
+    }
     out["median_total_ms"] = 1e3 * _median([s["total_s"] for s in stats])
     out["runs"] = len(stats)
     loop = [s.get("loop_s") or 0.0 for s in stats]
     if max(loop) > 0:  # the run with the fastest loop, split into its context_step calls and the rest
         best = min(range(len(stats)), key=lambda i: loop[i])
         steps, ctx = stats[best]["sequential_steps"], stats[best]["context_step_s"]
-        out.update(steps=steps, loop_ms=1e3 * loop[best], loop_per_step_ms=1e3 * loop[best] / steps,
-                   context_step_call_ms=1e3 * ctx / steps, loop_other_per_step_ms=1e3 * (loop[best] - ctx) / steps)
+        out.update(
+            steps=steps,
+            loop_ms=1e3 * loop[best],
+            loop_per_step_ms=1e3 * loop[best] / steps,
+            context_step_call_ms=1e3 * ctx / steps,
+            loop_other_per_step_ms=1e3 * (loop[best] - ctx) / steps,
+        )
     return out
 
 
@@ -81,8 +101,12 @@ def run_cpp(exe: Path, bundle: Path, png: Path, threads: int, repeats: int) -> t
     """Raw per-run stats {"encode": [...], "decode": [...]} of one C++ benchmark process, and its bytes."""
     with tempfile.TemporaryDirectory() as tmp:
         lic = Path(tmp) / "out.lic"
-        p = subprocess.run([str(exe), str(bundle), str(png), "--repeats", str(repeats), "--threads", str(threads),
-                            "--out", str(lic)], capture_output=True, text=True, check=False)
+        p = subprocess.run(
+            [str(exe), str(bundle), str(png), "--repeats", str(repeats), "--threads", str(threads), "--out", str(lic)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if p.returncode != 0:
             raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {p.stderr.strip()}")
         res = json.loads(p.stdout)
@@ -105,8 +129,9 @@ def run_python(codec, image: np.ndarray, repeats: int) -> tuple[dict, bytes]:
     return {"encode": enc, "decode": dec}, data
 
 
-def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, rounds: int = 2,
-            progress=print) -> dict:
+def measure(
+    exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, rounds: int = 2, progress=print
+) -> dict:
     from runtime import Codec
 
     codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
@@ -116,7 +141,7 @@ def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: 
         raw = {"cpp": {"encode": [], "decode": []}, "python": {"encode": [], "decode": []}}
         ort = ""
         for k in range(rounds):
-            for side in (("cpp", "python") if k % 2 == 0 else ("python", "cpp")):
+            for side in ("cpp", "python") if k % 2 == 0 else ("python", "cpp"):
                 if side == "cpp":
                     r, cpp_bytes = run_cpp(exe, bundle, path, threads, repeats)
                     ort = r["onnxruntime"]
@@ -128,28 +153,43 @@ def measure(exe: Path, bundle: Path, images: list[Path], threads: int, repeats: 
         cpp["onnxruntime"] = ort
         py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
         if cpp_bytes != py_bytes:
-            raise CppRuntimeError(f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs "
-                                  f"{len(py_bytes)} bytes)")
-        row = {"image": path.name, "size": list(image.shape[:2]), "bytes": len(py_bytes), "identical_bytes": True,
-               "cpp": cpp, "python": py}
+            raise CppRuntimeError(
+                f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs {len(py_bytes)} bytes)"
+            )
+        row = {
+            "image": path.name,
+            "size": list(image.shape[:2]),
+            "bytes": len(py_bytes),
+            "identical_bytes": True,
+            "cpp": cpp,
+            "python": py,
+        }
         for op in ("encode", "decode"):
             row[f"{op}_speedup"] = py[op]["total_ms"] / cpp[op]["total_ms"]
             row[f"{op}_plan_speedup"] = py[op]["plan_ms"] / cpp[op]["plan_ms"]
         rows.append(row)
-        progress(f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
-                 f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms")
+        progress(
+            f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
+            f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms"
+        )
     out = {"images": rows}
     for op in ("encode", "decode"):
         cpp_t = sum(r["cpp"][op]["total_ms"] for r in rows)
         py_t = sum(r["python"][op]["total_ms"] for r in rows)
         cpp_p = sum(r["cpp"][op]["plan_ms"] for r in rows)
         py_p = sum(r["python"][op]["plan_ms"] for r in rows)
-        out[op] = {"cpp_total_ms": cpp_t, "python_total_ms": py_t, "speedup_of_totals": py_t / cpp_t,
-                   "median_speedup": _median([r[f"{op}_speedup"] for r in rows]),
-                   "min_speedup": min(r[f"{op}_speedup"] for r in rows),
-                   "cpp_plan_ms": cpp_p, "python_plan_ms": py_p, "plan_speedup_of_totals": py_p / cpp_p,
-                   "min_plan_speedup": min(r[f"{op}_plan_speedup"] for r in rows),
-                   "cpp_not_slower_anywhere": all(r[f"{op}_speedup"] >= 1.0 for r in rows)}
+        out[op] = {
+            "cpp_total_ms": cpp_t,
+            "python_total_ms": py_t,
+            "speedup_of_totals": py_t / cpp_t,
+            "median_speedup": _median([r[f"{op}_speedup"] for r in rows]),
+            "min_speedup": min(r[f"{op}_speedup"] for r in rows),
+            "cpp_plan_ms": cpp_p,
+            "python_plan_ms": py_p,
+            "plan_speedup_of_totals": py_p / cpp_p,
+            "min_plan_speedup": min(r[f"{op}_plan_speedup"] for r in rows),
+            "cpp_not_slower_anywhere": all(r[f"{op}_speedup"] >= 1.0 for r in rows),
+        }
     return out
 
 
@@ -169,12 +209,19 @@ def run(args) -> dict:
     data = Path(args.data) if args.data else default_data()
     cache = Path(args.cache) if args.cache else default_cache()
     exe = build(Path(args.build), args.verbose)
-    res = {"threads": args.threads, "repeats": args.repeats, "rounds": args.rounds,
-           "statistic": "per image: minimum over rounds x repeats runs per side (median_total_ms beside it)",
-           "data": portable_path(data),
-           "machine": f"{os.cpu_count()} CPUs, shared with other jobs: compare ratios within this run", "models": {}}
-    for key, arch, kw, n in (("hyperprior", "bmshj2018-hyperprior", {"quality": 3}, args.images),
-                             ("spatial_context", "mbt2018", {"preset": "tiny"}, args.spatial_images)):
+    res = {
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "statistic": "per image: minimum over rounds x repeats runs per side (median_total_ms beside it)",
+        "data": portable_path(data),
+        "machine": f"{os.cpu_count()} CPUs, shared with other jobs: compare ratios within this run",
+        "models": {},
+    }
+    for key, arch, kw, n in (
+        ("hyperprior", "bmshj2018-hyperprior", {"quality": 3}, args.images),
+        ("spatial_context", "mbt2018", {"preset": "tiny"}, args.spatial_images),
+    ):
         if n <= 0:
             continue
         bundle, desc = _bundle(arch, cache, **kw)
@@ -182,29 +229,38 @@ def run(args) -> dict:
         r = measure(exe, bundle, list_images(data, n), args.threads, args.repeats, args.rounds)
         r["model"] = desc
         res["models"][key] = r
-    res["cpp_not_slower_anywhere"] = all(m[op]["cpp_not_slower_anywhere"] for m in res["models"].values()
-                                         for op in ("encode", "decode"))
+    res["cpp_not_slower_anywhere"] = all(
+        m[op]["cpp_not_slower_anywhere"] for m in res["models"].values() for op in ("encode", "decode")
+    )
     return res
 
 
 def format_table(res: dict) -> str:
-    lines = [(f"C++ vs Python runtime, ONNX Runtime CPU, {res['threads']} thread(s), min of "
-              f"{res['rounds']}x{res['repeats']} runs per image")]
+    lines = [
+        (
+            f"C++ vs Python runtime, ONNX Runtime CPU, {res['threads']} thread(s), min of "
+            f"{res['rounds']}x{res['repeats']} runs per image"
+        )
+    ]
     for key, m in res["models"].items():
         lines.append(f"{key}: {m['model']}")
         for op in ("encode", "decode"):
             s = m[op]
-            lines.append(f"  {op}: C++ {s['cpp_total_ms']:.1f} ms, Python {s['python_total_ms']:.1f} ms over "
-                         f"{len(m['images'])} image(s): {s['speedup_of_totals']:.2f}x (median {s['median_speedup']:.2f}x,"
-                         f" min {s['min_speedup']:.2f}x); without the networks C++ {s['cpp_plan_ms']:.1f} ms, Python "
-                         f"{s['python_plan_ms']:.1f} ms: {s['plan_speedup_of_totals']:.2f}x")
+            lines.append(
+                f"  {op}: C++ {s['cpp_total_ms']:.1f} ms, Python {s['python_total_ms']:.1f} ms over "
+                f"{len(m['images'])} image(s): {s['speedup_of_totals']:.2f}x (median {s['median_speedup']:.2f}x,"
+                f" min {s['min_speedup']:.2f}x); without the networks C++ {s['cpp_plan_ms']:.1f} ms, Python "
+                f"{s['python_plan_ms']:.1f} ms: {s['plan_speedup_of_totals']:.2f}x"
+            )
         first = m["images"][0]
         if "steps" in first["cpp"]["decode"]:
             for side in ("cpp", "python"):
                 d = first[side]["decode"]
-                lines.append(f"  {side} decode loop, {first['image']}: {d['steps']} steps, {d['loop_per_step_ms']:.3f}"
-                             f" ms/step = context_step call {d['context_step_call_ms']:.3f} + rest "
-                             f"{d['loop_other_per_step_ms']:.3f}")
+                lines.append(
+                    f"  {side} decode loop, {first['image']}: {d['steps']} steps, {d['loop_per_step_ms']:.3f}"
+                    f" ms/step = context_step call {d['context_step_call_ms']:.3f} + rest "
+                    f"{d['loop_other_per_step_ms']:.3f}"
+                )
     return "\n".join(lines)
 
 

@@ -53,18 +53,24 @@ class DemoError(BenchmarkError):
     """The demo cannot run (no images, every architecture failed)."""
 
 
-MEASURES = ("This demo checks the pipeline, not codec quality. It trains tiny models for seconds, exports them, "
-            "codes real images through the deployed runtime and through the PyTorch reference, and measures: "
-            "(1) that every stage works end to end; (2) deployment fidelity: the runtime's rate and PSNR against "
-            "the PyTorch reference of the same checkpoint (BD-rate near 0 %, identical payloads); (3) speed: "
-            "per-graph and end-to-end latency; (4) MACs per pixel of the exported graphs. The absolute PSNR of "
-            "models trained for seconds says nothing about these codecs; comparisons with JPEG, WebP or AVIF "
-            "belong to trained checkpoints (python -m benchmarks rd --anchors jpeg,webp,avif).")
+MEASURES = (
+    "This demo checks the pipeline, not codec quality. It trains tiny models for seconds, exports them, "
+    "codes real images through the deployed runtime and through the PyTorch reference, and measures: "
+    "(1) that every stage works end to end; (2) deployment fidelity: the runtime's rate and PSNR against "
+    "the PyTorch reference of the same checkpoint (BD-rate near 0 %, identical payloads); (3) speed: "
+    "per-graph and end-to-end latency; (4) MACs per pixel of the exported graphs. The absolute PSNR of "
+    "models trained for seconds says nothing about these codecs; comparisons with JPEG, WebP or AVIF "
+    "belong to trained checkpoints (python -m benchmarks rd --anchors jpeg,webp,avif)."
+)
 PLOT_TITLE = "pipeline check: models trained for seconds (deployed vs PyTorch reference), not codec quality"
 
+
 def find_train_dir() -> Path:
-    for d in (REPO_ROOT / "assets" / "images" / "train", REPO_ROOT / "assets" / "images",
-              REPO_ROOT.parent / "shared" / "data" / "train"):
+    for d in (
+        REPO_ROOT / "assets" / "images" / "train",
+        REPO_ROOT / "assets" / "images",
+        REPO_ROOT.parent / "shared" / "data" / "train",
+    ):
         try:
             if len(list_images(d)) >= 2:
                 return d
@@ -117,13 +123,25 @@ def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
     return {"batch": 8, "base_s": base, "tune_s": base / 2, "crop": None, "images": 1 if fast else 3}
 
 
-def train_family(arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int, log: io.StringIO, verbose: bool,
-                 bar) -> list[Path]:
+def train_family(
+    arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int, log: io.StringIO, verbose: bool, bar
+) -> list[Path]:
     """A base run, then one fine-tune per λ from it: four checkpoints that share a starting point."""
     from train.cli import main as train_main
 
-    common = ["-a", arch, "--preset", "tiny", "-d", str(data), "--threads", str(threads),
-              "--batch-size", str(rec["batch"]), *TRAIN_ARGS]
+    common = [
+        "-a",
+        arch,
+        "--preset",
+        "tiny",
+        "-d",
+        str(data),
+        "--threads",
+        str(threads),
+        "--batch-size",
+        str(rec["batch"]),
+        *TRAIN_ARGS,
+    ]
     if "base_steps" in rec:  # step-bounded (slow architectures), with a time cap
         base_budget = ["--steps", str(rec["base_steps"]), "--max-seconds", str(rec["max_s"])]
         tune_budget = ["--steps", str(rec["base_steps"] + rec["tune_steps"]), "--max-seconds", str(rec["max_s"])]
@@ -133,16 +151,22 @@ def train_family(arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int,
     base = ckpt_dir / f"{arch}_base.pth"
     bar.set_postfix_str(f"{arch} base λ={BASE_LAMBDA}")
     with _quiet(log, verbose):
-        _call(train_main, common + ["--lambda", str(BASE_LAMBDA), "--lr", BASE_LR, *base_budget, "-o", str(base)],
-              f"training {arch}")
+        _call(
+            train_main,
+            common + ["--lambda", str(BASE_LAMBDA), "--lr", BASE_LR, *base_budget, "-o", str(base)],
+            f"training {arch}",
+        )
     bar.update(1)
     out = []
     for lam in LAMBDAS:
         path = ckpt_dir / f"{arch}_{lam}.pth"
         bar.set_postfix_str(f"{arch} λ={lam}")
         with _quiet(log, verbose):
-            _call(train_main, common + ["--lambda", str(lam), "--lr", TUNE_LR, "--resume", str(base), *tune_budget,
-                                        "-o", str(path)], f"training {arch} λ={lam}")
+            _call(
+                train_main,
+                common + ["--lambda", str(lam), "--lr", TUNE_LR, "--resume", str(base), *tune_budget, "-o", str(path)],
+                f"training {arch} λ={lam}",
+            )
         out.append(path)
         bar.update(1)
     return out
@@ -192,9 +216,19 @@ class Exporter:
 
     def submit(self, arch: str, ckpts: list[Path]) -> None:
         mid = len(ckpts) // 2
-        self.jobs[arch] = [(self.bundle_dir / (c.stem + ".bundle"),
-                            self.pool.submit(_export_one, str(c), str(self.bundle_dir / (c.stem + ".bundle")),
-                                             self.verbose, self.engines and i == mid)) for i, c in enumerate(ckpts)]
+        self.jobs[arch] = [
+            (
+                self.bundle_dir / (c.stem + ".bundle"),
+                self.pool.submit(
+                    _export_one,
+                    str(c),
+                    str(self.bundle_dir / (c.stem + ".bundle")),
+                    self.verbose,
+                    self.engines and i == mid,
+                ),
+            )
+            for i, c in enumerate(ckpts)
+        ]
 
     def engine_note(self) -> str:
         """One line: which engines were built (call after collect)."""
@@ -203,8 +237,11 @@ class Exporter:
         done = {b.name: f.result()[1] for jobs in self.jobs.values() for b, f in jobs if f.result()[1]}
         built = [n for n, st in done.items() if st == "built"]
         failed = [f"{n}: {st}" for n, st in done.items() if st != "built"]
-        return (f"TensorRT-RTX engines built for {len(built)}/{len(done)} bundles ({', '.join(built)}; one per "
-                "architecture, graphs parse and build, bodies inlined)" + (f"; failed {'; '.join(failed)}" if failed else ""))
+        return (
+            f"TensorRT-RTX engines built for {len(built)}/{len(done)} bundles ({', '.join(built)}; one per "
+            "architecture, graphs parse and build, bodies inlined)"
+            + (f"; failed {'; '.join(failed)}" if failed else "")
+        )
 
     def collect(self, bar) -> dict[str, list[Path] | str]:
         """arch -> its bundles, or the first failure's one-line reason."""
@@ -222,8 +259,14 @@ class Exporter:
         return out
 
 
-def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seconds: float | None = None,
-             images: int | None = None, verbose: bool = False) -> dict:
+def run_demo(
+    out: Path,
+    fast: bool = False,
+    archs: tuple[str, ...] = ARCHS,
+    seconds: float | None = None,
+    images: int | None = None,
+    verbose: bool = False,
+) -> dict:
     from benchmarks import latency, macs, rd
 
     t_start = time.perf_counter()
@@ -243,8 +286,10 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
             r["images"] = images
     log = io.StringIO()
     notes, skipped, timings = [], {}, {}
-    print(f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))}; train data {train_dir}; "
-          f"test images {test_dir}; output {out}")
+    print(
+        f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))}; train data {train_dir}; "
+        f"test images {test_dir}; output {out}"
+    )
 
     families: dict[str, dict] = {}
     exporter = Exporter(out / "bundles", verbose)
@@ -254,8 +299,11 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
         t0 = time.perf_counter()
         for arch in order:
             try:
-                families[arch] = {"ckpts": train_family(arch, train_dir, out / "checkpoints", recipes[arch],
-                                                        threads, log, verbose, bar)}
+                families[arch] = {
+                    "ckpts": train_family(
+                        arch, train_dir, out / "checkpoints", recipes[arch], threads, log, verbose, bar
+                    )
+                }
                 exporter.submit(arch, families[arch]["ckpts"])
             except Exception as exc:  # one architecture failing must not stop the other
                 skipped[arch] = f"training: {_one_line(exc)}"
@@ -281,9 +329,17 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
         try:
             with _quiet(log, verbose):
                 rec = recipes[arch]
-                doc = rd.run([str(b) for b in f["bundles"]], [str(c) for c in f["ckpts"]], str(test_dir),
-                             "onnxruntime", anchors if rec["crop"] is None else (), rec["images"], progress=False,
-                             crop=rec["crop"], mode="compat")
+                doc = rd.run(
+                    [str(b) for b in f["bundles"]],
+                    [str(c) for c in f["ckpts"]],
+                    str(test_dir),
+                    "onnxruntime",
+                    anchors if rec["crop"] is None else (),
+                    rec["images"],
+                    progress=False,
+                    crop=rec["crop"],
+                    mode="compat",
+                )
             rd_docs.append(doc)
         except Exception as exc:
             skipped[arch] = f"coding: {_one_line(exc)}"
@@ -312,11 +368,22 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
     timings["latency_macs_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    summary = {"demo": True, "measures": MEASURES, "fast": fast, "archs": list(archs), "lambdas": list(LAMBDAS),
-               "recipes": recipes, "images": rd_doc["images"],
-               "skipped": skipped, "notes": notes + rd_doc["notes"], "timings": timings,
-               "bd_rate_vs_reference": [e for e in rd_doc["bd_rate"] if "reference" in e["anchor"]],
-               "rd": rd_doc, "latency": lat, "macs": mac}
+    summary = {
+        "demo": True,
+        "measures": MEASURES,
+        "fast": fast,
+        "archs": list(archs),
+        "lambdas": list(LAMBDAS),
+        "recipes": recipes,
+        "images": rd_doc["images"],
+        "skipped": skipped,
+        "notes": notes + rd_doc["notes"],
+        "timings": timings,
+        "bd_rate_vs_reference": [e for e in rd_doc["bd_rate"] if "reference" in e["anchor"]],
+        "rd": rd_doc,
+        "latency": lat,
+        "macs": mac,
+    }
     results = out / "results"
     write_json(results / "demo.json", summary)
     rd.plot(rd_doc, out / "rd.png")
@@ -331,9 +398,14 @@ def run_demo(out: Path, fast: bool = False, archs: tuple[str, ...] = ARCHS, seco
 
 def _merge_rd(docs: list[dict]) -> dict:
     first = docs[0]
-    return {"data": first["data"], "images": first["images"], "backend": first["backend"],
-            "notes": [n for d in docs for n in d["notes"]], "families": [f for d in docs for f in d["families"]],
-            "bd_rate": [e for d in docs for e in d["bd_rate"]]}
+    return {
+        "data": first["data"],
+        "images": first["images"],
+        "backend": first["backend"],
+        "notes": [n for d in docs for n in d["notes"]],
+        "families": [f for d in docs for f in d["families"]],
+        "bd_rate": [e for d in docs for e in d["bd_rate"]],
+    }
 
 
 def _one_line(exc: Exception) -> str:
@@ -343,8 +415,13 @@ def _one_line(exc: Exception) -> str:
 
 def format_summary(s: dict, out: Path) -> str:
     rd_doc = s["rd"]
-    lines = ["", "== What this demo measures ==", *textwrap.wrap(s.get("measures", MEASURES), 110),
-             "", f"== RD on Kodak image(s) {', '.join(s['images'])} =="]
+    lines = [
+        "",
+        "== What this demo measures ==",
+        *textwrap.wrap(s.get("measures", MEASURES), 110),
+        "",
+        f"== RD on Kodak image(s) {', '.join(s['images'])} ==",
+    ]
     for f in rd_doc["families"]:
         if f.get("kind") != "deployed":
             continue
@@ -355,41 +432,56 @@ def format_summary(s: dict, out: Path) -> str:
             r = f["results"]
             rb = ref["results"]["bpp-payload"][i] if ref else float("nan")
             rp = ref["results"]["psnr-rgb"][i] if ref else float("nan")
-            lines.append(f"  {label:<28}{r['bpp'][i]:>10.4f}{r['bpp-payload'][i]:>12.4f}{r['psnr-rgb'][i]:>9.3f}"
-                         f"{rb:>9.4f}{rp:>10.3f}")
+            lines.append(
+                f"  {label:<28}{r['bpp'][i]:>10.4f}{r['bpp-payload'][i]:>12.4f}{r['psnr-rgb'][i]:>9.3f}"
+                f"{rb:>9.4f}{rp:>10.3f}"
+            )
     for f in rd_doc["families"]:
         if f.get("kind") == "anchor":
-            lines.append(f"{f['name']:<6} " + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in
-                                                       zip(f["results"]["bpp"], f["results"]["psnr-rgb"])))
+            lines.append(
+                f"{f['name']:<6} "
+                + "  ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(f["results"]["bpp"], f["results"]["psnr-rgb"]))
+            )
     lines.append("== BD-rate (PSNR; deployment coded in compat mode, the CompressAI-identical coder) ==")
     for e in rd_doc["bd_rate"]:
         if "bd_rate_payload_akima" in e:
-            lines.append(f"  {e['test']} vs {e['anchor']}: payload akima {e['bd_rate_payload_akima']:+.4f}%, "
-                         f"pchip {e['bd_rate_payload_pchip']:+.4f}%; whole file akima "
-                         f"{e.get('bd_rate_file_akima', float('nan')):+.4f}%"
-                         + (f"; identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
-                         + ("  [points not monotone after seconds of training: a parity figure, not an RD gain]"
-                            if e.get("monotone") is False else ""))
+            lines.append(
+                f"  {e['test']} vs {e['anchor']}: payload akima {e['bd_rate_payload_akima']:+.4f}%, "
+                f"pchip {e['bd_rate_payload_pchip']:+.4f}%; whole file akima "
+                f"{e.get('bd_rate_file_akima', float('nan')):+.4f}%"
+                + (f"; identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+                + (
+                    "  [points not monotone after seconds of training: a parity figure, not an RD gain]"
+                    if e.get("monotone") is False
+                    else ""
+                )
+            )
         else:
             lines.append(f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})")
     lines.append("== latency (onnxruntime CPU, median ms) ==")
     for lt in s["latency"]:
         g = ", ".join(f"{k} {v['median_ms']:.1f}" for k, v in lt.get("graphs", {}).items())
         e = lt.get("end_to_end", {})
-        lines.append(f"  {lt['arch']} {lt['size'][0]}x{lt['size'][1]}: {g}; encode {e.get('encode', {}).get('median_ms', float('nan')):.1f}, "
-                     f"decode {e.get('decode', {}).get('median_ms', float('nan')):.1f}")
+        lines.append(
+            f"  {lt['arch']} {lt['size'][0]}x{lt['size'][1]}: {g}; encode {e.get('encode', {}).get('median_ms', float('nan')):.1f}, "
+            f"decode {e.get('decode', {}).get('median_ms', float('nan')):.1f}"
+        )
     lines.append("== MACs (512x768, counted from the exported ONNX graphs) ==")
     for m in s["macs"]:
         k = m["kmac_per_px"]
-        lines.append(f"  {m['arch']}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
-                     f"{m['kmac_per_px_whole_without_scan']:.2f}); encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f},"
-                     f" parse-critical {k['parse_critical']:.2f}")
+        lines.append(
+            f"  {m['arch']}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
+            f"{m['kmac_per_px_whole_without_scan']:.2f}); encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f},"
+            f" parse-critical {k['parse_critical']:.2f}"
+        )
     for a, why in s["skipped"].items():
         lines.append(f"skipped {a}: {why}")
     lines += [f"note: {n}" for n in s["notes"]]
     t = s["timings"]
-    lines.append(f"time: {t['total_s']:.0f} s (train {t['train_s']:.0f}, export+engines {t['export_s']:.0f}, "
-                 f"coding {t['rd_s']:.0f}, latency+MACs {t['latency_macs_s']:.0f})")
+    lines.append(
+        f"time: {t['total_s']:.0f} s (train {t['train_s']:.0f}, export+engines {t['export_s']:.0f}, "
+        f"coding {t['rd_s']:.0f}, latency+MACs {t['latency_macs_s']:.0f})"
+    )
     lines.append(f"plot {out / 'rd.png'}, report {out / 'report.md'}, results {out / 'results' / 'demo.json'}")
     return "\n".join(lines)
 

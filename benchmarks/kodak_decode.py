@@ -171,26 +171,45 @@ def bench_image(path: Path, model, codec, repeats: int, pad: int) -> dict:
         ca_img = rimg.from_output(x_dec.numpy(), h, w, pad)
     r = {k: _median(v) for k, v in rt.items()}
     c = {k: _median(v) for k, v in ca.items()}
-    rt_row = {"decode_ms": r["total"], "network_ms": r["hyper_synthesis"] + r["synthesis"],
-              "hyper_synthesis_ms": r["hyper_synthesis"], "synthesis_ms": r["synthesis"], "entropy_ms": r["entropy"]}
+    rt_row = {
+        "decode_ms": r["total"],
+        "network_ms": r["hyper_synthesis"] + r["synthesis"],
+        "hyper_synthesis_ms": r["hyper_synthesis"],
+        "synthesis_ms": r["synthesis"],
+        "entropy_ms": r["entropy"],
+    }
     rt_row["other_ms"] = rt_row["decode_ms"] - rt_row["network_ms"] - rt_row["entropy_ms"]
-    ca_row = {"decompress_ms": c["decompress"], "steps_ms": sum(c[k] for k in ("z_decode", "h_s", "build_indexes",
-                                                                              "y_decode", "g_s")),
-              "network_ms": c["h_s"] + c["g_s"], "hyper_synthesis_ms": c["h_s"], "synthesis_ms": c["g_s"],
-              "entropy_ms": c["z_decode"] + c["y_decode"], "build_indexes_ms": c["build_indexes"]}
+    ca_row = {
+        "decompress_ms": c["decompress"],
+        "steps_ms": sum(c[k] for k in ("z_decode", "h_s", "build_indexes", "y_decode", "g_s")),
+        "network_ms": c["h_s"] + c["g_s"],
+        "hyper_synthesis_ms": c["h_s"],
+        "synthesis_ms": c["g_s"],
+        "entropy_ms": c["z_decode"] + c["y_decode"],
+        "build_indexes_ms": c["build_indexes"],
+    }
     p_rt, p_ca = rimg.psnr(rgb, rt_img), rimg.psnr(rgb, ca_img)
-    return {"image": path.name, "size": [h, w], "bpp_runtime": 8.0 * len(data) / (h * w),
-            "bpp_compressai": 8.0 * sum(len(s[0]) for s in strings) / (h * w),
-            "runtime": rt_row, "compressai": ca_row, "ratio": c["decompress"] / r["total"],
-            "psnr_runtime": p_rt, "psnr_compressai": p_ca, "psnr_diff_db": abs(p_rt - p_ca),
-            "psnr_agree": abs(p_rt - p_ca) <= PSNR_TOL_DB}
+    return {
+        "image": path.name,
+        "size": [h, w],
+        "bpp_runtime": 8.0 * len(data) / (h * w),
+        "bpp_compressai": 8.0 * sum(len(s[0]) for s in strings) / (h * w),
+        "runtime": rt_row,
+        "compressai": ca_row,
+        "ratio": c["decompress"] / r["total"],
+        "psnr_runtime": p_rt,
+        "psnr_compressai": p_ca,
+        "psnr_diff_db": abs(p_rt - p_ca),
+        "psnr_agree": abs(p_rt - p_ca) <= PSNR_TOL_DB,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ variants
 
 
-def synthesis_variants(model, y_hat: np.ndarray, threads: int, repeats: int, cache: Path,
-                       progress: bool = True) -> list[dict]:
+def synthesis_variants(
+    model, y_hat: np.ndarray, threads: int, repeats: int, cache: Path, progress: bool = True
+) -> list[dict]:
     """Synthesis alone on the same ŷ, round-robin: torch g_s and the exported graph in each form × ORT level."""
     import onnx
     import onnxruntime as ort
@@ -232,19 +251,22 @@ def synthesis_variants(model, y_hat: np.ndarray, threads: int, repeats: int, cac
             err = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
             if err > 1e-4:
                 raise KodakDecodeError(f"synthesis variant {form}/{level} differs from torch g_s (rel {err:.1e})")
-            runs[f"{form} {level[4:]}"] = (lambda s=s: s.run(None, feeds))
+            runs[f"{form} {level[4:]}"] = lambda s=s: s.run(None, feeds)
     times = {k: [] for k in runs}
     from tqdm import tqdm
 
-    for _ in tqdm(range(repeats), desc="synthesis variants", unit="round", file=sys.stderr, leave=False,
-                  disable=not progress):
+    for _ in tqdm(
+        range(repeats), desc="synthesis variants", unit="round", file=sys.stderr, leave=False, disable=not progress
+    ):
         for k, f in runs.items():
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
     base = _median(times["torch g_s"])
-    return [{"variant": k, "median_ms": _median(v), "min_ms": float(np.min(v) * 1e3),
-             "speedup_vs_torch": base / _median(v)} for k, v in times.items()]
+    return [
+        {"variant": k, "median_ms": _median(v), "min_ms": float(np.min(v) * 1e3), "speedup_vs_torch": base / _median(v)}
+        for k, v in times.items()
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -271,25 +293,39 @@ def run(args) -> dict:
         rows.append(bench_image(p, model, codec, args.repeats, pad))
     rt_tot = sum(r["runtime"]["decode_ms"] for r in rows)
     ca_tot = sum(r["compressai"]["decompress_ms"] for r in rows)
-    res = {"benchmark": "kodak-decode", "model": described, "random_weights": random_weights,
-           "arch": ARCH, "N": int(model.N), "M": int(model.M), "checkpoint": args.checkpoint,
-           "data": portable_path(data), "images": len(rows), "threads": args.threads, "repeats": args.repeats,
-           "coder_mode": args.mode, "bundle": portable_path(bundle), "bundle_reused": reused,
-           "synthesis_graph_ops": _graph_ops(bundle / "synthesis.onnx"),
-           "runtime_backend": "onnxruntime (synthesis: ORT_ENABLE_ALL, intra-op threads = --threads; "
-                              "hyper_synthesis: pinned path, 1 thread, ORT_ENABLE_BASIC) + lictrt coder",
-           "per_image": rows,
-           "total": {"runtime_ms": rt_tot, "compressai_ms": ca_tot, "ratio": ca_tot / rt_tot},
-           "median_ratio": float(np.median([r["ratio"] for r in rows])),
-           "psnr_agree": all(r["psnr_agree"] for r in rows), "psnr_tol_db": PSNR_TOL_DB,
-           "versions": _versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    res = {
+        "benchmark": "kodak-decode",
+        "model": described,
+        "random_weights": random_weights,
+        "arch": ARCH,
+        "N": int(model.N),
+        "M": int(model.M),
+        "checkpoint": args.checkpoint,
+        "data": portable_path(data),
+        "images": len(rows),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "coder_mode": args.mode,
+        "bundle": portable_path(bundle),
+        "bundle_reused": reused,
+        "synthesis_graph_ops": _graph_ops(bundle / "synthesis.onnx"),
+        "runtime_backend": "onnxruntime (synthesis: ORT_ENABLE_ALL, intra-op threads = --threads; "
+        "hyper_synthesis: pinned path, 1 thread, ORT_ENABLE_BASIC) + lictrt coder",
+        "per_image": rows,
+        "total": {"runtime_ms": rt_tot, "compressai_ms": ca_tot, "ratio": ca_tot / rt_tot},
+        "median_ratio": float(np.median([r["ratio"] for r in rows])),
+        "psnr_agree": all(r["psnr_agree"] for r in rows),
+        "psnr_tol_db": PSNR_TOL_DB,
+        "versions": _versions(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     for side, key in (("runtime", "decode_ms"), ("compressai", "decompress_ms")):
-        res["total"][side] = {k: sum(r[side][k] for r in rows)
-                              for k in rows[0][side] if k.endswith("_ms")}
+        res["total"][side] = {k: sum(r[side][k] for r in rows) for k in rows[0][side] if k.endswith("_ms")}
     if args.variants:
         y_hat = _first_y_hat(model, images[0], pad)
-        res["synthesis_variants"] = synthesis_variants(model, y_hat, args.threads, args.repeats, bundle.parent,
-                                                      progress=not args.quiet)
+        res["synthesis_variants"] = synthesis_variants(
+            model, y_hat, args.threads, args.repeats, bundle.parent, progress=not args.quiet
+        )
     return res
 
 
@@ -317,32 +353,44 @@ def _versions() -> dict:
     import onnxruntime
     import torch
 
-    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "compressai": compressai.__version__,
-            "cpu_count": os.cpu_count()}
+    return {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "compressai": compressai.__version__,
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def format_table(res: dict) -> str:
-    lines = [f"model: {res['model']}",
-             f"data: {res['data']} ({res['images']} images), threads {res['threads']}, median of {res['repeats']} "
-             f"repeats, coder mode {res['coder_mode']}",
-             f"runtime: {res['runtime_backend']}",
-             "times in ms: net = hyper-synthesis + synthesis, ent = entropy decoding, oth = the rest",
-             f"{'image':<12}{'bpp':>6}{'rt total':>9}{'net':>9}{'syn':>9}{'ent':>7}{'oth':>7}"
-             f"{'CA decomp':>10}{'net':>9}{'g_s':>9}{'ent':>8}{'idx':>7}{'ratio':>7}{'ΔPSNR':>8}"]
+    lines = [
+        f"model: {res['model']}",
+        f"data: {res['data']} ({res['images']} images), threads {res['threads']}, median of {res['repeats']} "
+        f"repeats, coder mode {res['coder_mode']}",
+        f"runtime: {res['runtime_backend']}",
+        "times in ms: net = hyper-synthesis + synthesis, ent = entropy decoding, oth = the rest",
+        f"{'image':<12}{'bpp':>6}{'rt total':>9}{'net':>9}{'syn':>9}{'ent':>7}{'oth':>7}"
+        f"{'CA decomp':>10}{'net':>9}{'g_s':>9}{'ent':>8}{'idx':>7}{'ratio':>7}{'ΔPSNR':>8}",
+    ]
     for r in res["per_image"]:
         a, c = r["runtime"], r["compressai"]
-        lines.append(f"{r['image']:<12}{r['bpp_runtime']:>6.3f}{a['decode_ms']:>9.1f}{a['network_ms']:>9.1f}"
-                     f"{a['synthesis_ms']:>9.1f}{a['entropy_ms']:>7.1f}{a['other_ms']:>7.1f}"
-                     f"{c['decompress_ms']:>10.1f}{c['network_ms']:>9.1f}{c['synthesis_ms']:>9.1f}"
-                     f"{c['entropy_ms']:>8.1f}{c['build_indexes_ms']:>7.1f}{r['ratio']:>6.2f}×{r['psnr_diff_db']:>8.4f}")
+        lines.append(
+            f"{r['image']:<12}{r['bpp_runtime']:>6.3f}{a['decode_ms']:>9.1f}{a['network_ms']:>9.1f}"
+            f"{a['synthesis_ms']:>9.1f}{a['entropy_ms']:>7.1f}{a['other_ms']:>7.1f}"
+            f"{c['decompress_ms']:>10.1f}{c['network_ms']:>9.1f}{c['synthesis_ms']:>9.1f}"
+            f"{c['entropy_ms']:>8.1f}{c['build_indexes_ms']:>7.1f}{r['ratio']:>6.2f}×{r['psnr_diff_db']:>8.4f}"
+        )
     t = res["total"]
     a, c = t["runtime"], t["compressai"]
-    lines.append(f"{'total':<12}{'':>6}{a['decode_ms']:>9.0f}{a['network_ms']:>9.0f}{a['synthesis_ms']:>9.0f}"
-                 f"{a['entropy_ms']:>7.0f}{a['other_ms']:>7.0f}{c['decompress_ms']:>10.0f}{c['network_ms']:>9.0f}"
-                 f"{c['synthesis_ms']:>9.0f}{c['entropy_ms']:>8.0f}{c['build_indexes_ms']:>7.0f}{t['ratio']:>6.2f}×")
-    lines.append(f"CompressAI decompress / runtime decode: median over images {res['median_ratio']:.2f}×, "
-                 f"total {t['ratio']:.2f}× (target ≥2×); PSNR agree within {res['psnr_tol_db']} dB: "
-                 f"{'yes' if res['psnr_agree'] else 'NO'}")
+    lines.append(
+        f"{'total':<12}{'':>6}{a['decode_ms']:>9.0f}{a['network_ms']:>9.0f}{a['synthesis_ms']:>9.0f}"
+        f"{a['entropy_ms']:>7.0f}{a['other_ms']:>7.0f}{c['decompress_ms']:>10.0f}{c['network_ms']:>9.0f}"
+        f"{c['synthesis_ms']:>9.0f}{c['entropy_ms']:>8.0f}{c['build_indexes_ms']:>7.0f}{t['ratio']:>6.2f}×"
+    )
+    lines.append(
+        f"CompressAI decompress / runtime decode: median over images {res['median_ratio']:.2f}×, "
+        f"total {t['ratio']:.2f}× (target ≥2×); PSNR agree within {res['psnr_tol_db']} dB: "
+        f"{'yes' if res['psnr_agree'] else 'NO'}"
+    )
     if res.get("random_weights"):
         lines.append("note: RANDOM weights (seeded); pass --checkpoint for a trained model")
     if res.get("synthesis_variants"):
@@ -374,8 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         emit(res, args.json, format_table)
         if not res["psnr_agree"]:
             bad = [r["image"] for r in res["per_image"] if not r["psnr_agree"]]
-            raise KodakDecodeError(f"runtime and CompressAI decodes differ by more than {PSNR_TOL_DB} dB PSNR on "
-                                   f"{', '.join(bad)}")
+            raise KodakDecodeError(
+                f"runtime and CompressAI decodes differ by more than {PSNR_TOL_DB} dB PSNR on {', '.join(bad)}"
+            )
         return 0
 
     return run_cli(body, args.verbose)

@@ -59,7 +59,8 @@ def random_feeds(session, manifest_inputs: list | None, h: int, w: int, seed: in
             v = eval_dim(d, h, w) if not isinstance(d, int) else d
             shape.append(1 if v is None or v <= 0 else v)
         dtype = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(
-            inp.type, np.float32)
+            inp.type, np.float32
+        )
         if np.issubdtype(dtype, np.integer):
             feeds[inp.name] = np.zeros(shape, dtype)
         else:
@@ -144,8 +145,14 @@ def trtexec_latency(bundle: Path, manifest: dict, size, iters: int, warmup: int,
             dims = [eval_dim(d, hp, wp) or 1 for d in i.get("shape", [])]
             if dims:
                 shapes.append(f"{i['name']}:{'x'.join(str(d) for d in dims)}")
-        cmd = [exe, f"--onnx={bundle / g['file']}", f"--iterations={iters}", f"--warmUp={max(warmup, 1) * 10}",
-               "--useCudaGraph", "--noDataTransfers"]
+        cmd = [
+            exe,
+            f"--onnx={bundle / g['file']}",
+            f"--iterations={iters}",
+            f"--warmUp={max(warmup, 1) * 10}",
+            "--useCudaGraph",
+            "--noDataTransfers",
+        ]
         if shapes:
             cmd.append("--shapes=" + ",".join(shapes))
         if plugin:
@@ -167,9 +174,14 @@ def parse_trtexec(text: str) -> dict:
     vals = dict(re.findall(r"(min|max|mean|median|percentile\(90%\))\s*=\s*([0-9.eE+-]+)\s*ms", line))
     if "median" not in vals:
         raise LatencyError(f"cannot parse trtexec line: {line.strip()}")
-    return {"median_ms": float(vals["median"]), "p90_ms": float(vals.get("percentile(90%)", vals["median"])),
-            "mean_ms": float(vals.get("mean", vals["median"])), "min_ms": float(vals.get("min", vals["median"])),
-            "n": None, "source": "trtexec"}
+    return {
+        "median_ms": float(vals["median"]),
+        "p90_ms": float(vals.get("percentile(90%)", vals["median"])),
+        "mean_ms": float(vals.get("mean", vals["median"])),
+        "min_ms": float(vals.get("min", vals["median"])),
+        "n": None,
+        "source": "trtexec",
+    }
 
 
 def find_plugin_library() -> str | None:
@@ -242,8 +254,13 @@ def end_to_end(codec, img: np.ndarray, iters: int, warmup: int) -> dict:
 
     t_enc = Timer().measure(enc, iters, warmup)
     t_dec = Timer().measure(dec, iters, warmup)
-    return {"encode": summary(t_enc), "decode": summary(t_dec), "bytes": len(data),
-            "encode_stages": _mean_stats(stats_enc[warmup:]), "decode_stages": _mean_stats(stats_dec[warmup:])}
+    return {
+        "encode": summary(t_enc),
+        "decode": summary(t_dec),
+        "bytes": len(data),
+        "encode_stages": _mean_stats(stats_enc[warmup:]),
+        "decode_stages": _mean_stats(stats_dec[warmup:]),
+    }
 
 
 def _mean_stats(stats: list[dict]) -> dict:
@@ -265,9 +282,18 @@ def _mean_stats(stats: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------------- API
 
 
-def measure(bundle: str | Path, backend: str = "onnxruntime", size=(512, 768), iters: int = 10, warmup: int = 2,
-            precision: str = "fp32", checkpoint: str | None = None, use_trtexec: bool = False,
-            end2end: bool = True, threads: int | None = None) -> dict:
+def measure(
+    bundle: str | Path,
+    backend: str = "onnxruntime",
+    size=(512, 768),
+    iters: int = 10,
+    warmup: int = 2,
+    precision: str = "fp32",
+    checkpoint: str | None = None,
+    use_trtexec: bool = False,
+    end2end: bool = True,
+    threads: int | None = None,
+) -> dict:
     """Per-graph and end-to-end latency of `bundle` on `backend`; returns a JSON-ready dict."""
     if backend not in BACKENDS:
         raise LatencyError(f"unknown backend {backend!r} (use one of {', '.join(BACKENDS)})")
@@ -276,11 +302,21 @@ def measure(bundle: str | Path, backend: str = "onnxruntime", size=(512, 768), i
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     if precision != manifest.get("precision", "fp32"):
-        raise LatencyError(f"{bundle.name} is a {manifest.get('precision', 'fp32')} bundle; precision comes from the "
-                           f"export (python -m export.onnx CKPT --precision {precision})")
-    res = {"bundle": str(bundle), "arch": manifest.get("model", {}).get("arch"), "backend": backend,
-           "precision": precision, "size": list(size), "iters": iters, "warmup": warmup, "device": _device_name(),
-           "notes": []}
+        raise LatencyError(
+            f"{bundle.name} is a {manifest.get('precision', 'fp32')} bundle; precision comes from the "
+            f"export (python -m export.onnx CKPT --precision {precision})"
+        )
+    res = {
+        "bundle": str(bundle),
+        "arch": manifest.get("model", {}).get("arch"),
+        "backend": backend,
+        "precision": precision,
+        "size": list(size),
+        "iters": iters,
+        "warmup": warmup,
+        "device": _device_name(),
+        "notes": [],
+    }
     cuda = False
     codec = None
     if backend == "onnxruntime":
@@ -326,8 +362,11 @@ def _device_name() -> str:
 
 def format_table(res: dict) -> str:
     h, w = res["size"]
-    lines = [f"latency of {res['arch']} at {h}x{w}, backend {res['backend']} {res['precision']} on {res['device']}"
-             f" ({res['iters']} iters, {res['warmup']} warm-up)", f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}"]
+    lines = [
+        f"latency of {res['arch']} at {h}x{w}, backend {res['backend']} {res['precision']} on {res['device']}"
+        f" ({res['iters']} iters, {res['warmup']} warm-up)",
+        f"{'stage':<26}{'median ms':>11}{'p90 ms':>10}",
+    ]
     for name, s in res.get("graphs", {}).items():
         lines.append(f"{'graph ' + name:<26}{s['median_ms']:>11.2f}{s['p90_ms']:>10.2f}")
     e2e = res.get("end_to_end")
@@ -359,8 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body():
-        res = measure(args.bundle, args.backend, parse_size(args.size), args.iters, args.warmup, args.precision,
-                      args.checkpoint, args.trtexec, not args.no_end_to_end, args.threads)
+        res = measure(
+            args.bundle,
+            args.backend,
+            parse_size(args.size),
+            args.iters,
+            args.warmup,
+            args.precision,
+            args.checkpoint,
+            args.trtexec,
+            not args.no_end_to_end,
+            args.threads,
+        )
         emit(res, args.json, format_table)
         return 0
 

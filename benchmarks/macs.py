@@ -24,13 +24,36 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from benchmarks.common import BenchmarkError, emit, is_bundle, parse_size, read_manifest, run_cli
 
 LICTRT_DOMAIN = "lictrt"
 CATEGORIES = ("conv", "deconv", "gdn", "matmul", "scan")
-ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Relu", "LeakyRelu", "Sigmoid",
-               "Tanh", "Softplus", "Abs", "Neg", "Max", "Min", "Clip", "Erf", "Gelu", "Softmax", "Round", "Floor"}
+ELEMENTWISE = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Exp",
+    "Log",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Abs",
+    "Neg",
+    "Max",
+    "Min",
+    "Clip",
+    "Erf",
+    "Gelu",
+    "Softmax",
+    "Round",
+    "Floor",
+}
 DEFAULT_SIZE = (512, 768)  # Kodak landscape, H x W
 
 
@@ -56,10 +79,17 @@ class GraphCount:
 
     def as_dict(self, pixels: int) -> dict:
         m = self.multiplier
-        return {"name": self.name, "calls_per_image": m, "macs": {k: v * m for k, v in self.macs.items()},
-                "total_macs": self.total * m, "kmac_per_px": self.total * m / pixels / 1e3,
-                "scan_macs": self.scan_macs * m, "exps": self.exps * m, "elementwise_ops": self.elementwise * m,
-                "uncounted_nodes": self.uncounted}
+        return {
+            "name": self.name,
+            "calls_per_image": m,
+            "macs": {k: v * m for k, v in self.macs.items()},
+            "total_macs": self.total * m,
+            "kmac_per_px": self.total * m / pixels / 1e3,
+            "scan_macs": self.scan_macs * m,
+            "exps": self.exps * m,
+            "elementwise_ops": self.elementwise * m,
+            "uncounted_nodes": self.uncounted,
+        }
 
 
 # ----------------------------------------------------------------------------------------------- shapes
@@ -290,8 +320,9 @@ def _onnx_input_shapes(model, h: int, w: int, manifest_inputs: list | None) -> t
             continue
         dims = spec.get(inp.name)
         if dims is None:
-            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in
-                    inp.type.tensor_type.shape.dim]
+            dims = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in inp.type.tensor_type.shape.dim
+            ]
         out = []
         for i, d in enumerate(dims):
             v = _eval_dim(d, h, w, {})
@@ -354,12 +385,18 @@ def _summarize(graphs: list, arch: str, size, padded) -> dict:
     scan = sum(c.scan_macs * c.multiplier for c, _ in graphs)
     by_cat = {k: sum(c.macs[k] * c.multiplier for c, _ in graphs) for k in CATEGORIES}
     return {
-        "arch": arch, "size": list(size), "padded_size": list(padded),
-        "total_macs": total, "total_macs_without_scan": total - scan, "scan_exps": sum(c.exps for c, _ in graphs),
+        "arch": arch,
+        "size": list(size),
+        "padded_size": list(padded),
+        "total_macs": total,
+        "total_macs_without_scan": total - scan,
+        "scan_exps": sum(c.exps for c, _ in graphs),
         "by_category": by_cat,
         "kmac_per_px": {k: v / ppix / 1e3 for k, v in parts.items()},
-        "kmac_per_px_whole": total / ppix / 1e3, "kmac_per_px_whole_without_scan": (total - scan) / ppix / 1e3,
-        "graphs": per_graph, "pixels": pixels,
+        "kmac_per_px_whole": total / ppix / 1e3,
+        "kmac_per_px_whole_without_scan": (total - scan) / ppix / 1e3,
+        "graphs": per_graph,
+        "pixels": pixels,
     }
 
 
@@ -432,8 +469,11 @@ def count_model(model, size: tuple[int, int], arch: str = "?") -> dict:
         counted = []
         for name, g in graphs.items():
             m = onnx.load(str(Path(tmp) / g["file"]))
-            shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input
-                      if i.name not in {t.name for t in m.graph.initializer}}
+            shapes = {
+                i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
+                for i in m.graph.input
+                if i.name not in {t.name for t in m.graph.initializer}
+            }
             counted.append((count_graph(m, shapes, name), g))
     return _summarize(counted, arch, size, size)
 
@@ -505,8 +545,11 @@ def count_path(path: str | Path, size: tuple[int, int]) -> dict:
         for fixed in (["--size", f"{h}x{w}"], []):
             with tempfile.TemporaryDirectory(prefix="lictrt-macs-") as tmp:
                 bundle = Path(tmp) / "bundle"
-                proc = subprocess.run([sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check",
-                                       *fixed], capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "export.onnx", str(p), "-o", str(bundle), "--no-check", *fixed],
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode == 0 and is_bundle(bundle):
                     return count_bundle(bundle, size)
         model, arch = _load_checkpoint_model(p)
@@ -528,18 +571,24 @@ def _load_checkpoint_model(path: Path):
 
 def format_table(res: dict) -> str:
     h, w = res["size"]
-    lines = [f"MACs of {res['arch']} at {h}x{w} (padded {res['padded_size'][0]}x{res['padded_size'][1]})",
-             f"{'graph':<22}{'calls':>7}{'GMAC':>10}{'kMAC/px':>10}{'conv':>9}{'deconv':>9}{'gdn':>9}"
-             f"{'matmul':>9}{'scan':>9}"]
+    lines = [
+        f"MACs of {res['arch']} at {h}x{w} (padded {res['padded_size'][0]}x{res['padded_size'][1]})",
+        f"{'graph':<22}{'calls':>7}{'GMAC':>10}{'kMAC/px':>10}{'conv':>9}{'deconv':>9}{'gdn':>9}"
+        f"{'matmul':>9}{'scan':>9}",
+    ]
     for name, g in res["graphs"].items():
         m = g["macs"]
-        lines.append(f"{name:<22}{g['calls_per_image']:>7}{g['total_macs'] / 1e9:>10.3f}{g['kmac_per_px']:>10.2f}"
-                     + "".join(f"{m[c] / 1e9:>9.3f}" for c in CATEGORIES))
+        lines.append(
+            f"{name:<22}{g['calls_per_image']:>7}{g['total_macs'] / 1e9:>10.3f}{g['kmac_per_px']:>10.2f}"
+            + "".join(f"{m[c] / 1e9:>9.3f}" for c in CATEGORIES)
+        )
     k = res["kmac_per_px"]
-    lines += [f"whole forward: {res['total_macs'] / 1e9:.3f} GMAC = {res['kmac_per_px_whole']:.2f} kMAC/px"
-              f"  (without scan: {res['total_macs_without_scan'] / 1e9:.3f} GMAC,"
-              f" {res['kmac_per_px_whole_without_scan']:.2f} kMAC/px; scan exps {res['scan_exps'] / 1e9:.3f} G)",
-              f"kMAC/px: encoder {k['encoder']:.2f}  decoder {k['decoder']:.2f}  parse-critical {k['parse_critical']:.2f}"]
+    lines += [
+        f"whole forward: {res['total_macs'] / 1e9:.3f} GMAC = {res['kmac_per_px_whole']:.2f} kMAC/px"
+        f"  (without scan: {res['total_macs_without_scan'] / 1e9:.3f} GMAC,"
+        f" {res['kmac_per_px_whole_without_scan']:.2f} kMAC/px; scan exps {res['scan_exps'] / 1e9:.3f} G)",
+        f"kMAC/px: encoder {k['encoder']:.2f}  decoder {k['decoder']:.2f}  parse-critical {k['parse_critical']:.2f}",
+    ]
     return "\n".join(lines)
 
 

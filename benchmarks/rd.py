@@ -28,8 +28,20 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks import bdrate
-from benchmarks.common import (MSSSIM_MIN_SIDE, BenchmarkError, bpp, list_images, load_rgb, ms_ssim, parse_size, psnr,
-                               read_manifest, run_cli, to_uint8, write_json)
+from benchmarks.common import (
+    MSSSIM_MIN_SIDE,
+    BenchmarkError,
+    bpp,
+    list_images,
+    load_rgb,
+    ms_ssim,
+    parse_size,
+    psnr,
+    read_manifest,
+    run_cli,
+    to_uint8,
+    write_json,
+)
 
 ANCHOR_QUALITIES = {"jpeg": (10, 25, 40, 60, 75, 90), "webp": (10, 25, 40, 60, 75, 90), "avif": (20, 35, 50, 65, 80)}
 
@@ -53,14 +65,14 @@ def container_streams(data: bytes) -> list[tuple[str, bytes]]:
     pos = HEADER_FIXED
     entries = []
     for _ in range(count):
-        kind = data[pos:pos + 16].rstrip(b"\0").decode("ascii", "replace")
+        kind = data[pos : pos + 16].rstrip(b"\0").decode("ascii", "replace")
         _nsym, nbytes = struct.unpack_from("<II", data, pos + 16)
         entries.append((kind, nbytes))
         pos += STREAM_ENTRY
     pos += 4  # header CRC
     out = []
     for kind, nbytes in entries:
-        out.append((kind, data[pos:pos + nbytes]))
+        out.append((kind, data[pos : pos + nbytes]))
         pos += nbytes
     if pos != len(data):
         raise RDError(f"container sizes do not add up ({pos} != {len(data)} bytes)")
@@ -95,8 +107,14 @@ class BundleCoder:
         rec = self.codec.decode(data)
         t2 = time.perf_counter()
         streams = container_streams(data)
-        return {"file_bytes": len(data), "payload_bytes": sum(len(p) for _, p in streams),
-                "payloads": [p for _, p in streams], "rec": to_uint8(rec), "enc_s": t1 - t0, "dec_s": t2 - t1}
+        return {
+            "file_bytes": len(data),
+            "payload_bytes": sum(len(p) for _, p in streams),
+            "payloads": [p for _, p in streams],
+            "rec": to_uint8(rec),
+            "enc_s": t1 - t0,
+            "dec_s": t2 - t1,
+        }
 
 
 class ReferenceCoder:
@@ -136,8 +154,14 @@ class ReferenceCoder:
         rec = torch.nn.functional.pad(rec, unpad).clamp(0, 1)
         payloads = [s for group in out["strings"] for s in group]
         n = sum(len(s) for s in payloads)
-        return {"file_bytes": n, "payload_bytes": n, "payloads": payloads,
-                "rec": to_uint8(rec[0].permute(1, 2, 0).numpy()), "enc_s": t1 - t0, "dec_s": t2 - t1}
+        return {
+            "file_bytes": n,
+            "payload_bytes": n,
+            "payloads": payloads,
+            "rec": to_uint8(rec[0].permute(1, 2, 0).numpy()),
+            "enc_s": t1 - t0,
+            "dec_s": t2 - t1,
+        }
 
 
 class PillowCoder:
@@ -166,8 +190,14 @@ class PillowCoder:
         with Image.open(io.BytesIO(data)) as im:
             rec = np.asarray(im.convert("RGB"), dtype=np.uint8)
         t2 = time.perf_counter()
-        return {"file_bytes": len(data), "payload_bytes": len(data), "payloads": None, "rec": rec,
-                "enc_s": t1 - t0, "dec_s": t2 - t1}
+        return {
+            "file_bytes": len(data),
+            "payload_bytes": len(data),
+            "payloads": None,
+            "rec": rec,
+            "enc_s": t1 - t0,
+            "dec_s": t2 - t1,
+        }
 
 
 def center_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -176,7 +206,7 @@ def center_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if h > H or w > W:
         raise RDError(f"crop {h}x{w} is larger than the image {H}x{W}")
     top, left = (H - h) // 2, (W - w) // 2
-    return np.ascontiguousarray(img[top:top + h, left:left + w])
+    return np.ascontiguousarray(img[top : top + h, left : left + w])
 
 
 def avif_supported() -> bool:
@@ -197,13 +227,24 @@ def evaluate_point(coder, images: list[tuple[str, np.ndarray]], bar=None) -> dic
     for name, img in images:
         r = coder.code(img)
         h, w = img.shape[:2]
-        per.append({"image": name, "bpp": bpp(r["file_bytes"], h, w), "bpp-payload": bpp(r["payload_bytes"], h, w),
-                    "psnr-rgb": psnr(img, r["rec"]), "ms-ssim-rgb": ms_ssim(img, r["rec"]),
-                    "encoding_time": r["enc_s"], "decoding_time": r["dec_s"], "_payloads": r["payloads"]})
+        per.append(
+            {
+                "image": name,
+                "bpp": bpp(r["file_bytes"], h, w),
+                "bpp-payload": bpp(r["payload_bytes"], h, w),
+                "psnr-rgb": psnr(img, r["rec"]),
+                "ms-ssim-rgb": ms_ssim(img, r["rec"]),
+                "encoding_time": r["enc_s"],
+                "decoding_time": r["dec_s"],
+                "_payloads": r["payloads"],
+            }
+        )
         if bar is not None:
             bar.update(1)
-    mean = {k: float(np.mean([p[k] for p in per])) for k in ("bpp", "bpp-payload", "psnr-rgb", "encoding_time",
-                                                                "decoding_time")}
+    mean = {
+        k: float(np.mean([p[k] for p in per]))
+        for k in ("bpp", "bpp-payload", "psnr-rgb", "encoding_time", "decoding_time")
+    }
     ms = [p["ms-ssim-rgb"] for p in per if p["ms-ssim-rgb"] is not None]
     mean["ms-ssim-rgb"] = float(np.mean(ms)) if len(ms) == len(per) else None
     return {"label": coder.label, "arch": coder.arch, "mean": mean, "per_image": per}
@@ -212,12 +253,19 @@ def evaluate_point(coder, images: list[tuple[str, np.ndarray]], bar=None) -> dic
 def family(name: str, description: str, points: list[dict], extra: dict | None = None) -> dict:
     """CompressAI eval_model layout for a family of rate points (sorted by bpp) plus our fields."""
     points = sorted(points, key=lambda p: p["mean"]["bpp"])
-    res = {k: [p["mean"][k] for p in points] for k in ("bpp", "bpp-payload", "psnr-rgb", "ms-ssim-rgb",
-                                                          "encoding_time", "decoding_time")}
-    fam = {"name": name, "description": description, "results": res,
-           "points": [p["label"] for p in points],
-           "per_image": {p["label"]: [{k: v for k, v in q.items() if not k.startswith("_")} for q in p["per_image"]]
-                         for p in points}}
+    res = {
+        k: [p["mean"][k] for p in points]
+        for k in ("bpp", "bpp-payload", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+    }
+    fam = {
+        "name": name,
+        "description": description,
+        "results": res,
+        "points": [p["label"] for p in points],
+        "per_image": {
+            p["label"]: [{k: v for k, v in q.items() if not k.startswith("_")} for q in p["per_image"]] for p in points
+        },
+    }
     fam.update(extra or {})
     return fam
 
@@ -253,9 +301,17 @@ def bd_vs(anchor: dict, test: dict) -> dict:
     return out
 
 
-def run(bundles: list[str], references: list[str], data: str, backend: str = "onnxruntime",
-        anchors: tuple[str, ...] = (), limit: int | None = None,
-        progress: bool = True, mode: str | None = None, crop: tuple[int, int] | None = None) -> dict:
+def run(
+    bundles: list[str],
+    references: list[str],
+    data: str,
+    backend: str = "onnxruntime",
+    anchors: tuple[str, ...] = (),
+    limit: int | None = None,
+    progress: bool = True,
+    mode: str | None = None,
+    crop: tuple[int, int] | None = None,
+) -> dict:
     """The whole RD evaluation; returns the combined results document (`crop`: centre-crop every image to HxW)."""
     paths = list_images(data, limit)
     images = [(p.name, load_rgb(p)) for p in paths]
@@ -286,18 +342,29 @@ def run(bundles: list[str], references: list[str], data: str, backend: str = "on
         r_pts = [p for p, c in zip(ref, coders_ref) if c.arch == arch]
         fam_ref = fam_dep = None
         if r_pts:
-            fam_ref = family(f"{arch} (PyTorch reference)", "checkpoints through CompressAI compress/decompress, "
-                             "fp32 CPU", r_pts, {"kind": "reference", "arch": arch})
+            fam_ref = family(
+                f"{arch} (PyTorch reference)",
+                "checkpoints through CompressAI compress/decompress, fp32 CPU",
+                r_pts,
+                {"kind": "reference", "arch": arch},
+            )
             families.append(fam_ref)
         if d_pts:
-            fam_dep = family(f"{arch} ({backend})", f"bundles through runtime.Codec, backend {backend}", d_pts,
-                             {"kind": "deployed", "arch": arch, "backend": backend})
+            fam_dep = family(
+                f"{arch} ({backend})",
+                f"bundles through runtime.Codec, backend {backend}",
+                d_pts,
+                {"kind": "deployed", "arch": arch, "backend": backend},
+            )
             families.append(fam_dep)
         if fam_ref and fam_dep:
             entry = bd_vs(fam_ref, fam_dep)
             if len(d_pts) == len(r_pts):
-                entry.update(_payload_match(sorted(d_pts, key=lambda p: p["mean"]["bpp"]),
-                                            sorted(r_pts, key=lambda p: p["mean"]["bpp"])))
+                entry.update(
+                    _payload_match(
+                        sorted(d_pts, key=lambda p: p["mean"]["bpp"]), sorted(r_pts, key=lambda p: p["mean"]["bpp"])
+                    )
+                )
             bd.append(entry)
     for a in anchors:
         pts = [p for p, c in zip(anc, coders_anchor) if c.codec == a]
@@ -308,9 +375,15 @@ def run(bundles: list[str], references: list[str], data: str, backend: str = "on
         for f in families:
             if f.get("kind") in ("deployed", "reference"):
                 bd.append(bd_vs(jpeg, f))
-    return {"data": str(data), "images": [n for n, _ in images], "backend": backend, "mode": mode or "default",
-            "notes": notes,
-            "families": families, "bd_rate": bd}
+    return {
+        "data": str(data),
+        "images": [n for n, _ in images],
+        "backend": backend,
+        "mode": mode or "default",
+        "notes": notes,
+        "families": families,
+        "bd_rate": bd,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -347,8 +420,10 @@ def plot(doc: dict, path: str | Path, metric: str = "psnr-rgb") -> Path:
 def format_table(doc: dict) -> str:
     lines = [f"RD on {doc['data']} ({len(doc['images'])} images)"]
     for f in doc["families"]:
-        lines.append(f"{f['name']}: " + "  ".join(
-            f"{b:.4f} bpp/{p:.2f} dB" for b, p in zip(f["results"]["bpp"], f["results"]["psnr-rgb"])))
+        lines.append(
+            f"{f['name']}: "
+            + "  ".join(f"{b:.4f} bpp/{p:.2f} dB" for b, p in zip(f["results"]["bpp"], f["results"]["psnr-rgb"]))
+        )
     if doc["bd_rate"]:
         lines.append("BD-rate (PSNR; payload bpp / whole-file bpp; akima, pchip):")
     for e in doc["bd_rate"]:
@@ -358,7 +433,7 @@ def format_table(doc: dict) -> str:
                 parts.append(f"{tag} {e[f'bd_rate_{tag}_akima']:+.4f}% / {e[f'bd_rate_{tag}_pchip']:+.4f}%")
             elif f"error_{tag}" in e:
                 parts.append(f"{tag}: n/a ({e[f'error_{tag}']})")
-        ident = (f"  identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+        ident = f"  identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else ""
         flag = "  [points not monotone: parity figure, not an RD comparison]" if e.get("monotone") is False else ""
         lines.append(f"  {e['test']} vs {e['anchor']}: " + "; ".join(parts) + ident + flag)
     lines += [f"note: {n}" for n in doc["notes"]]
@@ -372,9 +447,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder of test images")
     ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     ap.add_argument("--mode", choices=("fast", "compat"), help="entropy-coder mode (default: the runtime's, fast)")
-    ap.add_argument("--anchors", default="", metavar="jpeg,webp,avif",
-                    help="add classical codec curves (Pillow quality sweeps), comma separated; only for trained "
-                         "checkpoints: beside a model trained for seconds they read as its quality (default: none)")
+    ap.add_argument(
+        "--anchors",
+        default="",
+        metavar="jpeg,webp,avif",
+        help="add classical codec curves (Pillow quality sweeps), comma separated; only for trained "
+        "checkpoints: beside a model trained for seconds they read as its quality (default: none)",
+    )
     ap.add_argument("--limit", type=int, help="use only the first N images")
     ap.add_argument("--crop", help="centre-crop every image to HxW first")
     ap.add_argument("--json", metavar="FILE", help="write the results JSON here")
@@ -389,8 +468,16 @@ def main(argv: list[str] | None = None) -> int:
         bad = [a for a in anchors if a not in ANCHOR_QUALITIES]
         if bad:
             raise RDError(f"unknown anchor(s) {bad}; choose from {', '.join(ANCHOR_QUALITIES)}")
-        doc = run(args.bundle, args.reference, args.data, args.backend, anchors, args.limit, mode=args.mode,
-                  crop=parse_size(args.crop) if args.crop else None)
+        doc = run(
+            args.bundle,
+            args.reference,
+            args.data,
+            args.backend,
+            anchors,
+            args.limit,
+            mode=args.mode,
+            crop=parse_size(args.crop) if args.crop else None,
+        )
         print(format_table(doc))
         if args.json:
             write_json(args.json, doc)

@@ -49,18 +49,25 @@ def rd_section(doc: dict, title: str, plot_path: Path | None) -> list[str]:
         r = f["results"]
         n = len(r["bpp"])
         for i in range(n):
-            out.append(f"| {f['name'] if i == 0 else ''} | {_fmt(r['bpp'][i])} | "
-                       f"{_fmt((r.get('bpp-payload') or [None] * n)[i])} | {_fmt(r['psnr-rgb'][i], '.3f')} | "
-                       f"{_fmt((r.get('ms-ssim-rgb') or [None] * n)[i])} |")
+            out.append(
+                f"| {f['name'] if i == 0 else ''} | {_fmt(r['bpp'][i])} | "
+                f"{_fmt((r.get('bpp-payload') or [None] * n)[i])} | {_fmt(r['psnr-rgb'][i], '.3f')} | "
+                f"{_fmt((r.get('ms-ssim-rgb') or [None] * n)[i])} |"
+            )
     if doc.get("bd_rate"):
-        out += ["", "| test vs anchor | BD-rate payload akima | pchip | BD-rate file akima | pchip | identical payloads |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "| test vs anchor | BD-rate payload akima | pchip | BD-rate file akima | pchip | identical payloads |",
+            "|---|---|---|---|---|---|",
+        ]
         for e in doc["bd_rate"]:
             cell = lambda k: f"{e[k]:+.4f}%" if k in e else "n/a"  # noqa: E731
             ident = f"{e['identical_payloads']}/{e['images']}" if "images" in e else "–"
-            out.append(f"| {e['test']} vs {e['anchor']} | {cell('bd_rate_payload_akima')} | "
-                       f"{cell('bd_rate_payload_pchip')} | {cell('bd_rate_file_akima')} | {cell('bd_rate_file_pchip')}"
-                       f" | {ident} |")
+            out.append(
+                f"| {e['test']} vs {e['anchor']} | {cell('bd_rate_payload_akima')} | "
+                f"{cell('bd_rate_payload_pchip')} | {cell('bd_rate_file_akima')} | {cell('bd_rate_file_pchip')}"
+                f" | {ident} |"
+            )
     for n in doc.get("notes", []):
         out.append(f"\n> {n}")
     if plot_path is not None:
@@ -71,30 +78,50 @@ def rd_section(doc: dict, title: str, plot_path: Path | None) -> list[str]:
 def macs_section(doc: dict, title: str) -> list[str]:
     k = doc["kmac_per_px"]
     h, w = doc["size"]
-    out = [f"### {title}", "", f"{doc.get('arch', '?')} at {h}×{w}: whole forward {doc['total_macs'] / 1e9:.3f} GMAC "
-           f"({doc['kmac_per_px_whole']:.2f} kMAC/px); without the scan term "
-           f"{doc['total_macs_without_scan'] / 1e9:.3f} GMAC", "",
-           "| graph | calls/image | GMAC | kMAC/px | conv | deconv | GDN | matmul | scan |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"### {title}",
+        "",
+        f"{doc.get('arch', '?')} at {h}×{w}: whole forward {doc['total_macs'] / 1e9:.3f} GMAC "
+        f"({doc['kmac_per_px_whole']:.2f} kMAC/px); without the scan term "
+        f"{doc['total_macs_without_scan'] / 1e9:.3f} GMAC",
+        "",
+        "| graph | calls/image | GMAC | kMAC/px | conv | deconv | GDN | matmul | scan |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, g in doc["graphs"].items():
         m = g["macs"]
-        out.append(f"| {name} | {g['calls_per_image']} | {g['total_macs'] / 1e9:.3f} | {g['kmac_per_px']:.2f} | "
-                   + " | ".join(f"{m[c] / 1e9:.3f}" for c in ("conv", "deconv", "gdn", "matmul", "scan")) + " |")
-    out += ["", f"kMAC/px — encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f}, "
-                f"parse-critical {k['parse_critical']:.2f}", ""]
+        out.append(
+            f"| {name} | {g['calls_per_image']} | {g['total_macs'] / 1e9:.3f} | {g['kmac_per_px']:.2f} | "
+            + " | ".join(f"{m[c] / 1e9:.3f}" for c in ("conv", "deconv", "gdn", "matmul", "scan"))
+            + " |"
+        )
+    out += [
+        "",
+        f"kMAC/px — encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f}, parse-critical {k['parse_critical']:.2f}",
+        "",
+    ]
     return out
 
 
 def latency_section(doc: dict, title: str) -> list[str]:
     h, w = doc["size"]
-    out = [f"### {title}", "", f"{doc.get('arch', '?')} at {h}×{w}, backend {doc['backend']} {doc.get('precision', '')}"
-           f" on {doc.get('device', '?')}", "", "| stage | median ms | p90 ms |", "|---|---|---|"]
+    out = [
+        f"### {title}",
+        "",
+        f"{doc.get('arch', '?')} at {h}×{w}, backend {doc['backend']} {doc.get('precision', '')}"
+        f" on {doc.get('device', '?')}",
+        "",
+        "| stage | median ms | p90 ms |",
+        "|---|---|---|",
+    ]
     for name, s in doc.get("graphs", {}).items():
         out.append(f"| graph {name} | {_fmt(s['median_ms'], '.2f')} | {_fmt(s['p90_ms'], '.2f')} |")
     e2e = doc.get("end_to_end")
     if e2e:
         for side in ("encode", "decode"):
-            out.append(f"| end-to-end {side} | {_fmt(e2e[side]['median_ms'], '.2f')} | {_fmt(e2e[side]['p90_ms'], '.2f')} |")
+            out.append(
+                f"| end-to-end {side} | {_fmt(e2e[side]['median_ms'], '.2f')} | {_fmt(e2e[side]['p90_ms'], '.2f')} |"
+            )
     out += [f"\n> {n}" for n in doc.get("notes", [])]
     return out + [""]
 

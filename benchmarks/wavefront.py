@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (BenchmarkError, is_bundle, parse_size, portable_path, read_manifest, run_cli,
-                               write_json)
+from benchmarks.common import BenchmarkError, is_bundle, parse_size, portable_path, read_manifest, run_cli, write_json
 
 TARGET = 8.0
 
@@ -57,10 +56,17 @@ def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime")
         st = dict(codec.last_stats)
         by_graph = st.get("network_by_graph_s") or {}
         ctx_s = by_graph.get("context_step")
-        out[order] = {"context_loop_s": None if ctx_s is None else ctx_s + (st.get("entropy_s") or 0.0),"decode_s": dec_s, "encode_s": enc.get("total_s"), "bytes": len(data),
-                      "steps": st.get("sequential_steps"), "network_calls": st.get("network_calls"),
-                      "coder_calls": st.get("coder_calls"), "decode_network_s": st.get("network_s"),
-                      "decode_entropy_s": st.get("entropy_s")}
+        out[order] = {
+            "context_loop_s": None if ctx_s is None else ctx_s + (st.get("entropy_s") or 0.0),
+            "decode_s": dec_s,
+            "encode_s": enc.get("total_s"),
+            "bytes": len(data),
+            "steps": st.get("sequential_steps"),
+            "network_calls": st.get("network_calls"),
+            "coder_calls": st.get("coder_calls"),
+            "decode_network_s": st.get("network_s"),
+            "decode_entropy_s": st.get("entropy_s"),
+        }
     out["speedup"] = out["raster"]["decode_s"] / out["wavefront"]["decode_s"]
     w_ctx, r_ctx = out["wavefront"]["context_loop_s"], out["raster"]["context_loop_s"]
     out["context_loop_speedup"] = r_ctx / w_ctx if w_ctx and r_ctx else None
@@ -99,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 if not path.is_file():
                     raise WavefrontError(f"not a bundle or checkpoint: {path}")
                 bundle = Path(tmp) / "bundle"
-                proc = subprocess.run([sys.executable, "-m", "export.onnx", str(path), "-o", str(bundle),
-                                       "--no-check"], capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "export.onnx", str(path), "-o", str(bundle), "--no-check"],
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode != 0:
                     raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
                 path = bundle
@@ -118,11 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  wavefront: {w['decode_s'] * 1e3:9.1f} ms  {w['steps']} steps  ({w['network_calls']} network calls)")
         print(f"  raster:    {r['decode_s'] * 1e3:9.1f} ms  {r['steps']} steps  ({r['network_calls']} network calls)")
         if res["context_loop_speedup"]:
-            print(f"  context loop only (context_step network + entropy coding): wavefront "
-                  f"{w['context_loop_s'] * 1e3:.1f} ms, raster {r['context_loop_s'] * 1e3:.1f} ms, "
-                  f"speedup {res['context_loop_speedup']:.1f}x")
-        print(f"  whole decode speedup {res['speedup']:.1f}x (target >= {TARGET:.0f}x: {'met' if res['speedup'] >= TARGET else 'NOT met'});"
-              f" max |wavefront - raster| pixel difference {res['max_abs_diff']}")
+            print(
+                f"  context loop only (context_step network + entropy coding): wavefront "
+                f"{w['context_loop_s'] * 1e3:.1f} ms, raster {r['context_loop_s'] * 1e3:.1f} ms, "
+                f"speedup {res['context_loop_speedup']:.1f}x"
+            )
+        print(
+            f"  whole decode speedup {res['speedup']:.1f}x (target >= {TARGET:.0f}x: {'met' if res['speedup'] >= TARGET else 'NOT met'});"
+            f" max |wavefront - raster| pixel difference {res['max_abs_diff']}"
+        )
         if args.json:
             write_json(args.json, res)
         return 0

@@ -25,15 +25,23 @@ import typer
 
 from export import bundle as B
 from export import parity as P
-from runtime.bundle import (FORMAT, FORMAT_VERSION, MANIFEST, TABLES, file_digest, read_manifest, referenced_files,
-                            safe_member)
-from train.coding import CodingError, coder_tables, model_hash
-from train.graphs import plan_manifest
 from export.passes import optimize_reconstruction
 from export.registry import DOMAIN, add_function_bodies, lictrt_ops, model_opset, used_ops
 from export.stages import ExportError, Stage, build_stages, to_fp16
+from runtime.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    TABLES,
+    file_digest,
+    read_manifest,
+    referenced_files,
+    safe_member,
+)
 from runtime.cli import CONTEXT, UsageError, run
 from runtime.files import replace_dir, sibling_dir, write_atomic
+from train.coding import CodingError, coder_tables, model_hash
+from train.graphs import plan_manifest
 
 OPSET = 20  # model opset; the function bodies use the same
 
@@ -48,8 +56,15 @@ def _quiet(verbose: bool):
     return stack
 
 
-def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[int, int], dynamic: bool,
-                 verbose: bool = False, graph_passes: str | None = "phases") -> onnx.ModelProto:
+def export_stage(
+    stage: Stage,
+    model: torch.nn.Module,
+    path: Path,
+    size: tuple[int, int],
+    dynamic: bool,
+    verbose: bool = False,
+    graph_passes: str | None = "phases",
+) -> onnx.ModelProto:
     """Export one stage to ``path``: dynamo exporter under ``lictrt_ops``, function bodies appended, checked.
 
     ``graph_passes`` (a form of export/passes.py, or None): rewrite reconstruction-only graphs for speed.
@@ -70,9 +85,17 @@ def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[i
     module = stage.module.eval()
     try:
         with _quiet(verbose), lictrt_ops(model, module), torch.no_grad():
-            prog = torch.onnx.export(module, args, dynamo=True, input_names=stage.inputs,
-                                     output_names=stage.outputs, dynamic_shapes=dyn, opset_version=OPSET,
-                                     verbose=False, external_data=False)
+            prog = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                input_names=stage.inputs,
+                output_names=stage.outputs,
+                dynamic_shapes=dyn,
+                opset_version=OPSET,
+                verbose=False,
+                external_data=False,
+            )
     except Exception as e:  # torch.export errors are long; keep the first line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = " (the graph may need a fixed size: use --size HxW)" if dynamic else ""
@@ -81,8 +104,11 @@ def export_stage(stage: Stage, model: torch.nn.Module, path: Path, size: tuple[i
     if model_opset(mp) != OPSET:
         raise ExportError(f"{stage.name}: exporter produced opset {model_opset(mp)}, expected {OPSET}")
     add_function_bodies(mp)
-    for k, v in {"lictrt.graph": stage.name, "lictrt.parse_critical": str(stage.parse_critical).lower(),
-                 "lictrt.precision": stage.precision}.items():
+    for k, v in {
+        "lictrt.graph": stage.name,
+        "lictrt.parse_critical": str(stage.parse_critical).lower(),
+        "lictrt.precision": stage.precision,
+    }.items():
         mp.metadata_props.add(key=k, value=v)
     if graph_passes and not stage.parse_critical:
         optimize_reconstruction(mp, graph_passes)
@@ -118,10 +144,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None, *, arch: str | None = None,
-                  precision: str = "fp32", size: tuple[int, int] | None = None, width: int | None = None,
-                  check: bool = True, verbose: bool = False, parity_sizes: list[tuple[int, int]] | None = None,
-                  progress: bool = True, graph_passes: str | None = "phases") -> dict:
+def export_bundle(
+    ckpt: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    arch: str | None = None,
+    precision: str = "fp32",
+    size: tuple[int, int] | None = None,
+    width: int | None = None,
+    check: bool = True,
+    verbose: bool = False,
+    parity_sizes: list[tuple[int, int]] | None = None,
+    progress: bool = True,
+    graph_passes: str | None = "phases",
+) -> dict:
     """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}.
 
     The bundle is built in a directory beside ``out`` and swapped in whole (runtime.files.replace_dir), so an
@@ -154,8 +190,25 @@ def export_bundle(ckpt: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ExportError(str(e)) from None
     out = sibling_dir(final)  # built beside, swapped in whole at the end: never old and new files mixed
     try:
-        res = _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision, size, dynamic,
-                            export_size, check, verbose, parity_sizes, progress, graph_passes)
+        res = _write_bundle(
+            out,
+            final,
+            model,
+            meta,
+            kind,
+            pad,
+            stages,
+            tables,
+            precision,
+            size,
+            dynamic,
+            export_size,
+            check,
+            verbose,
+            parity_sizes,
+            progress,
+            graph_passes,
+        )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -176,8 +229,25 @@ def _check_destination(final: Path, ckpt: Path) -> None:
         raise ExportError(f"the checkpoint {ckpt} lies inside the bundle directory {final}: choose another -o")
 
 
-def _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision, size, dynamic, export_size, check,
-                  verbose, parity_sizes, progress, graph_passes) -> dict:
+def _write_bundle(
+    out,
+    final,
+    model,
+    meta,
+    kind,
+    pad,
+    stages,
+    tables,
+    precision,
+    size,
+    dynamic,
+    export_size,
+    check,
+    verbose,
+    parity_sizes,
+    progress,
+    graph_passes,
+) -> dict:
     from tqdm import tqdm
 
     B.write_tables(out / TABLES, tables)
@@ -190,12 +260,26 @@ def _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision,
         t0 = time.time()
         mp = export_stage(st, model, path, export_size, dynamic, verbose, graph_passes)
         paths[st.name] = path
-        graphs[st.name] = {"file": path.name, "role": st.role, "parse_critical": st.parse_critical,
-                           "precision": st.precision, "dynamic": dynamic,
-                           "inputs": _io(st, st.inputs, size), "outputs": _io(st, st.outputs, size)}
-        rows.append({"graph": st.name, "precision": st.precision, "nodes": len(mp.graph.node),
-                     "custom": sum(n.domain == DOMAIN for n in mp.graph.node), "ops": used_ops(mp),
-                     "bytes": path.stat().st_size, "seconds": time.time() - t0})
+        graphs[st.name] = {
+            "file": path.name,
+            "role": st.role,
+            "parse_critical": st.parse_critical,
+            "precision": st.precision,
+            "dynamic": dynamic,
+            "inputs": _io(st, st.inputs, size),
+            "outputs": _io(st, st.outputs, size),
+        }
+        rows.append(
+            {
+                "graph": st.name,
+                "precision": st.precision,
+                "nodes": len(mp.graph.node),
+                "custom": sum(n.domain == DOMAIN for n in mp.graph.node),
+                "ops": used_ops(mp),
+                "bytes": path.stat().st_size,
+                "seconds": time.time() - t0,
+            }
+        )
 
     results: list[P.ParityResult] = []
     if check:
@@ -205,7 +289,8 @@ def _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision,
         with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
             results = P.check_stages(stages, paths, sizes, image, progress=pb)
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": model_hash(model, tables)},
         "pad_multiple": pad,
         "precision": precision,
@@ -213,8 +298,11 @@ def _write_bundle(out, final, model, meta, kind, pad, stages, tables, precision,
         "plan": plan_manifest(model, kind, stages),
         "graphs": graphs,
         "tables": TABLES,
-        "parity": {"checked": bool(check), "fp32_rel_tol": P.FP32_REL_TOL,
-                   "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs}},
+        "parity": {
+            "checked": bool(check),
+            "fp32_rel_tol": P.FP32_REL_TOL,
+            "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs},
+        },
         "engines": {},
     }
     files = {name: file_digest(out / name) for name in referenced_files(manifest)}
@@ -238,13 +326,17 @@ def summary(res: dict) -> str:
     worst = {}
     for r in res["parity"]:
         worst[r.graph] = max(worst.get(r.graph, 0.0), r.rel)
-    lines = [f"bundle {res['bundle']}  ({res['manifest']['model']['arch']}, plan {res['manifest']['plan']['kind']},"
-             f" hash {res['manifest']['model']['hash'][:12]})",
-             f"{'graph':<22}{'prec':<6}{'nodes':>7}{'custom':>8}  {'size':>10}  {'max rel err':>12}  custom ops"]
+    lines = [
+        f"bundle {res['bundle']}  ({res['manifest']['model']['arch']}, plan {res['manifest']['plan']['kind']},"
+        f" hash {res['manifest']['model']['hash'][:12]})",
+        f"{'graph':<22}{'prec':<6}{'nodes':>7}{'custom':>8}  {'size':>10}  {'max rel err':>12}  custom ops",
+    ]
     for g in res["graphs"]:
         err = f"{worst[g['graph']]:.2e}" if g["graph"] in worst else "-"
-        lines.append(f"{g['graph']:<22}{g['precision']:<6}{g['nodes']:>7}{g['custom']:>8}  "
-                     f"{g['bytes'] / 1024:>8.1f}KB  {err:>12}  {', '.join(g['ops']) or '-'}")
+        lines.append(
+            f"{g['graph']:<22}{g['precision']:<6}{g['nodes']:>7}{g['custom']:>8}  "
+            f"{g['bytes'] / 1024:>8.1f}KB  {err:>12}  {', '.join(g['ops']) or '-'}"
+        )
     return "\n".join(lines)
 
 
@@ -262,34 +354,52 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
-@app.command(epilog="Examples:\n\n  python -m export.onnx runs/tiny.pth -o runs/tiny.bundle\n\n"
-                    "  python -m export.onnx ssmic.pth -a ssmic --size 512x768 --precision fp16\n\n"
-                    "  python -m export.onnx slimcae.pth --width 192 --no-check -q")
-def export(checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="lictrt checkpoint or bare "
-                                                      "state_dict (.pth)")],
-           arch: Annotated[Optional[str], typer.Option("-a", "--arch", help="architecture (needed for a bare "
-                                                       "state_dict)")] = None,
-           out: Annotated[Optional[Path], typer.Option("-o", "--out", help="bundle directory (default: <checkpoint "
-                                                       "stem>.bundle beside it)")] = None,
-           precision: Annotated[Precision, typer.Option(help="graph precision")] = Precision.fp32,
-           size: Annotated[Optional[str], typer.Option(help="fixed input size HxW (multiples of the model's "
-                                                       "pad_multiple)")] = None,
-           dynamic: Annotated[bool, typer.Option("--dynamic", help="dynamic H x W (the default)")] = False,
-           width: Annotated[Optional[int], typer.Option(help="SlimCAE: export only this width")] = None,
-           no_check: Annotated[bool, typer.Option("--no-check", help="skip the ONNX Runtime parity check")] = False,
-           graph_passes: Annotated[GraphPasses, typer.Option(help="sub-pixel rewrite of ConvTranspose in "
-                                                             "reconstruction-only graphs (export/passes.py)")]
-           = GraphPasses.phases,
-           quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")] = False,
-           verbose: Annotated[bool, typer.Option("--verbose", help="exporter logs and tracebacks")] = False) -> int:
+@app.command(
+    epilog="Examples:\n\n  python -m export.onnx runs/tiny.pth -o runs/tiny.bundle\n\n"
+    "  python -m export.onnx ssmic.pth -a ssmic --size 512x768 --precision fp16\n\n"
+    "  python -m export.onnx slimcae.pth --width 192 --no-check -q"
+)
+def export(
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="lictrt checkpoint or bare state_dict (.pth)")
+    ],
+    arch: Annotated[
+        Optional[str], typer.Option("-a", "--arch", help="architecture (needed for a bare state_dict)")
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("-o", "--out", help="bundle directory (default: <checkpoint stem>.bundle beside it)"),
+    ] = None,
+    precision: Annotated[Precision, typer.Option(help="graph precision")] = Precision.fp32,
+    size: Annotated[
+        Optional[str], typer.Option(help="fixed input size HxW (multiples of the model's pad_multiple)")
+    ] = None,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="dynamic H x W (the default)")] = False,
+    width: Annotated[Optional[int], typer.Option(help="SlimCAE: export only this width")] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="skip the ONNX Runtime parity check")] = False,
+    graph_passes: Annotated[
+        GraphPasses,
+        typer.Option(help="sub-pixel rewrite of ConvTranspose in reconstruction-only graphs (export/passes.py)"),
+    ] = GraphPasses.phases,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="exporter logs and tracebacks")] = False,
+) -> int:
     """Export a checkpoint to a codec bundle: one ONNX graph per stage, coder tables, manifest; then check every
     graph against PyTorch in ONNX Runtime unless --no-check."""
     if size and dynamic:
         raise UsageError("--size and --dynamic exclude each other")
-    res = export_bundle(checkpoint, out, arch=arch, precision=precision.value,
-                        size=parse_size(size) if size else None, width=width, check=not no_check, verbose=verbose,
-                        progress=not quiet,
-                        graph_passes=None if graph_passes is GraphPasses.none else graph_passes.value)
+    res = export_bundle(
+        checkpoint,
+        out,
+        arch=arch,
+        precision=precision.value,
+        size=parse_size(size) if size else None,
+        width=width,
+        check=not no_check,
+        verbose=verbose,
+        progress=not quiet,
+        graph_passes=None if graph_passes is GraphPasses.none else graph_passes.value,
+    )
     print(summary(res))
     return 0
 

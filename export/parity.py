@@ -66,7 +66,7 @@ def load_image(path: Path, H: int, W: int) -> torch.Tensor:
     if a.shape[0] < H or a.shape[1] < W:
         a = np.tile(a, (H // a.shape[0] + 1, W // a.shape[1] + 1, 1))
     t, l = (a.shape[0] - H) // 2, (a.shape[1] - W) // 2
-    return torch.from_numpy(np.ascontiguousarray(a[t:t + H, l:l + W].transpose(2, 0, 1)))[None]
+    return torch.from_numpy(np.ascontiguousarray(a[t : t + H, l : l + W].transpose(2, 0, 1)))[None]
 
 
 def expected(stage: Stage, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -95,8 +95,14 @@ def check_graph(stage: Stage, session, x: torch.Tensor, label: str) -> list[Pari
     return res
 
 
-def check_stages(stages: list[Stage], paths: dict[str, Path], sizes: list[tuple[int, int]],
-                 image: Path | None = None, seed: int = 0, progress=None) -> list[ParityResult]:
+def check_stages(
+    stages: list[Stage],
+    paths: dict[str, Path],
+    sizes: list[tuple[int, int]],
+    image: Path | None = None,
+    seed: int = 0,
+    progress=None,
+) -> list[ParityResult]:
     """ORT vs PyTorch for every stage: the real ``image`` (if any) at the first size, random input at the others
     (at every size when there is no image).  One real + one random size keeps SSM graphs affordable on CPU."""
     results: list[ParityResult] = []
@@ -120,5 +126,7 @@ def assert_ok(results: list[ParityResult]) -> None:
     bad = [r for r in results if not r.ok]
     if bad:
         r = max(bad, key=lambda r: r.rel / r.tol)
-        raise ParityError(f"parity failed: {r.graph}.{r.output} on {r.input}: rel err {r.rel:.2e} > {r.tol:.0e}"
-                          f" ({len(bad)} failing checks)")
+        raise ParityError(
+            f"parity failed: {r.graph}.{r.output} on {r.input}: rel err {r.rel:.2e} > {r.tol:.0e}"
+            f" ({len(bad)} failing checks)"
+        )

@@ -96,8 +96,9 @@ def _phase_weight(w: np.ndarray, taps_h, taps_w, win_h, win_w) -> np.ndarray:
     return out
 
 
-def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
-                            min_out_channels: int = MIN_OUT_CHANNELS) -> int:
+def subpixel_conv_transpose(
+    model: onnx.ModelProto, form: str = DEFAULT_FORM, min_out_channels: int = MIN_OUT_CHANNELS
+) -> int:
     """Rewrite every eligible top-level ConvTranspose of ``model`` in place; returns how many were rewritten."""
     if form not in FORMS:
         raise PassError(f"unknown sub-pixel form {form!r} ({', '.join(FORMS)})")
@@ -136,20 +137,28 @@ def subpixel_conv_transpose(model: onnx.ModelProto, form: str = DEFAULT_FORM,
                 new_inits.append(numpy_helper.from_array(np.tile(b, len(ps)).astype(b.dtype), bname))
                 inputs.append(bname)
             out = f"{base}_phase{gi}"
-            new_nodes.append(helper.make_node("Conv", inputs, [out], name=f"{base}_conv{gi}",
-                                              kernel_shape=list(wt.shape[2:]),
-                                              pads=[-wh[0], -ww[0], wh[1], ww[1]], strides=[1, 1]))
+            new_nodes.append(
+                helper.make_node(
+                    "Conv",
+                    inputs,
+                    [out],
+                    name=f"{base}_conv{gi}",
+                    kernel_shape=list(wt.shape[2:]),
+                    pads=[-wh[0], -ww[0], wh[1], ww[1]],
+                    strides=[1, 1],
+                )
+            )
             outs.append(out)
         if form == "fused":
-            new_nodes.append(helper.make_node("DepthToSpace", outs, [node.output[0]], name=f"{base}_d2s",
-                                              blocksize=s, mode="DCR"))
+            new_nodes.append(
+                helper.make_node("DepthToSpace", outs, [node.output[0]], name=f"{base}_d2s", blocksize=s, mode="DCR")
+            )
         else:
             out = node.output[0]
             follower = _pointwise_follower(out, readers, inits, kept)
             if follower is not None:  # run it per phase, before the interleave
                 absorbed.add(follower.output[0])
-                outs = [_copy_node(follower, o, f"{base}_{follower.op_type}{i}", new_nodes)
-                        for i, o in enumerate(outs)]
+                outs = [_copy_node(follower, o, f"{base}_{follower.op_type}{i}", new_nodes) for i, o in enumerate(outs)]
                 out = follower.output[0]
             _interleave(outs, s, out, base, new_nodes, new_inits)
         done += 1
@@ -188,7 +197,7 @@ def _subgraph_reads(graph) -> set:
     used: set = set()
     for n in graph.node:
         for a in n.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
                 used |= _inputs_used(sub)
     return used
 
@@ -206,6 +215,7 @@ def _copy_node(node, first_input: str, name: str, nodes: list) -> str:
 
 def _interleave(phases: list, s: int, out: str, base: str, nodes: list, inits: list) -> None:
     """Nodes writing ``out`` [N,C,s·H,s·W] from ``phases`` [N,C,H,W] in DCR order (phase rh·s + rw)."""
+
     def const(name, values):
         inits.append(numpy_helper.from_array(np.asarray(values, dtype=np.int64), f"{base}_{name}"))
         return f"{base}_{name}"
@@ -221,8 +231,14 @@ def _interleave(phases: list, s: int, out: str, base: str, nodes: list, inits: l
     sw = node("Mul", [node("Slice", [shape, const("three", [3]), const("four", [4])], "w"), const("s", [s])], "sw")
     view = node("Reshape", [cat, node("Concat", [const("lead", [-1, s]), sw], "view_shape", axis=0)], "view")
     cols = node("Transpose", [view], "cols", perm=[0, 2, 1])  # [N·C·H, (rh, W), rw]
-    nodes.append(helper.make_node("Reshape", [cols, node("Mul", [shape, const("scale", [1, 1, s, s])], "out_shape")],
-                                  [out], name=f"{base}_out"))
+    nodes.append(
+        helper.make_node(
+            "Reshape",
+            [cols, node("Mul", [shape, const("scale", [1, 1, s, s])], "out_shape")],
+            [out],
+            name=f"{base}_out",
+        )
+    )
 
 
 def _inputs_used(graph) -> set:
@@ -238,8 +254,9 @@ def _drop_unused(model: onnx.ModelProto, names: set) -> None:
     model.graph.initializer.extend(keep)
 
 
-def optimize_reconstruction(model: onnx.ModelProto, form: str = DEFAULT_FORM,
-                            min_out_channels: int = MIN_OUT_CHANNELS) -> dict:
+def optimize_reconstruction(
+    model: onnx.ModelProto, form: str = DEFAULT_FORM, min_out_channels: int = MIN_OUT_CHANNELS
+) -> dict:
     """Apply the reconstruction-graph passes to ``model`` in place; records them in its metadata.
 
     Refuses a graph whose metadata marks it parse-critical (those must keep their exported arithmetic).

@@ -111,8 +111,16 @@ def _ensure_torch_ops() -> None:
         return torch.empty_like(x)
 
     @torch.library.custom_op("lictrt::selective_scan_2d", mutates_args=())
-    def _scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, Bs: torch.Tensor, Cs: torch.Tensor,
-              D: torch.Tensor, delta_bias: torch.Tensor, delta_softplus: int) -> torch.Tensor:
+    def _scan(
+        u: torch.Tensor,
+        delta: torch.Tensor,
+        A: torch.Tensor,
+        Bs: torch.Tensor,
+        Cs: torch.Tensor,
+        D: torch.Tensor,
+        delta_bias: torch.Tensor,
+        delta_softplus: int,
+    ) -> torch.Tensor:
         # The models' own natural-layout chunked implementation (captured before lictrt_ops() patches it).
         y = _natural_scan_2d(u.float(), delta.float(), A, Bs.float(), Cs.float(), D, delta_bias, bool(delta_softplus))
         return y.to(u.dtype)
@@ -135,9 +143,13 @@ def generalized_divisive_norm(x, gamma, beta, inverse: int = 0) -> torch.Tensor:
     gamma, beta = gamma.float(), beta.float()
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic(
-            f"{DOMAIN}::{GENERALIZED_DIVISIVE_NORM.name}", (x, gamma, beta),
+            f"{DOMAIN}::{GENERALIZED_DIVISIVE_NORM.name}",
+            (x, gamma, beta),
             node_attrs(GENERALIZED_DIVISIVE_NORM.name, inverse=inverse),
-            dtype=x.dtype, shape=x.shape, version=DOMAIN_VERSION)
+            dtype=x.dtype,
+            shape=x.shape,
+            version=DOMAIN_VERSION,
+        )
     return torch.ops.lictrt.generalized_divisive_norm(x, gamma, beta, int(inverse))
 
 
@@ -147,9 +159,13 @@ def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: bool =
     delta_bias = delta_bias.float() if delta_bias is not None else torch.zeros_like(D)
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic(
-            f"{DOMAIN}::{SELECTIVE_SCAN_2D.name}", (u, delta, A, Bs, Cs, D, delta_bias),
+            f"{DOMAIN}::{SELECTIVE_SCAN_2D.name}",
+            (u, delta, A, Bs, Cs, D, delta_bias),
             node_attrs(SELECTIVE_SCAN_2D.name, delta_softplus=int(bool(delta_softplus))),
-            dtype=u.dtype, shape=u.shape, version=DOMAIN_VERSION)
+            dtype=u.dtype,
+            shape=u.shape,
+            version=DOMAIN_VERSION,
+        )
     return torch.ops.lictrt.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, int(bool(delta_softplus)))
 
 
@@ -199,6 +215,7 @@ def lictrt_ops(*modules: torch.nn.Module) -> Iterator[None]:
     saved_scan = None
     try:
         import train.layers.ss2d as ss2d  # noqa: F811  (optional: exists once the SSM layers are in)
+
         saved_scan = ss2d.selective_scan_2d
     except ImportError:
         ss2d = None
@@ -241,8 +258,12 @@ class _Body:
 
     def const(self, value, dtype=np.int64) -> str:
         arr = np.asarray(value, dtype=dtype)
-        return self.op("Constant", value=helper.make_tensor(self._name() + "_v", helper.np_dtype_to_tensor_dtype(arr.dtype),
-                                                             arr.shape, arr.flatten().tolist()))
+        return self.op(
+            "Constant",
+            value=helper.make_tensor(
+                self._name() + "_v", helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape, arr.flatten().tolist()
+            ),
+        )
 
     def attr_const(self, attr: str) -> str:
         """Constant holding the int value of the function attribute ``attr``."""
@@ -274,15 +295,26 @@ def _gdn_body(opset: int) -> onnx.FunctionProto:
 def _branch(name: str, op_type: str, a: str, b: str) -> onnx.GraphProto:
     """An If branch computing ``op_type(a, b)`` from the enclosing body's values."""
     out = f"{name}_out"
-    return helper.make_graph([helper.make_node(op_type, [a, b], [out])], name, [],
-                             [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+    return helper.make_graph(
+        [helper.make_node(op_type, [a, b], [out])],
+        name,
+        [],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+    )
 
 
 def _function(c: OpContract, b: _Body, opset: int) -> onnx.FunctionProto:
     defaults = [helper.make_attribute(f.name, f.default) for f in c.fields]
     return helper.make_function(
-        DOMAIN, c.name, list(c.inputs), list(c.outputs), b.nodes,
-        [helper.make_opsetid("", opset)], attribute_protos=defaults, doc_string=c.doc)
+        DOMAIN,
+        c.name,
+        list(c.inputs),
+        list(c.outputs),
+        b.nodes,
+        [helper.make_opsetid("", opset)],
+        attribute_protos=defaults,
+        doc_string=c.doc,
+    )
 
 
 def _reverse_last(b: _Body, x: str) -> str:
@@ -343,8 +375,9 @@ def _scan_level(b: _Body, g: str, x: str, level: int) -> str:
     G = b.op("Squeeze", b.op("Slice", S, *last), b.const([-1]))  # [..., nb] block decay
     X = b.op("Squeeze", b.op("Slice", h_loc, *last), b.const([-1]))  # [..., nb] block-local end state
     H = _scan_level(b, G, X, level - 1)  # block end states
-    H_prev = b.op("Slice", b.op("Pad", H, b.const([0, 0, 0, 0, 1, 0, 0, 0, 0, 0])),
-                  b.const([0]), b.const([-1]), b.const([-1]))  # state entering each block
+    H_prev = b.op(
+        "Slice", b.op("Pad", H, b.const([0, 0, 0, 0, 1, 0, 0, 0, 0, 0])), b.const([0]), b.const([-1]), b.const([-1])
+    )  # state entering each block
     h = b.op("Add", h_loc, b.op("Mul", b.op("Exp", S), b.op("Unsqueeze", H_prev, b.const([-1]))))
     h = b.op("Reshape", h, b.const([0, 0, 0, 0, -1]))
     return b.op("Slice", h, b.const([0]), n, b.const([-1]))
@@ -356,8 +389,9 @@ def _scan_body(opset: int) -> onnx.FunctionProto:
     f32 = TensorProto.FLOAT
     u = b.op("Cast", "u", to=f32)
     shape = b.op("Shape", u)  # [B, Di, H, W]
-    dt = b.op("Add", b.op("Cast", "delta", to=f32),
-              b.op("Unsqueeze", b.op("Cast", "delta_bias", to=f32), b.const([1, 2])))
+    dt = b.op(
+        "Add", b.op("Cast", "delta", to=f32), b.op("Unsqueeze", b.op("Cast", "delta_bias", to=f32), b.const([1, 2]))
+    )
     sp = b.op("Cast", b.attr_const("delta_softplus"), to=TensorProto.BOOL)
     dt = b.op("Where", sp, b.op("Softplus", dt), dt)
     b0 = b.op("Slice", shape, b.const([0]), b.const([1]))
@@ -369,8 +403,9 @@ def _scan_body(opset: int) -> onnx.FunctionProto:
     B_s = _to_sequences(b, b.op("Cast", "Bs", to=f32))  # [B,4,N,L]
     C_s = _to_sequences(b, b.op("Cast", "Cs", to=f32))
     n_state = b.op("Shape", "A", start=1)
-    A = b.op("Reshape", b.op("Cast", "A", to=f32),
-             b.op("Concat", b.const([1, 4, -1]), n_state, b.const([1]), axis=0))  # [1,4,Di,N,1]
+    A = b.op(
+        "Reshape", b.op("Cast", "A", to=f32), b.op("Concat", b.const([1, 4, -1]), n_state, b.const([1]), axis=0)
+    )  # [1,4,Di,N,1]
     g = b.op("Mul", b.op("Unsqueeze", dt_s, b.const([3])), A)  # [B,4,Di,N,L]  log-decay <= 0
     x = b.op("Mul", b.op("Unsqueeze", dtu_s, b.const([3])), b.op("Unsqueeze", B_s, b.const([2])))
     h = _scan_level(b, g, x, SCAN_LEVELS)

@@ -21,9 +21,11 @@ def probe(path: str) -> dict:
     import tensorrt_rtx as trt
 
     calls: list[dict] = []
-    type_names = {getattr(trt.PluginFieldType, n): n for n in ("INT32", "FLOAT32", "CHAR", "INT64", "FLOAT16",
-                                                               "INT8", "FLOAT64", "INT16", "DIMS", "UNKNOWN")
-                  if hasattr(trt.PluginFieldType, n)}
+    type_names = {
+        getattr(trt.PluginFieldType, n): n
+        for n in ("INT32", "FLOAT32", "CHAR", "INT64", "FLOAT16", "INT8", "FLOAT64", "INT16", "DIMS", "UNKNOWN")
+        if hasattr(trt.PluginFieldType, n)
+    }
 
     class Creator(trt.IPluginCreatorV3One):
         def __init__(self, op):
@@ -31,16 +33,31 @@ def probe(path: str) -> dict:
             self.name, self.plugin_namespace, self.plugin_version = op.name, PLUGIN_NAMESPACE, PLUGIN_VERSION
             kinds = {"INT": (np.int32, trt.PluginFieldType.INT32), "FLOAT": (np.float32, trt.PluginFieldType.FLOAT32)}
             self.field_names = trt.PluginFieldCollection(
-                [trt.PluginField(f.name, np.array([f.default], dtype=kinds[f.onnx_type][0]), kinds[f.onnx_type][1])
-                 for f in op.fields])
+                [
+                    trt.PluginField(f.name, np.array([f.default], dtype=kinds[f.onnx_type][0]), kinds[f.onnx_type][1])
+                    for f in op.fields
+                ]
+            )
 
         def create_plugin(self, name, fc, phase):
             fields = []
             for f in fc:
-                fields.append({"name": f.name, "type": type_names.get(f.type, str(f.type)),
-                               "data": np.asarray(f.data).reshape(-1).tolist()})
-            calls.append({"creator": self.name, "namespace": self.plugin_namespace,
-                          "version": self.plugin_version, "layer": name, "fields": fields})
+                fields.append(
+                    {
+                        "name": f.name,
+                        "type": type_names.get(f.type, str(f.type)),
+                        "data": np.asarray(f.data).reshape(-1).tolist(),
+                    }
+                )
+            calls.append(
+                {
+                    "creator": self.name,
+                    "namespace": self.plugin_namespace,
+                    "version": self.plugin_version,
+                    "layer": name,
+                    "fields": fields,
+                }
+            )
             raise RuntimeError("lictrt contract probe: stop here")
 
     creators = [Creator(op) for op in OPS.values()]

@@ -87,9 +87,15 @@ def _nchw(c: int, s: int) -> list:
 
 def build_stages(model: nn.Module, plan: str, *, width: int | None = None) -> list[Stage]:
     """The stages of ``plan`` for ``model`` (fp32). ``width`` selects one SlimCAE width (default: all)."""
-    builders = {"hyperprior": _hyper, "mean_scale": _hyper, "spatial_context": _hyper,
-                "factorized": _factorized, "channel_slices": _channel_slices, "grouped_context": _grouped_context,
-                "grouped_slices": _grouped_slices}
+    builders = {
+        "hyperprior": _hyper,
+        "mean_scale": _hyper,
+        "spatial_context": _hyper,
+        "factorized": _factorized,
+        "channel_slices": _channel_slices,
+        "grouped_context": _grouped_context,
+        "grouped_slices": _grouped_slices,
+    }
     if plan not in builders:
         raise ExportError(f"coding plan {plan!r} is not supported by the exporter (known: {', '.join(builders)})")
     if plan != "factorized" and width is not None:
@@ -113,9 +119,12 @@ def _hyper(model, plan, graphs) -> list[Stage]:
     def ex_y(x):
         return (torch.round(_latents(model, x, abs_y)[0]),)
 
-    stages = [_stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
-              _stage(graphs["hyper_synthesis"], ex_z, {"z_hat": dyn})]
+    stages = [
+        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
+        _stage(graphs["hyper_synthesis"], ex_z, {"z_hat": dyn}),
+    ]
     if plan == "spatial_context":
+
         def ex_ctx(x):
             (y_hat,), (z_hat,) = ex_y(x), ex_z(x)
             with torch.no_grad():
@@ -137,8 +146,12 @@ def _hyper(model, plan, graphs) -> list[Stage]:
             hs_c = {"scales": My, "means": My, "params": 2 * My}
             st.shapes = {"z_hat": _nchw(Nz, sz), **{o: _nchw(hs_c[o], sy) for o in st.outputs}}
         elif st.name == "context_step":
-            st.shapes = {"params": ["P", 2 * My], "windows": ["P", My, CONTEXT_K, CONTEXT_K],
-                         "scales": ["P", My], "means": ["P", My]}
+            st.shapes = {
+                "params": ["P", 2 * My],
+                "windows": ["P", My, CONTEXT_K, CONTEXT_K],
+                "scales": ["P", My],
+                "means": ["P", My],
+            }
         elif st.name == "synthesis":
             st.shapes = {"y_hat": _nchw(My, sy), "x_hat": _nchw(3, 1)}
     return stages
@@ -183,16 +196,23 @@ def _channel_slices(model, plan, graphs) -> list[Stage]:
     def pick(*names):
         return lambda x: tuple(slice_latents(model, x)[n] for n in names)
 
-    stages = [_stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
-              _stage(graphs["hyper_synthesis"], pick("z_hat"), {"z_hat": dyn})]
+    stages = [
+        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
+        _stage(graphs["hyper_synthesis"], pick("z_hat"), {"z_hat": dyn}),
+    ]
     stages[0].shapes = {"x": _nchw(3, 1), "y": _nchw(M, sy), "z": _nchw(Nz, sz)}
     stages[1].shapes = {"z_hat": _nchw(Nz, sz), "latent_means": _nchw(Ml, sy), "latent_scales": _nchw(Ml, sy)}
     for i in range(S):
         sl, lr = graphs[f"slice{i}"], graphs[f"lrp{i}"]
         sup = sl.inputs[2:]
         st = _stage(sl, pick(*sl.inputs), {n: dyn for n in sl.inputs})
-        st.shapes = {"latent_means": _nchw(Ml, sy), "latent_scales": _nchw(Ml, sy), **{n: _nchw(sw, sy) for n in sup},
-                     "mu": _nchw(sw, sy), "scale": _nchw(sw, sy)}
+        st.shapes = {
+            "latent_means": _nchw(Ml, sy),
+            "latent_scales": _nchw(Ml, sy),
+            **{n: _nchw(sw, sy) for n in sup},
+            "mu": _nchw(sw, sy),
+            "scale": _nchw(sw, sy),
+        }
         # lrp<i>'s last input is slice i quantized (mu + round(y - mu)) before its own LRP: yq_i in slice_latents
         ex = pick("latent_means", *sup, f"yq_{i}")
         lrp = _stage(lr, ex, {n: dyn for n in lr.inputs})
@@ -215,19 +235,32 @@ def _grouped_context(model, plan, graphs) -> list[Stage]:
             z_hat = torch.round(full.h_a(y))
             return {"x": x, "y": y, "z_hat": z_hat, "y_hat": torch.round(y), "params": full.h_s(z_hat)}
 
-    shapes = {"x": _nchw(3, 1), "y": _nchw(M, 16), "z": _nchw(N, 64), "z_hat": _nchw(N, 64),
-              "params": _nchw(2 * M, 16), "y_hat": _nchw(M, 16), "x_hat": _nchw(3, 1), "scales": _nchw(M, 16),
-              "means": _nchw(M, 16)}
+    shapes = {
+        "x": _nchw(3, 1),
+        "y": _nchw(M, 16),
+        "z": _nchw(N, 64),
+        "z_hat": _nchw(N, 64),
+        "params": _nchw(2 * M, 16),
+        "y_hat": _nchw(M, 16),
+        "x_hat": _nchw(3, 1),
+        "scales": _nchw(M, 16),
+        "means": _nchw(M, 16),
+    }
     stages = []
     for name, g in graphs.items():
         if name == "context.scanline" or g.inputs == ["params", "windows"]:
+
             def ex(x):
                 t = lat(x)
                 return t["params"][0].flatten(1).t().contiguous(), windows_of(t["y_hat"]).contiguous()
 
             st = _stage(g, ex, {"params": (0,), "windows": (0,)})
-            st.shapes = {"params": ["P", 2 * M], "windows": ["P", M, CONTEXT_K, CONTEXT_K],
-                         "scales": ["P", M], "means": ["P", M]}
+            st.shapes = {
+                "params": ["P", 2 * M],
+                "windows": ["P", M, CONTEXT_K, CONTEXT_K],
+                "scales": ["P", M],
+                "means": ["P", M],
+            }
         else:
             st = _stage(g, lambda x, g=g: tuple(lat(x)[n] for n in g.inputs), {n: dyn for n in g.inputs})
             st.shapes = {n: shapes[n] for n in g.inputs + g.outputs}
@@ -245,6 +278,7 @@ def _grouped_slices(model, plan, graphs) -> list[Stage]:
     strides = {"x": 1, "x_hat": 1, "z": sz, "z_hat": sz}
     stages = []
     for g in graphs.values():
+
         def example(x, names=tuple(g.inputs)):
             t = group_latents(model, x, example_group_mask(x))
             return tuple(t[n] for n in names)

@@ -53,8 +53,10 @@ def find_backend(prefer: str | None = None) -> Backend:
             errors.append(f"{modname}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
             continue
         return Backend(name, mod, getattr(mod, "__version__", "?"))
-    raise TrtError("no TensorRT found (" + "; ".join(errors) + "); install TensorRT, or `pip install "
-                   "tensorrt-rtx==1.7.1.116` to build plugin-free engines")
+    raise TrtError(
+        "no TensorRT found (" + "; ".join(errors) + "); install TensorRT, or `pip install "
+        "tensorrt-rtx==1.7.1.116` to build plugin-free engines"
+    )
 
 
 def parse_shapes(text: str, pad: int) -> list[tuple[int, int]]:
@@ -89,9 +91,13 @@ def dim_value(d, H: int, W: int, which: str):
 
 
 def profile_shapes(graph: dict, sizes: list[tuple[int, int]]) -> dict[str, tuple[tuple[int, ...], ...]]:
-    return {inp["name"]: tuple(tuple(dim_value(d, H, W, which) for d in inp["shape"])
-                               for (H, W), which in zip(sizes, ("min", "opt", "max")))
-            for inp in graph["inputs"]}
+    return {
+        inp["name"]: tuple(
+            tuple(dim_value(d, H, W, which) for d in inp["shape"])
+            for (H, W), which in zip(sizes, ("min", "opt", "max"))
+        )
+        for inp in graph["inputs"]
+    }
 
 
 def gpu_tag(be: Backend) -> str:
@@ -135,17 +141,27 @@ def build_engine(be: Backend, onnx_path: Path, shapes: dict, verbose: bool = Fal
     return bytes(plan)
 
 
-def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: str | None = None,
-                 shapes: str | None = None, graphs: list[str] | None = None, backend: str | None = None,
-                 verbose: bool = False, progress: bool = True) -> dict:
+def build_bundle(
+    bundle: str | Path,
+    *,
+    precision: str | None = None,
+    plugins: str | None = None,
+    shapes: str | None = None,
+    graphs: list[str] | None = None,
+    backend: str | None = None,
+    verbose: bool = False,
+    progress: bool = True,
+) -> dict:
     """Build an engine for each graph of ``bundle``; updates the manifest. Returns the new engine entries."""
     from tqdm import tqdm
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     if precision is not None and precision != manifest["precision"]:
-        raise TrtError(f"{bundle} was exported as {manifest['precision']}; TensorRT is strongly typed, so "
-                       f"re-export with `python -m export.onnx --precision {precision}`")
+        raise TrtError(
+            f"{bundle} was exported as {manifest['precision']}; TensorRT is strongly typed, so "
+            f"re-export with `python -m export.onnx --precision {precision}`"
+        )
     be = find_backend(backend)
     if plugins:
         if be.name != "trt":
@@ -170,19 +186,25 @@ def build_bundle(bundle: str | Path, *, precision: str | None = None, plugins: s
     out_dir.mkdir(exist_ok=True)
     tag = gpu_tag(be)
     new = {}
-    for g in tqdm(names, desc=f"build ({be.name} {be.version})", unit="engine", disable=not progress,
-                  file=sys.stderr):
+    for g in tqdm(names, desc=f"build ({be.name} {be.version})", unit="engine", disable=not progress, file=sys.stderr):
         entry = manifest["graphs"][g]
         shp = profile_shapes(entry, sizes)
         t0 = time.time()
         plan = build_engine(be, bundle / entry["file"], shp, verbose)
         fname = f"{g}.{be.name}.{entry['precision']}.{tag}.engine"
         write_atomic(out_dir / fname, plan)
-        new[fname[:-len(".engine")]] = {
-            "file": f"engines/{fname}", "graph": g, "backend": be.name, "backend_version": be.version,
-            "precision": entry["precision"], "gpu": tag, "plugins": bool(plugins),
+        new[fname[: -len(".engine")]] = {
+            "file": f"engines/{fname}",
+            "graph": g,
+            "backend": be.name,
+            "backend_version": be.version,
+            "precision": entry["precision"],
+            "gpu": tag,
+            "plugins": bool(plugins),
             "profile": {k: [list(s) for s in v] for k, v in shp.items()},
-            "bytes": len(plan), "build_seconds": round(time.time() - t0, 3)}
+            "bytes": len(plan),
+            "build_seconds": round(time.time() - t0, 3),
+        }
     manifest.setdefault("engines", {}).update(new)
     if manifest.get("files") is not None:  # a bundle with digests: the new engines get theirs
         manifest["files"].update({e["file"]: file_digest(bundle / e["file"]) for e in new.values()})
@@ -203,25 +225,35 @@ class Which(str, Enum):
     rtx = "rtx"
 
 
-@app.command(epilog="Examples:\n\n  python -m export.trt runs/tiny.bundle\n\n"
-                    "  python -m export.trt runs/ssmic.bundle --plugins build/trt_plugins/liblictrt_plugins.so "
-                    "--shapes 256x256:512x768:1024x1536\n\n  python -m export.trt runs/tiny.bundle --backend rtx "
-                    "--graphs synthesis -q")
-def build(bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory")],
-          precision: Annotated[Optional[Precision], typer.Option(help="must match the bundle's export "
-                                                                 "precision")] = None,
-          plugins: Annotated[Optional[str], typer.Option(help="lictrt TensorRT plugin library (full TensorRT "
-                                                         "only)")] = None,
-          shapes: Annotated[Optional[str], typer.Option(help=f"profile image sizes MIN:OPT:MAX (default "
-                                                        f"{DEFAULT_SHAPES})")] = None,
-          graphs: Annotated[Optional[str], typer.Option(help="comma-separated graph names (default: all)")] = None,
-          backend: Annotated[Optional[Which], typer.Option(help="force a backend")] = None,
-          quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar")] = False,
-          verbose: Annotated[bool, typer.Option("--verbose", help="builder logs and tracebacks")] = False) -> int:
+@app.command(
+    epilog="Examples:\n\n  python -m export.trt runs/tiny.bundle\n\n"
+    "  python -m export.trt runs/ssmic.bundle --plugins build/trt_plugins/liblictrt_plugins.so "
+    "--shapes 256x256:512x768:1024x1536\n\n  python -m export.trt runs/tiny.bundle --backend rtx "
+    "--graphs synthesis -q"
+)
+def build(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory")],
+    precision: Annotated[Optional[Precision], typer.Option(help="must match the bundle's export precision")] = None,
+    plugins: Annotated[Optional[str], typer.Option(help="lictrt TensorRT plugin library (full TensorRT only)")] = None,
+    shapes: Annotated[
+        Optional[str], typer.Option(help=f"profile image sizes MIN:OPT:MAX (default {DEFAULT_SHAPES})")
+    ] = None,
+    graphs: Annotated[Optional[str], typer.Option(help="comma-separated graph names (default: all)")] = None,
+    backend: Annotated[Optional[Which], typer.Option(help="force a backend")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="builder logs and tracebacks")] = False,
+) -> int:
     """Build TensorRT (or TensorRT-RTX) engines for a bundle's graphs into BUNDLE/engines and the manifest."""
-    new = build_bundle(bundle, precision=precision.value if precision else None, plugins=plugins, shapes=shapes,
-                       graphs=graphs.split(",") if graphs else None, backend=backend.value if backend else None,
-                       verbose=verbose, progress=not quiet)
+    new = build_bundle(
+        bundle,
+        precision=precision.value if precision else None,
+        plugins=plugins,
+        shapes=shapes,
+        graphs=graphs.split(",") if graphs else None,
+        backend=backend.value if backend else None,
+        verbose=verbose,
+        progress=not quiet,
+    )
     for k, v in new.items():
         print(f"{v['file']:<60} {v['bytes'] / 1024:>9.1f}KB  {v['build_seconds']:.2f}s")
     return 0

@@ -26,8 +26,14 @@ from .cli import CONTEXT, EXIT_ERROR, UsageError, error_line, progress, run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
-app = typer.Typer(name="python -m runtime", help="lictrt codec runtime: image ⇄ .lic bitstream with a codec bundle.",
-                  context_settings=CONTEXT, no_args_is_help=True, add_completion=True, rich_markup_mode=None)
+app = typer.Typer(
+    name="python -m runtime",
+    help="lictrt codec runtime: image ⇄ .lic bitstream with a codec bundle.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode=None,
+)
 
 
 class Backend(str, Enum):
@@ -54,15 +60,21 @@ class Order(str, Enum):
 
 
 BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
-OutputOpt = Annotated[Path, typer.Option("-o", "--output",
-                                         help="output file; a folder when INPUT is a folder or several files")]
+OutputOpt = Annotated[
+    Path, typer.Option("-o", "--output", help="output file; a folder when INPUT is a folder or several files")
+]
 BackendOpt = Annotated[Backend, typer.Option(help="where reconstruction graphs run")]
 DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu (default), cuda, cuda:N")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="intra-op threads of the reconstruction backend")]
-CkptOpt = Annotated[Optional[Path], typer.Option(help="checkpoint for --backend torch (bundles carry no torch "
-                                                      "weights); must be the bundle's own model")]
-ParseOpt = Annotated[ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime "
-                                                  "CPU fp32)")]
+CkptOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="checkpoint for --backend torch (bundles carry no torch weights); must be the bundle's own model"
+    ),
+]
+ParseOpt = Annotated[
+    ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32)")
+]
 JobsOpt = Annotated[int, typer.Option("-j", "--jobs", min=1, help="files coded in parallel threads")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar and no per-file lines")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
@@ -71,8 +83,15 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error
 def _open(bundle, backend, device, threads, checkpoint, parse_path, **kw):
     from .codec import Codec
 
-    return Codec.open(bundle, backend=backend.value, device=device, threads=threads, checkpoint=checkpoint,
-                      parse_path=parse_path.value, **kw)
+    return Codec.open(
+        bundle,
+        backend=backend.value,
+        device=device,
+        threads=threads,
+        checkpoint=checkpoint,
+        parse_path=parse_path.value,
+        **kw,
+    )
 
 
 def _jobs(inputs: list[Path], output: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
@@ -137,39 +156,72 @@ def _code_all(pairs, work, jobs: int, quiet: bool, line, what: str) -> int:
         nbytes = sum(s["bytes"] for s in done)
         px = sum(s["size"][0] * s["size"][1] for s in done)
         bpp = 8.0 * nbytes / px if px else 0.0
-        print(f"{len(done)} of {len(pairs)} files {what}d: {nbytes} bytes, {bpp:.4f} bpp, "
-              f"{time.perf_counter() - t0:.2f} s" + (f", {failed} failed" if failed else ""))
+        print(
+            f"{len(done)} of {len(pairs)} files {what}d: {nbytes} bytes, {bpp:.4f} bpp, "
+            f"{time.perf_counter() - t0:.2f} s" + (f", {failed} failed" if failed else "")
+        )
     return EXIT_ERROR if failed else 0
 
 
-@app.command(epilog="Examples:\n\n  python -m runtime encode runs/tiny.bundle photo.png -o photo.lic\n\n"
-                    "  python -m runtime encode runs/tiny.bundle photos/ -o lic/ -j 4 --mode compat")
-def encode(bundle: BundleArg,
-           inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="image file(s) or folder(s) of images")],
-           output: OutputOpt,
-           mode: Annotated[Mode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")] = Mode.fast,
-           substreams: Annotated[int, typer.Option(min=1, help="fast mode: independent substreams per stream")] = 1,
-           width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
-           context_order: Annotated[Optional[Order], typer.Option(
-               help="spatial_context plans: coding order (default: the bundle's, wavefront)")] = None,
-           level: Annotated[Optional[str], typer.Option(
-               help="scalable bundles (BaSIC): a preset (fastest, full) or e.g. g_a=48,g_s=96,context=4stage; "
-                    "written into the file, the decoder reads it from there")] = None,
-           mask: Annotated[Optional[Path], typer.Option(
-               help="grouped plans (GIT-SSIC): label PNG of the groups at the image's full, 1/16 or 1/32 size, or "
-                    "a folder of them named like the images; default: the whole image is group 0")] = None,
-           backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
-           checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
-           quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
+@app.command(
+    epilog="Examples:\n\n  python -m runtime encode runs/tiny.bundle photo.png -o photo.lic\n\n"
+    "  python -m runtime encode runs/tiny.bundle photos/ -o lic/ -j 4 --mode compat"
+)
+def encode(
+    bundle: BundleArg,
+    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="image file(s) or folder(s) of images")],
+    output: OutputOpt,
+    mode: Annotated[Mode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")] = Mode.fast,
+    substreams: Annotated[int, typer.Option(min=1, help="fast mode: independent substreams per stream")] = 1,
+    width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
+    context_order: Annotated[
+        Optional[Order], typer.Option(help="spatial_context plans: coding order (default: the bundle's, wavefront)")
+    ] = None,
+    level: Annotated[
+        Optional[str],
+        typer.Option(
+            help="scalable bundles (BaSIC): a preset (fastest, full) or e.g. g_a=48,g_s=96,context=4stage; "
+            "written into the file, the decoder reads it from there"
+        ),
+    ] = None,
+    mask: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="grouped plans (GIT-SSIC): label PNG of the groups at the image's full, 1/16 or 1/32 size, or "
+            "a folder of them named like the images; default: the whole image is group 0"
+        ),
+    ] = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    checkpoint: CkptOpt = None,
+    parse_path: ParseOpt = ParsePath.auto,
+    jobs: JobsOpt = 2,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> int:
     """Encode images into .lic bitstreams (one output per input)."""
     pairs = _jobs(inputs, output, IMAGE_SUFFIXES, ".lic")
-    codec = _open(bundle, backend, device, threads, checkpoint, parse_path, mode=mode.value, substreams=substreams,
-                  width=width, context_order=context_order.value if context_order else None, level=level)
+    codec = _open(
+        bundle,
+        backend,
+        device,
+        threads,
+        checkpoint,
+        parse_path,
+        mode=mode.value,
+        substreams=substreams,
+        width=width,
+        context_order=context_order.value if context_order else None,
+        level=level,
+    )
 
     def line(dst, st):
-        return (f"{dst}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
-                f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
-                + (f", level {st['level']}" if "level" in st else ""))
+        return (
+            f"{dst}: {st['bytes']} bytes, {st['bpp']:.4f} bpp, {1e3 * st['total_s']:.1f} ms "
+            f"(network {1e3 * st['network_s']:.1f} ms, entropy {1e3 * st['entropy_s']:.1f} ms)"
+            + (f", level {st['level']}" if "level" in st else "")
+        )
 
     def work(src, dst):
         if mask is None:
@@ -184,16 +236,27 @@ def encode(bundle: BundleArg,
     return _code_all(pairs, work, jobs, quiet, line, "encode")
 
 
-@app.command(epilog="Examples:\n\n  python -m runtime decode runs/tiny.bundle photo.lic -o photo.png\n\n"
-                    "  python -m runtime decode runs/tiny.bundle lic/ -o decoded/ -j 4")
-def decode(bundle: BundleArg,
-           inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help=".lic file(s) or folder(s) of .lic files")],
-           output: OutputOpt,
-           groups: Annotated[Optional[str], typer.Option(
-               help="grouped plans (GIT-SSIC): decode only these group labels, e.g. 1,3 (the rest is zero)")] = None,
-           backend: BackendOpt = Backend.auto, device: DeviceOpt = None, threads: ThreadsOpt = None,
-           checkpoint: CkptOpt = None, parse_path: ParseOpt = ParsePath.auto, jobs: JobsOpt = 2,
-           quiet: QuietOpt = False, verbose: VerboseOpt = False) -> int:
+@app.command(
+    epilog="Examples:\n\n  python -m runtime decode runs/tiny.bundle photo.lic -o photo.png\n\n"
+    "  python -m runtime decode runs/tiny.bundle lic/ -o decoded/ -j 4"
+)
+def decode(
+    bundle: BundleArg,
+    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help=".lic file(s) or folder(s) of .lic files")],
+    output: OutputOpt,
+    groups: Annotated[
+        Optional[str],
+        typer.Option(help="grouped plans (GIT-SSIC): decode only these group labels, e.g. 1,3 (the rest is zero)"),
+    ] = None,
+    backend: BackendOpt = Backend.auto,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    checkpoint: CkptOpt = None,
+    parse_path: ParseOpt = ParsePath.auto,
+    jobs: JobsOpt = 2,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> int:
     """Decode .lic bitstreams into images (PNG unless -o names another suffix)."""
     wanted = None
     if groups is not None:
@@ -205,12 +268,13 @@ def decode(bundle: BundleArg,
     codec = _open(bundle, backend, device, threads, checkpoint, parse_path)
 
     def line(dst, st):
-        return (f"{dst}: {st['size'][1]}x{st['size'][0]}, {st['bytes']} bytes, {st['bpp']:.4f} bpp, "
-                f"{1e3 * st['total_s']:.1f} ms (network {1e3 * st['network_s']:.1f} ms, "
-                f"entropy {1e3 * st['entropy_s']:.1f} ms)" + (f", level {st['level']}" if "level" in st else ""))
+        return (
+            f"{dst}: {st['size'][1]}x{st['size'][0]}, {st['bytes']} bytes, {st['bpp']:.4f} bpp, "
+            f"{1e3 * st['total_s']:.1f} ms (network {1e3 * st['network_s']:.1f} ms, "
+            f"entropy {1e3 * st['entropy_s']:.1f} ms)" + (f", level {st['level']}" if "level" in st else "")
+        )
 
-    return _code_all(pairs, lambda src, dst: codec.decode_file(src, dst, groups=wanted), jobs, quiet, line,
-                     "decode")
+    return _code_all(pairs, lambda src, dst: codec.decode_file(src, dst, groups=wanted), jobs, quiet, line, "decode")
 
 
 def info(path, bundle=None) -> str:
@@ -238,12 +302,14 @@ def info(path, bundle=None) -> str:
                 level = f"  level {Levels.format(levels.from_bytes(h.level))}"
     payload = sum(len(s.payload) for s in streams)
     px = h.height * h.width
-    lines = [f"{path}: lictrt container {h.major}.{h.minor}, {len(data)} bytes, image {h.width}x{h.height} "
-             f"(pad {h.pad_multiple}), {8 * len(data) / px:.4f} bpp ({8 * payload / px:.4f} bpp payload)",
-             f"  model {bytes(h.model_hash).hex()}",
-             f"  plan {h.plan_kind_name}, width index {h.width_index}, coder {h.coder_mode_name}, "
-             f"parse path {h.parse_path_name}, flags {h.flags:#06x}" + level,
-             f"  {'stream':<16}{'symbols':>10}{'bytes':>10}{'bits/sym':>10}  symbols crc"]
+    lines = [
+        f"{path}: lictrt container {h.major}.{h.minor}, {len(data)} bytes, image {h.width}x{h.height} "
+        f"(pad {h.pad_multiple}), {8 * len(data) / px:.4f} bpp ({8 * payload / px:.4f} bpp payload)",
+        f"  model {bytes(h.model_hash).hex()}",
+        f"  plan {h.plan_kind_name}, width index {h.width_index}, coder {h.coder_mode_name}, "
+        f"parse path {h.parse_path_name}, flags {h.flags:#06x}" + level,
+        f"  {'stream':<16}{'symbols':>10}{'bytes':>10}{'bits/sym':>10}  symbols crc",
+    ]
     for s in streams:
         bps = 8 * len(s.payload) / s.n_symbols if s.n_symbols else 0.0
         lines.append(f"  {s.kind:<16}{s.n_symbols:>10}{len(s.payload):>10}{bps:>10.3f}  {s.symbols_crc:08x}")
@@ -252,17 +318,21 @@ def info(path, bundle=None) -> str:
     groups = group_bytes({s.kind: len(s.payload) for s in streams})
     if groups:
         shared = {s.kind: len(s.payload) for s in streams if s.kind in ("mask", "z")}
-        lines.append(f"  {len(groups)} groups (bytes; shared: " + ", ".join(f"{k} {v}" for k, v in shared.items())
-                     + ")")
+        lines.append(
+            f"  {len(groups)} groups (bytes; shared: " + ", ".join(f"{k} {v}" for k, v in shared.items()) + ")"
+        )
         lines += [f"  group {g:<10}{n:>10}" for g, n in groups.items()]
     return "\n".join(lines)
 
 
 @app.command("info", epilog="Examples:\n\n  python -m runtime info photo.lic\n\n  python -m runtime info photo.png")
-def info_cmd(inputs: Annotated[list[Path], typer.Argument(metavar="FILE", help=".lic or image file(s)")],
-             bundle: Annotated[Optional[Path], typer.Option(
-                 help="scalable bundles: name the file's level with this bundle's levels")] = None,
-             verbose: VerboseOpt = False) -> int:
+def info_cmd(
+    inputs: Annotated[list[Path], typer.Argument(metavar="FILE", help=".lic or image file(s)")],
+    bundle: Annotated[
+        Optional[Path], typer.Option(help="scalable bundles: name the file's level with this bundle's levels")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> int:
     """Print a .lic file's header and streams, or how an image file will be read (format, bits, alpha, EXIF)."""
     for p in inputs:
         print(info(p, bundle))

@@ -30,8 +30,12 @@ TABLES: str = _lictrt.TABLES_FILE
 #: grouped_context bundle one graph per level-axis value (:func:`level_graphs`).
 PLAN_GRAPHS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _lictrt.PLAN_GRAPHS.items()}
 #: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs
-LEVEL_GRAPHS: dict[str, str] = {"g_a": "analysis", "h_a": "hyper_analysis", "h_s": "hyper_synthesis",
-                                "g_s": "synthesis"}
+LEVEL_GRAPHS: dict[str, str] = {
+    "g_a": "analysis",
+    "h_a": "hyper_analysis",
+    "h_s": "hyper_synthesis",
+    "g_s": "synthesis",
+}
 
 
 def level_graph(module: str, width) -> str:
@@ -154,8 +158,10 @@ def verify_files(bundle: Path, m: dict) -> None:
         if not full.is_file():
             raise BundleError(f"bundle file {name} is missing from {bundle}")
         if file_digest(full) != want:
-            raise BundleError(f"bundle file {name} does not match its digest in the manifest (edited, damaged, or "
-                              "left from another export): re-export the bundle")
+            raise BundleError(
+                f"bundle file {name} does not match its digest in the manifest (edited, damaged, or "
+                "left from another export): re-export the bundle"
+            )
 
 
 def check_format(m) -> None:
@@ -163,8 +169,9 @@ def check_format(m) -> None:
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise BundleError(f"manifest format is {m.get('format') if isinstance(m, dict) else m!r}, expected '{FORMAT}'")
     if m.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"unsupported bundle format_version {m.get('format_version')} "
-                          f"(this runtime reads {FORMAT_VERSION})")
+        raise BundleError(
+            f"unsupported bundle format_version {m.get('format_version')} (this runtime reads {FORMAT_VERSION})"
+        )
 
 
 @dataclass(frozen=True)
@@ -195,8 +202,10 @@ class EntropyTables:
     def validate(self) -> None:
         t = self.cdf.shape[0] if self.cdf.ndim == 2 else -1
         if t < 1 or self.cdf_length.shape != (t,) or self.offset.shape != (t,):
-            raise BundleError(f"tables '{self.name}': cdf {self.cdf.shape}, cdf_length {self.cdf_length.shape}, "
-                              f"offset {self.offset.shape} do not agree")
+            raise BundleError(
+                f"tables '{self.name}': cdf {self.cdf.shape}, cdf_length {self.cdf_length.shape}, "
+                f"offset {self.offset.shape} do not agree"
+            )
         if int(self.cdf_length.min()) < 2 or int(self.cdf_length.max()) > self.cdf.shape[1]:
             raise BundleError(f"tables '{self.name}': cdf_length outside [2, {self.cdf.shape[1]}]")
         if self.scale_table is not None:
@@ -231,7 +240,9 @@ def tables_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, EntropyTables
             cdf_length=np.ascontiguousarray(g["cdf_length"]).reshape(-1),
             offset=np.ascontiguousarray(g["offset"]).reshape(-1),
             medians=None if "medians" not in g else np.ascontiguousarray(g["medians"], dtype=np.float32).reshape(-1),
-            scale_table=None if "scale_table" not in g else np.ascontiguousarray(g["scale_table"], dtype=np.float32).reshape(-1),
+            scale_table=None
+            if "scale_table" not in g
+            else np.ascontiguousarray(g["scale_table"], dtype=np.float32).reshape(-1),
             scale_bound=None if bound is None else np.float32(bound),
         )
         t.validate()

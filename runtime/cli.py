@@ -25,17 +25,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError", "run", "progress",
-           "quiet_third_party", "error_line", "CONTEXT"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+    "UsageError",
+    "run",
+    "progress",
+    "quiet_third_party",
+    "error_line",
+    "CONTEXT",
+]
 
 #: Typer/click context settings every lictrt app uses (``-h`` as well as ``--help``)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -108,10 +118,18 @@ def run(app, argv: list[str] | None = None, prog: str | None = None) -> int:
         return EXIT_ERROR
 
 
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-             quiet: bool = False, leave: bool = False):
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    quiet: bool = False,
+    leave: bool = False,
+):
     """A tqdm progress bar on stderr (disabled by ``quiet``)."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=quiet, leave=leave, file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, desc=desc, unit=unit, disable=quiet, leave=leave, file=sys.stderr, dynamic_ncols=True
+    )

@@ -27,8 +27,8 @@ from . import image as img
 from .backends import BackendError
 from .bundle import Bundle, BundleError  # noqa: F401  (re-exported: Codec.open raises it)
 from .container import CODER_MODES, FLAG_RASTER_CONTEXT, KNOWN_FLAGS, MAX_PIXELS, PARSE_PATHS, Header
-from .files import check_distinct, write_atomic
 from .errors import BitstreamError, GroupError
+from .files import check_distinct, write_atomic
 from .levels import LevelError, levels_of
 from .plans.context import PlanContext
 
@@ -59,9 +59,19 @@ class Codec:
     and ``last_stats`` is per thread.
     """
 
-    def __init__(self, bundle: Bundle, recon, parse_backends: dict, parse_path: str, mode: str = "fast",
-                 substreams: int = 1, width: int | None = None, follow_parse_path: bool = True,
-                 context_order: str | None = None, level: str | dict | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        recon,
+        parse_backends: dict,
+        parse_path: str,
+        mode: str = "fast",
+        substreams: int = 1,
+        width: int | None = None,
+        follow_parse_path: bool = True,
+        context_order: str | None = None,
+        level: str | dict | None = None,
+    ):
         if mode not in CODER_MODES:
             raise CodecError(f"unknown coder mode '{mode}' (fast, compat)")
         if parse_path not in parse_backends:
@@ -95,10 +105,22 @@ class Codec:
 
     # ---- construction -------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, bundle, backend: str = "auto", device: str | None = None, mode: str = "fast",
-             threads: int | None = None, *, checkpoint=None, model=None, parse_path: str = "auto",
-             substreams: int = 1, width: int | None = None, context_order: str | None = None,
-             level: str | dict | None = None) -> "Codec":
+    def open(
+        cls,
+        bundle,
+        backend: str = "auto",
+        device: str | None = None,
+        mode: str = "fast",
+        threads: int | None = None,
+        *,
+        checkpoint=None,
+        model=None,
+        parse_path: str = "auto",
+        substreams: int = 1,
+        width: int | None = None,
+        context_order: str | None = None,
+        level: str | dict | None = None,
+    ) -> "Codec":
         """Open a bundle directory (or a :class:`Bundle`) on ``backend``.
 
         ``backend="torch"`` needs ``checkpoint`` (path) or ``model``: the bundle holds no torch weights.
@@ -127,7 +149,9 @@ class Codec:
 
             if torch_model is None:
                 if checkpoint is None:
-                    raise CodecError("backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights")
+                    raise CodecError(
+                        "backend 'torch' needs checkpoint=... (or model=...): bundles carry no torch weights"
+                    )
                 torch_model = torch_ref.load_checkpoint(checkpoint)
             if b.path is not None:  # an exported bundle: the weights must be the ones it was exported from
                 torch_ref.check_matches(torch_model, b, f"checkpoint {checkpoint}" if checkpoint else "the model")
@@ -135,12 +159,23 @@ class Codec:
         if torch_model is not None:
             parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
         pp = _parse_path_name(parse_path, default="onnxruntime-cpu-fp32")
-        return cls(b, recon, parse, pp, mode, substreams, width, follow_parse_path=parse_path == "auto",
-                   context_order=context_order, level=level)
+        return cls(
+            b,
+            recon,
+            parse,
+            pp,
+            mode,
+            substreams,
+            width,
+            follow_parse_path=parse_path == "auto",
+            context_order=context_order,
+            level=level,
+        )
 
     @classmethod
-    def from_model(cls, model, mode: str = "fast", device: str | None = None, threads: int | None = None,
-                   substreams: int = 1) -> "Codec":
+    def from_model(
+        cls, model, mode: str = "fast", device: str | None = None, threads: int | None = None, substreams: int = 1
+    ) -> "Codec":
         """A torch-only codec from an updated model (``update(force=True)``): no bundle files, parse path torch.
 
         Its model hash covers the weights and tables, so its bitstreams decode only with a codec of the same
@@ -225,10 +260,14 @@ class Codec:
             raise CodecError(f"expected bitstream bytes, got {type(data).__name__}")
         header, streams = container.unpack(data)
         if bytes(header.model_hash) != self.bundle.model_hash:
-            raise BitstreamError(f"model hash {bytes(header.model_hash).hex()[:16]}… does not match the bundle "
-                                 f"({self.bundle.model_hash.hex()[:16]}…): encoded with another model")
+            raise BitstreamError(
+                f"model hash {bytes(header.model_hash).hex()[:16]}… does not match the bundle "
+                f"({self.bundle.model_hash.hex()[:16]}…): encoded with another model"
+            )
         if header.plan_kind_name != self.bundle.plan_kind:
-            raise BitstreamError(f"bitstream plan kind {header.plan_kind} is not the bundle's '{self.bundle.plan_kind}'")
+            raise BitstreamError(
+                f"bitstream plan kind {header.plan_kind} is not the bundle's '{self.bundle.plan_kind}'"
+            )
         if header.pad_multiple != self.bundle.pad_multiple:
             raise BitstreamError(f"bitstream pad multiple {header.pad_multiple} != bundle's {self.bundle.pad_multiple}")
         if header.flags & ~KNOWN_FLAGS:
@@ -243,15 +282,18 @@ class Codec:
         if header.coder_mode >= len(CODER_MODES):
             raise BitstreamError(f"unknown coder mode {header.coder_mode}")
         if header.width_index >= len(self.bundle.prefixes):
-            raise BitstreamError(f"width index {header.width_index} outside the bundle's {len(self.bundle.prefixes)} widths")
+            raise BitstreamError(
+                f"width index {header.width_index} outside the bundle's {len(self.bundle.prefixes)} widths"
+            )
         h, w = header.height, header.width
         if h < 1 or w < 1 or h * w > MAX_PIXELS:
             raise BitstreamError(f"bad image size {h}×{w} in header")
         wanted = header.parse_path_name if header.parse_path < len(PARSE_PATHS) else None
         pp = wanted if self.follow_parse_path and wanted in self.parse_backends else self.parse_path
         top, bottom, left, right = img.padding(h, w, self.bundle.pad_multiple)
-        ctx = self._context(pp, header.coder_mode_name, self.bundle.prefixes[header.width_index],
-                            {s.kind: s for s in streams})
+        ctx = self._context(
+            pp, header.coder_mode_name, self.bundle.prefixes[header.width_index], {s.kind: s for s in streams}
+        )
         ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
         ctx.level = level
         ctx.groups = groups
@@ -274,13 +316,28 @@ class Codec:
 
     # ---- internals ----------------------------------------------------------------------------------------
     def _context(self, parse_path, mode=None, prefix=None, streams=None) -> PlanContext:
-        return PlanContext(self.bundle, self.recon, self.parse_backends[parse_path], mode or self.mode,
-                           self.substreams, self.prefix if prefix is None else prefix, streams)
+        return PlanContext(
+            self.bundle,
+            self.recon,
+            self.parse_backends[parse_path],
+            mode or self.mode,
+            self.substreams,
+            self.prefix if prefix is None else prefix,
+            streams,
+        )
 
     def _header(self, h, w, flags: int = 0) -> Header:
-        header = Header.create(model_hash=self.bundle.model_hash, height=h, width=w, plan=self.bundle.plan_kind,
-                               coder_mode=self.mode, parse_path=self.parse_path,
-                               pad_multiple=self.bundle.pad_multiple, width_index=self.width_index, flags=flags)
+        header = Header.create(
+            model_hash=self.bundle.model_hash,
+            height=h,
+            width=w,
+            plan=self.bundle.plan_kind,
+            coder_mode=self.mode,
+            parse_path=self.parse_path,
+            pad_multiple=self.bundle.pad_multiple,
+            width_index=self.width_index,
+            flags=flags,
+        )
         if self.level is not None:
             header.level = self.levels.to_bytes(self.level)
         return header
@@ -289,10 +346,18 @@ class Codec:
         s = ctx.stats.as_dict()
         streams = ctx.out_streams or list(ctx.in_streams.values())
         payload = sum(len(x.payload) for x in streams)
-        s.update(total_s=time.perf_counter() - t0, bytes=len(data), payload_bytes=payload,
-                 header_bytes=len(data) - payload, bpp=8.0 * len(data) / (h * w),
-                 payload_bpp=8.0 * payload / (h * w), streams={x.kind: len(x.payload) for x in streams},
-                 parse_path=parse_path, backend=getattr(self.recon, "name", "?"), size=(h, w))
+        s.update(
+            total_s=time.perf_counter() - t0,
+            bytes=len(data),
+            payload_bytes=payload,
+            header_bytes=len(data) - payload,
+            bpp=8.0 * len(data) / (h * w),
+            payload_bpp=8.0 * payload / (h * w),
+            streams={x.kind: len(x.payload) for x in streams},
+            parse_path=parse_path,
+            backend=getattr(self.recon, "name", "?"),
+            size=(h, w),
+        )
         if wanted is not None and wanted != parse_path:
             s["parse_path_recorded"] = wanted
         if self.bundle.plan_kind in GROUPED_PLANS:
@@ -303,8 +368,12 @@ class Codec:
 
 
 def _parse_path_name(name: str, default: str) -> str:
-    aliases = {"auto": default, "onnxruntime": "onnxruntime-cpu-fp32", "ort": "onnxruntime-cpu-fp32",
-               "torch": "torch-cpu-fp32"}
+    aliases = {
+        "auto": default,
+        "onnxruntime": "onnxruntime-cpu-fp32",
+        "ort": "onnxruntime-cpu-fp32",
+        "torch": "torch-cpu-fp32",
+    }
     pp = aliases.get(name, name)
     if pp not in PARSE_PATHS:
         raise CodecError(f"unknown parse path '{name}' (auto, onnxruntime, torch)")

@@ -12,7 +12,6 @@ integer CDFs (``cdf`` int32 [T, Lmax], ``cdf_length`` [T], ``offset`` [T]) kept 
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from runtime import _lictrt
@@ -82,8 +81,7 @@ class CoderTables:
         return f"CoderTables(T={self.num_tables}, Lmax={self.cdf.shape[1]}, fast_precision={self.fast_precision})"
 
 
-def encode(tables: CoderTables, symbols, indexes, mode: str = "fast", substreams: int = 1,
-           threads: int = 0) -> bytes:
+def encode(tables: CoderTables, symbols, indexes, mode: str = "fast", substreams: int = 1, threads: int = 0) -> bytes:
     """Encode ``symbols`` (coded with table row ``indexes``, same shape) into one stream."""
     s, i = _int32(symbols, "symbols"), _int32(indexes, "indexes")
     if s.shape != i.shape:

@@ -33,9 +33,23 @@ KNOWN_FLAGS = int(_lictrt.KNOWN_FLAGS)
 #: refuse images and headers beyond this many pixels (a crafted header must not exhaust memory)
 MAX_PIXELS = int(_lictrt.MAX_PIXELS)
 
-__all__ = ["MAJOR", "MINOR", "CODER_MODES", "PARSE_PATHS", "PLAN_KINDS", "FLAG_RASTER_CONTEXT", "FLAG_LEVEL",
-           "MAX_LEVEL", "KNOWN_FLAGS",
-           "MAX_PIXELS", "Header", "Stream", "pack", "unpack", "read"]
+__all__ = [
+    "MAJOR",
+    "MINOR",
+    "CODER_MODES",
+    "PARSE_PATHS",
+    "PLAN_KINDS",
+    "FLAG_RASTER_CONTEXT",
+    "FLAG_LEVEL",
+    "MAX_LEVEL",
+    "KNOWN_FLAGS",
+    "MAX_PIXELS",
+    "Header",
+    "Stream",
+    "pack",
+    "unpack",
+    "read",
+]
 
 
 def _code(table: tuple[str, ...], value: str | int, what: str) -> int:
@@ -65,16 +79,33 @@ class Header:
     level: bytes = b""  # scalable codecs: one u8 choice per level axis of the bundle (empty: none)
 
     @classmethod
-    def create(cls, *, model_hash: bytes | str, height: int, width: int, plan: str, coder_mode: str = "fast",
-               parse_path: str = "onnxruntime-cpu-fp32", pad_multiple: int = 64, width_index: int = 0,
-               flags: int = 0) -> "Header":
+    def create(
+        cls,
+        *,
+        model_hash: bytes | str,
+        height: int,
+        width: int,
+        plan: str,
+        coder_mode: str = "fast",
+        parse_path: str = "onnxruntime-cpu-fp32",
+        pad_multiple: int = 64,
+        width_index: int = 0,
+        flags: int = 0,
+    ) -> "Header":
         """Build a header from names; ``model_hash`` may be 32 raw bytes or 64 hex characters."""
         if isinstance(model_hash, str):
             model_hash = bytes.fromhex(model_hash)
-        return cls(model_hash=bytes(model_hash), height=height, width=width, pad_multiple=pad_multiple,
-                   coder_mode=_code(CODER_MODES, coder_mode, "coder mode"),
-                   parse_path=_code(PARSE_PATHS, parse_path, "parse path"),
-                   plan_kind=_code(PLAN_KINDS, plan, "plan kind"), width_index=width_index, flags=flags)
+        return cls(
+            model_hash=bytes(model_hash),
+            height=height,
+            width=width,
+            pad_multiple=pad_multiple,
+            coder_mode=_code(CODER_MODES, coder_mode, "coder mode"),
+            parse_path=_code(PARSE_PATHS, parse_path, "parse path"),
+            plan_kind=_code(PLAN_KINDS, plan, "plan kind"),
+            width_index=width_index,
+            flags=flags,
+        )
 
     @property
     def coder_mode_name(self) -> str:
@@ -111,8 +142,10 @@ class Stream:
         if symbols.size != self.n_symbols:
             raise BitstreamError(f"stream '{self.kind}': decoded {symbols.size} symbols, expected {self.n_symbols}")
         if symbols_crc(symbols) != self.symbols_crc:
-            raise BitstreamError(f"stream '{self.kind}': decoded symbols CRC mismatch (decoder desynchronized: "
-                                 "different model, tables or parse path than the encoder)")
+            raise BitstreamError(
+                f"stream '{self.kind}': decoded symbols CRC mismatch (decoder desynchronized: "
+                "different model, tables or parse path than the encoder)"
+            )
 
 
 def pack(header: Header, streams: list[Stream]) -> bytes:
@@ -122,8 +155,16 @@ def pack(header: Header, streams: list[Stream]) -> bytes:
     for name in ("height", "width"):
         if not 0 <= getattr(header, name) < 2**32:
             raise CoderArgumentError(f"{name} must fit in u32")
-    for name, bits in (("pad_multiple", 16), ("flags", 16), ("coder_mode", 8), ("parse_path", 8),
-                       ("plan_kind", 8), ("width_index", 8), ("major", 8), ("minor", 8)):
+    for name, bits in (
+        ("pad_multiple", 16),
+        ("flags", 16),
+        ("coder_mode", 8),
+        ("parse_path", 8),
+        ("plan_kind", 8),
+        ("width_index", 8),
+        ("major", 8),
+        ("minor", 8),
+    ):
         if not 0 <= getattr(header, name) < 2**bits:
             raise CoderArgumentError(f"{name} must fit in u{bits}")
     if len(header.level) > MAX_LEVEL:
@@ -131,20 +172,43 @@ def pack(header: Header, streams: list[Stream]) -> bytes:
     for s in streams:
         if not 0 <= s.n_symbols < 2**32 or not 0 <= s.symbols_crc < 2**32:
             raise CoderArgumentError(f"stream '{s.kind}': symbol count and CRC must fit in u32")
-    h = (header.major, header.minor, header.flags, bytes(header.model_hash), header.height, header.width,
-         header.pad_multiple, header.coder_mode, header.parse_path, header.plan_kind, header.width_index,
-         bytes(header.level))
+    h = (
+        header.major,
+        header.minor,
+        header.flags,
+        bytes(header.model_hash),
+        header.height,
+        header.width,
+        header.pad_multiple,
+        header.coder_mode,
+        header.parse_path,
+        header.plan_kind,
+        header.width_index,
+        bytes(header.level),
+    )
     return _lictrt.container_pack(h, [(s.kind, s.n_symbols, s.symbols_crc, bytes(s.payload)) for s in streams])
 
 
 def unpack(data) -> tuple[Header, list[Stream]]:
     """Parse and verify a container; raises BitstreamError on any inconsistency."""
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
-    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx, level), raw = \
+    (major, minor, flags, model_hash, height, width, pad, mode, path, plan, widx, level), raw = (
         _lictrt.container_unpack(buf)
-    header = Header(model_hash=model_hash, height=height, width=width, pad_multiple=pad, coder_mode=mode,
-                    parse_path=path, plan_kind=plan, width_index=widx, flags=flags, major=major, minor=minor,
-                    level=bytes(level))
+    )
+    header = Header(
+        model_hash=model_hash,
+        height=height,
+        width=width,
+        pad_multiple=pad,
+        coder_mode=mode,
+        parse_path=path,
+        plan_kind=plan,
+        width_index=widx,
+        flags=flags,
+        major=major,
+        minor=minor,
+        level=bytes(level),
+    )
     return header, [Stream(kind=k, n_symbols=n, payload=p, symbols_crc=c) for k, n, c, p in raw]
 
 

@@ -53,8 +53,12 @@ def _target(path: Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], object],
-                 *, inputs: tuple = ()) -> Path:
+def write_atomic(
+    path: str | os.PathLike,
+    data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], object],
+    *,
+    inputs: tuple = (),
+) -> Path:
     """Atomically write ``data`` to ``path`` (see the module docstring) and return ``path``.
 
     ``inputs``: paths this output must not be (checked with :func:`check_distinct` before writing).

@@ -18,7 +18,6 @@ import numpy as np
 
 from .files import write_atomic
 
-
 log = logging.getLogger("lictrt.image")
 
 
@@ -42,8 +41,12 @@ def load(path_or_array) -> np.ndarray:
 
 
 # PIL modes holding more than 8 bits per sample: (description, full-scale value)
-_WIDE = {"I;16": ("16-bit grayscale", 65535), "I;16L": ("16-bit grayscale", 65535),
-         "I;16B": ("16-bit grayscale", 65535), "I;16N": ("16-bit grayscale", 65535)}
+_WIDE = {
+    "I;16": ("16-bit grayscale", 65535),
+    "I;16L": ("16-bit grayscale", 65535),
+    "I;16B": ("16-bit grayscale", 65535),
+    "I;16N": ("16-bit grayscale", 65535),
+}
 
 
 def load_with_info(path) -> tuple[np.ndarray, dict]:
@@ -91,8 +94,10 @@ def _to_rgb8(im, path, wide: bool) -> np.ndarray:
         g = np.rint(v * (255.0 / 65535.0)).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(g[:, :, None], 3, axis=2))
     if im.mode in ("I", "F"):  # 32-bit integer / float samples: no single right way to map them to 8 bits
-        raise ImageError(f"{path}: {'32-bit integer' if im.mode == 'I' else 'floating-point'} samples are not "
-                         "supported; convert the image to 8 or 16 bits per sample")
+        raise ImageError(
+            f"{path}: {'32-bit integer' if im.mode == 'I' else 'floating-point'} samples are not "
+            "supported; convert the image to 8 or 16 bits per sample"
+        )
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
@@ -101,9 +106,11 @@ def describe(path) -> str:
     a, info = load_with_info(path)
     w, h = info["size"]
     kind = {16: "16-bit", 32: "32-bit"}.get(info["bits"], "8-bit")
-    parts = [f"{path}: {info['format']} image {w}x{h}, mode {info['mode']} ({kind} samples"
-             f"{', alpha' if info['alpha'] else ''}), EXIF orientation {info['orientation']}",
-             f"  coded as 8-bit RGB {a.shape[1]}x{a.shape[0]}"]
+    parts = [
+        f"{path}: {info['format']} image {w}x{h}, mode {info['mode']} ({kind} samples"
+        f"{', alpha' if info['alpha'] else ''}), EXIF orientation {info['orientation']}",
+        f"  coded as 8-bit RGB {a.shape[1]}x{a.shape[0]}",
+    ]
     parts += [f"  note: {n}" for n in info["notes"]]
     return "\n".join(parts)
 
@@ -148,10 +155,12 @@ def from_output(x_hat: np.ndarray, h: int, w: int, multiple: int) -> np.ndarray:
         raise ImageError(f"synthesis output has shape {x_hat.shape}, expected 1×3×H×W")
     top, bottom, left, right = padding(h, w, multiple)
     if x_hat.shape[2] != h + top + bottom or x_hat.shape[3] != w + left + right:
-        raise ImageError(f"synthesis output {x_hat.shape[2:]} does not match padded size {(h + top + bottom, w + left + right)}")
+        raise ImageError(
+            f"synthesis output {x_hat.shape[2:]} does not match padded size {(h + top + bottom, w + left + right)}"
+        )
     # clip(x·255, 0, 255) == clamp(x, 0, 1)·255 exactly (float multiplication by 255 is monotone). The float work
     # runs in the planes' own order; only the uint8 result is transposed to H×W×3 (4× faster than the reverse)
-    y = np.multiply(x_hat[0, :, top:top + h, left:left + w], np.float32(255.0), dtype=np.float32)
+    y = np.multiply(x_hat[0, :, top : top + h, left : left + w], np.float32(255.0), dtype=np.float32)
     np.clip(y, 0.0, 255.0, out=y)
     np.rint(y, out=y)
     return np.ascontiguousarray(y.astype(np.uint8).transpose(1, 2, 0))

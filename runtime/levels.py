@@ -71,8 +71,10 @@ class Levels:
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, eq, value = part.partition("=")
             if not eq:
-                raise LevelError(f"bad level {text!r}: expected a preset ({', '.join(self.presets)}) or axis=value "
-                                 "pairs such as g_a=48,context=4stage")
+                raise LevelError(
+                    f"bad level {text!r}: expected a preset ({', '.join(self.presets)}) or axis=value "
+                    "pairs such as g_a=48,context=4stage"
+                )
             values = dict(self.axes).get(name.strip())
             v = value.strip()
             if values is not None and all(isinstance(x, int) for x in values):
@@ -91,13 +93,16 @@ class Levels:
         from .errors import BitstreamError
 
         if len(data) != len(self.axes):
-            raise BitstreamError(f"the header's level has {len(data)} choices, the bundle has {len(self.axes)} axes"
-                                 f" ({', '.join(self.names)})")
+            raise BitstreamError(
+                f"the header's level has {len(data)} choices, the bundle has {len(self.axes)} axes"
+                f" ({', '.join(self.names)})"
+            )
         out = {}
         for (name, values), i in zip(self.axes, data):
             if i >= len(values):
-                raise BitstreamError(f"the header's level index {i} for '{name}' is outside the bundle's "
-                                     f"{len(values)} values")
+                raise BitstreamError(
+                    f"the header's level index {i} for '{name}' is outside the bundle's {len(values)} values"
+                )
             out[name] = values[i]
         return out
 

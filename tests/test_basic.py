@@ -17,12 +17,18 @@ torch.set_num_threads(1)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "basic"
 WIDTHS = (48, 72, 96, 144, 192)
 # ../shared/research/gitssic-basic.md section 2.1: active parameters and true GMAC at 768x512 per module and width
-ACTIVE = {"g_a": (356_604, 626_388, 957_228, 1_802_076, 2_891_148),
-          "h_a": (371_232, 599_952, 857_472, 1_458_912, 2_175_552),
-          "h_s": (566_136, 913_812, 1_304_688, 2_216_040, 3_300_192),
-          "g_s": (356_415, 626_199, 957_039, 1_801_887, 2_890_959)}
-GMAC = {"g_a": (2.77, 5.71, 9.68, 20.72, 35.90), "h_a": (0.17, 0.27, 0.39, 0.65, 0.95),
-        "h_s": (0.44, 0.68, 0.94, 1.51, 2.15), "g_s": (2.77, 5.71, 9.68, 20.72, 35.90)}
+ACTIVE = {
+    "g_a": (356_604, 626_388, 957_228, 1_802_076, 2_891_148),
+    "h_a": (371_232, 599_952, 857_472, 1_458_912, 2_175_552),
+    "h_s": (566_136, 913_812, 1_304_688, 2_216_040, 3_300_192),
+    "g_s": (356_415, 626_199, 957_039, 1_801_887, 2_890_959),
+}
+GMAC = {
+    "g_a": (2.77, 5.71, 9.68, 20.72, 35.90),
+    "h_a": (0.17, 0.27, 0.39, 0.65, 0.95),
+    "h_s": (0.44, 0.68, 0.94, 1.51, 2.15),
+    "g_s": (2.77, 5.71, 9.68, 20.72, 35.90),
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +61,9 @@ def test_active_parameters_per_module_and_width(paper):
     assert sum(a[0] for a in ACTIVE.values()) + 11_712 + coder == 4_523_027
 
 
-@pytest.mark.parametrize("widths", [pytest.param((192,), id="192"),
-                                    pytest.param((48, 72, 96, 144), id="48-144", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "widths", [pytest.param((192,), id="192"), pytest.param((48, 72, 96, 144), id="48-144", marks=pytest.mark.slow)]
+)
 def test_macs_per_module_and_width_at_768x512(paper, widths):
     from benchmarks.macs import count_model
 
@@ -70,8 +77,9 @@ def test_macs_per_module_and_width_at_768x512(paper, widths):
 
 
 # ------------------------------------------------------------------------------------------------ the original's names
-@pytest.mark.parametrize("arch,fixture", [("basic", "basic_params.json"),
-                                          ("basic-scanline", "basic_fixed_ar_params.json")])
+@pytest.mark.parametrize(
+    "arch,fixture", [("basic", "basic_params.json"), ("basic-scanline", "basic_fixed_ar_params.json")]
+)
 def test_fixture_shaped_original_state_dicts_load_strictly(paper, arch, fixture):
     entries = json.loads((FIXTURES / fixture).read_text())
     g = torch.Generator().manual_seed(1)
@@ -126,7 +134,7 @@ def test_stage_counts_at_768x512(tiny):
         S = tiny.context_coders[tiny.coder_index(name)].stage_map(H, W)
         assert S.shape == (tiny.M, H, W) and S.max() < L
         assert torch.equal(S[:, :2, :2].repeat(1, H // 2, W // 2), S)  # a 2x2 pattern tiled over the latent
-        assert all(len(set(S[g * tiny.M // G:(g + 1) * tiny.M // G, 0, 0].tolist())) == 1 for g in range(G))
+        assert all(len(set(S[g * tiny.M // G : (g + 1) * tiny.M // G, 0, 0].tolist())) == 1 for g in range(G))
 
 
 @pytest.mark.parametrize("coder", list(CODERS))
@@ -264,7 +272,8 @@ def _kodak_crop(h: int, w: int):
     if img is None:  # a deterministic textured image when no sample image ships
         yy, xx = np.mgrid[0:h, 0:w]
         return ((np.stack([np.sin(xx / 7.0), np.cos(yy / 5.0), np.sin((xx + yy) / 11.0)], -1) + 1) * 127).astype(
-            np.uint8)
+            np.uint8
+        )
     return np.ascontiguousarray(load(Image.open(img).convert("RGB"))[:h, :w])
 
 
@@ -318,12 +327,14 @@ def test_every_graph_matches_pytorch_in_onnx_runtime(tiny_bundle):
     ort, ref = OrtBackend(b, pinned=True), TorchBackend(model, kind="grouped_context")
     g = np.random.default_rng(0)
     h, w = 4, 6  # latent size (image 64x96)
-    feeds = {"x": g.random((1, 3, 16 * h, 16 * w), np.float32),
-             "y": g.normal(0, 4, (1, model.M, h, w)).astype(np.float32),
-             "z_hat": np.round(g.normal(0, 3, (1, model.N, h // 4 + 1, w // 4 + 1))).astype(np.float32),
-             "y_hat": np.round(g.normal(0, 4, (1, model.M, h, w))).astype(np.float32),
-             "params": g.normal(0, 2, (1, 2 * model.M, h, w)).astype(np.float32),
-             "windows": np.round(g.normal(0, 4, (7, model.M, 5, 5))).astype(np.float32)}
+    feeds = {
+        "x": g.random((1, 3, 16 * h, 16 * w), np.float32),
+        "y": g.normal(0, 4, (1, model.M, h, w)).astype(np.float32),
+        "z_hat": np.round(g.normal(0, 3, (1, model.N, h // 4 + 1, w // 4 + 1))).astype(np.float32),
+        "y_hat": np.round(g.normal(0, 4, (1, model.M, h, w))).astype(np.float32),
+        "params": g.normal(0, 2, (1, 2 * model.M, h, w)).astype(np.float32),
+        "windows": np.round(g.normal(0, 4, (7, model.M, 5, 5))).astype(np.float32),
+    }
     feeds["z_hat"] = feeds["z_hat"][:, :, :1, :2]
     for name in b.manifest["graphs"]:
         ins = b.graph(name).inputs
@@ -342,19 +353,29 @@ def _streams(data):
     return [(s.kind, s.n_symbols, s.symbols_crc, bytes(s.payload)) for s in container.unpack(data)[1]]
 
 
-LEVELS_CI = ["full", "fastest", "g_a=8,h_s=8,context=8stage", "h_a=8,g_s=8,context=6stage",
-             "g_a=16,h_a=8,h_s=16,g_s=8,context=4stage", "g_a=8,h_a=16,h_s=8,g_s=16,context=scanline"]
+LEVELS_CI = [
+    "full",
+    "fastest",
+    "g_a=8,h_s=8,context=8stage",
+    "h_a=8,g_s=8,context=6stage",
+    "g_a=16,h_a=8,h_s=16,g_s=8,context=4stage",
+    "g_a=8,h_a=16,h_s=8,g_s=16,context=scanline",
+]
 
 
 def _all_levels():
     import itertools
 
-    return [",".join(f"{m}={w}" for m, w in zip(MODULES, ws)) + f",context={c}"
-            for ws in itertools.product((8, 16), repeat=4) for c in CODERS]
+    return [
+        ",".join(f"{m}={w}" for m, w in zip(MODULES, ws)) + f",context={c}"
+        for ws in itertools.product((8, 16), repeat=4)
+        for c in CODERS
+    ]
 
 
-@pytest.mark.parametrize("levels", [pytest.param(LEVELS_CI, id="ci"),
-                                    pytest.param(_all_levels(), id="every-level", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "levels", [pytest.param(LEVELS_CI, id="ci"), pytest.param(_all_levels(), id="every-level", marks=pytest.mark.slow)]
+)
 def test_torch_and_onnx_runtime_code_identical_symbols(tiny_bundle, levels):
     from runtime.codec import Codec
 
@@ -411,7 +432,7 @@ def test_a_file_decodes_only_to_the_level_in_its_header(tiny_bundle):
     bad = bytearray(a)
     end = 56 + 32 * len(_streams(a))
     bad[end + 1 + 2] = 0  # h_s: 16 -> 8
-    struct.pack_into("<I", bad, end + 6, zlib.crc32(bytes(bad[:end + 6])))
+    struct.pack_into("<I", bad, end + 6, zlib.crc32(bytes(bad[: end + 6])))
     with pytest.raises(BitstreamError):
         Codec.open(path).decode(bytes(bad))
 
@@ -441,8 +462,10 @@ def test_cli_encodes_at_a_level_and_info_shows_it(tiny_bundle, tmp_path, capsys)
     path, _ = tiny_bundle
     Image.fromarray(_kodak_crop(128, 192)).save(tmp_path / "x.png")
     lic = tmp_path / "x.lic"
-    assert main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level",
-                 "g_a=8,g_s=16,context=4stage"]) == 0
+    assert (
+        main(["encode", str(path), str(tmp_path / "x.png"), "-o", str(lic), "--level", "g_a=8,g_s=16,context=4stage"])
+        == 0
+    )
     assert main(["decode", str(path), str(lic), "-o", str(tmp_path / "y.png")]) == 0
     assert "level g_a=8,h_a=16,h_s=16,g_s=16,context=4stage" in capsys.readouterr().out
     assert main(["info", str(lic), "--bundle", str(path)]) == 0
@@ -463,8 +486,9 @@ def test_macs_cli_on_the_exported_paper_bundle(tmp_path):
     from train.checkpoint import save_checkpoint
     from train.models.seeded import codable_model
 
-    save_checkpoint(tmp_path / "paper.pth", codable_model("basic", "paper"), lmbda=0.0067, metric="mse", step=0,
-                    epoch=0, stats={})
+    save_checkpoint(
+        tmp_path / "paper.pth", codable_model("basic", "paper"), lmbda=0.0067, metric="mse", step=0, epoch=0, stats={}
+    )
     export_bundle(tmp_path / "paper.pth", tmp_path / "paper.bundle", check=False, progress=False)
     assert main([str(tmp_path / "paper.bundle"), "--json", str(tmp_path / "macs.json")]) == 0
     graphs = json.loads((tmp_path / "macs.json").read_text())["graphs"]
@@ -481,8 +505,19 @@ def test_trainer_runs_basic_and_the_checkpoint_keeps_the_stage_pattern(tmp_path,
     from train.checkpoint import load_checkpoint
     from train.trainer import TrainConfig, Trainer
 
-    cfg = TrainConfig(arch="basic", preset="tiny", data=train_dir, output=tmp_path / "basic.pth", steps=2,
-                      batch_size=2, patch_size=64, lr=1e-3, seed=0, max_seconds=120, quiet=True)
+    cfg = TrainConfig(
+        arch="basic",
+        preset="tiny",
+        data=train_dir,
+        output=tmp_path / "basic.pth",
+        steps=2,
+        batch_size=2,
+        patch_size=64,
+        lr=1e-3,
+        seed=0,
+        max_seconds=120,
+        quiet=True,
+    )
     trainer = Trainer(cfg)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.run()

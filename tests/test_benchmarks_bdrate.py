@@ -48,6 +48,7 @@ def test_non_monotone_points_still_give_a_parity_figure_and_are_flagged():
     rate, q = [0.20, 0.24, 0.26, 0.27], [16.56, 16.50, 17.04, 17.22]
     assert not bdrate.is_monotone(rate, q) and bdrate.is_monotone(RATE, PSNR)
     assert bdrate.bd_rate(rate, q, rate, [v + 1e-5 for v in q]) == pytest.approx(0.0, abs=0.01)
-    s = bdrate.bd_summary({"name": "a", "results": {"bpp": rate, "psnr-rgb": q}},
-                          {"name": "b", "results": {"bpp": rate, "psnr-rgb": q}})
+    s = bdrate.bd_summary(
+        {"name": "a", "results": {"bpp": rate, "psnr-rgb": q}}, {"name": "b", "results": {"bpp": rate, "psnr-rgb": q}}
+    )
     assert s["monotone"] is False and s["bd_rate_akima"] == pytest.approx(0.0, abs=1e-9)

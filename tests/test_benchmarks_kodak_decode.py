@@ -23,8 +23,13 @@ KODAK = REPO / "assets" / "images" / "kodak"
 
 
 def bench(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "benchmarks", "kodak-decode", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", "kodak-decode", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,22 @@ def result(tmp_path_factory):
     with Image.open(src) as im:
         im.convert("RGB").crop((0, 0, 256, 256)).save(data / "crop.png")
     out = tmp / "result.json"
-    r = bench("--quality", 1, "--images", 1, "--data", data, "--repeats", 2, "--cache", tmp / "cache",
-              "--json", out, "--quiet", "--variants")
+    r = bench(
+        "--quality",
+        1,
+        "--images",
+        1,
+        "--data",
+        data,
+        "--repeats",
+        2,
+        "--cache",
+        tmp / "cache",
+        "--json",
+        out,
+        "--quiet",
+        "--variants",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(out.read_text()), r.stdout, tmp
 
@@ -88,12 +107,15 @@ def test_table_states_random_weights_and_the_ratio(result):
 def test_synthesis_variants_cover_torch_and_every_graph_form(result):
     res, _, _ = result
     names = {v["variant"] for v in res["synthesis_variants"]}
-    assert names == {"torch g_s"} | {f"{f} {lvl}" for f in ("convtranspose", "phases", "fused")
-                                     for lvl in ("ENABLE_BASIC", "ENABLE_ALL")}
+    assert names == {"torch g_s"} | {
+        f"{f} {lvl}" for f in ("convtranspose", "phases", "fused") for lvl in ("ENABLE_BASIC", "ENABLE_ALL")
+    }
     for v in res["synthesis_variants"]:
         assert v["median_ms"] > 0 and v["min_ms"] <= v["median_ms"]
     # the bundle was exported with the sub-pixel pass (phases, interleaved by Transpose) and the GDN moved per phase
-    assert res["synthesis_graph_ops"].get("Transpose", 0) >= 1 and res["synthesis_graph_ops"].get("ConvTranspose", 0) == 1
+    assert (
+        res["synthesis_graph_ops"].get("Transpose", 0) >= 1 and res["synthesis_graph_ops"].get("ConvTranspose", 0) == 1
+    )
     assert res["synthesis_graph_ops"].get("GeneralizedDivisiveNorm", 0) > 3
 
 
@@ -114,8 +136,22 @@ def in_process(capsys, *args):
 
 def test_second_run_reuses_the_cached_export(result, capsys):
     res, _, tmp = result
-    rc, out, err = in_process(capsys, "--quality", 1, "--images", 1, "--data", tmp / "crops", "--repeats", 1,
-                              "--cache", tmp / "cache", "--json", "-", "--quiet")
+    rc, out, err = in_process(
+        capsys,
+        "--quality",
+        1,
+        "--images",
+        1,
+        "--data",
+        tmp / "crops",
+        "--repeats",
+        1,
+        "--cache",
+        tmp / "cache",
+        "--json",
+        "-",
+        "--quiet",
+    )
     assert rc == 0, err[-2000:]
     again = json.loads(out)
     assert again["bundle_reused"] is True and again["bundle"] == res["bundle"]

@@ -17,8 +17,10 @@ def test_manifest_dimensions_are_evaluated_in_h_and_w():
 
 
 def test_trtexec_report_line_is_parsed():
-    text = ("[I] Latency: min = 0.5 ms\n[I] GPU Compute Time: min = 0.201 ms, max = 0.45 ms, mean = 0.25 ms, "
-            "median = 0.24 ms, percentile(90%) = 0.3 ms, percentile(95%) = 0.31 ms, percentile(99%) = 0.4 ms\n")
+    text = (
+        "[I] Latency: min = 0.5 ms\n[I] GPU Compute Time: min = 0.201 ms, max = 0.45 ms, mean = 0.25 ms, "
+        "median = 0.24 ms, percentile(90%) = 0.3 ms, percentile(95%) = 0.31 ms, percentile(99%) = 0.4 ms\n"
+    )
     r = latency.parse_trtexec(text)
     assert (r["median_ms"], r["p90_ms"], r["min_ms"]) == (0.24, 0.3, 0.201)
     with pytest.raises(latency.LatencyError):
@@ -33,8 +35,9 @@ def tiny_bundle(tmp_path_factory):
     from train.models import create_model
 
     d = tmp_path_factory.mktemp("lat")
-    ckpt = save_checkpoint(d / "h.pth", create_model("bmshj2018-hyperprior", preset="tiny"), lmbda=0.01, metric="mse",
-                           step=0, epoch=0)
+    ckpt = save_checkpoint(
+        d / "h.pth", create_model("bmshj2018-hyperprior", preset="tiny"), lmbda=0.01, metric="mse", step=0, epoch=0
+    )
     export_bundle(ckpt, d / "h.bundle", check=False, progress=False)
     return ckpt, d / "h.bundle"
 
@@ -46,7 +49,7 @@ def test_cpu_latency_of_every_graph_and_end_to_end(tiny_bundle):
     for s in list(r["graphs"].values()) + [r["end_to_end"]["encode"], r["end_to_end"]["decode"]]:
         assert s["n"] == 3 and 0 < s["median_ms"] <= s["p90_ms"]
     assert r["end_to_end"]["bytes"] > 0
-    assert r["end_to_end"]["decode_stages"]["network_s"] > 0   # the runtime's per-stage stats came through
+    assert r["end_to_end"]["decode_stages"]["network_s"] > 0  # the runtime's per-stage stats came through
 
 
 def test_torch_backend_needs_and_uses_the_checkpoint(tiny_bundle):

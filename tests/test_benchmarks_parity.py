@@ -32,11 +32,29 @@ def test_onnxruntime_fp32_deployment_matches_pytorch_reference_on_kodak(tmp_path
         exporter.submit("bmshj2018-hyperprior", ckpts)
         bundles = exporter.collect(bar)["bmshj2018-hyperprior"]
     assert isinstance(bundles, list), bundles
-    doc = rd.run([str(b) for b in bundles], [str(c) for c in ckpts], str(KODAK), "onnxruntime", anchors=(),
-                 limit=PARITY_IMAGES, progress=False, mode="compat")
+    doc = rd.run(
+        [str(b) for b in bundles],
+        [str(c) for c in ckpts],
+        str(KODAK),
+        "onnxruntime",
+        anchors=(),
+        limit=PARITY_IMAGES,
+        progress=False,
+        mode="compat",
+    )
     (entry,) = [e for e in doc["bd_rate"] if "reference" in e["anchor"]]
-    print({k: entry.get(k) for k in ("identical_payloads", "images", "bd_rate_payload_akima", "bd_rate_payload_pchip",
-                                     "bd_rate_file_akima")})
+    print(
+        {
+            k: entry.get(k)
+            for k in (
+                "identical_payloads",
+                "images",
+                "bd_rate_payload_akima",
+                "bd_rate_payload_pchip",
+                "bd_rate_file_akima",
+            )
+        }
+    )
     # The encoders' analysis transforms (ONNX Runtime vs PyTorch) differ in the last float bits, so a latent value
     # within ~1e-6 of a rounding boundary can flip: almost every payload is byte-identical, not necessarily all.
     assert entry["images"] == 4 * PARITY_IMAGES and entry["identical_payloads"] >= 0.9 * entry["images"]

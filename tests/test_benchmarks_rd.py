@@ -20,8 +20,12 @@ SHARED_KODAK = ROOT.parent / "shared" / "data" / "kodak"
 
 def _container(streams: list[tuple[str, bytes]]) -> bytes:
     """A .lic container written by hand from docs/FORMATS.md."""
-    head = b"LICT" + struct.pack("<BBH", 1, 0, 0) + bytes(32) + struct.pack("<IIHBBBBH", 512, 768, 64, 0, 0, 1, 0,
-                                                                              len(streams))
+    head = (
+        b"LICT"
+        + struct.pack("<BBH", 1, 0, 0)
+        + bytes(32)
+        + struct.pack("<IIHBBBBH", 512, 768, 64, 0, 0, 1, 0, len(streams))
+    )
     for kind, payload in streams:
         head += kind.encode().ljust(16, b"\0") + struct.pack("<IIII", 10, len(payload), zlib.crc32(payload), 0)
     head += struct.pack("<I", zlib.crc32(head))
@@ -55,12 +59,25 @@ def test_jpeg_anchor_rate_and_quality_grow_with_the_setting():
 
 
 def test_family_uses_compressai_eval_model_layout():
-    pts = [{"label": f"p{i}", "arch": "a", "mean": {"bpp": b, "bpp-payload": b * 0.9, "psnr-rgb": 30 + i,
-                                                    "ms-ssim-rgb": None, "encoding_time": 0.1, "decoding_time": 0.1},
-            "per_image": [{"image": "i", "bpp": b, "_payloads": [b"x"]}]} for i, b in enumerate((0.5, 0.1, 0.3))]
+    pts = [
+        {
+            "label": f"p{i}",
+            "arch": "a",
+            "mean": {
+                "bpp": b,
+                "bpp-payload": b * 0.9,
+                "psnr-rgb": 30 + i,
+                "ms-ssim-rgb": None,
+                "encoding_time": 0.1,
+                "decoding_time": 0.1,
+            },
+            "per_image": [{"image": "i", "bpp": b, "_payloads": [b"x"]}],
+        }
+        for i, b in enumerate((0.5, 0.1, 0.3))
+    ]
     fam = rd.family("a (onnxruntime)", "desc", pts, {"kind": "deployed"})
     assert set(fam) >= {"name", "description", "results"}
-    assert fam["results"]["bpp"] == [0.1, 0.3, 0.5]            # sorted by rate
+    assert fam["results"]["bpp"] == [0.1, 0.3, 0.5]  # sorted by rate
     assert set(fam["results"]) >= {"bpp", "psnr-rgb", "ms-ssim-rgb"}
     assert "_payloads" not in json.dumps(fam)
 
@@ -74,8 +91,9 @@ def tiny_bundle(tmp_path_factory):
     from train.models import create_model
 
     d = tmp_path_factory.mktemp("rd")
-    ckpt = save_checkpoint(d / "h.pth", create_model("bmshj2018-hyperprior", preset="tiny"), lmbda=0.01, metric="mse",
-                           step=0, epoch=0)
+    ckpt = save_checkpoint(
+        d / "h.pth", create_model("bmshj2018-hyperprior", preset="tiny"), lmbda=0.01, metric="mse", step=0, epoch=0
+    )
     export_bundle(ckpt, d / "h.bundle", check=False, progress=False)
     return ckpt, d / "h.bundle"
 
@@ -87,7 +105,7 @@ def test_deployed_compat_stream_is_byte_identical_to_the_reference(tiny_bundle):
     ref = rd.evaluate_point(rd.ReferenceCoder(ckpt), img)
     assert rd._payload_match([dep], [ref]) == {"images": 1, "identical_payloads": 1}
     assert dep["mean"]["bpp-payload"] == ref["mean"]["bpp"]
-    assert dep["mean"]["bpp"] > dep["mean"]["bpp-payload"]     # the container header is counted in the file bpp
+    assert dep["mean"]["bpp"] > dep["mean"]["bpp-payload"]  # the container header is counted in the file bpp
     assert abs(dep["mean"]["psnr-rgb"] - ref["mean"]["psnr-rgb"]) < 0.01
     stats = dep and rd.BundleCoder(bundle, "onnxruntime", mode="compat")
     data = stats.codec.encode(img[0][1])
@@ -102,8 +120,22 @@ def test_rd_cli_writes_results_plot_and_report(tiny_bundle, tmp_path):
 
     Image.fromarray(load_rgb(KODAK / "kodim03.png")[:192, :256]).save(data / "a.png")
     out = tmp_path / "res"
-    rc = rd.main(["--bundle", str(bundle), "--reference", str(ckpt), "--data", str(data), "--anchors", "jpeg",
-                  "--json", str(out / "rd.json"), "--plot", str(tmp_path / "rd.png")])
+    rc = rd.main(
+        [
+            "--bundle",
+            str(bundle),
+            "--reference",
+            str(ckpt),
+            "--data",
+            str(data),
+            "--anchors",
+            "jpeg",
+            "--json",
+            str(out / "rd.json"),
+            "--plot",
+            str(tmp_path / "rd.png"),
+        ]
+    )
     assert rc == 0
     doc = json.loads((out / "rd.json").read_text())
     kinds = sorted(f["kind"] for f in doc["families"])

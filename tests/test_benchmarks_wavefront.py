@@ -16,19 +16,21 @@ def test_wavefront_needs_far_fewer_steps_and_decodes_the_same_image(tmp_path, ko
     from train.checkpoint import save_checkpoint
     from train.models import create_model
 
-    ckpt = save_checkpoint(tmp_path / "m.pth", create_model("mbt2018", preset="tiny"), lmbda=0.01, metric="mse",
-                           step=0, epoch=0)
+    ckpt = save_checkpoint(
+        tmp_path / "m.pth", create_model("mbt2018", preset="tiny"), lmbda=0.01, metric="mse", step=0, epoch=0
+    )
     export_bundle(ckpt, tmp_path / "m.bundle", check=False, progress=False)
-    img = load_rgb(kodak_images[0])[:128, :192]                       # latent 8 x 12
+    img = load_rgb(kodak_images[0])[:128, :192]  # latent 8 x 12
     r = wavefront.measure(tmp_path / "m.bundle", img)
-    assert r["wavefront"]["steps"] == 3 * (8 - 1) + 12                 # 3(h-1)+w
-    assert r["raster"]["steps"] == 8 * 12                              # h*w
+    assert r["wavefront"]["steps"] == 3 * (8 - 1) + 12  # 3(h-1)+w
+    assert r["raster"]["steps"] == 8 * 12  # h*w
     assert r["speedup"] > 1.0
-    assert r["max_abs_diff"] <= 1                                      # same symbols; batching may move a float bit
+    assert r["max_abs_diff"] <= 1  # same symbols; batching may move a float bit
 
 
 def test_non_spatial_context_bundle_is_refused(tmp_path):
-    (tmp_path / "manifest.json").write_text('{"format": "lictrt-bundle", "format_version": 1, '
-                                            '"plan": {"kind": "hyperprior"}, "graphs": {}}')
+    (tmp_path / "manifest.json").write_text(
+        '{"format": "lictrt-bundle", "format_version": 1, "plan": {"kind": "hyperprior"}, "graphs": {}}'
+    )
     with pytest.raises(wavefront.WavefrontError, match="spatial_context"):
         wavefront.measure(tmp_path, np.zeros((64, 64, 3), np.uint8))

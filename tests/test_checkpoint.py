@@ -9,8 +9,15 @@ import sys
 import pytest
 import torch
 
-from train.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, has_cdf_tables, infer_config,
-                              load_checkpoint, save_checkpoint)
+from train.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    CheckpointError,
+    has_cdf_tables,
+    infer_config,
+    load_checkpoint,
+    save_checkpoint,
+)
 from train.cli import main
 from train.models import create_model
 
@@ -41,7 +48,8 @@ def _forward(model, seed=1, size=64):
 
 def _same_output(a, b):
     return torch.equal(a["x_hat"], b["x_hat"]) and all(
-        torch.equal(a["likelihoods"][k], b["likelihoods"][k]) for k in a["likelihoods"])
+        torch.equal(a["likelihoods"][k], b["likelihoods"][k]) for k in a["likelihoods"]
+    )
 
 
 class _Exploit:
@@ -55,8 +63,15 @@ class _Exploit:
 
 
 def test_saved_file_is_the_documented_dict_and_loads_with_weights_only(tmp_path):
-    path = save_checkpoint(tmp_path / "m.pth", _model(), lmbda=0.0067, metric="mse", step=12, epoch=3,
-                           stats={"bpp": 0.5, "psnr": 30.0, "loss": 1.0})
+    path = save_checkpoint(
+        tmp_path / "m.pth",
+        _model(),
+        lmbda=0.0067,
+        metric="mse",
+        step=12,
+        epoch=3,
+        stats={"bpp": 0.5, "psnr": 30.0, "loss": 1.0},
+    )
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION == 1
     assert raw["arch"] == ARCH and raw["config"] == {"N": 16, "M": 24}
@@ -112,8 +127,7 @@ def test_bare_state_dict_loads_when_arch_is_named_and_infers_the_preset(tmp_path
 def test_seed_style_training_dict_without_cdf_tables_loads_and_rebuilds_them(tmp_path):
     model = _model()
     state = {"module." + k: v for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] not in CDF_KEYS}
-    torch.save({"epoch": 7, "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
-               tmp_path / "seed.pth")
+    torch.save({"epoch": 7, "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}, tmp_path / "seed.pth")
     loaded, meta = load_checkpoint(tmp_path / "seed.pth", arch=ARCH, preset="tiny")
     assert meta["cdf_rebuilt"] is True and meta["epoch"] == 7
     assert has_cdf_tables(loaded)
@@ -125,19 +139,22 @@ def test_infer_config_tells_presets_apart_by_shape():
     assert infer_config(ARCH, _model(preset="tiny").state_dict()) == {"N": 16, "M": 24}
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("missing", "checkpoint not found"),
-    ("directory", "not a file"),
-    ("garbage", "corrupt or not a torch checkpoint"),
-    ("truncated", "truncated"),
-    ("empty", "truncated or empty"),
-    ("not_a_dict", "not a checkpoint"),
-    ("tensor_dict_of_junk", "does not fit 'bmshj2018-hyperprior'"),
-    ("other_arch_state_dict", "does not fit 'bmshj2018-hyperprior'"),
-    ("other_arch_checkpoint", "holds a 'mbt2018-mean' model, not 'bmshj2018-hyperprior'"),
-    ("future_version", "unsupported lictrt-checkpoint version"),
-    ("unknown_arch_in_file", "unknown architecture 'nope'"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("missing", "checkpoint not found"),
+        ("directory", "not a file"),
+        ("garbage", "corrupt or not a torch checkpoint"),
+        ("truncated", "truncated"),
+        ("empty", "truncated or empty"),
+        ("not_a_dict", "not a checkpoint"),
+        ("tensor_dict_of_junk", "does not fit 'bmshj2018-hyperprior'"),
+        ("other_arch_state_dict", "does not fit 'bmshj2018-hyperprior'"),
+        ("other_arch_checkpoint", "holds a 'mbt2018-mean' model, not 'bmshj2018-hyperprior'"),
+        ("future_version", "unsupported lictrt-checkpoint version"),
+        ("unknown_arch_in_file", "unknown architecture 'nope'"),
+    ],
+)
 def test_bad_files_raise_one_line_checkpoint_errors(tmp_path, case, pattern):
     path = tmp_path / "c.pth"
     good = save_checkpoint(tmp_path / "good.pth", _model(), lmbda=0.01, metric="mse", step=0, epoch=0, stats={})
@@ -179,8 +196,12 @@ def test_cli_reports_each_bad_checkpoint_in_one_line_with_nonzero_exit(tmp_path,
     torch.save({"x": _Exploit(tmp_path / "pwned")}, tmp_path / "evil.pth")
     (tmp_path / "garbage.pth").write_bytes(os.urandom(1000))
     torch.save(_model(arch="mbt2018").state_dict(), tmp_path / "other.pth")
-    cases = {"evil.pth": "may be malicious", "garbage.pth": "corrupt", "nothere.pth": "not found",
-             "other.pth": "does not fit"}
+    cases = {
+        "evil.pth": "may be malicious",
+        "garbage.pth": "corrupt",
+        "nothere.pth": "not found",
+        "other.pth": "does not fit",
+    }
     for name, words in cases.items():
         rc = main(["--info", str(tmp_path / name), "-a", ARCH])
         err = capsys.readouterr().err
@@ -192,8 +213,21 @@ def test_cli_reports_each_bad_checkpoint_in_one_line_with_nonzero_exit(tmp_path,
 
 def test_cli_process_exits_nonzero_with_one_line_and_no_traceback(tmp_path, repo_root):
     torch.save({"x": _Exploit(tmp_path / "pwned")}, tmp_path / "evil.pth")
-    cmd = [sys.executable, "-m", "train", "-a", ARCH, "-d", str(tmp_path), "--steps", "1", "-o",
-           str(tmp_path / "out.pth"), "--resume", str(tmp_path / "evil.pth")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "train",
+        "-a",
+        ARCH,
+        "-d",
+        str(tmp_path),
+        "--steps",
+        "1",
+        "-o",
+        str(tmp_path / "out.pth"),
+        "--resume",
+        str(tmp_path / "evil.pth"),
+    ]
     proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

@@ -60,6 +60,7 @@ def test_shell_completion_completes_subcommands_of_the_console_script():
 
     env = dict(os.environ, _LICTRT_RUNTIME_COMPLETE="complete_bash", COMP_WORDS="lictrt-runtime enc", COMP_CWORD="1")
     code = "import sys; sys.argv[0] = 'lictrt-runtime'; from runtime.__main__ import main; sys.exit(main())"
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
     assert r.returncode == 0 and r.stdout.split() == ["encode"], r.stdout + r.stderr

@@ -41,8 +41,12 @@ def read_fixture(name: str) -> dict:
     (n,) = take(1)
     symbols, indexes = take(n), take(n)
     (nbytes,) = np.frombuffer(raw, "<u4", 1, at)
-    return dict(tables=coder.CoderTables(cdf, cdf_length, offset), symbols=symbols, indexes=indexes,
-                data=raw[at + 4:at + 4 + int(nbytes)])
+    return dict(
+        tables=coder.CoderTables(cdf, cdf_length, offset),
+        symbols=symbols,
+        indexes=indexes,
+        data=raw[at + 4 : at + 4 + int(nbytes)],
+    )
 
 
 def toy_tables() -> coder.CoderTables:
@@ -78,6 +82,7 @@ def gaussian():
 
 # --------------------------------------------------------------------------- CompressAI compatibility
 
+
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_compat_reproduces_compressai_fixture_bytes(name):
     f = read_fixture(name)
@@ -93,22 +98,27 @@ def test_compat_bytes_equal_live_compressai(gaussian, regime):
     rng = np.random.default_rng(hash(regime) % 2**32)
     n = 20000
     table = gc.scale_table.numpy()
-    sigma = {"lowrate": np.where(rng.random(n) < 0.8, 0.11, rng.uniform(0.2, 3.0, n)),
-             "mid": rng.uniform(0.5, 4.0, n),
-             "uniform_idx": np.exp(rng.uniform(np.log(0.11), np.log(256.0), n)),
-             "escapes": rng.uniform(0.11, 2.0, n)}[regime]
+    sigma = {
+        "lowrate": np.where(rng.random(n) < 0.8, 0.11, rng.uniform(0.2, 3.0, n)),
+        "mid": rng.uniform(0.5, 4.0, n),
+        "uniform_idx": np.exp(rng.uniform(np.log(0.11), np.log(256.0), n)),
+        "escapes": rng.uniform(0.11, 2.0, n),
+    }[regime]
     idx = np.searchsorted(table[:-1], np.maximum(sigma, 0.11), side="left").astype(np.int32)
     sym = np.round(rng.normal(0.0, sigma)).astype(np.int32)
     if regime == "escapes":  # out-of-range values on both sides, small and large overflows
         pos = rng.choice(n, 500, replace=False)
         sym[pos] = rng.choice([-(10**6), -5000, -40, 33, 700, 10**6], 500)
-    expected = ans.RansEncoder().encode_with_indexes(sym.tolist(), idx.tolist(), cdf.tolist(), lengths.tolist(),
-                                                     offsets.tolist())
+    expected = ans.RansEncoder().encode_with_indexes(
+        sym.tolist(), idx.tolist(), cdf.tolist(), lengths.tolist(), offsets.tolist()
+    )
     got = coder.encode(tables, sym, idx, mode="compat")
     assert got == expected
     # Both directions: CompressAI decodes our bytes, we decode CompressAI's.
-    assert ans.RansDecoder().decode_with_indexes(got, idx.tolist(), cdf.tolist(), lengths.tolist(),
-                                                 offsets.tolist()) == sym.tolist()
+    assert (
+        ans.RansDecoder().decode_with_indexes(got, idx.tolist(), cdf.tolist(), lengths.tolist(), offsets.tolist())
+        == sym.tolist()
+    )
     np.testing.assert_array_equal(coder.decode(tables, expected, idx, mode="compat"), sym)
 
 
@@ -126,6 +136,7 @@ def test_compat_equals_gaussian_conditional_compress(gaussian):
 
 
 # --------------------------------------------------------------------------- round trips
+
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 100, 257, 5000])
@@ -179,10 +190,13 @@ def test_tables_wider_than_14_bits_fall_back_to_precision_16():
     sym = rng.integers(-200, bins, 3000).astype(np.int32)
     idx = np.zeros(3000, np.int32)
     for mode in MODES:
-        np.testing.assert_array_equal(coder.decode(tables, coder.encode(tables, sym, idx, mode=mode), idx, mode=mode), sym)
+        np.testing.assert_array_equal(
+            coder.decode(tables, coder.encode(tables, sym, idx, mode=mode), idx, mode=mode), sym
+        )
 
 
 # --------------------------------------------------------------------------- incremental coding
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_stream_coders_match_one_shot_coding(mode):
@@ -212,6 +226,7 @@ def test_stream_decoder_finish_detects_unread_symbols(mode):
 
 
 # --------------------------------------------------------------------------- corrupt input
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_truncation_raises_bitstream_error(mode):
@@ -393,8 +408,13 @@ def test_avx2_and_scalar_fast_decoders_agree_on_symbols_and_errors(gaussian, tmp
         arrays.update({f"c{i}.tables": np.array(tid), f"c{i}.data": np.frombuffer(data, np.uint8), f"c{i}.idx": idx})
     np.savez(tmp_path / "cases.npz", **arrays)
     env = dict(os.environ, LICTRT_CODER_SCALAR="1")
-    proc = subprocess.run([sys.executable, "-c", SCALAR_CHILD, str(ROOT), str(tmp_path / "cases.npz")],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCALAR_CHILD, str(ROOT), str(tmp_path / "cases.npz")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     scalar = json.loads(proc.stdout)
     errors = 0
@@ -409,12 +429,15 @@ def test_avx2_and_scalar_fast_decoders_agree_on_symbols_and_errors(gaussian, tmp
 
 # --------------------------------------------------------------------------- threads
 
+
 def test_python_threads_decoding_different_streams_agree_with_one_thread():
     tables = toy_tables()
     cases = []
     for seed, mode in zip(range(8), MODES * 4):
         sym, idx = random_case(tables, 60000, seed=100 + seed)
-        cases.append((mode, idx, coder.encode(tables, sym, idx, mode=mode, **({"substreams": 3} if mode == "fast" else {}))))
+        cases.append(
+            (mode, idx, coder.encode(tables, sym, idx, mode=mode, **({"substreams": 3} if mode == "fast" else {})))
+        )
     serial = [coder.decode(tables, d, idx, mode=mode, threads=1) for mode, idx, d in cases]
     results = [None] * len(cases)
 
@@ -434,13 +457,15 @@ def test_python_threads_decoding_different_streams_agree_with_one_thread():
 
 # --------------------------------------------------------------------------- validation and CRCs
 
+
 def test_bad_inputs_raise_clear_errors():
     tables = toy_tables()
     with pytest.raises(CoderArgumentError, match="outside the 3 tables"):
         coder.encode(tables, np.zeros(4, np.int32), np.array([0, 1, 3, 0], np.int32))
     with pytest.raises(CoderArgumentError, match="outside"):
-        coder.decode(tables, coder.encode(tables, np.zeros(2, np.int32), np.zeros(2, np.int32)),
-                     np.array([0, -1], np.int32))
+        coder.decode(
+            tables, coder.encode(tables, np.zeros(2, np.int32), np.zeros(2, np.int32)), np.array([0, -1], np.int32)
+        )
     with pytest.raises(CoderArgumentError, match="integer"):
         coder.encode(tables, np.zeros(4, np.float32), np.zeros(4, np.int32))
     with pytest.raises(CoderArgumentError, match="int32 range"):

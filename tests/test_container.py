@@ -11,20 +11,30 @@ import pytest
 
 from runtime import container
 from runtime.container import Header, Stream, pack, unpack
-from runtime.files import write_atomic
 from runtime.errors import BitstreamError, CoderArgumentError
+from runtime.files import write_atomic
 
 FIXED, ENTRY = 56, 32
 
 
 def sample() -> tuple[Header, list[Stream]]:
     rng = np.random.default_rng(0)
-    header = Header.create(model_hash=bytes(range(32)), height=512, width=768, plan="mean_scale",
-                           coder_mode="fast", parse_path="onnxruntime-cpu-fp32", pad_multiple=64)
+    header = Header.create(
+        model_hash=bytes(range(32)),
+        height=512,
+        width=768,
+        plan="mean_scale",
+        coder_mode="fast",
+        parse_path="onnxruntime-cpu-fp32",
+        pad_multiple=64,
+    )
     z = rng.integers(-3, 4, 96).astype(np.int32)
     y = rng.integers(-9, 10, 1000).astype(np.int32)
-    streams = [Stream.from_symbols("z", z, b"zz-payload"), Stream.from_symbols("y.slice0", y, bytes(range(200))),
-               Stream.from_symbols("empty", np.zeros(0, np.int32), b"")]
+    streams = [
+        Stream.from_symbols("z", z, b"zz-payload"),
+        Stream.from_symbols("y.slice0", y, bytes(range(200))),
+        Stream.from_symbols("empty", np.zeros(0, np.int32), b""),
+    ]
     return header, streams
 
 
@@ -80,8 +90,12 @@ def test_info_on_a_zero_height_header_is_a_one_line_error(tmp_path):
     data = bytearray(pack(*sample()))
     struct.pack_into("<I", data, 40, 0)
     (tmp_path / "h0.lic").write_bytes(bytes(refresh_header_crc(data)))
-    r = subprocess.run([sys.executable, "-m", "runtime", "info", str(tmp_path / "h0.lic")], capture_output=True,
-                       text=True, cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-m", "runtime", "info", str(tmp_path / "h0.lic")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert r.returncode == 1 and "ZeroDivision" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and "image size 768x0" in r.stderr and len(r.stderr.splitlines()) == 1
 
@@ -93,8 +107,8 @@ def test_level_block_round_trip_and_layout():
     h2, s2 = unpack(data)
     assert h2.level == header.level and h2.flags == container.FLAG_LEVEL and s2 == streams
     end = FIXED + ENTRY * 3
-    assert data[end] == 5 and data[end + 1:end + 6] == bytes([0, 4, 2, 1, 3])
-    assert struct.unpack_from("<I", data, end + 6)[0] == zlib.crc32(data[:end + 6])
+    assert data[end] == 5 and data[end + 1 : end + 6] == bytes([0, 4, 2, 1, 3])
+    assert struct.unpack_from("<I", data, end + 6)[0] == zlib.crc32(data[: end + 6])
     assert len(data) == end + 6 + 4 + 10 + 200
     header.level = b""  # no level: no block and no flag, the minor-0 layout
     plain = pack(header, streams)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 CPP = Path(__file__).resolve().parent.parent / "runtime" / "cpp"
-pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ctest") is None,
-                                reason="cmake/ctest not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("ctest") is None, reason="cmake/ctest not installed"
+)
 
 CONSUMER_CMAKE = """cmake_minimum_required(VERSION 3.20)
 project(consumer LANGUAGES C CXX)

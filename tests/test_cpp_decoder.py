@@ -94,18 +94,25 @@ def record_fixture(codec, out: Path, image: np.ndarray) -> np.ndarray:
     (out / "stream.lic").write_bytes(data)
     (out / "calls.json").write_text(json.dumps(log))
     np.save(out / "image.npy", np.ascontiguousarray(decoded, dtype=np.uint8))
-    y_hat = next(np.load(out / e["inputs"]["y_hat"]) for e in log if e["graph"].endswith("synthesis")
-                 and "y_hat" in e["inputs"])
+    y_hat = next(
+        np.load(out / e["inputs"]["y_hat"]) for e in log if e["graph"].endswith("synthesis") and "y_hat" in e["inputs"]
+    )
     np.save(out / "y_hat.npy", y_hat)
     return decoded
 
 
-CASES = [("bmshj2018-hyperprior", {}), ("mbt2018-mean", {"mode": "compat"}), ("mbt2018", {}),
-         ("mbt2018", {"context_order": "raster"}), ("slimcae", {})]
+CASES = [
+    ("bmshj2018-hyperprior", {}),
+    ("mbt2018-mean", {"mode": "compat"}),
+    ("mbt2018", {}),
+    ("mbt2018", {"context_order": "raster"}),
+    ("slimcae", {}),
+]
 
 
-@pytest.mark.parametrize("arch,kw", CASES, ids=["hyperprior", "mean_scale-compat", "spatial_context",
-                                                "spatial_context-raster", "factorized"])
+@pytest.mark.parametrize(
+    "arch,kw", CASES, ids=["hyperprior", "mean_scale-compat", "spatial_context", "spatial_context-raster", "factorized"]
+)
 def test_cpp_decoder_reproduces_the_python_decode_exactly(arch, kw, decoder_test, tmp_path_factory):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
@@ -134,7 +141,7 @@ def test_cpp_decoder_reproduces_the_python_decode_exactly(arch, kw, decoder_test
     # the PPM the test program wrote is the same image
     ppm = (fx / "cpp_decoded.ppm").read_bytes()
     head = f"P6\n{w} {h}\n255\n".encode()
-    assert ppm.startswith(head) and ppm[len(head):] == decoded.tobytes()
+    assert ppm.startswith(head) and ppm[len(head) :] == decoded.tobytes()
 
 
 def save_graphless_bundle(bundle, out: Path) -> Path:
@@ -149,7 +156,9 @@ def save_graphless_bundle(bundle, out: Path) -> Path:
         for k in ("cdf", "cdf_length", "offset", "medians", "scale_table", "scale_bound"):
             v = getattr(t, k)
             if v is not None:
-                arrays[f"{name}.{k}"] = np.asarray(v, dtype=np.int32 if k in ("cdf", "cdf_length", "offset") else np.float32)
+                arrays[f"{name}.{k}"] = np.asarray(
+                    v, dtype=np.int32 if k in ("cdf", "cdf_length", "offset") else np.float32
+                )
     np.savez(out / "tables.npz", **arrays)
     (out / "manifest.json").write_text(json.dumps(bundle.manifest, indent=1))
     return out
@@ -184,8 +193,9 @@ def test_graphless_bundle_round_trips_through_the_python_reader(mambavc, tmp_pat
 @pytest.mark.parametrize("mode", ["fast", "compat"])
 def test_cpp_decoder_reproduces_channel_slices_exactly(mode, mambavc, decoder_test, tmp_path):
     """channel_slices (tiny MambaVC, torch reference) through a graph-less bundle: streams z, y0..yS-1."""
-    from runtime import Codec
     from test_runtime_support import test_image
+
+    from runtime import Codec
 
     codec = Codec.from_model(mambavc, mode=mode)
     bundle = save_graphless_bundle(codec.bundle, tmp_path / "bundle")
@@ -210,7 +220,7 @@ def test_cpp_decoder_reproduces_channel_slices_exactly(mode, mambavc, decoder_te
     assert res["lrp_feeds_next_slice"] == "true"
     ppm = (fx / "cpp_decoded.ppm").read_bytes()
     head = f"P6\n{w} {h}\n255\n".encode()
-    assert ppm.startswith(head) and ppm[len(head):] == decoded.tobytes()
+    assert ppm.startswith(head) and ppm[len(head) :] == decoded.tobytes()
 
     # a bundle whose manifest lacks lrp<S-1> is refused with a one-line BundleError, not decoded
     man = json.loads((bundle / "manifest.json").read_text())
@@ -252,8 +262,9 @@ def test_trt_example_compiles_and_links_without_libnvinfer(tmp_path, tmp_path_fa
     # A real bundle and bitstream: here TensorRT, the CUDA runtime or a GPU is missing -> one clear line.
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from runtime import Codec
     from test_runtime_support import cached_bundle, test_image
+
+    from runtime import Codec
 
     _, bundle, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
     (tmp_path / "x.lic").write_bytes(Codec.open(bundle, backend="onnxruntime", threads=1).encode(test_image(40, 56)))
@@ -262,5 +273,6 @@ def test_trt_example_compiles_and_links_without_libnvinfer(tmp_path, tmp_path_fa
         assert (tmp_path / "x.ppm").read_bytes().startswith(b"P6\n56 40\n255\n")
     else:
         assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-        assert any(k in r.stderr for k in ("TensorRT not found", "CUDA runtime not found", "no CUDA GPU",
-                                           "compiled against")), r.stderr
+        assert any(
+            k in r.stderr for k in ("TensorRT not found", "CUDA runtime not found", "no CUDA GPU", "compiled against")
+        ), r.stderr

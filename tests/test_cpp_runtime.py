@@ -41,11 +41,24 @@ def installed(tmp_path_factory) -> Path:
     """Configure, build and install runtime/cpp (library, ONNX Runtime runner, lictrt); returns the prefix."""
     root = tmp_path_factory.mktemp("cpp_runtime")
     build, prefix = root / "build", root / "prefix"
-    p = _run(["cmake", "-S", CPP, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DLICTRT_BUILD_TESTS=OFF",
-              f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPython_EXECUTABLE={sys.executable}"])
+    p = _run(
+        [
+            "cmake",
+            "-S",
+            CPP,
+            "-B",
+            build,
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLICTRT_BUILD_TESTS=OFF",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ]
+    )
     if "lictrt program is skipped" in p.stdout:
-        pytest.skip("no ONNX Runtime headers or libpng: " + next(
-            (ln for ln in p.stdout.splitlines() if "ONNX Runtime headers not found" in ln), "see cmake output"))
+        pytest.skip(
+            "no ONNX Runtime headers or libpng: "
+            + next((ln for ln in p.stdout.splitlines() if "ONNX Runtime headers not found" in ln), "see cmake output")
+        )
     _run(["cmake", "--build", build])
     _run(["cmake", "--install", build])
     assert (prefix / "bin" / "lictrt").is_file()
@@ -89,12 +102,20 @@ def _roundtrip(lictrt, bundle, tmp: Path, image: np.ndarray, **kw):
     return py, want
 
 
-CASES = [("bmshj2018-hyperprior", {"substreams": 3}), ("mbt2018-mean", {"mode": "compat"}), ("mbt2018", {}),
-         ("mbt2018", {"context_order": "raster"}), ("slimcae", {})]
+CASES = [
+    ("bmshj2018-hyperprior", {"substreams": 3}),
+    ("mbt2018-mean", {"mode": "compat"}),
+    ("mbt2018", {}),
+    ("mbt2018", {"context_order": "raster"}),
+    ("slimcae", {}),
+]
 
 
-@pytest.mark.parametrize("arch,kw", CASES, ids=["hyperprior-substreams", "mean_scale-compat", "spatial_context",
-                                                "spatial_context-raster", "factorized-width"])
+@pytest.mark.parametrize(
+    "arch,kw",
+    CASES,
+    ids=["hyperprior-substreams", "mean_scale-compat", "spatial_context", "spatial_context-raster", "factorized-width"],
+)
 def test_cpp_encode_and_decode_match_python(arch, kw, lictrt, tmp_path, tmp_path_factory):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
@@ -135,9 +156,14 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     _, bundle, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
     _, other, _ = cached_bundle(tmp_path_factory, "mbt2018-mean")
     good = _py_codec(bundle).encode(test_image(40, 56))
-    files = {"ok.lic": good, "truncated.lic": good[:-7], "flipped.lic": good[:-3] + bytes([good[-3] ^ 0x10]) + good[-2:],
-             "header.lic": good[:50] + bytes([good[50] ^ 1]) + good[51:], "empty.lic": b"",
-             "notpng.png": b"this is not an image"}
+    files = {
+        "ok.lic": good,
+        "truncated.lic": good[:-7],
+        "flipped.lic": good[:-3] + bytes([good[-3] ^ 0x10]) + good[-2:],
+        "header.lic": good[:50] + bytes([good[50] ^ 1]) + good[51:],
+        "empty.lic": b"",
+        "notpng.png": b"this is not an image",
+    }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     save(tmp_path / "img.png", test_image(40, 56))
@@ -145,21 +171,27 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     def both(*args):
         args = tuple(a for a in args if a is not None)
         c = _run([lictrt, *args], check=False)
-        p = _run([sys.executable, "-m", "runtime", *args, *(["--backend", "onnxruntime"] if args[0] != "info" else [])],
-                 check=False, cwd=REPO)
+        p = _run(
+            [sys.executable, "-m", "runtime", *args, *(["--backend", "onnxruntime"] if args[0] != "info" else [])],
+            check=False,
+            cwd=REPO,
+        )
         return c, p
 
     out = tmp_path / "out.png"
-    cases = [("decode", bundle, tmp_path / "truncated.lic", "-o", out),
-             ("decode", bundle, tmp_path / "flipped.lic", "-o", out),
-             ("decode", bundle, tmp_path / "header.lic", "-o", out),
-             ("decode", bundle, tmp_path / "empty.lic", "-o", out),
-             ("decode", other, tmp_path / "ok.lic", "-o", out),  # a bitstream of another model
-             ("decode", tmp_path / "nobundle", tmp_path / "ok.lic", "-o", out),
-             ("decode", bundle, tmp_path / "missing.lic", "-o", out),
-             ("encode", bundle, tmp_path / "notpng.png", "-o", tmp_path / "x.lic"),
-             ("encode", bundle, tmp_path / "missing.png", "-o", tmp_path / "x.lic"),
-             ("info", tmp_path / "truncated.lic", None), ("info", tmp_path / "missing.lic", None)]
+    cases = [
+        ("decode", bundle, tmp_path / "truncated.lic", "-o", out),
+        ("decode", bundle, tmp_path / "flipped.lic", "-o", out),
+        ("decode", bundle, tmp_path / "header.lic", "-o", out),
+        ("decode", bundle, tmp_path / "empty.lic", "-o", out),
+        ("decode", other, tmp_path / "ok.lic", "-o", out),  # a bitstream of another model
+        ("decode", tmp_path / "nobundle", tmp_path / "ok.lic", "-o", out),
+        ("decode", bundle, tmp_path / "missing.lic", "-o", out),
+        ("encode", bundle, tmp_path / "notpng.png", "-o", tmp_path / "x.lic"),
+        ("encode", bundle, tmp_path / "missing.png", "-o", tmp_path / "x.lic"),
+        ("info", tmp_path / "truncated.lic", None),
+        ("info", tmp_path / "missing.lic", None),
+    ]
     for args in cases:
         c, p = both(*args)
         (crc, cline), (prc, pline) = _error_line(c), _error_line(p)
@@ -173,20 +205,28 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     c, p = both("info", tmp_path / "ok.lic")
     assert c.returncode == 0 and c.stdout == p.stdout
     # output = input is refused, the input left as it was
-    for args in (("decode", bundle, tmp_path / "ok.lic", "-o", tmp_path / "ok.lic"),
-                 ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "img.png")):
+    for args in (
+        ("decode", bundle, tmp_path / "ok.lic", "-o", tmp_path / "ok.lic"),
+        ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "img.png"),
+    ):
         c, p = both(*args)
         assert _error_line(c) == _error_line(p) and "is the input" in c.stderr
     assert (tmp_path / "ok.lic").read_bytes() == good
     # usage errors: exit 2 with the usage text
-    for args in ((), ("transcode",), ("decode", bundle), ("encode", bundle, tmp_path / "img.png"),
-                 ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "x.lic", "--mode", "slow"),
-                 ("decode", bundle, tmp_path / "ok.lic", "-o", out, "--threads", "many")):
+    for args in (
+        (),
+        ("transcode",),
+        ("decode", bundle),
+        ("encode", bundle, tmp_path / "img.png"),
+        ("encode", bundle, tmp_path / "img.png", "-o", tmp_path / "x.lic", "--mode", "slow"),
+        ("decode", bundle, tmp_path / "ok.lic", "-o", out, "--threads", "many"),
+    ):
         c = _run([lictrt, *args], check=False)
         assert c.returncode == 2 and "usage: lictrt" in c.stderr, (args, c.stderr)
     # ONNX Runtime that cannot be loaded: one line, exit 1
-    c = _run([lictrt, "decode", bundle, tmp_path / "ok.lic", "-o", out, "--onnxruntime", tmp_path / "nolib.so"],
-             check=False)
+    c = _run(
+        [lictrt, "decode", bundle, tmp_path / "ok.lic", "-o", out, "--onnxruntime", tmp_path / "nolib.so"], check=False
+    )
     assert _error_line(c)[0] == 1 and "ONNX Runtime not found" in c.stderr
 
 
@@ -194,8 +234,17 @@ def test_embedding_example_builds_against_the_installed_package(installed, tmp_p
     pytest.importorskip("torch")
     from test_runtime_support import cached_bundle, test_image
 
-    _run(["cmake", "-S", CPP / "examples" / "embed", "-B", tmp_path / "b", "-DCMAKE_BUILD_TYPE=Release",
-          f"-DCMAKE_PREFIX_PATH={installed}"])
+    _run(
+        [
+            "cmake",
+            "-S",
+            CPP / "examples" / "embed",
+            "-B",
+            tmp_path / "b",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DCMAKE_PREFIX_PATH={installed}",
+        ]
+    )
     _run(["cmake", "--build", tmp_path / "b"])
     exe = tmp_path / "b" / "lictrt_embed_decode"
     _, bundle, _ = cached_bundle(tmp_path_factory, "mbt2018")
@@ -206,6 +255,6 @@ def test_embedding_example_builds_against_the_installed_package(installed, tmp_p
     assert r.stdout.strip() == f"{tmp_path / 'x.ppm'}: 56x40"
     ppm = (tmp_path / "x.ppm").read_bytes()
     head = b"P6\n56 40\n255\n"
-    assert ppm.startswith(head) and ppm[len(head):] == codec.decode(data).tobytes()
+    assert ppm.startswith(head) and ppm[len(head) :] == codec.decode(data).tobytes()
     r = _run([exe, bundle, tmp_path / "x.ppm", tmp_path / "y.ppm"], check=False)
     assert r.returncode == 1 and "bad magic" in r.stderr

@@ -34,11 +34,24 @@ def test_demo_report_says_what_it_measures_and_has_no_classical_curves(tmp_path)
 
     assert "not codec quality" in demo.MEASURES and "MACs" in demo.MEASURES and "fidelity" in demo.MEASURES
     assert inspect.signature(rd.run).parameters["anchors"].default == ()  # rd: classical curves only when asked
-    fam = {"name": "bmshj2018-hyperprior (onnxruntime)", "kind": "deployed", "arch": "bmshj2018-hyperprior",
-           "results": {"bpp": [0.5, 1.0], "psnr-rgb": [20.0, 22.0]}}
-    doc = {"demo": True, "measures": demo.MEASURES,
-           "rd": {"data": "kodak", "images": ["a.png"], "notes": [], "bd_rate": [], "families": [fam],
-                  "title": demo.PLOT_TITLE}}
+    fam = {
+        "name": "bmshj2018-hyperprior (onnxruntime)",
+        "kind": "deployed",
+        "arch": "bmshj2018-hyperprior",
+        "results": {"bpp": [0.5, 1.0], "psnr-rgb": [20.0, 22.0]},
+    }
+    doc = {
+        "demo": True,
+        "measures": demo.MEASURES,
+        "rd": {
+            "data": "kodak",
+            "images": ["a.png"],
+            "notes": [],
+            "bd_rate": [],
+            "families": [fam],
+            "title": demo.PLOT_TITLE,
+        },
+    }
     (tmp_path / "res").mkdir()
     (tmp_path / "res" / "demo.json").write_text(json.dumps(doc))
     text, _ = report.build(tmp_path / "res", tmp_path / "report.md")
@@ -51,8 +64,13 @@ def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
     """The README's main-job command as it stands (both architectures, four λ each), timed end to end."""
     out = tmp_path / "demo"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "demo", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "demo", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "results" / "demo.json").read_text())

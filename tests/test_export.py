@@ -12,16 +12,22 @@ import onnx
 import pytest
 import torch
 
-from runtime.bundle import read_manifest
-from train.coding import coder_tables, model_hash
 from export.onnx import export_bundle
 from export.op_contracts import DOMAIN
+from runtime.bundle import read_manifest
+from train.coding import coder_tables, model_hash
 
 pytest.importorskip("onnxruntime")
 ROOT = Path(__file__).resolve().parents[1]
 # MambaVC tiny takes over ten minutes to export on a 2-core CPU (13 graphs through the dynamo exporter): slow.
-ARCHS = ["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "ssmic", pytest.param("mambavc", marks=pytest.mark.slow),
-         "slimcae"]
+ARCHS = [
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018",
+    "ssmic",
+    pytest.param("mambavc", marks=pytest.mark.slow),
+    "slimcae",
+]
 GDN_ARCHS = {"bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "slimcae"}
 SSM_ARCHS = {"ssmic", "mambavc"}
 EXPECTED_GRAPHS = {
@@ -155,8 +161,12 @@ def test_polygraphy_runs_an_exported_graph(exported):
     if shutil.which("polygraphy") is None:
         pytest.skip("polygraphy not installed")
     res = exported("bmshj2018-hyperprior")
-    p = subprocess.run(["polygraphy", "run", str(res["bundle"] / "synthesis.onnx"), "--onnxrt",
-                        "--input-shapes", "y_hat:[1,24,2,3]"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        ["polygraphy", "run", str(res["bundle"] / "synthesis.onnx"), "--onnxrt", "--input-shapes", "y_hat:[1,24,2,3]"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "PASSED" in p.stdout + p.stderr
 
@@ -177,8 +187,9 @@ def test_fp16_and_fixed_size_export(tmp_path):
 
 
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "export.onnx", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "export.onnx", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -228,8 +239,10 @@ def test_torch_backend_describes_the_graphs_the_exporter_wrote(exported, arch):
     man = res["manifest"]
 
     def io(m):
-        return {n: ([i["name"] for i in g["inputs"]], [o["name"] for o in g["outputs"]], g["role"], g["parse_critical"])
-                for n, g in m["graphs"].items()}
+        return {
+            n: ([i["name"] for i in g["inputs"]], [o["name"] for o in g["outputs"]], g["role"], g["parse_critical"])
+            for n, g in m["graphs"].items()
+        }
 
     assert io(mem) == io(man)
     assert mem["model"]["hash"] == man["model"]["hash"]

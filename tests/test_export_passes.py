@@ -21,10 +21,24 @@ def conv_transpose_model(cin=6, cout=20, k=5, s=2, pads=(2, 2, 2, 2), op=(1, 1),
     if bias:
         inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
         inputs.append("b")
-    node = helper.make_node("ConvTranspose", inputs, ["y"], name="deconv", strides=[s, s], pads=list(pads),
-                            output_padding=list(op), kernel_shape=[k, k], group=group)
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, "h", "w"])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, "oh", "ow"])], inits)
+    node = helper.make_node(
+        "ConvTranspose",
+        inputs,
+        ["y"],
+        name="deconv",
+        strides=[s, s],
+        pads=list(pads),
+        output_padding=list(op),
+        kernel_shape=[k, k],
+        group=group,
+    )
+    g = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, "oh", "ow"])],
+        inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
 
 
@@ -66,7 +80,9 @@ def test_phases_form_keeps_the_exact_tap_count_and_fused_form_is_one_conv():
     subpixel_conv_transpose(phases, "phases")
     subpixel_conv_transpose(fused, "fused")
     inits = {t.name: numpy_helper.to_array(t) for t in phases.graph.initializer}
-    taps = sum(inits[n.input[1]].shape[2] * inits[n.input[1]].shape[3] for n in phases.graph.node if n.op_type == "Conv")
+    taps = sum(
+        inits[n.input[1]].shape[2] * inits[n.input[1]].shape[3] for n in phases.graph.node if n.op_type == "Conv"
+    )
     assert taps == 25 and ops(phases).count("Conv") == 4 and "Transpose" in ops(phases)
     assert ops(fused) == ["Conv", "DepthToSpace"]
     w = {t.name: numpy_helper.to_array(t) for t in fused.graph.initializer}[fused.graph.node[0].input[1]]
@@ -91,10 +107,22 @@ def with_gdn(extra_reader: bool = False):
     m = conv_transpose_model()
     g = m.graph
     rng = np.random.default_rng(3)
-    g.initializer.extend([numpy_helper.from_array((rng.random((20, 20)) * 0.1).astype(np.float32), "gamma"),
-                          numpy_helper.from_array((rng.random(20) + 0.5).astype(np.float32), "beta")])
-    g.node.append(helper.make_node(R.GENERALIZED_DIVISIVE_NORM.name, ["y", "gamma", "beta"], ["z"], name="igdn",
-                                   domain=R.DOMAIN, **R.node_attrs(R.GENERALIZED_DIVISIVE_NORM.name, inverse=1)))
+    g.initializer.extend(
+        [
+            numpy_helper.from_array((rng.random((20, 20)) * 0.1).astype(np.float32), "gamma"),
+            numpy_helper.from_array((rng.random(20) + 0.5).astype(np.float32), "beta"),
+        ]
+    )
+    g.node.append(
+        helper.make_node(
+            R.GENERALIZED_DIVISIVE_NORM.name,
+            ["y", "gamma", "beta"],
+            ["z"],
+            name="igdn",
+            domain=R.DOMAIN,
+            **R.node_attrs(R.GENERALIZED_DIVISIVE_NORM.name, inverse=1),
+        )
+    )
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 20, "oh", "ow"]))
     if extra_reader:
@@ -121,12 +149,15 @@ def test_a_gdn_reading_only_the_conv_transpose_runs_per_phase_before_the_interle
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"cout": 3},                                  # image layer: below MIN_OUT_CHANNELS, kept as measured faster
-    {"group": 2},                                 # grouped
-    {"s": 1, "k": 3, "pads": (1, 1, 1, 1), "op": (0, 0)},  # not strided
-    {"op": (0, 0)},                               # output 2n-1, not exactly 2n
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cout": 3},  # image layer: below MIN_OUT_CHANNELS, kept as measured faster
+        {"group": 2},  # grouped
+        {"s": 1, "k": 3, "pads": (1, 1, 1, 1), "op": (0, 0)},  # not strided
+        {"op": (0, 0)},  # output 2n-1, not exactly 2n
+    ],
+)
 def test_ineligible_conv_transposes_are_left_alone(kwargs):
     m = conv_transpose_model(**kwargs)
     before = m.SerializeToString()

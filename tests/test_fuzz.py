@@ -56,13 +56,14 @@ def make_corpus(tables: coder.CoderTables, seed: int = 0):
         # y is long enough for the 32-lane (8-lane with 3 substreams) SIMD block decoder.
         for kind, n in (("z", 40), ("y", 9000), ("y.extra", 1)):
             idx = rng.integers(0, tables.num_tables, n).astype(np.int32)
-            sym = np.round(rng.laplace(0, 0.3 * 1.35 ** idx)).astype(np.int32)
+            sym = np.round(rng.laplace(0, 0.3 * 1.35**idx)).astype(np.int32)
             sym[rng.random(n) < 0.03] = rng.integers(-(2**31), 2**31 - 1, dtype=np.int64)
             payload = coder.encode(tables, sym, idx, mode=mode, substreams=k)
             streams.append(container.Stream.from_symbols(kind, sym, payload))
             indexes[kind] = idx
-        header = container.Header.create(model_hash=bytes(range(32)), height=64, width=96, plan="hyperprior",
-                                         coder_mode=mode)
+        header = container.Header.create(
+            model_hash=bytes(range(32)), height=64, width=96, plan="hyperprior", coder_mode=mode
+        )
         corpus.append((container.pack(header, streams), indexes))
     return corpus
 
@@ -120,7 +121,7 @@ def mutate(rng: np.random.Generator, data: bytes) -> bytes:
     # Payload damage with payload CRC and header CRC refreshed, so the coder itself must catch it.
     ranges = [r for r in payload_ranges(bytes(buf)) if r[2] > 0]
     i, at, n = ranges[int(rng.integers(len(ranges)))]
-    payload = bytearray(buf[at: at + n])
+    payload = bytearray(buf[at : at + n])
     if kind == 5:
         for _ in range(int(rng.integers(1, 5))):
             payload[int(rng.integers(n))] ^= 1 << int(rng.integers(8))
@@ -133,7 +134,7 @@ def mutate(rng: np.random.Generator, data: bytes) -> bytes:
         payload[pos] = int(rng.integers(256))
     entry = FIXED + ENTRY * i
     struct.pack_into("<II", buf, entry + 20, len(payload), zlib.crc32(bytes(payload)))
-    buf[at: at + n] = payload
+    buf[at : at + n] = payload
     fix_header_crc(buf)
     return bytes(buf)
 
@@ -203,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
     faulthandler.enable()
     stats = run(args.count, args.seed)
-    print(f"{stats['count']} mutations in {stats['seconds']:.1f} s: {stats['rejected']} rejected "
-          f"(BitstreamError), {stats['accepted']} decoded correctly, 0 crashes/hangs; "
-          f"slowest {stats['max_ms']:.2f} ms")
+    print(
+        f"{stats['count']} mutations in {stats['seconds']:.1f} s: {stats['rejected']} rejected "
+        f"(BitstreamError), {stats['accepted']} decoded correctly, 0 crashes/hangs; "
+        f"slowest {stats['max_ms']:.2f} ms"
+    )
     return 0
 
 
@@ -271,31 +274,44 @@ def _bundle_cases(tmp_path):
     return {
         "edited tables": (lambda d: _edit_tables(d), "tables.npz does not match its digest"),
         "graph from another export": (lambda d: _old_graph(d), "synthesis.onnx does not match its digest"),
-        "parse-critical graph from another export": (lambda d: _old_graph(d, "hyper_synthesis.onnx"),
-                                                     "hyper_synthesis.onnx does not match its digest"),
+        "parse-critical graph from another export": (
+            lambda d: _old_graph(d, "hyper_synthesis.onnx"),
+            "hyper_synthesis.onnx does not match its digest",
+        ),
         "graph file missing": (lambda d: (d / "analysis.onnx").unlink(), "analysis.onnx is missing"),
-        "digest entry removed": (lambda d: _edit_manifest(d, lambda m: m["files"].pop("synthesis.onnx")),
-                                 "no digest for synthesis.onnx"),
-        "absolute graph path": (lambda d: _edit_manifest(
-            d, lambda m: m["graphs"]["synthesis"].update(file=str(outside))), "points outside the bundle"),
-        "dot-dot graph path": (lambda d: _edit_manifest(
-            d, lambda m: m["graphs"]["synthesis"].update(file="../outside.onnx")), "points outside the bundle"),
-        "dot-dot engine path": (lambda d: _edit_manifest(
-            d, lambda m: m["engines"].update(x={"file": "engines/../../outside.onnx"})), "points outside the bundle"),
-        "dot-dot digest path": (lambda d: _edit_manifest(
-            d, lambda m: m["files"].update({"../outside.onnx": "sha256:00"})), "points outside the bundle"),
-        "link out of the bundle": (lambda d: (os.replace(d / "synthesis.onnx", d / "s.bak"),
-                                              (d / "synthesis.onnx").symlink_to(outside)),
-                                   "leads outside the bundle through a link"),
+        "digest entry removed": (
+            lambda d: _edit_manifest(d, lambda m: m["files"].pop("synthesis.onnx")),
+            "no digest for synthesis.onnx",
+        ),
+        "absolute graph path": (
+            lambda d: _edit_manifest(d, lambda m: m["graphs"]["synthesis"].update(file=str(outside))),
+            "points outside the bundle",
+        ),
+        "dot-dot graph path": (
+            lambda d: _edit_manifest(d, lambda m: m["graphs"]["synthesis"].update(file="../outside.onnx")),
+            "points outside the bundle",
+        ),
+        "dot-dot engine path": (
+            lambda d: _edit_manifest(d, lambda m: m["engines"].update(x={"file": "engines/../../outside.onnx"})),
+            "points outside the bundle",
+        ),
+        "dot-dot digest path": (
+            lambda d: _edit_manifest(d, lambda m: m["files"].update({"../outside.onnx": "sha256:00"})),
+            "points outside the bundle",
+        ),
+        "link out of the bundle": (
+            lambda d: (os.replace(d / "synthesis.onnx", d / "s.bak"), (d / "synthesis.onnx").symlink_to(outside)),
+            "leads outside the bundle through a link",
+        ),
     }
 
 
 def test_bundle_corruption_is_one_line_error_naming_the_cause_never_a_wrong_image(tmp_path, tmp_path_factory):
     import pytest
+    from test_runtime_support import test_image
 
     from runtime import Codec
     from runtime.bundle import BundleError
-    from test_runtime_support import test_image
 
     _, b = _bundle_corpus(tmp_path_factory)
     good = Codec.open(b)
@@ -312,28 +328,35 @@ def test_bundle_corruption_is_one_line_error_naming_the_cause_never_a_wrong_imag
             assert words in msg and "\n" not in msg, (name, msg)
             continue
         out = c.decode(data)  # opened: then the image must at least be the right one
-        pytest.fail(f"{name}: bundle opened without an error ({'right' if np.array_equal(out, want) else 'WRONG'}"
-                    " image)")
+        pytest.fail(
+            f"{name}: bundle opened without an error ({'right' if np.array_equal(out, want) else 'WRONG'} image)"
+        )
 
 
 def test_cli_refuses_an_edited_bundle_in_one_line_and_writes_nothing(tmp_path, tmp_path_factory):
     import subprocess
 
-    from runtime import Codec
     from test_runtime_support import REPO, test_image
+
+    from runtime import Codec
 
     _, b = _bundle_corpus(tmp_path_factory)
     (tmp_path / "x.lic").write_bytes(Codec.open(b).encode(test_image(32, 32)))
     d = _copy(b, tmp_path, "edited")
     _edit_tables(d)
-    r = subprocess.run([sys.executable, "-m", "runtime", "decode", str(d), str(tmp_path / "x.lic"), "-o",
-                        str(tmp_path / "x.png")], cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "runtime", "decode", str(d), str(tmp_path / "x.lic"), "-o", str(tmp_path / "x.png")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1
     assert "tables.npz does not match its digest" in r.stderr and not (tmp_path / "x.png").exists()
 
 
-def test_interrupted_re_export_leaves_the_previous_bundle_whole(tmp_path, tmp_path_factory, monkeypatch,
-                                                                make_checkpoint):
+def test_interrupted_re_export_leaves_the_previous_bundle_whole(
+    tmp_path, tmp_path_factory, monkeypatch, make_checkpoint
+):
     import pytest
 
     import export.onnx as E

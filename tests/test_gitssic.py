@@ -188,8 +188,20 @@ def test_training_draws_random_box_masks_through_the_trainer(tmp_path, train_dir
     drawn = []
     real = gitssic.random_box_masks
     monkeypatch.setattr(gitssic, "random_box_masks", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
-    cfg = TrainConfig(arch="gitssic", preset="tiny", data=train_dir, output=tmp_path / "g.pth", steps=4,
-                      batch_size=2, patch_size=128, lr=1e-3, seed=0, max_seconds=60, quiet=True, eval_every=100)
+    cfg = TrainConfig(
+        arch="gitssic",
+        preset="tiny",
+        data=train_dir,
+        output=tmp_path / "g.pth",
+        steps=4,
+        batch_size=2,
+        patch_size=128,
+        lr=1e-3,
+        seed=0,
+        max_seconds=60,
+        quiet=True,
+        eval_every=100,
+    )
     Trainer(cfg).run()
     assert len(drawn) == 4 and all(m.shape == (2, 1, 8, 8) for m in drawn)
     _, meta = load_checkpoint(tmp_path / "g.pth")

@@ -35,8 +35,9 @@ def test_skip_and_sections_select_sections():
     assert args.run == ["environment"]
 
 
-@pytest.mark.parametrize("argv", [["--sections", "speed,warp"], ["--skip", "nope"], ["--budget", "0"],
-                                  ["--iters", "0"], ["--images", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["--sections", "speed,warp"], ["--skip", "nope"], ["--budget", "0"], ["--iters", "0"], ["--images", "-1"]]
+)
 def test_bad_arguments_are_one_line_errors(argv, capsys):
     with pytest.raises(SuiteError):
         parse_args(argv)
@@ -77,10 +78,14 @@ def _doc(**sections):
 
 def test_validate_finds_every_malformed_figure():
     assert schema.validate(_doc(speed={"a": schema.figure(1.0, "ms")})) == []
-    bad = _doc(speed={"nan": {"value": float("nan"), "unit": "ms"},
-                      "silent": {"value": None, "unit": "ms"},
-                      "both": {"value": 1.0, "unit": "ms", "status": "not measured", "reason": "x"},
-                      "nested": [{"value": "fast", "unit": "ms"}]})
+    bad = _doc(
+        speed={
+            "nan": {"value": float("nan"), "unit": "ms"},
+            "silent": {"value": None, "unit": "ms"},
+            "both": {"value": 1.0, "unit": "ms", "status": "not measured", "reason": "x"},
+            "nested": [{"value": "fast", "unit": "ms"}],
+        }
+    )
     problems = schema.validate(bad)
     assert len(problems) == 4
     assert any("/speed/silent" in p for p in problems) and any("/speed/nested/0" in p for p in problems)
@@ -117,10 +122,10 @@ def test_scan_minimal_bytes_count_u_delta_B_C_read_and_y_written():
 
 def test_roofline_percent_is_achieved_over_measured_copy_bandwidth():
     assert roofline.copy_bytes(1 << 30) == 2 << 30
-    copy_gbps = roofline.gb_per_s(roofline.copy_bytes(10 ** 9), 0.5)  # 2 GB in 0.5 ms
+    copy_gbps = roofline.gb_per_s(roofline.copy_bytes(10**9), 0.5)  # 2 GB in 0.5 ms
     assert math.isclose(copy_gbps, 4000.0)
-    assert math.isclose(roofline.roofline_percent(10 ** 9, 0.5, copy_gbps), 50.0)
-    assert math.isclose(roofline.floor_ms(2 * 10 ** 9, 4000.0), 0.5)
+    assert math.isclose(roofline.roofline_percent(10**9, 0.5, copy_gbps), 50.0)
+    assert math.isclose(roofline.floor_ms(2 * 10**9, 4000.0), 0.5)
     with pytest.raises(roofline.RooflineError):
         roofline.gb_per_s(100, 0.0)
     with pytest.raises(roofline.RooflineError):
@@ -128,12 +133,12 @@ def test_roofline_percent_is_achieved_over_measured_copy_bandwidth():
 
 
 def test_rotation_sets_outgrow_the_l2_within_free_memory():
-    l2 = 50 * 2 ** 20
-    assert roofline.rotation_sets(10 * 2 ** 20, l2, 80 * 2 ** 30) == 8  # capped at max_sets
-    assert roofline.rotation_sets(600 * 2 ** 20, l2, 80 * 2 ** 30) == 2  # already far larger than L2
-    assert roofline.rotation_sets(600 * 2 ** 20, l2, 700 * 2 ** 20) == 1  # memory allows one set only
-    sets = roofline.rotation_sets(20 * 2 ** 20, l2, 80 * 2 ** 30)
-    assert (sets - 1) * 20 * 2 ** 20 > 2 * l2 * 0.5
+    l2 = 50 * 2**20
+    assert roofline.rotation_sets(10 * 2**20, l2, 80 * 2**30) == 8  # capped at max_sets
+    assert roofline.rotation_sets(600 * 2**20, l2, 80 * 2**30) == 2  # already far larger than L2
+    assert roofline.rotation_sets(600 * 2**20, l2, 700 * 2**20) == 1  # memory allows one set only
+    sets = roofline.rotation_sets(20 * 2**20, l2, 80 * 2**30)
+    assert (sets - 1) * 20 * 2**20 > 2 * l2 * 0.5
 
 
 # ---------------------------------------------------------------------------------------------- budgets
@@ -174,11 +179,13 @@ def test_measure_records_errors_and_time_overruns_as_not_measured():
 
 def test_parse_junit_counts_outcomes(tmp_path):
     xml = tmp_path / "j.xml"
-    xml.write_text('<testsuites><testsuite name="pytest" tests="5" failures="1" errors="1" skipped="1">'
-                   '<testcase classname="t" name="ok"/><testcase classname="t" name="ok2"/>'
-                   '<testcase classname="t" name="bad"><failure message="rel err 3e-3">x</failure></testcase>'
-                   '<testcase classname="t" name="err"><error message="boom">x</error></testcase>'
-                   '<testcase classname="t" name="sk"><skipped/></testcase></testsuite></testsuites>')
+    xml.write_text(
+        '<testsuites><testsuite name="pytest" tests="5" failures="1" errors="1" skipped="1">'
+        '<testcase classname="t" name="ok"/><testcase classname="t" name="ok2"/>'
+        '<testcase classname="t" name="bad"><failure message="rel err 3e-3">x</failure></testcase>'
+        '<testcase classname="t" name="err"><error message="boom">x</error></testcase>'
+        '<testcase classname="t" name="sk"><skipped/></testcase></testsuite></testsuites>'
+    )
     c = parse_junit(xml)
     assert (c["tests"], c["passed"], c["failed"], c["errors"], c["skipped"]) == (5, 2, 1, 1, 1)
     assert c["failing"] == ["t::bad: rel err 3e-3", "t::err: boom"]
@@ -188,8 +195,7 @@ def test_parse_junit_counts_outcomes(tmp_path):
 def test_dry_run_on_cpu_writes_a_valid_document_with_nothing_measured(tmp_path):
     out = tmp_path / "out"
     assert main(["--dry-run", "--out", str(out), "--date", "2026-01-02"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["gpu-cpu-dry-run-2026-01-02.json",
-                                                      "gpu-cpu-dry-run-2026-01-02.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu-cpu-dry-run-2026-01-02.json", "gpu-cpu-dry-run-2026-01-02.md"]
     doc = json.loads((out / "gpu-cpu-dry-run-2026-01-02.json").read_text())
     assert doc["dry_run"] is True and schema.validate(doc) == []
     assert list(doc["sections"]) == list(SECTIONS)
@@ -197,15 +203,20 @@ def test_dry_run_on_cpu_writes_a_valid_document_with_nothing_measured(tmp_path):
     assert len(figures) > 100
     assert all(f["value"] is None and f["status"] == "not measured" and f["reason"] for _, f in figures)
     paths = {p for p, _ in figures}
-    for expected in ("/environment/sm_count", "/environment/l2_cache", "/sections/build/build_time",
-                     "/sections/pytest/passed", "/sections/speed/hbm_copy/bandwidth",
-                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/kernel_roofline",
-                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_chunked",
-                     "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_fourcopy",
-                     "/sections/speed/generalized_divisive_norm/gdn-N128-256x384-fp16/speedup_vs_torch",
-                     "/sections/accuracy/selective_scan_2d/mambavc-stage1-768x512/rel_err_fp16",
-                     "/sections/e2e/models/ssmic-paper-scan-cuda-kernel/decode_coding",
-                     "/sections/rtx/steps_ok"):
+    for expected in (
+        "/environment/sm_count",
+        "/environment/l2_cache",
+        "/sections/build/build_time",
+        "/sections/pytest/passed",
+        "/sections/speed/hbm_copy/bandwidth",
+        "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/kernel_roofline",
+        "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_chunked",
+        "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_fourcopy",
+        "/sections/speed/generalized_divisive_norm/gdn-N128-256x384-fp16/speedup_vs_torch",
+        "/sections/accuracy/selective_scan_2d/mambavc-stage1-768x512/rel_err_fp16",
+        "/sections/e2e/models/ssmic-paper-scan-cuda-kernel/decode_coding",
+        "/sections/rtx/steps_ok",
+    ):
         assert expected in paths, expected
     # host facts are still recorded, never dressed up as GPU figures
     assert doc["environment"]["python"] and doc["environment"]["device_name"] is None
@@ -227,8 +238,10 @@ def test_a_measured_run_is_named_after_its_device_and_copied_to_the_results_dir(
 
     monkeypatch.setattr(suite, "section_environment", fake_environment)
     out, results = tmp_path / "out", tmp_path / "results"
-    assert main(["--sections", "environment", "--out", str(out), "--results-dir", str(results),
-                 "--date", "2026-01-03"]) == 0
+    assert (
+        main(["--sections", "environment", "--out", str(out), "--results-dir", str(results), "--date", "2026-01-03"])
+        == 0
+    )
     doc = json.loads((results / "gpu-fake-gpu-80gb-2026-01-03.json").read_text())
     assert doc["dry_run"] is False and doc["environment"]["sm_count"]["value"] == 132
     assert doc["sections"]["environment"]["status"] == "ok" and doc["sections"]["speed"]["status"] == "skipped"
@@ -241,8 +254,19 @@ def test_without_a_gpu_a_real_run_reports_every_failure_as_not_measured(tmp_path
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     out = tmp_path / "out"
-    assert main(["--sections", "environment,build,accuracy,speed", "--out", str(out),
-                 "--results-dir", str(tmp_path / "results")]) == 0
+    assert (
+        main(
+            [
+                "--sections",
+                "environment,build,accuracy,speed",
+                "--out",
+                str(out),
+                "--results-dir",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(next(out.glob("gpu-no-gpu-*.json")).read_text())
     assert schema.validate(doc) == []
     figures = list(schema.iter_figures(doc))
@@ -303,9 +327,12 @@ def test_rtx_builds_an_engine_on_the_cpu(tmp_path):
 
     from benchmarks.gpu.rtx import build
 
-    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
     path = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
     blob = build(trt, path, _shapes({"inputs": [{"name": "x", "shape": [1, 3, 4, 4]}]}))
@@ -373,10 +400,13 @@ def test_engine_input_shapes_come_from_the_onnx_file(tmp_path):
 
     from benchmarks.gpu.rtx import onnx_inputs
 
-    g = helper.make_graph([helper.make_node("Add", ["params", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("params", TensorProto.FLOAT, ["P", 48])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["P", 48])],
-                          initializer=[helper.make_tensor("w", TensorProto.FLOAT, [48], [0.0] * 48)])
+    g = helper.make_graph(
+        [helper.make_node("Add", ["params", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("params", TensorProto.FLOAT, ["P", 48])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["P", 48])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [48], [0.0] * 48)],
+    )
     path = tmp_path / "ctx.onnx"
     onnx.save(helper.make_model(g), path)
     io = onnx_inputs(path)

@@ -10,7 +10,7 @@ import torch
 from train.layers import scan as S
 from train.layers import ss2d
 from train.layers.norm import RMSNorm
-from train.layers.swin import SWAtten, SwinBlock, WMSA
+from train.layers.swin import WMSA, SWAtten, SwinBlock
 from train.layers.vss import VSSBlock
 
 torch.set_num_threads(1)
@@ -26,8 +26,15 @@ def scan_inputs(b=2, G=4, Dg=3, N=5, L=100, a_lo=-1.0, a_hi=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=F64)  # noqa: E731
     A = -torch.exp(torch.empty(G * Dg, N, dtype=F64).uniform_(a_lo, a_hi, generator=g))
-    return dict(u=r(b, G * Dg, L), delta=r(b, G * Dg, L), A=A, B=r(b, G, N, L), C=r(b, G, N, L),
-                D=r(G * Dg), delta_bias=r(G * Dg))
+    return dict(
+        u=r(b, G * Dg, L),
+        delta=r(b, G * Dg, L),
+        A=A,
+        B=r(b, G, N, L),
+        C=r(b, G, N, L),
+        D=r(G * Dg),
+        delta_bias=r(G * Dg),
+    )
 
 
 def f32(d):
@@ -107,8 +114,9 @@ def test_chunked_scan_optional_terms(softplus):
         if not softplus and "delta_bias" not in drop:
             kw["delta_bias"] = kw["delta_bias"].abs()
         ref = S.selective_scan_ref(**kw, delta_softplus=softplus)
-        out = S.selective_scan_chunked(**{k: (None if v is None else v.float()) for k, v in kw.items()},
-                                       delta_softplus=softplus, chunk=16)
+        out = S.selective_scan_chunked(
+            **{k: (None if v is None else v.float()) for k, v in kw.items()}, delta_softplus=softplus, chunk=16
+        )
         assert rel_err(out, ref) <= 1e-5
 
 
@@ -134,8 +142,15 @@ def ss2d_inputs(b=2, Di=3, H=5, W=7, N=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=F64)  # noqa: E731
     K = 4
-    return dict(u=r(b, Di, H, W), delta=r(b, K * Di, H, W), A=-torch.exp(r(K * Di, N)), Bs=r(b, K, N, H, W),
-                Cs=r(b, K, N, H, W), D=r(K * Di), delta_bias=r(K * Di))
+    return dict(
+        u=r(b, Di, H, W),
+        delta=r(b, K * Di, H, W),
+        A=-torch.exp(r(K * Di, N)),
+        Bs=r(b, K, N, H, W),
+        Cs=r(b, K, N, H, W),
+        D=r(K * Di),
+        delta_bias=r(K * Di),
+    )
 
 
 def literal_contract(u, delta, A, Bs, Cs, D, delta_bias):
@@ -149,9 +164,15 @@ def literal_contract(u, delta, A, Bs, Cs, D, delta_bias):
         if k >= 2:
             p = p.flip(0)
         sl = slice(k * Di, (k + 1) * Di)
-        ys = S.selective_scan_ref(u.flatten(2)[..., p], delta[:, sl].flatten(2)[..., p], A[sl],
-                                  Bs[:, k:k + 1].flatten(3)[..., p], Cs[:, k:k + 1].flatten(3)[..., p],
-                                  D[sl], delta_bias[sl])
+        ys = S.selective_scan_ref(
+            u.flatten(2)[..., p],
+            delta[:, sl].flatten(2)[..., p],
+            A[sl],
+            Bs[:, k : k + 1].flatten(3)[..., p],
+            Cs[:, k : k + 1].flatten(3)[..., p],
+            D[sl],
+            delta_bias[sl],
+        )
         y[..., p] += ys
     return y.view(bsz, Di, H, W)
 
@@ -198,9 +219,16 @@ def test_ss2d_parameter_names_and_shapes_follow_the_seed():
     m = ss2d.SS2D(32, d_state=16)  # d=32: Di=64, R=ceil(32/16)=2, K=4
     shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
     assert shapes == {
-        "in_proj.weight": (128, 32), "conv2d.weight": (64, 1, 3, 3), "conv2d.bias": (64,),
-        "x_proj_weight": (4, 2 + 32, 64), "dt_projs_weight": (4, 64, 2), "dt_projs_bias": (4, 64),
-        "A_logs": (256, 16), "Ds": (256,), "out_norm.weight": (64,), "out_norm.bias": (64,),
+        "in_proj.weight": (128, 32),
+        "conv2d.weight": (64, 1, 3, 3),
+        "conv2d.bias": (64,),
+        "x_proj_weight": (4, 2 + 32, 64),
+        "dt_projs_weight": (4, 64, 2),
+        "dt_projs_bias": (4, 64),
+        "A_logs": (256, 16),
+        "Ds": (256,),
+        "out_norm.weight": (64,),
+        "out_norm.bias": (64,),
         "out_proj.weight": (32, 64),
     }
     assert torch.allclose(m.A_logs[5], torch.log(torch.arange(1.0, 17.0)))
@@ -222,7 +250,15 @@ def test_ss2d_calls_the_swappable_selective_scan_2d_exactly_once(monkeypatch):
     assert len(calls) == 1
     u, delta, A, Bs, Cs, D, bias, softplus = calls[0]
     assert (u, delta, A, Bs, Cs, D, bias, softplus) == (
-        (1, 16, 3, 5), (1, 64, 3, 5), (64, 4), (1, 4, 4, 3, 5), (1, 4, 4, 3, 5), (64,), (64,), True)
+        (1, 16, 3, 5),
+        (1, 64, 3, 5),
+        (64, 4),
+        (1, 4, 4, 3, 5),
+        (1, 4, 4, 3, 5),
+        (64,),
+        (64,),
+        True,
+    )
 
 
 def test_vss_blocks():

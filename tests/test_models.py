@@ -16,9 +16,17 @@ from train.models import ARCHS, count_parameters, create_model, model_config, re
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed_params"
-PLANS = {"bmshj2018-hyperprior": "hyperprior", "mbt2018-mean": "mean_scale", "mbt2018": "spatial_context",
-         "ssmic": "spatial_context", "mambavc": "channel_slices", "slimcae": "factorized",
-         "basic": "grouped_context", "basic-scanline": "grouped_context", "gitssic": "grouped_slices"}
+PLANS = {
+    "bmshj2018-hyperprior": "hyperprior",
+    "mbt2018-mean": "mean_scale",
+    "mbt2018": "spatial_context",
+    "ssmic": "spatial_context",
+    "mambavc": "channel_slices",
+    "slimcae": "factorized",
+    "basic": "grouped_context",
+    "basic-scanline": "grouped_context",
+    "gitssic": "grouped_slices",
+}
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -28,9 +36,16 @@ def test_registry_covers_every_architecture_with_its_coding_plan():
         assert spec.coding_plan == PLANS[arch] and "tiny" in spec.presets and spec.default_preset in spec.presets
 
 
-@pytest.mark.parametrize("bad", [dict(arch="nope"), dict(arch="ssmic", preset="huge"),
-                                 dict(arch="mbt2018", quality=9), dict(arch="mbt2018", preset="q1", quality=1),
-                                 dict(arch="ssmic", preset="tiny", not_a_kwarg=3)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(arch="nope"),
+        dict(arch="ssmic", preset="huge"),
+        dict(arch="mbt2018", quality=9),
+        dict(arch="mbt2018", preset="q1", quality=1),
+        dict(arch="ssmic", preset="tiny", not_a_kwarg=3),
+    ],
+)
 def test_bad_requests_raise_value_error_naming_the_choices(bad):
     with pytest.raises(ValueError) as e:
         create_model(**bad)
@@ -230,8 +245,10 @@ def test_tiny_ssmic_forward_is_fast_on_cpu():
 def test_cli_lists_every_arch_and_preset(monkeypatch, capsys):
     import train.models.__main__ as cli
 
-    tiny_only = {a: dataclasses.replace(s, presets={"tiny": s.presets["tiny"]}, default_preset="tiny", qualities={})
-                 for a, s in ARCHS.items()}
+    tiny_only = {
+        a: dataclasses.replace(s, presets={"tiny": s.presets["tiny"]}, default_preset="tiny", qualities={})
+        for a, s in ARCHS.items()
+    }
     monkeypatch.setattr(cli, "ARCHS", tiny_only)
     monkeypatch.setattr("train.models.ARCHS", tiny_only)
     assert cli.main(["--json"]) == 0

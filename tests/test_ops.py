@@ -13,8 +13,12 @@ ort = pytest.importorskip("onnxruntime")
 
 
 def _single_op_model(op: str, inputs: dict, out_shape, dtype=TensorProto.FLOAT, opset=20, **fields):
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT if n in ("A", "D", "delta_bias", "gamma", "beta")
-                                         else dtype, s) for n, s in inputs.items()]
+    ins = [
+        helper.make_tensor_value_info(
+            n, TensorProto.FLOAT if n in ("A", "D", "delta_bias", "gamma", "beta") else dtype, s
+        )
+        for n, s in inputs.items()
+    ]
     node = helper.make_node(op, list(inputs), ["y"], domain=DOMAIN, **R.node_attrs(op, **fields))
     g = helper.make_graph([node], op, ins, [helper.make_tensor_value_info("y", dtype, out_shape)])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
@@ -30,15 +34,29 @@ def _run(m, feed):
     return s.run(None, {k: v.numpy() for k, v in feed.items()})[0]
 
 
-SCAN_SHAPES = dict(u=["b", "d", "h", "w"], delta=["b", "kd", "h", "w"], A=["kd", "n"], Bs=["b", 4, "n", "h", "w"],
-                   Cs=["b", 4, "n", "h", "w"], D=["kd"], delta_bias=["kd"])
+SCAN_SHAPES = dict(
+    u=["b", "d", "h", "w"],
+    delta=["b", "kd", "h", "w"],
+    A=["kd", "n"],
+    Bs=["b", 4, "n", "h", "w"],
+    Cs=["b", 4, "n", "h", "w"],
+    D=["kd"],
+    delta_bias=["kd"],
+)
 
 
 def _scan_inputs(B, Di, N, H, W, a_scale=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    return dict(u=r(B, Di, H, W), delta=r(B, 4 * Di, H, W), A=-(torch.rand(4 * Di, N, generator=g) * a_scale + 0.01),
-                Bs=r(B, 4, N, H, W), Cs=r(B, 4, N, H, W), D=r(4 * Di), delta_bias=r(4 * Di))
+    return dict(
+        u=r(B, Di, H, W),
+        delta=r(B, 4 * Di, H, W),
+        A=-(torch.rand(4 * Di, N, generator=g) * a_scale + 0.01),
+        Bs=r(B, 4, N, H, W),
+        Cs=r(B, 4, N, H, W),
+        D=r(4 * Di),
+        delta_bias=r(4 * Di),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +108,12 @@ def test_gdn_body_in_ort_matches_reference(inverse):
     torch.manual_seed(1)
     C = 5
     x, gamma, beta = torch.randn(1, C, 9, 11), torch.rand(C, C) * 0.2, torch.rand(C) + 0.5
-    m = _single_op_model("GeneralizedDivisiveNorm", dict(x=["b", C, "h", "w"], gamma=[C, C], beta=[C]),
-                         ["b", C, "h", "w"], inverse=inverse)
+    m = _single_op_model(
+        "GeneralizedDivisiveNorm",
+        dict(x=["b", C, "h", "w"], gamma=[C, C], beta=[C]),
+        ["b", C, "h", "w"],
+        inverse=inverse,
+    )
     out = _run(m, dict(x=x, gamma=gamma, beta=beta))
     ref = R.gdn_reference(x, gamma, beta, inverse).numpy()
     assert np.abs(out - ref).max() <= 1e-6 * np.abs(ref).max()
@@ -101,8 +123,9 @@ def test_gdn_body_in_ort_matches_reference(inverse):
 def test_gdn_body_folds_to_one_branch_in_ort(tmp_path, inverse, kept, dropped):
     """inverse is a constant after inlining: ORT's basic level folds the If, so only the needed op runs."""
     C = 4
-    m = _single_op_model("GeneralizedDivisiveNorm", dict(x=[1, C, 3, 3], gamma=[C, C], beta=[C]), [1, C, 3, 3],
-                         inverse=inverse)
+    m = _single_op_model(
+        "GeneralizedDivisiveNorm", dict(x=[1, C, 3, 3], gamma=[C, C], beta=[C]), [1, C, 3, 3], inverse=inverse
+    )
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     so.optimized_model_filepath = str(tmp_path / "opt.onnx")
@@ -117,11 +140,13 @@ def test_gdn_fp16_body_keeps_the_sum_in_fp32():
     C = 3
     x = torch.full((1, C, 2, 2), 300.0)
     gamma, beta = torch.eye(C) * 0.1, torch.ones(C)
-    m = _single_op_model("GeneralizedDivisiveNorm", dict(x=[1, C, 2, 2], gamma=[C, C], beta=[C]), [1, C, 2, 2],
-                         dtype=TensorProto.FLOAT16)
+    m = _single_op_model(
+        "GeneralizedDivisiveNorm", dict(x=[1, C, 2, 2], gamma=[C, C], beta=[C]), [1, C, 2, 2], dtype=TensorProto.FLOAT16
+    )
     so = ort.SessionOptions()
     out = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
-        None, dict(x=x.half().numpy(), gamma=gamma.numpy(), beta=beta.numpy()))[0]
+        None, dict(x=x.half().numpy(), gamma=gamma.numpy(), beta=beta.numpy())
+    )[0]
     assert out.dtype == np.float16 and np.isfinite(out).all()
     ref = R.gdn_reference(x, gamma, beta, 0).numpy()
     assert np.abs(out.astype(np.float32) - ref).max() <= 2e-3 * np.abs(ref).max()
@@ -139,18 +164,22 @@ def test_reference_scan_matches_train_sequence_reference():
     d_seq = torch.cat([ss2d.to_direction(dl[:, k], k) for k in range(4)], 1).double()
     B_seq = torch.stack([ss2d.to_direction(d["Bs"][:, k], k) for k in range(4)], 1).double()
     C_seq = torch.stack([ss2d.to_direction(d["Cs"][:, k], k) for k in range(4)], 1).double()
-    ys = S.selective_scan_ref(u_seq, d_seq, d["A"].double(), B_seq, C_seq, d["D"].double(),
-                              d["delta_bias"].double(), True).unflatten(1, (4, Di))
+    ys = S.selective_scan_ref(
+        u_seq, d_seq, d["A"].double(), B_seq, C_seq, d["D"].double(), d["delta_bias"].double(), True
+    ).unflatten(1, (4, Di))
     y = sum(ss2d.from_direction(ys[:, k], k, H, W) for k in range(4))
     ours = R.selective_scan_reference(**{k: v.double() for k, v in d.items()})
     torch.testing.assert_close(ours, y, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("shape,a_scale", [
-    ((2, 3, 2, 5, 7), 1.0),     # odd sizes, batch 2
-    ((1, 2, 3, 16, 16), 4.0),
-    ((1, 2, 2, 9, 8), 80.0),    # strongly negative A: exp(dt*A) underflows, the masked form must not overflow
-])
+@pytest.mark.parametrize(
+    "shape,a_scale",
+    [
+        ((2, 3, 2, 5, 7), 1.0),  # odd sizes, batch 2
+        ((1, 2, 3, 16, 16), 4.0),
+        ((1, 2, 2, 9, 8), 80.0),  # strongly negative A: exp(dt*A) underflows, the masked form must not overflow
+    ],
+)
 def test_scan_body_matches_float64_reference(scan_model, shape, a_scale):
     d = _scan_inputs(*shape, a_scale=a_scale)
     if a_scale > 10:
@@ -207,6 +236,7 @@ def test_torch_ops_have_fake_kernels():
 
 def test_lictrt_ops_patches_and_restores():
     from compressai.layers import GDN
+
     from train.layers import ss2d
 
     fwd, scan = GDN.forward, ss2d.selective_scan_2d

@@ -16,7 +16,9 @@ try:
 except Exception:  # ImportError or a broken install
     HAVE_RTX = False
 
-pytestmark = pytest.mark.skipif(not HAVE_RTX, reason="tensorrt_rtx not importable (pip install tensorrt-rtx==1.7.1.116)")
+pytestmark = pytest.mark.skipif(
+    not HAVE_RTX, reason="tensorrt_rtx not importable (pip install tensorrt-rtx==1.7.1.116)"
+)
 ROOT = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,15 +26,25 @@ from test_export import ARCHS, exported  # noqa: E402,F401  (shares the session'
 
 
 def _probe(onnx_path: Path) -> dict:
-    p = subprocess.run([sys.executable, "-m", "export.rtx_probe", str(onnx_path)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "export.rtx_probe", str(onnx_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("arch,graph,op", [("bmshj2018-hyperprior", "analysis", "GeneralizedDivisiveNorm"),
-                                           ("bmshj2018-hyperprior", "synthesis", "GeneralizedDivisiveNorm"),
-                                           ("ssmic", "analysis", "SelectiveScan2D")])
+@pytest.mark.parametrize(
+    "arch,graph,op",
+    [
+        ("bmshj2018-hyperprior", "analysis", "GeneralizedDivisiveNorm"),
+        ("bmshj2018-hyperprior", "synthesis", "GeneralizedDivisiveNorm"),
+        ("ssmic", "analysis", "SelectiveScan2D"),
+    ],
+)
 def test_plugin_creator_receives_the_contract_fields(exported, arch, graph, op):
     res = exported(arch)
     out = _probe(res["bundle"] / res["manifest"]["graphs"][graph]["file"])
@@ -52,15 +64,16 @@ def test_plugin_creator_receives_the_contract_fields(exported, arch, graph, op):
 def test_rtx_parses_and_builds_every_fp32_graph(exported, arch, tmp_path):
     import shutil
 
-    from runtime.bundle import read_manifest
     from export.trt import build_bundle
+    from runtime.bundle import read_manifest
 
     res = exported(arch)
     bundle = tmp_path / "b"
     shutil.copytree(res["bundle"], bundle)
     pad = res["manifest"]["pad_multiple"]
-    new = build_bundle(bundle, backend="rtx", shapes=f"{pad}x{pad}:{2 * pad}x{3 * pad}:{4 * pad}x{4 * pad}",
-                       progress=False)
+    new = build_bundle(
+        bundle, backend="rtx", shapes=f"{pad}x{pad}:{2 * pad}x{3 * pad}:{4 * pad}x{4 * pad}", progress=False
+    )
     man = read_manifest(bundle)
     assert {e["graph"] for e in new.values()} == set(man["graphs"])
     for key, e in new.items():
@@ -82,6 +95,11 @@ def test_rtx_refuses_plugins_and_bad_shapes(exported, tmp_path):
         parse_shapes("64x64:32x32:128x128", 64)
     with pytest.raises(TrtError):
         parse_shapes("64x60:64x64:128x128", 64)
-    p = subprocess.run([sys.executable, "-m", "export.trt", str(tmp_path / "nope")], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "export.trt", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert p.returncode == 1 and p.stderr.strip().startswith("error: ") and "Traceback" not in p.stderr

@@ -15,15 +15,28 @@ def _minimal(tmp_path, **changes):
     d = tmp_path / "b.bundle"
     d.mkdir(exist_ok=True)
     g = {"file": "g.onnx", "role": "x", "parse_critical": False, "inputs": [], "outputs": []}
-    m = {"format": "lictrt-bundle", "format_version": 1, "model": {"arch": "t", "hash": "ab" * 32},
-         "pad_multiple": 64, "precision": "fp32", "plan": {"kind": "hyperprior"},
-         "graphs": {"analysis": dict(g), "hyper_synthesis": dict(g, parse_critical=True), "synthesis": dict(g)}}
+    m = {
+        "format": "lictrt-bundle",
+        "format_version": 1,
+        "model": {"arch": "t", "hash": "ab" * 32},
+        "pad_multiple": 64,
+        "precision": "fp32",
+        "plan": {"kind": "hyperprior"},
+        "graphs": {"analysis": dict(g), "hyper_synthesis": dict(g, parse_critical=True), "synthesis": dict(g)},
+    }
     m.update(changes)
     (d / "manifest.json").write_text(json.dumps(m))
     (d / "g.onnx").write_bytes(b"")
     cdf = np.zeros((2, 5), np.int32)
-    np.savez(d / "tables.npz", **{"z.cdf": cdf, "z.cdf_length": np.full(2, 5, np.int32),
-                                  "z.offset": np.zeros(2, np.int32), "z.medians": np.zeros(2, np.float32)})
+    np.savez(
+        d / "tables.npz",
+        **{
+            "z.cdf": cdf,
+            "z.cdf_length": np.full(2, 5, np.int32),
+            "z.offset": np.zeros(2, np.int32),
+            "z.medians": np.zeros(2, np.float32),
+        },
+    )
     return d
 
 
@@ -33,14 +46,17 @@ def test_minimal_bundle_loads(tmp_path):
     assert b.graph("hyper_synthesis").parse_critical and b.entropy("z").kind == "factorized"
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"format": "other"}, "format"),
-    ({"format_version": 2}, "format_version"),
-    ({"plan": {"kind": "magic"}}, "unknown plan kind"),
-    ({"pad_multiple": 0}, "pad_multiple"),
-    ({"model": {"hash": "xyz"}}, "hash"),
-    ({"graphs": {}}, "needs graph"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"format": "other"}, "format"),
+        ({"format_version": 2}, "format_version"),
+        ({"plan": {"kind": "magic"}}, "unknown plan kind"),
+        ({"pad_multiple": 0}, "pad_multiple"),
+        ({"model": {"hash": "xyz"}}, "hash"),
+        ({"graphs": {}}, "needs graph"),
+    ],
+)
 def test_bad_manifests_are_refused(tmp_path, changes, message):
     with pytest.raises(BundleError, match=message):
         Bundle.load(_minimal(tmp_path, **changes))
@@ -61,12 +77,24 @@ def test_missing_files_and_bad_tables(tmp_path):
     with pytest.raises(BundleError, match="missing"):
         Bundle.load(d)
     d = _minimal(tmp_path)
-    np.savez(d / "tables.npz", **{"z.cdf": np.zeros((2, 5), np.int64), "z.cdf_length": np.full(2, 5, np.int32),
-                                  "z.offset": np.zeros(2, np.int32)})
+    np.savez(
+        d / "tables.npz",
+        **{
+            "z.cdf": np.zeros((2, 5), np.int64),
+            "z.cdf_length": np.full(2, 5, np.int32),
+            "z.offset": np.zeros(2, np.int32),
+        },
+    )
     with pytest.raises(BundleError, match="int32"):
         Bundle.load(d)
-    np.savez(d / "tables.npz", **{"z.cdf": np.zeros((2, 5), np.int32), "z.cdf_length": np.full(3, 5, np.int32),
-                                  "z.offset": np.zeros(2, np.int32)})
+    np.savez(
+        d / "tables.npz",
+        **{
+            "z.cdf": np.zeros((2, 5), np.int32),
+            "z.cdf_length": np.full(3, 5, np.int32),
+            "z.offset": np.zeros(2, np.int32),
+        },
+    )
     with pytest.raises(BundleError, match="do not agree"):
         Bundle.load(d)
     shutil.rmtree(d)
@@ -85,9 +113,9 @@ def test_parse_path_plan_and_mode_codes_come_from_the_extension():
 
 
 def test_pinned_session_options():
-    from runtime.backends.ort import pinned_session_options
-
     import onnxruntime as ort
+
+    from runtime.backends.ort import pinned_session_options
 
     so = pinned_session_options()
     assert so.intra_op_num_threads == 1 and so.inter_op_num_threads == 1
@@ -126,11 +154,13 @@ def test_runtime_core_imports_neither_torch_nor_train():
     import subprocess
     import sys
 
-    code = ("import sys, runtime, runtime.codec, runtime.bundle, runtime.image, runtime.backends.ort, "
-            "runtime.backends.tensorrt, runtime.__main__\n"
-            "from runtime import plans\n"
-            "[plans.get(k) for k in plans.KINDS]\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'train', 'compressai')]\n"
-            "assert not bad, bad")
+    code = (
+        "import sys, runtime, runtime.codec, runtime.bundle, runtime.image, runtime.backends.ort, "
+        "runtime.backends.tensorrt, runtime.__main__\n"
+        "from runtime import plans\n"
+        "[plans.get(k) for k in plans.KINDS]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'train', 'compressai')]\n"
+        "assert not bad, bad"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-500:]

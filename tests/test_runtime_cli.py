@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from runtime import image as img  # noqa: E402
 from test_runtime_support import REPO, cached_bundle, test_image  # noqa: E402
+
+from runtime import image as img  # noqa: E402
 
 
 def cli(*args):

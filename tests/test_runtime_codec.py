@@ -18,10 +18,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
+
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.container import unpack  # noqa: E402
-from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
 
 ARCHS = ["bmshj2018-hyperprior", "mbt2018-mean"]
 
@@ -242,8 +243,9 @@ def test_torch_and_pinned_ort_scales_differ_in_the_last_bits(bundle):
 
 def test_torch_backend_refuses_a_checkpoint_that_is_not_the_bundles(tmp_path_factory, make_checkpoint):
     """Any checkpoint used to decode with exit 0 and a 4–5 dB image; now only the bundle's own is accepted."""
-    from runtime.backends import BackendError
     from test_runtime_cli import cli
+
+    from runtime.backends import BackendError
 
     ck, b, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
     Codec.open(b, backend="torch", checkpoint=ck)  # its own checkpoint: fine

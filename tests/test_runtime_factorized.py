@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_runtime_support import test_image  # noqa: E402
+
 from runtime import Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.container import unpack  # noqa: E402
-from test_runtime_support import test_image  # noqa: E402
 
 
 def test_each_width_codes_like_its_own_compress():

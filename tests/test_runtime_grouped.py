@@ -82,8 +82,10 @@ def test_torch_and_ort_give_identical_symbols_and_streams_for_every_group(model,
 def test_subset_decode_equals_the_full_decode_inside_the_decoded_groups(bundle, model):
     c = Codec.open(bundle["bundle"], backend="onnxruntime")
     data = c.encode(test_image(SIZE, SIZE, seed=1), mask=CLEAN)
-    assert model.g_s.colliding_labels(torch.from_numpy(CLEAN).repeat_interleave(2, 0).repeat_interleave(2, 1)
-                                      [None, None]) == set()
+    assert (
+        model.g_s.colliding_labels(torch.from_numpy(CLEAN).repeat_interleave(2, 0).repeat_interleave(2, 1)[None, None])
+        == set()
+    )
     full = c.decode(data).astype(np.int16)
     for groups in ([10], [0, 20], [20]):
         part = c.decode(data, groups=groups).astype(np.int16)
@@ -123,8 +125,11 @@ def test_mask_forms_and_default_single_group(bundle):
     im = test_image(SIZE, SIZE)
     full_res = CLEAN.repeat(32, 0).repeat(32, 1)
     latent = CLEAN.repeat(2, 0).repeat(2, 1)
-    assert _streams(c.encode(im, mask=full_res)) == _streams(c.encode(im, mask=latent)) == _streams(
-        c.encode(im, mask=CLEAN))
+    assert (
+        _streams(c.encode(im, mask=full_res))
+        == _streams(c.encode(im, mask=latent))
+        == _streams(c.encode(im, mask=CLEAN))
+    )
     one = _streams(c.encode(im))  # no mask: one group and no mask stream
     assert list(one) == ["z"] + [f"g0.y{i}" for i in range(5)]
     assert np.array_equal(c.decode(c.encode(im)), c.decode(c.encode(im, mask=np.zeros((4, 4), np.int32))))
@@ -155,16 +160,58 @@ def test_cli_mask_groups_and_info(bundle, tmp_path, capsys):
     Image.fromarray(test_image(SIZE, SIZE)).save(tmp_path / "x.png")
     Image.fromarray(CLEAN.astype(np.uint8)).save(tmp_path / "labels.png")
     b = str(bundle["bundle"])
-    assert main(["encode", b, str(tmp_path / "x.png"), "-o", str(tmp_path / "x.lic"), "--mask",
-                 str(tmp_path / "labels.png"), "--backend", "onnxruntime"]) == 0
-    assert main(["decode", b, str(tmp_path / "x.lic"), "-o", str(tmp_path / "p.png"), "--groups", "10,20",
-                 "--backend", "onnxruntime"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                b,
+                str(tmp_path / "x.png"),
+                "-o",
+                str(tmp_path / "x.lic"),
+                "--mask",
+                str(tmp_path / "labels.png"),
+                "--backend",
+                "onnxruntime",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "decode",
+                b,
+                str(tmp_path / "x.lic"),
+                "-o",
+                str(tmp_path / "p.png"),
+                "--groups",
+                "10,20",
+                "--backend",
+                "onnxruntime",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["info", str(tmp_path / "x.lic")]) == 0
     out = capsys.readouterr().out
     assert "3 groups" in out and all(f"group {g}" in out for g in (0, 10, 20))
-    assert main(["decode", b, str(tmp_path / "x.lic"), "-o", str(tmp_path / "q.png"), "--groups", "4",
-                 "--backend", "onnxruntime"]) == 1
+    assert (
+        main(
+            [
+                "decode",
+                b,
+                str(tmp_path / "x.lic"),
+                "-o",
+                str(tmp_path / "q.png"),
+                "--groups",
+                "4",
+                "--backend",
+                "onnxruntime",
+            ]
+        )
+        == 1
+    )
     assert "not in this bitstream" in capsys.readouterr().err
 
 
@@ -200,6 +247,8 @@ def test_groups_benchmark_accounts_for_every_byte(bundle, tmp_path):
     res = run(bundle["bundle"], tmp_path / "img", tmp_path / "msk")
     for r in res["per_image"]:
         assert r["groups"] == 3 and r["mask_bytes"] > 0
-        assert r["mask_bytes"] + r["z_bytes"] + r["header_bytes"] + sum(
-            g["bytes"] for g in r["group_bytes"].values()) == r["bytes"]
+        assert (
+            r["mask_bytes"] + r["z_bytes"] + r["header_bytes"] + sum(g["bytes"] for g in r["group_bytes"].values())
+            == r["bytes"]
+        )
         assert r["subset"]["max_abs_diff_inside"] <= 1

@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+
 import numpy as np
 import pytest
 

@@ -12,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_runtime_support import Perturb, test_image, tiny_model  # noqa: E402
+
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.container import unpack  # noqa: E402
-from test_runtime_support import Perturb, test_image, tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
+
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.plans.spatial_context import schedule  # noqa: E402
-from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 5), (5, 1), (2, 3), (8, 12), (32, 48)])

@@ -16,10 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from test_runtime_support import cached_bundle, test_image  # noqa: E402
+
 from runtime import Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.container import unpack  # noqa: E402
-from test_runtime_support import cached_bundle, test_image  # noqa: E402
 
 CASES = [("ssmic", "spatial_context"), pytest.param("mambavc", "channel_slices", marks=pytest.mark.slow)]
 

@@ -53,8 +53,12 @@ def make_bundle(tmp: Path, arch: str, seed: int = 0):
     ck = tmp / f"{arch}.pth"
     save_checkpoint(ck, m, lmbda=0.01, metric="mse", step=0, epoch=0)
     out = tmp / f"{arch}.bundle"
-    r = subprocess.run([sys.executable, "-m", "export.onnx", str(ck), "-o", str(out), "--no-check"],
-                       cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "export.onnx", str(ck), "-o", str(out), "--no-check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.fail(f"export.onnx failed: {r.stderr.strip().splitlines()[-1:]}")
     return ck, out, m

@@ -53,8 +53,19 @@ def _assert_bit_exact(a, b):
 
 
 def _train(tmp_path, arch, steps, **kw):
-    cfg = dict(arch=arch, preset="tiny", data=kw.pop("data"), output=tmp_path / f"{arch}.pth", steps=steps,
-               batch_size=2, patch_size=64, lr=1e-3, seed=0, max_seconds=60, quiet=True)
+    cfg = dict(
+        arch=arch,
+        preset="tiny",
+        data=kw.pop("data"),
+        output=tmp_path / f"{arch}.pth",
+        steps=steps,
+        batch_size=2,
+        patch_size=64,
+        lr=1e-3,
+        seed=0,
+        max_seconds=60,
+        quiet=True,
+    )
     cfg.update(kw)
     trainer = Trainer(TrainConfig(**cfg))
     trainer.run()
@@ -180,8 +191,27 @@ def test_trained_checkpoint_reloads_with_weights_only_and_reproduces_forward(hyp
 
 def test_resume_continues_step_count_optimizer_and_log(hyper_run, train_dir, capsys):
     path = hyper_run.cfg.output
-    rc = main(["-a", HYPER, "-d", str(train_dir), "--steps", "34", "--batch-size", "2", "--patch-size", "64",
-               "-o", str(path), "--resume", str(path), "--eval-every", "100", "-q"])
+    rc = main(
+        [
+            "-a",
+            HYPER,
+            "-d",
+            str(train_dir),
+            "--steps",
+            "34",
+            "--batch-size",
+            "2",
+            "--patch-size",
+            "64",
+            "-o",
+            str(path),
+            "--resume",
+            str(path),
+            "--eval-every",
+            "100",
+            "-q",
+        ]
+    )
     assert rc == 0 and "step 34" in capsys.readouterr().out
     raw = torch.load(path, weights_only=True)
     assert raw["step"] == 34
@@ -203,8 +233,9 @@ def test_tiny_ssmic_training_lowers_rd_loss_and_reloads_bit_exact(tmp_path, trai
 
 
 def test_ms_ssim_training_records_ms_ssim(tmp_path, train_dir):
-    trainer = _train(tmp_path, HYPER, steps=1, data=train_dir, metric="ms-ssim", lmbda=[8.73], patch_size=192,
-                     batch_size=1)
+    trainer = _train(
+        tmp_path, HYPER, steps=1, data=train_dir, metric="ms-ssim", lmbda=[8.73], patch_size=192, batch_size=1
+    )
     stats = torch.load(trainer.cfg.output, weights_only=True)["stats"]
     assert 0 <= stats["ms_ssim"] <= 1  # an untrained net may score 0 (pytorch_msssim clips negative terms)
     assert math.isclose(stats["loss"], 8.73 * (1 - stats["ms_ssim"]) + stats["bpp"], rel_tol=1e-5)
@@ -218,8 +249,11 @@ def test_slimcae_sums_losses_over_widths(tmp_path, train_dir):
     per = stats["per_width"]
     assert sorted(per, reverse=True) == widths
     assert math.isclose(stats["loss"], sum(p["loss"] for p in per.values()), rel_tol=1e-6)
-    assert [r["width"] for r in csv.DictReader(open(trainer.cfg.output.with_suffix(".csv")))
-            if r["split"] == "eval" and r["step"] == "2"] == ["", *map(str, widths)]
+    assert [
+        r["width"]
+        for r in csv.DictReader(open(trainer.cfg.output.with_suffix(".csv")))
+        if r["split"] == "eval" and r["step"] == "2"
+    ] == ["", *map(str, widths)]
     load_checkpoint(trainer.cfg.output)
 
 
@@ -237,10 +271,42 @@ def test_time_limit_stops_early_and_still_saves(tmp_path, train_dir):
 
 def test_torchrun_two_cpu_processes_train_and_write_a_loadable_checkpoint(tmp_path, train_dir, repo_root):
     out = tmp_path / "ddp.pth"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "-m", "train", "-a", HYPER, "--preset",
-           "tiny", "-d", str(train_dir), "--steps", "4", "--batch-size", "2", "--patch-size", "64", "--lr", "1e-3",
-           "-o", str(out), "--threads", "1", "--eval-every", "100", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        "localhost:0",
+        "-m",
+        "train",
+        "-a",
+        HYPER,
+        "--preset",
+        "tiny",
+        "-d",
+        str(train_dir),
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--patch-size",
+        "64",
+        "--lr",
+        "1e-3",
+        "-o",
+        str(out),
+        "--threads",
+        "1",
+        "--eval-every",
+        "100",
+        "-q",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -254,19 +320,30 @@ def test_torchrun_two_cpu_processes_train_and_write_a_loadable_checkpoint(tmp_pa
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["-a", HYPER, "-d", "DATA", "--steps", "1"], "missing -o"),
-    (["-a", HYPER, "-d", "NOPE", "--steps", "1", "-o", "OUT"], "data directory not found"),
-    (["-a", HYPER, "-d", "DATA", "-o", "OUT"], "give --epochs or --steps"),
-    (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--patch-size", "100"], "not a multiple of"),
-    (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--lambda", "0.1,0.2"], "one lambda"),
-    (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--device", "cuda"], "CUDA"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["-a", HYPER, "-d", "DATA", "--steps", "1"], "missing -o"),
+        (["-a", HYPER, "-d", "NOPE", "--steps", "1", "-o", "OUT"], "data directory not found"),
+        (["-a", HYPER, "-d", "DATA", "-o", "OUT"], "give --epochs or --steps"),
+        (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--patch-size", "100"], "not a multiple of"),
+        (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--lambda", "0.1,0.2"], "one lambda"),
+        (["-a", HYPER, "-d", "DATA", "--steps", "1", "-o", "OUT", "--device", "cuda"], "CUDA"),
+    ],
+)
 def test_cli_usage_errors_are_one_line(argv, words, tmp_path, train_dir, capsys):
     if words == "CUDA" and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    argv = [str(train_dir) if a == "DATA" else str(tmp_path / "out.pth") if a == "OUT" else
-            str(tmp_path / "nope") if a == "NOPE" else a for a in argv]
+    argv = [
+        str(train_dir)
+        if a == "DATA"
+        else str(tmp_path / "out.pth")
+        if a == "OUT"
+        else str(tmp_path / "nope")
+        if a == "NOPE"
+        else a
+        for a in argv
+    ]
     assert main(argv + ["-q"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err

@@ -14,8 +14,15 @@ import torch
 from export.op_contracts import OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from trt_plugins import harness
 from trt_plugins.harness import FP16, FP32, KernelError, Kernels
-from trt_plugins.reference import (gdn_inputs, gdn_reference, rel_err, run_gdn_poisoned, run_scan_poisoned,
-                                   scan_inputs, ss2d_reference)
+from trt_plugins.reference import (
+    gdn_inputs,
+    gdn_reference,
+    rel_err,
+    run_gdn_poisoned,
+    run_scan_poisoned,
+    scan_inputs,
+    ss2d_reference,
+)
 
 BUILD_DIR = harness.DEFAULT_BUILD_DIR
 
@@ -67,8 +74,13 @@ def test_plugin_library_needs_neither_libnvinfer_nor_the_registry(build_dir):
 def test_kernels_library_exports_the_c_launchers(build_dir):
     lib = build_dir / "liblictrt_kernels.so"
     defined = _symbols(lib, "--defined-only")
-    assert {"lictrt_ss2d_forward", "lictrt_ss2d_workspace_size", "lictrt_gdn_forward",
-            "lictrt_status_string", "lictrt_kernels_version"} <= defined
+    assert {
+        "lictrt_ss2d_forward",
+        "lictrt_ss2d_workspace_size",
+        "lictrt_gdn_forward",
+        "lictrt_status_string",
+        "lictrt_kernels_version",
+    } <= defined
     assert "getCreators" not in defined
     assert not [n for n in _needed(lib) if "nvinfer" in n]
 
@@ -109,15 +121,15 @@ def test_plugins_behave_as_the_contract_says_without_a_gpu(build_dir):
 
 
 def test_list_creators_reports_a_missing_library_in_one_line(build_dir, tmp_path):
-    proc = subprocess.run([str(build_dir / "list_creators"), str(tmp_path / "nope.so")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([str(build_dir / "list_creators"), str(tmp_path / "nope.so")], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot load") and proc.stderr.count("\n") == 1
 
 
 def test_list_creators_rejects_a_library_without_get_creators(build_dir):
-    proc = subprocess.run([str(build_dir / "list_creators"), str(build_dir / "liblictrt_kernels.so")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(build_dir / "list_creators"), str(build_dir / "liblictrt_kernels.so")], capture_output=True, text=True
+    )
     assert proc.returncode == 1 and "does not export getCreators" in proc.stderr
 
 
@@ -163,8 +175,9 @@ def test_ss2d_workspace_rejects_bad_shapes_with_a_status(kernels, shape, dtype, 
 
 def _ss2d_call(kernels, ptr, shape, softplus=1, dtype=FP32, ws_bytes=0):
     fake = ctypes.c_void_p(ptr) if ptr else None
-    return kernels.lib.lictrt_ss2d_forward(fake, fake, fake, fake, fake, fake, None, fake, *shape, softplus, dtype,
-                                           fake, ws_bytes, None)
+    return kernels.lib.lictrt_ss2d_forward(
+        fake, fake, fake, fake, fake, fake, None, fake, *shape, softplus, dtype, fake, ws_bytes, None
+    )
 
 
 def test_ss2d_forward_checks_arguments_before_touching_the_gpu(kernels):
@@ -196,6 +209,7 @@ def test_harness_reports_a_missing_library_clearly(tmp_path, monkeypatch):
 # liblictrt_kernels_cpu.so compiles the very .cu files with a host compiler and runs every CUDA block as a set of
 # std::threads (trt_plugins/common/cpu_emulation.h): it checks the indexing, the chunk carries, the direction
 # merge and the shared-memory synchronisation on CI.  The same checks on a real GPU: tests/test_kernels_gpu.py.
+
 
 @pytest.fixture(scope="module")
 def emulated(build_dir):
@@ -258,7 +272,8 @@ def test_emulated_generalized_divisive_norm_matches_the_float64_reference(emulat
 def test_bench_cli_fails_in_one_line_without_a_gpu():
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "trt_plugins.harness", "bench"], capture_output=True, text=True,
-                          cwd=harness.REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trt_plugins.harness", "bench"], capture_output=True, text=True, cwd=harness.REPO_ROOT
+    )
     assert proc.returncode == 2
     assert proc.stderr == "error: bench needs a CUDA GPU\n"

@@ -33,9 +33,17 @@ class CheckpointError(Exception):
 # --------------------------------------------------------------------------------------------------- save
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, lmbda: float | list[float], metric: str,
-                    step: int, epoch: int, stats: dict[str, Any] | None = None,
-                    train_state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    lmbda: float | list[float],
+    metric: str,
+    step: int,
+    epoch: int,
+    stats: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model`` as a lictrt checkpoint at ``path`` (atomically) and return the path.
 
     Calls ``model.update(force=True)`` first so the CDF buffers are in the state_dict (pass a copy if the
@@ -129,7 +137,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         if "Weights only load failed" in msg and unsafe:
             raise CheckpointError(
                 f"refusing to load {path}: it pickles arbitrary Python objects ({unsafe.group(1)}),"
-                " which weights_only=True loading rejects; the file may be malicious") from None
+                " which weights_only=True loading rejects; the file may be malicious"
+            ) from None
         if "central directory" in msg or isinstance(e, EOFError):
             raise CheckpointError(f"{path} is truncated or empty (not a complete torch.save file)") from None
         raise CheckpointError(f"{path} is corrupt or not a torch checkpoint ({_first_line(msg, e)})") from None
@@ -138,7 +147,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return obj
 
 
-_BOILERPLATE = ("Weights only load failed", "In PyTorch 2.6", "WeightsUnpickler", "(1)", "(2)", "Check the documentation")
+_BOILERPLATE = (
+    "Weights only load failed",
+    "In PyTorch 2.6",
+    "WeightsUnpickler",
+    "(1)",
+    "(2)",
+    "Check the documentation",
+)
 
 
 def _first_line(msg: str, e: Exception) -> str:
@@ -150,9 +166,15 @@ def _first_line(msg: str, e: Exception) -> str:
     return type(e).__name__
 
 
-def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_location: Any = "cpu", *,
-                    preset: str | None = None, quality: int | None = None,
-                    **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike,
+    arch: str | None = None,
+    map_location: Any = "cpu",
+    *,
+    preset: str | None = None,
+    quality: int | None = None,
+    **overrides: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model from a lictrt checkpoint, or from a bare state_dict when ``arch`` is given.
 
     For a bare state_dict (seed repository, CompressAI, or a training dict with a ``state_dict`` key) the
@@ -164,9 +186,15 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_locati
     return model_from_checkpoint(ckpt, arch, preset=preset, quality=quality, source=path, **overrides)
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], arch: str | None = None, *, preset: str | None = None,
-                          quality: int | None = None, source: Any = "checkpoint",
-                          **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
+def model_from_checkpoint(
+    ckpt: dict[str, Any],
+    arch: str | None = None,
+    *,
+    preset: str | None = None,
+    quality: int | None = None,
+    source: Any = "checkpoint",
+    **overrides: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
     """:func:`load_checkpoint` on a dict already read by :func:`read_checkpoint` (``source`` names it)."""
     path = source
     if arch is not None and arch not in ARCHS:
@@ -227,8 +255,14 @@ def _load_bare(path, ckpt, arch, preset, quality, overrides):
         config = infer_config(arch, state, path)
     model = _build(arch, config)
     updated = _load_state(model, state, arch, path)
-    meta = {"format": None, "arch": arch, "config": model_config(model), "source": "state_dict",
-            "path": str(path), "cdf_rebuilt": updated}
+    meta = {
+        "format": None,
+        "arch": arch,
+        "config": model_config(model),
+        "source": "state_dict",
+        "path": str(path),
+        "cdf_rebuilt": updated,
+    }
     for key in ("epoch", "step", "lambda", "metric"):
         if key in ckpt and isinstance(ckpt[key], _PLAIN):
             meta[key] = ckpt[key]
@@ -243,7 +277,7 @@ def _unwrap_state_dict(ckpt: dict, path) -> dict[str, torch.Tensor]:
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path} is not a checkpoint: neither a {FORMAT} dict nor a state_dict of tensors")
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -320,8 +354,10 @@ def infer_config(arch: str, state: dict[str, torch.Tensor], path="state_dict") -
             return config
         if best is None or score < best[0]:
             best = (score, name, text)
-    raise CheckpointError(f"{path}: state_dict does not fit {arch!r} (closest preset {best[1]!r}: {best[2]}); "
-                          "another architecture, or give --preset/--quality")
+    raise CheckpointError(
+        f"{path}: state_dict does not fit {arch!r} (closest preset {best[1]!r}: {best[2]}); "
+        "another architecture, or give --preset/--quality"
+    )
 
 
 def has_cdf_tables(model: nn.Module) -> bool:
@@ -333,13 +369,21 @@ def has_cdf_tables(model: nn.Module) -> bool:
 def summarize(meta: dict[str, Any], model: nn.Module) -> str:
     """A few human-readable lines about a loaded checkpoint (``python -m train --info``)."""
     stats = meta.get("stats") or {}
-    lines = [f"arch     {meta.get('arch')}  ({meta.get('source')})",
-             f"config   {meta.get('config')}",
-             f"params   {sum(p.numel() for p in model.parameters()):,}"]
+    lines = [
+        f"arch     {meta.get('arch')}  ({meta.get('source')})",
+        f"config   {meta.get('config')}",
+        f"params   {sum(p.numel() for p in model.parameters()):,}",
+    ]
     if meta.get("source") == "lictrt":
-        lines += [f"lambda   {meta.get('lambda')}  metric {meta.get('metric')}",
-                  f"progress step {meta.get('step')}  epoch {meta.get('epoch')}",
-                  "stats    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in stats.items() if not isinstance(v, dict)),
-                  f"versions {meta.get('versions')}"]
+        lines += [
+            f"lambda   {meta.get('lambda')}  metric {meta.get('metric')}",
+            f"progress step {meta.get('step')}  epoch {meta.get('epoch')}",
+            "stats    "
+            + "  ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in stats.items()
+                if not isinstance(v, dict)
+            ),
+            f"versions {meta.get('versions')}",
+        ]
     return "\n".join(lines)

@@ -25,8 +25,9 @@ def entropy_models(model: nn.Module, kind: str | None = None, widths: list[int] 
     (``kind == "factorized"``): its bottleneck is ``y``. Hyperprior models: ``z`` and ``y``.
     """
     if hasattr(model, "entropy_bottlenecks") and hasattr(model, "widths"):
-        return {f"w{w}.z": eb for w, eb in zip(model.widths, model.entropy_bottlenecks)
-                if widths is None or w in widths}
+        return {
+            f"w{w}.z": eb for w, eb in zip(model.widths, model.entropy_bottlenecks) if widths is None or w in widths
+        }
     out = {}
     if hasattr(model, "entropy_bottleneck"):
         out["y" if kind == "factorized" else "z"] = model.entropy_bottleneck
@@ -42,9 +43,11 @@ def _tables_of(prefix: str, em: nn.Module) -> dict[str, np.ndarray]:
 
     if em._quantized_cdf.numel() == 0:
         raise CodingError(f"entropy model {prefix!r} has no CDF tables: call model.update(force=True) first")
-    t = {f"{prefix}.cdf": em._quantized_cdf.detach().cpu().numpy().astype(np.int32),
-         f"{prefix}.cdf_length": em._cdf_length.detach().cpu().numpy().astype(np.int32).reshape(-1),
-         f"{prefix}.offset": em._offset.detach().cpu().numpy().astype(np.int32).reshape(-1)}
+    t = {
+        f"{prefix}.cdf": em._quantized_cdf.detach().cpu().numpy().astype(np.int32),
+        f"{prefix}.cdf_length": em._cdf_length.detach().cpu().numpy().astype(np.int32).reshape(-1),
+        f"{prefix}.offset": em._offset.detach().cpu().numpy().astype(np.int32).reshape(-1),
+    }
     if isinstance(em, EntropyBottleneck):
         t[f"{prefix}.medians"] = em._get_medians().detach().cpu().numpy().astype(np.float32).reshape(-1)
     elif isinstance(em, GaussianConditional):
@@ -64,8 +67,11 @@ def mask_tables(prefix: str = "mask", symbols: int = 64, sigma: float = 16.0) ->
     pmf = torch.diff(torch.cat([torch.zeros(1, dtype=torch.float64), cdf]))
     prob = torch.cat([pmf, (1 - cdf[-1:]).clamp_min(1e-9)]).to(torch.float32)
     q = pmf_to_quantized_cdf(prob, 16).numpy().astype(np.int32)
-    return {f"{prefix}.cdf": q[None], f"{prefix}.cdf_length": np.array([q.size], np.int32),
-            f"{prefix}.offset": np.zeros(1, np.int32)}
+    return {
+        f"{prefix}.cdf": q[None],
+        f"{prefix}.cdf_length": np.array([q.size], np.int32),
+        f"{prefix}.offset": np.zeros(1, np.int32),
+    }
 
 
 def coder_tables(model: nn.Module, kind: str | None = None, widths: list[int] | None = None) -> dict[str, np.ndarray]:

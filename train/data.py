@@ -106,7 +106,7 @@ class ImageDataset(Dataset):
             left = int(torch.randint(0, w - s + 1, ()))
         else:
             top, left = (h - s) // 2, (w - s) // 2
-        crop = img[:, top:top + s, left:left + s]
+        crop = img[:, top : top + s, left : left + s]
         if self.train:
             if torch.rand(()) < 0.5:
                 crop = crop.flip(2)

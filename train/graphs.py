@@ -56,15 +56,19 @@ def plan_kind_of(model: nn.Module) -> str:
         return plan
     from compressai.models import google as g
 
-    for cls, kind in ((g.JointAutoregressiveHierarchicalPriors, "spatial_context"),
-                      (g.MeanScaleHyperprior, "mean_scale"), (g.ScaleHyperprior, "hyperprior"),
-                      (g.FactorizedPrior, "factorized")):
+    for cls, kind in (
+        (g.JointAutoregressiveHierarchicalPriors, "spatial_context"),
+        (g.MeanScaleHyperprior, "mean_scale"),
+        (g.ScaleHyperprior, "hyperprior"),
+        (g.FactorizedPrior, "factorized"),
+    ):
         if isinstance(model, cls):
             return kind
     raise GraphError(f"no coding plan is known for {type(model).__name__}")
 
 
 # ---- the modules ----------------------------------------------------------------------------------------------
+
 
 class Analysis(nn.Module):
     """x -> (y, z): y = g_a(x), z = h_a(|y|) for scale hyperpriors (``abs_y``) else h_a(y)."""
@@ -118,8 +122,9 @@ class ContextStep(nn.Module):
         self.entropy_parameters = model.entropy_parameters
 
     def forward(self, params, windows):
-        ctx = F.conv2d(windows, self.weight.to(windows.dtype),
-                       None if self.bias is None else self.bias.to(windows.dtype))  # [P, 2M, 1, 1]
+        ctx = F.conv2d(
+            windows, self.weight.to(windows.dtype), None if self.bias is None else self.bias.to(windows.dtype)
+        )  # [P, 2M, 1, 1]
         g = self.entropy_parameters(torch.cat((params[:, :, None, None], ctx), dim=1)).flatten(1)
         scales, means = g.chunk(2, 1)
         return scales, means
@@ -203,7 +208,7 @@ class StagedStep(nn.Module):
 
         ws = [(getattr(self, f"w{i}"), getattr(self, f"b{i}")) for i in range(self.n)]
         per = self.n // 4
-        p = staged_pass(y_hat, params, [ws[i * per:(i + 1) * per] for i in range(4)])
+        p = staged_pass(y_hat, params, [ws[i * per : (i + 1) * per] for i in range(4)])
         return p[:, 1::2], p[:, 0::2]
 
 
@@ -244,10 +249,11 @@ class GroupSlice(nn.Module):
 
     def forward(self, hyper, *y_hats):
         c = hyper.shape[1] // self.n
-        return self.step(hyper[:, self.i * c:(self.i + 1) * c], *y_hats)
+        return self.step(hyper[:, self.i * c : (self.i + 1) * c], *y_hats)
 
 
 # ---- the graphs of each plan ----------------------------------------------------------------------------------
+
 
 def slice_supports(model, i: int) -> list[str]:
     """Names of the earlier slices that slice ``i`` of a channel-slice model is conditioned on."""
@@ -257,8 +263,10 @@ def slice_supports(model, i: int) -> list[str]:
 
 def _factorized(model, widths) -> list[Graph]:
     if not (hasattr(model, "widths") and hasattr(model, "width_modules")):  # one model: CompressAI or a width view
-        return [Graph("analysis", Transform(model.g_a), ["x"], ["y"]),
-                Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"])]
+        return [
+            Graph("analysis", Transform(model.g_a), ["x"], ["y"]),
+            Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"]),
+        ]
     chosen = list(model.widths) if widths is None else list(widths)
     unknown = [w for w in chosen if w not in model.widths]
     if unknown:
@@ -266,15 +274,19 @@ def _factorized(model, widths) -> list[Graph]:
     out = []
     for w in chosen:
         g_a, g_s = model.width_modules(w)
-        out += [Graph(f"w{w}.analysis", Transform(g_a), ["x"], ["y"]),
-                Graph(f"w{w}.synthesis", Transform(g_s), ["y_hat"], ["x_hat"])]
+        out += [
+            Graph(f"w{w}.analysis", Transform(g_a), ["x"], ["y"]),
+            Graph(f"w{w}.synthesis", Transform(g_s), ["y_hat"], ["x_hat"]),
+        ]
     return out
 
 
 def _hyper(model, kind) -> list[Graph]:
     hs_out = {"hyperprior": ["scales"], "mean_scale": ["scales", "means"], "spatial_context": ["params"]}[kind]
-    out = [Graph("analysis", Analysis(model, kind == "hyperprior"), ["x"], ["y", "z"]),
-           Graph("hyper_synthesis", HyperSynthesis(model.h_s, kind == "mean_scale"), ["z_hat"], hs_out)]
+    out = [
+        Graph("analysis", Analysis(model, kind == "hyperprior"), ["x"], ["y", "z"]),
+        Graph("hyper_synthesis", HyperSynthesis(model.h_s, kind == "mean_scale"), ["z_hat"], hs_out),
+    ]
     if kind == "spatial_context":
         out.append(Graph("context_step", ContextStep(model), ["params", "windows"], ["scales", "means"]))
     return out + [Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"])]
@@ -283,12 +295,16 @@ def _hyper(model, kind) -> list[Graph]:
 def _channel_slices(model) -> list[Graph]:
     if not all(hasattr(model, a) for a in ("slice_params", "slice_lrp", "hyper_synthesis", "num_slices")):
         raise GraphError("channel_slices needs a model with num_slices, slice_params, slice_lrp, hyper_synthesis")
-    out = [Graph("analysis", Analysis(model, False), ["x"], ["y", "z"]),
-           Graph("hyper_synthesis", SliceHyperSynthesis(model), ["z_hat"], ["latent_means", "latent_scales"])]
+    out = [
+        Graph("analysis", Analysis(model, False), ["x"], ["y", "z"]),
+        Graph("hyper_synthesis", SliceHyperSynthesis(model), ["z_hat"], ["latent_means", "latent_scales"]),
+    ]
     for i in range(model.num_slices):
         sup = slice_supports(model, i)
-        out += [Graph(f"slice{i}", Slice(model, i), ["latent_means", "latent_scales"] + sup, ["mu", "scale"]),
-                Graph(f"lrp{i}", Lrp(model, i), ["latent_means"] + sup + [f"y_hat_{i}"], ["lrp"])]
+        out += [
+            Graph(f"slice{i}", Slice(model, i), ["latent_means", "latent_scales"] + sup, ["mu", "scale"]),
+            Graph(f"lrp{i}", Lrp(model, i), ["latent_means"] + sup + [f"y_hat_{i}"], ["lrp"]),
+        ]
     return out + [Graph("synthesis", Transform(model.g_s), ["y_hat"], ["x_hat"])]
 
 
@@ -318,25 +334,35 @@ def _grouped_plan(model) -> dict:
     widths = list(model.level_widths)
     modules = list(LEVEL_IO)
     axes = [{"name": m, "values": widths} for m in modules] + [{"name": "context", "values": list(model.coders)}]
-    presets = {"full": {**{m: max(widths) for m in modules}, "context": model.coders[0]},
-               "fastest": {**{m: min(widths) for m in modules}, "context": model.coders[-1]}}
+    presets = {
+        "full": {**{m: max(widths) for m in modules}, "context": model.coders[0]},
+        "fastest": {**{m: min(widths) for m in modules}, "context": model.coders[-1]},
+    }
     coders = {}
     for name, coder in zip(model.coders, model.context_coders):
         if coder.grouping is None:
             coders[name] = {"kind": "scanline", "graph": f"context.{name}", "order": "wavefront", "kernel": CONTEXT_K}
         else:
-            coders[name] = {"kind": "staged", "graph": f"context.{name}", "groups": coder.grouping[0],
-                            "stage_table": coder.stage_table.tolist()}
+            coders[name] = {
+                "kind": "staged",
+                "graph": f"context.{name}",
+                "groups": coder.grouping[0],
+                "stage_table": coder.stage_table.tolist(),
+            }
     return {"levels": {"axes": axes, "presets": presets, "default": "full"}, "coders": coders}
 
 
 def _grouped_slices(model) -> list[Graph]:
     if not all(hasattr(model, a) for a in ("num_slices", "char_m_means", "char_m_scales")):
         raise GraphError("grouped_slices needs a GIT-SSIC model (num_slices, char_m_means, char_m_scales)")
-    out = [Graph("analysis", MaskedAnalysis(model), ["x", "mask"], ["y", "z"]),
-           Graph("hyper_synthesis", HyperSynthesis(model.h_s, False), ["z_hat"], ["hyper"])]
-    out += [Graph(f"slice{i}", GroupSlice(model, i), ["hyper"] + [f"y_hat_{j}" for j in range(i)], ["mu", "scale"])
-            for i in range(model.num_slices)]
+    out = [
+        Graph("analysis", MaskedAnalysis(model), ["x", "mask"], ["y", "z"]),
+        Graph("hyper_synthesis", HyperSynthesis(model.h_s, False), ["z_hat"], ["hyper"]),
+    ]
+    out += [
+        Graph(f"slice{i}", GroupSlice(model, i), ["hyper"] + [f"y_hat_{j}" for j in range(i)], ["mu", "scale"])
+        for i in range(model.num_slices)
+    ]
     return out + [Graph("synthesis", MaskedSynthesis(model), ["y_hat", "mask"], ["x_hat"])]
 
 
@@ -368,8 +394,14 @@ def plan_manifest(model: nn.Module, kind: str, graphs: list[Graph]) -> dict:
     plan["kind"] = kind
     if kind == "spatial_context":
         plan.setdefault("context", {"kernel": CONTEXT_K, "order": "wavefront", "step_graph": "context_step"})
-    widths = sorted({int(g.name.split(".")[0][1:]) for g in graphs
-                     if g.name.startswith("w") and "." in g.name and g.name.split(".")[0][1:].isdigit()}, reverse=True)
+    widths = sorted(
+        {
+            int(g.name.split(".")[0][1:])
+            for g in graphs
+            if g.name.startswith("w") and "." in g.name and g.name.split(".")[0][1:].isdigit()
+        },
+        reverse=True,
+    )
     if kind == "factorized" and widths:
         plan.setdefault("widths", widths)
     if kind == "grouped_context":
@@ -381,6 +413,7 @@ def plan_manifest(model: nn.Module, kind: str, graphs: list[Graph]) -> dict:
 
 
 # ---- reference tensors (parity oracles and example inputs) ----------------------------------------------------
+
 
 def windows_of(y_hat: torch.Tensor, k: int = CONTEXT_K) -> torch.Tensor:
     """All causal k x k windows of y_hat [1,M,h,w] (zero padded) as [h*w, M, k, k], raster order."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 import torch.nn as nn
+import torch.nn.functional as F
 
 METRICS = ("mse", "ms-ssim")
 MS_SSIM_MIN_SIDE = 161  # 5 scales of an 11-tap window: (11 − 1)·2⁴ < side

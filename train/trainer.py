@@ -28,11 +28,12 @@ from train.data import DataError, ImageDataset, split_dataset
 from train.loss import RateDistortionLoss, width_lambdas
 from train.models import create_model
 
-CSV_FIELDS = ["step", "epoch", "split", "width", "loss", "bpp", "mse", "psnr", "ms_ssim", "aux_loss", "lr",
-              "seconds"]
+CSV_FIELDS = ["step", "epoch", "split", "width", "loss", "bpp", "mse", "psnr", "ms_ssim", "aux_loss", "lr", "seconds"]
 # CompressAI zoo λ per quality (docs/source/zoo.rst), used when --quality is given without --lambda.
-ZOO_LAMBDA = {"mse": [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800],
-              "ms-ssim": [2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00]}
+ZOO_LAMBDA = {
+    "mse": [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800],
+    "ms-ssim": [2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00],
+}
 
 
 class TrainError(Exception):
@@ -129,7 +130,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.main_params, lr=cfg.lr or 1e-4)
         self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=cfg.aux_lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, "min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+            self.optimizer, "min", factor=cfg.lr_factor, patience=cfg.lr_patience
+        )
         cuda = self.device.type == "cuda"
         self.amp_dtype = None
         if cfg.amp and cuda:
@@ -139,8 +141,11 @@ class Trainer:
             self._restore(train_state)
         _seed_everything(cfg.seed + 1000 * self.ctx.rank + self.step)  # data order/crops differ per rank/resume
 
-        self.net = D.wrap(MultiWidth(self.model, self.widths), self.ctx,
-                          [f"model.{n}" for n, _ in self.model.named_parameters() if n.endswith("quantiles")])
+        self.net = D.wrap(
+            MultiWidth(self.model, self.widths),
+            self.ctx,
+            [f"model.{n}" for n, _ in self.model.named_parameters() if n.endswith("quantiles")],
+        )
         self._build_data()
         self.csv_path = Path(cfg.output).with_suffix(".csv")
         self.last_eval: dict[str, Any] = {}
@@ -158,8 +163,7 @@ class Trainer:
                 raise TrainError(str(e)) from None
             return 0, 0, None, model
         ckpt = read_checkpoint(cfg.resume)
-        model, meta = model_from_checkpoint(ckpt, cfg.arch, preset=cfg.preset, quality=cfg.quality,
-                                            source=cfg.resume)
+        model, meta = model_from_checkpoint(ckpt, cfg.arch, preset=cfg.preset, quality=cfg.quality, source=cfg.resume)
         if cfg.lmbda is None and meta.get("lambda") is not None:
             lam = meta["lambda"]
             cfg.lmbda = [float(x) for x in lam] if isinstance(lam, list) else [float(lam)]
@@ -188,14 +192,22 @@ class Trainer:
         self.sampler = None
         per_rank = len(self.train_set)
         if self.ctx.enabled:
-            self.sampler = DistributedSampler(self.train_set, self.ctx.world_size, self.ctx.rank, shuffle=True,
-                                              seed=cfg.seed)
+            self.sampler = DistributedSampler(
+                self.train_set, self.ctx.world_size, self.ctx.rank, shuffle=True, seed=cfg.seed
+            )
             per_rank = len(self.sampler)
         gen = torch.Generator().manual_seed(cfg.seed + self.ctx.rank)
         self.train_loader = DataLoader(
-            self.train_set, batch_size=cfg.batch_size, shuffle=self.sampler is None, sampler=self.sampler,
-            num_workers=cfg.workers, drop_last=per_rank >= cfg.batch_size, generator=gen,
-            pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
+            self.train_set,
+            batch_size=cfg.batch_size,
+            shuffle=self.sampler is None,
+            sampler=self.sampler,
+            num_workers=cfg.workers,
+            drop_last=per_rank >= cfg.batch_size,
+            generator=gen,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.workers > 0,
+        )
         self.eval_loader = DataLoader(self.eval_set, batch_size=1, shuffle=False)
 
     # ------------------------------------------------------------------------------------------- steps
@@ -209,8 +221,9 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         self.aux_optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
             outputs = self.net(x)
         loss, parts = self._losses(outputs, x)
         if not torch.isfinite(loss):
@@ -226,8 +239,13 @@ class Trainer:
         D.average_gradients(self.aux_params, self.ctx)
         self.aux_optimizer.step()
         self.step += 1
-        return {"loss": loss.item(), "bpp": parts[0]["bpp"].item(), "mse": parts[0]["mse"].item(),
-                "psnr": parts[0]["psnr"].item(), "aux_loss": aux.item()}
+        return {
+            "loss": loss.item(),
+            "bpp": parts[0]["bpp"].item(),
+            "mse": parts[0]["mse"].item(),
+            "psnr": parts[0]["psnr"].item(),
+            "aux_loss": aux.item(),
+        }
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
@@ -274,8 +292,14 @@ class Trainer:
                 csv.DictWriter(f, CSV_FIELDS).writeheader()
         if self.step == 0:
             self._eval_and_save()  # the untrained baseline: row at step 0
-        bar = tqdm(total=total, initial=min(self.step, total), unit="step", dynamic_ncols=True,
-                   disable=cfg.quiet or not self.ctx.is_main, desc=f"train {cfg.arch}")
+        bar = tqdm(
+            total=total,
+            initial=min(self.step, total),
+            unit="step",
+            dynamic_ncols=True,
+            disable=cfg.quiet or not self.ctx.is_main,
+            desc=f"train {cfg.arch}",
+        )
         running: dict[str, float] = {}
         done = self.step >= total
         while not done:
@@ -320,9 +344,16 @@ class Trainer:
             loss = stats["loss"]
             self.last_eval = stats
             self._log("eval", stats)
-            save_checkpoint(self.cfg.output, copy.deepcopy(self.model).cpu(), lmbda=self.lmbda_meta,
-                            metric=self.cfg.metric, step=self.step, epoch=self.epoch, stats=_plain_stats(stats),
-                            train_state=self._train_state())
+            save_checkpoint(
+                self.cfg.output,
+                copy.deepcopy(self.model).cpu(),
+                lmbda=self.lmbda_meta,
+                metric=self.cfg.metric,
+                step=self.step,
+                epoch=self.epoch,
+                stats=_plain_stats(stats),
+                train_state=self._train_state(),
+            )
         loss = D.broadcast_value(loss, self.ctx)
         if self.step > 0:
             self.scheduler.step(loss)
@@ -330,8 +361,11 @@ class Trainer:
         D.barrier(self.ctx)
 
     def _train_state(self) -> dict[str, Any]:
-        state = {"optimizer": self.optimizer.state_dict(), "aux_optimizer": self.aux_optimizer.state_dict(),
-                 "scheduler": _plain_scheduler(self.scheduler.state_dict())}
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict(),
+            "scheduler": _plain_scheduler(self.scheduler.state_dict()),
+        }
         if self.scaler.is_enabled():
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -348,10 +382,17 @@ class Trainer:
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
             for row in rows:
-                writer.writerow({**{k: _fmt(row.get(k)) for k in CSV_FIELDS}, "step": self.step, "epoch": self.epoch,
-                                 "split": split, "width": row["width"],
-                                 "lr": _fmt(self.optimizer.param_groups[0]["lr"]),
-                                 "seconds": f"{time.monotonic() - self.t0:.2f}"})
+                writer.writerow(
+                    {
+                        **{k: _fmt(row.get(k)) for k in CSV_FIELDS},
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "split": split,
+                        "width": row["width"],
+                        "lr": _fmt(self.optimizer.param_groups[0]["lr"]),
+                        "seconds": f"{time.monotonic() - self.t0:.2f}",
+                    }
+                )
 
 
 def _fmt(v: Any) -> str:

@@ -43,8 +43,12 @@ class KernelError(RuntimeError):
         self.status = status
 
 
-def build(build_dir: Path | str = DEFAULT_BUILD_DIR, plugins: bool = True, cuda_archs: str | None = None,
-          verbose: bool = False) -> Path:
+def build(
+    build_dir: Path | str = DEFAULT_BUILD_DIR,
+    plugins: bool = True,
+    cuda_archs: str | None = None,
+    verbose: bool = False,
+) -> Path:
     """Configure and build ``trt_plugins`` with CMake (incremental when ``build_dir`` exists); returns build_dir.
 
     ``plugins=False`` builds the kernels library only (no TensorRT headers needed, e.g. on an offline GPU box).
@@ -54,8 +58,14 @@ def build(build_dir: Path | str = DEFAULT_BUILD_DIR, plugins: bool = True, cuda_
         if shutil.which(tool) is None:
             raise HarnessError(f"{tool} not found on PATH; cannot build trt_plugins")
     build_dir = Path(build_dir)
-    configure = ["cmake", "-S", str(SOURCE_DIR), "-B", str(build_dir),
-                 f"-DLICTRT_BUILD_PLUGINS={'ON' if plugins else 'OFF'}"]
+    configure = [
+        "cmake",
+        "-S",
+        str(SOURCE_DIR),
+        "-B",
+        str(build_dir),
+        f"-DLICTRT_BUILD_PLUGINS={'ON' if plugins else 'OFF'}",
+    ]
     if cuda_archs:
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}")
     for cmd in (configure, ["cmake", "--build", str(build_dir), "-j", str(min(os.cpu_count() or 1, 8))]):
@@ -74,8 +84,10 @@ def find_library(name: str = "lictrt_kernels", build_dir: Path | str = DEFAULT_B
     env = os.environ.get(_ENV_OVERRIDES.get(name, ""), "")
     path = Path(env) if env else Path(build_dir) / f"lib{name}.so"
     if not path.is_file():
-        raise HarnessError(f"{path} not found; build it with: cmake -S trt_plugins -B build/trt_plugins && "
-                           f"cmake --build build/trt_plugins -j2")
+        raise HarnessError(
+            f"{path} not found; build it with: cmake -S trt_plugins -B build/trt_plugins && "
+            f"cmake --build build/trt_plugins -j2"
+        )
     return path
 
 
@@ -137,8 +149,9 @@ class Kernels:
 
     def ss2d_workspace_size(self, B: int, Di: int, H: int, W: int, N: int, dtype: int = FP32) -> int:
         out = ctypes.c_size_t(0)
-        self._check(self.lib.lictrt_ss2d_workspace_size(B, Di, H, W, N, dtype, ctypes.byref(out)),
-                    "lictrt_ss2d_workspace_size")
+        self._check(
+            self.lib.lictrt_ss2d_workspace_size(B, Di, H, W, N, dtype, ctypes.byref(out)), "lictrt_ss2d_workspace_size"
+        )
         return out.value
 
     # ------------------------------------------------------------------ CUDA
@@ -152,8 +165,9 @@ class Kernels:
         if any(t.is_cuda == self.emulated or not t.is_contiguous() for t in tensors):
             raise KernelError(f"all tensors must be contiguous {want} tensors for {self.path.name}")
 
-    def selective_scan_2d(self, u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus: bool = True, out=None,
-                          workspace=None):
+    def selective_scan_2d(
+        self, u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus: bool = True, out=None, workspace=None
+    ):
         """SelectiveScan2D on CUDA tensors (shapes and dtypes as in export/op_contracts.py); returns y.
 
         ``out`` and ``workspace`` (a uint8 CUDA tensor of at least ``ss2d_workspace_size`` bytes) may be given,
@@ -165,8 +179,13 @@ class Kernels:
             raise KernelError(f"u must be [B, Di, H, W], got {tuple(u.shape)}")
         B, Di, H, W = u.shape
         N = A.shape[-1]
-        expect = {"delta": (delta, (B, 4 * Di, H, W)), "A": (A, (4 * Di, N)), "Bs": (Bs, (B, 4, N, H, W)),
-                  "Cs": (Cs, (B, 4, N, H, W)), "D": (D, (4 * Di,))}
+        expect = {
+            "delta": (delta, (B, 4 * Di, H, W)),
+            "A": (A, (4 * Di, N)),
+            "Bs": (Bs, (B, 4, N, H, W)),
+            "Cs": (Cs, (B, 4, N, H, W)),
+            "D": (D, (4 * Di,)),
+        }
         if delta_bias is not None:
             expect["delta_bias"] = (delta_bias, (4 * Di,))
         for name, (t, shape) in expect.items():
@@ -188,9 +207,25 @@ class Kernels:
             raise KernelError(f"workspace must be a uint8 tensor of at least {nbytes} bytes")
         self._check_device([ws])
         st = self.lib.lictrt_ss2d_forward(
-            u.data_ptr(), delta.data_ptr(), A.data_ptr(), Bs.data_ptr(), Cs.data_ptr(), D.data_ptr(),
-            delta_bias.data_ptr() if delta_bias is not None else None, out.data_ptr(),
-            B, Di, H, W, N, int(bool(delta_softplus)), dtype, ws.data_ptr(), ws.numel(), self._stream())
+            u.data_ptr(),
+            delta.data_ptr(),
+            A.data_ptr(),
+            Bs.data_ptr(),
+            Cs.data_ptr(),
+            D.data_ptr(),
+            delta_bias.data_ptr() if delta_bias is not None else None,
+            out.data_ptr(),
+            B,
+            Di,
+            H,
+            W,
+            N,
+            int(bool(delta_softplus)),
+            dtype,
+            ws.data_ptr(),
+            ws.numel(),
+            self._stream(),
+        )
         self._check(st, "lictrt_ss2d_forward")
         return out
 
@@ -202,16 +237,25 @@ class Kernels:
             raise KernelError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         B, C, H, W = x.shape
         if tuple(gamma.shape) != (C, C) or tuple(beta.shape) != (C,):
-            raise KernelError(f"gamma must be [{C}, {C}] and beta [{C}], got {tuple(gamma.shape)}, "
-                              f"{tuple(beta.shape)}")
+            raise KernelError(f"gamma must be [{C}, {C}] and beta [{C}], got {tuple(gamma.shape)}, {tuple(beta.shape)}")
         if gamma.dtype != torch.float32 or beta.dtype != torch.float32:
             raise KernelError("gamma and beta must be float32")
         dtype = _dtype_code(x)
         self._check_device([x, gamma, beta])
         if out is None:
             out = torch.empty_like(x)
-        st = self.lib.lictrt_gdn_forward(x.data_ptr(), gamma.data_ptr(), beta.data_ptr(), out.data_ptr(),
-                                         B, C, H * W, int(bool(inverse)), dtype, self._stream())
+        st = self.lib.lictrt_gdn_forward(
+            x.data_ptr(),
+            gamma.data_ptr(),
+            beta.data_ptr(),
+            out.data_ptr(),
+            B,
+            C,
+            H * W,
+            int(bool(inverse)),
+            dtype,
+            self._stream(),
+        )
         self._check(st, "lictrt_gdn_forward")
         return out
 
@@ -236,8 +280,12 @@ def time_cuda_ms(fn, warmup: int = 20, iters: int = 100) -> float:
     return time_cuda([fn], warmup=warmup, iters=iters, min_iters=iters)["median_ms"]
 
 
-def bench(shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)), gdn_shapes=((1, 128, 256, 384),),
-          warmup: int = 20, iters: int = 100) -> dict:
+def bench(
+    shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)),
+    gdn_shapes=((1, 128, 256, 384),),
+    warmup: int = 20,
+    iters: int = 100,
+) -> dict:
     """Times the CUDA kernels at the given shapes (fp32 and fp16); returns a JSON-ready dict of measured figures."""
     import torch
 
@@ -245,24 +293,42 @@ def bench(shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)), gdn_shapes=((
         raise HarnessError("bench needs a CUDA GPU")
     k = Kernels.load(build_if_missing=True)
     dev = torch.device("cuda")
-    result = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__, "library": k.version(),
-              "warmup": warmup, "iters": iters, "selective_scan_2d": [], "generalized_divisive_norm": []}
-    for (B, Di, H, W, N) in shapes:
+    result = {
+        "device": torch.cuda.get_device_name(dev),
+        "torch": torch.__version__,
+        "library": k.version(),
+        "warmup": warmup,
+        "iters": iters,
+        "selective_scan_2d": [],
+        "generalized_divisive_norm": [],
+    }
+    for B, Di, H, W, N in shapes:
         for dtype in (torch.float32, torch.float16):
-            act = [torch.randn(*s, device=dev).to(dtype) for s in
-                   ((B, Di, H, W), (B, 4 * Di, H, W), (B, 4, N, H, W), (B, 4, N, H, W))]
+            act = [
+                torch.randn(*s, device=dev).to(dtype)
+                for s in ((B, Di, H, W), (B, 4 * Di, H, W), (B, 4, N, H, W), (B, 4, N, H, W))
+            ]
             A = -torch.rand(4 * Di, N, device=dev) - 0.1
             D, bias = torch.randn(4 * Di, device=dev), torch.randn(4 * Di, device=dev)
             out = torch.empty_like(act[0])
             nbytes = k.ss2d_workspace_size(B, Di, H, W, N, FP32 if dtype == torch.float32 else FP16)
             ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=dev)
-            ms = time_cuda_ms(lambda: k.selective_scan_2d(act[0], act[1], A, act[2], act[3], D, bias, out=out,
-                                                          workspace=ws), warmup, iters)
+            ms = time_cuda_ms(
+                lambda: k.selective_scan_2d(act[0], act[1], A, act[2], act[3], D, bias, out=out, workspace=ws),
+                warmup,
+                iters,
+            )
             moved = ss2d_min_bytes(B, Di, H, W, N, act[0].element_size())
-            result["selective_scan_2d"].append({"shape": [B, Di, H, W, N], "dtype": str(dtype).split(".")[-1],
-                                                "median_ms": ms, "min_bytes": moved,
-                                                "effective_GBps": moved / ms / 1e6})
-    for (B, C, H, W) in gdn_shapes:
+            result["selective_scan_2d"].append(
+                {
+                    "shape": [B, Di, H, W, N],
+                    "dtype": str(dtype).split(".")[-1],
+                    "median_ms": ms,
+                    "min_bytes": moved,
+                    "effective_GBps": moved / ms / 1e6,
+                }
+            )
+    for B, C, H, W in gdn_shapes:
         for dtype in (torch.float32, torch.float16):
             x = torch.randn(B, C, H, W, device=dev).to(dtype)
             gamma = 0.1 * torch.eye(C, device=dev) + 1e-3
@@ -270,9 +336,15 @@ def bench(shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)), gdn_shapes=((
             out = torch.empty_like(x)
             ms = time_cuda_ms(lambda: k.generalized_divisive_norm(x, gamma, beta, out=out), warmup, iters)
             moved = gdn_min_bytes(B, C, H, W, x.element_size())
-            result["generalized_divisive_norm"].append({"shape": [B, C, H, W], "dtype": str(dtype).split(".")[-1],
-                                                        "median_ms": ms, "min_bytes": moved,
-                                                        "effective_GBps": moved / ms / 1e6})
+            result["generalized_divisive_norm"].append(
+                {
+                    "shape": [B, C, H, W],
+                    "dtype": str(dtype).split(".")[-1],
+                    "median_ms": ms,
+                    "min_bytes": moved,
+                    "effective_GBps": moved / ms / 1e6,
+                }
+            )
     return result
 
 

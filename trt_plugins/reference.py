@@ -40,8 +40,11 @@ def scan_inputs(B, Di, H, W, N, *, seed, device, softplus=True):
         return (torch.randn(*shape, generator=g) * scale + shift).half().float().to(device)
 
     u = rnd(B, Di, H, W)
-    delta = rnd(B, 4 * Di, H, W, scale=0.5, shift=-1.0) if softplus else (
-        torch.rand(B, 4 * Di, H, W, generator=g) * 0.2 + 0.01).half().float().to(device)
+    delta = (
+        rnd(B, 4 * Di, H, W, scale=0.5, shift=-1.0)
+        if softplus
+        else (torch.rand(B, 4 * Di, H, W, generator=g) * 0.2 + 0.01).half().float().to(device)
+    )
     A_log = torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(4 * Di, 1)
     A = (-torch.exp(A_log + 0.1 * torch.randn(4 * Di, N, generator=g))).to(device)
     Bs, Cs = rnd(B, 4, N, H, W), rnd(B, 4, N, H, W)
@@ -63,8 +66,9 @@ def run_scan_poisoned(kernels, inputs, dtype, *, softplus=True, use_bias=True):
     nbytes = kernels.ss2d_workspace_size(B, Di, H, W, A.shape[-1], code)
     ws = torch.full((max(nbytes, 1),), 0xFF, dtype=torch.uint8, device=u.device)  # all-ones bytes = NaN floats
     out = torch.full_like(act[0], float("nan"))
-    y = kernels.selective_scan_2d(act[0], act[1], A, act[2], act[3], D, bias if use_bias else None,
-                                  delta_softplus=softplus, out=out, workspace=ws)
+    y = kernels.selective_scan_2d(
+        act[0], act[1], A, act[2], act[3], D, bias if use_bias else None, delta_softplus=softplus, out=out, workspace=ws
+    )
     if y.is_cuda:
         torch.cuda.synchronize()
     return y

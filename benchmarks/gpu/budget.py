@@ -39,8 +39,16 @@ class Budget:
 class SectionContext:
     """What a section sees: dry-run flag, its deadline, a logger, and ``measure``."""
 
-    def __init__(self, name: str, deadline: float, dry_run: bool, log: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic, verbose: bool = False, options: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        deadline: float,
+        dry_run: bool,
+        log: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+        verbose: bool = False,
+        options: dict | None = None,
+    ):
         self.name, self.deadline, self.dry_run, self.log = name, deadline, dry_run, log
         self.clock, self.verbose = clock, verbose
         self.options = dict(options or {})
@@ -68,15 +76,18 @@ class SectionContext:
             meta = {**meta, **extra}
         return figure(value, unit, **meta)
 
-    def measure_many(self, units: dict[str, str], fn: Callable[[], dict], *, need_s: float = 0.0,
-                     **meta: Any) -> dict[str, dict]:
+    def measure_many(
+        self, units: dict[str, str], fn: Callable[[], dict], *, need_s: float = 0.0, **meta: Any
+    ) -> dict[str, dict]:
         """Like :meth:`measure` for a computation that yields several values: ``fn()`` returns
         ``{name: value}`` for the names of ``units``; a name it leaves out is "not measured"."""
         if self.dry_run:
             return {k: not_measured(u, "dry run: no GPU measurement was made", **meta) for k, u in units.items()}
         if self.left() < need_s:
-            return {k: not_measured(u, f"skipped: section '{self.name}' over its time budget", **meta)
-                    for k, u in units.items()}
+            return {
+                k: not_measured(u, f"skipped: section '{self.name}' over its time budget", **meta)
+                for k, u in units.items()
+            }
         try:
             values = fn()
         except Exception as exc:

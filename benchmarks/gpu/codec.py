@@ -35,14 +35,24 @@ MODELS = [  # (arch, preset), most informative first: the section stops when its
     ("mambavc", "tiny"),
 ]
 VSS_ARCHS = ("ssmic", "mambavc")
-UNITS = {"encode_network": "ms", "hyper_synthesis": "ms", "decode_network": "ms", "compress_total": "ms",
-         "decompress_total": "ms", "bpp": "bits/pixel", "peak_memory": "MiB", "images_timed": "images"}
+UNITS = {
+    "encode_network": "ms",
+    "hyper_synthesis": "ms",
+    "decode_network": "ms",
+    "compress_total": "ms",
+    "decompress_total": "ms",
+    "bpp": "bits/pixel",
+    "peak_memory": "MiB",
+    "images_timed": "images",
+}
 
 
 def find_images(kodak_dir: str | None, repo: Path, limit: int) -> list[Path]:
     """Kodak PNGs from ``kodak_dir`` if it has any, else the ones the repository ships."""
-    for folder in ([Path(kodak_dir)] if kodak_dir else []) + [repo / ".gpu" / "kodak",
-                                                               repo / "assets" / "images" / "kodak"]:
+    for folder in ([Path(kodak_dir)] if kodak_dir else []) + [
+        repo / ".gpu" / "kodak",
+        repo / "assets" / "images" / "kodak",
+    ]:
         if folder.is_dir():
             pngs = sorted(folder.glob("*.png"))
             if pngs:
@@ -71,8 +81,11 @@ def kernel_scan(kernels):
 
 def end_to_end(ctx: SectionContext, repo: Path) -> dict:
     images = find_images(ctx.options.get("kodak"), repo, int(ctx.options.get("images", 4)))
-    out: dict = {"weights": "random (seeded); timings only, bit rates are meaningless",
-                 "images": [p.name for p in images], "models": {}}
+    out: dict = {
+        "weights": "random (seeded); timings only, bit rates are meaningless",
+        "images": [p.name for p in images],
+        "models": {},
+    }
     kernels, why_no_kernel = None, "dry run"
     if not ctx.dry_run:
         try:
@@ -96,10 +109,10 @@ def end_to_end(ctx: SectionContext, repo: Path) -> dict:
             figs = {k: not_measured(u, f"kernels library not loaded ({why_no_kernel})") for k, u in UNITS.items()}
         else:
             deadline = ctx.clock() + max(share * 1.5, 5.0)
-            figs = ctx.measure_many(UNITS, lambda: _run_model(arch, preset, scan, kernels, images, deadline),
-                                    need_s=5)
-        figs["encode_coding"] = derive(lambda c, n, h: c - n - h, "ms", figs["compress_total"],
-                                       figs["encode_network"], figs["hyper_synthesis"])
+            figs = ctx.measure_many(UNITS, lambda: _run_model(arch, preset, scan, kernels, images, deadline), need_s=5)
+        figs["encode_coding"] = derive(
+            lambda c, n, h: c - n - h, "ms", figs["compress_total"], figs["encode_network"], figs["hyper_synthesis"]
+        )
         figs["decode_coding"] = derive(lambda d, n: d - n, "ms", figs["decompress_total"], figs["decode_network"])
         out["models"][key] = {**entry, **figs}
     return out
@@ -134,8 +147,10 @@ def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
     multiple = int(getattr(model, "pad_multiple", 64))
     hyper = model.hyper_synthesis if hasattr(model, "hyper_synthesis") else model.h_s
     absy = arch == "bmshj2018-hyperprior"
-    samples = {k: [] for k in ("encode_network", "hyper_synthesis", "decode_network", "compress_total",
-                               "decompress_total", "bpp")}
+    samples = {
+        k: []
+        for k in ("encode_network", "hyper_synthesis", "decode_network", "compress_total", "decompress_total", "bpp")
+    }
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     scope = kernel_scan(kernels) if scan == "cuda-kernel" else contextlib.nullcontext()
@@ -146,8 +161,7 @@ def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
             if n and time.monotonic() > deadline:
                 break
             x, pixels = _load(path, multiple, device)
-            enc_ms, (y, z) = event_ms(lambda: (lambda y: (y, model.h_a(y.abs() if absy else y)))(model.g_a(x)),
-                                        device)
+            enc_ms, (y, z) = event_ms(lambda: (lambda y: (y, model.h_a(y.abs() if absy else y)))(model.g_a(x)), device)
             hs_ms, _ = event_ms(lambda: hyper(torch.round(z)), device)
             sync()
             t0 = time.perf_counter()
@@ -169,7 +183,7 @@ def _run_model(arch, preset, scan, kernels, images, deadline, device="cuda"):
             del enc, dec, y, z, y_hat
     values = {k: statistics.median(v) for k, v in samples.items() if v}
     if cuda:
-        values["peak_memory"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        values["peak_memory"] = torch.cuda.max_memory_allocated() / 2**20
     values["images_timed"] = len(samples["bpp"])
     del model
     if cuda:

@@ -23,9 +23,11 @@ STAGE_SHAPES = {  # (B, Di, H, W, N): first VSS stage of a 768x512 image (tokens
 SCAN_ACCURACY = {"small-odd": (2, 37, 33, 65, 16), **STAGE_SHAPES}
 SCAN_TOL = {"fp32": 1e-4, "fp16": 1e-2}
 GDN_TOL = {"fp32": 1e-5, "fp16": 1e-2}
-GDN_ACCURACY = {"bmshj2018-latent-192x32x48": (1, 192, 32, 48),
-                "bmshj2018-largest-128x256x384": (1, 128, 256, 384),
-                "bmshj2018-q8-largest-192x256x384": (1, 192, 256, 384)}
+GDN_ACCURACY = {
+    "bmshj2018-latent-192x32x48": (1, 192, 32, 48),
+    "bmshj2018-largest-128x256x384": (1, 128, 256, 384),
+    "bmshj2018-q8-largest-192x256x384": (1, 192, 256, 384),
+}
 # bmshj2018 GDN/IGDN activations for a 768x512 image: N = 128 (q1-5) or 192 (q6-8) at 1/2, 1/4, 1/8 scale
 GDN_TIMING = {f"N{n}-{h}x{w}": (1, n, h, w) for n in (128, 192) for (h, w) in ((256, 384), (128, 192), (64, 96))}
 COPY_BYTES = 1 << 30
@@ -62,8 +64,11 @@ def accuracy(ctx: SectionContext) -> dict:
         load_error = None
     except Exception as exc:
         k, load_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    out = {"kernels_library": None if k is None else k.version(), "selective_scan_2d": {},
-           "generalized_divisive_norm": {}}
+    out = {
+        "kernels_library": None if k is None else k.version(),
+        "selective_scan_2d": {},
+        "generalized_divisive_norm": {},
+    }
     if load_error:
         out["load_error"] = load_error
 
@@ -91,8 +96,12 @@ def accuracy(ctx: SectionContext) -> dict:
             for d, tol in GDN_TOL.items():
                 figs[f"rel_err_{d}"]["tolerance"] = tol
             key = f"{'igdn' if inverse else 'gdn'}-{name}"
-            out["generalized_divisive_norm"][key] = {"shape_B_C_H_W": list(shape), "inverse": inverse,
-                                                     "seed": seed, **figs}
+            out["generalized_divisive_norm"][key] = {
+                "shape_B_C_H_W": list(shape),
+                "inverse": inverse,
+                "seed": seed,
+                **figs,
+            }
     return out
 
 
@@ -167,9 +176,13 @@ def speed(ctx: SectionContext) -> dict:
     if load_error:
         out["load_error"] = load_error
 
-    out["hbm_copy"] = ctx.measure_many({"median_ms": "ms", "bandwidth": "GB/s"}, lambda: _copy_bandwidth(ctx, iters),
-                                       need_s=5, bytes_copied=COPY_BYTES,
-                                       note="device-to-device copy; bandwidth counts bytes read + written")
+    out["hbm_copy"] = ctx.measure_many(
+        {"median_ms": "ms", "bandwidth": "GB/s"},
+        lambda: _copy_bandwidth(ctx, iters),
+        need_s=5,
+        bytes_copied=COPY_BYTES,
+        note="device-to-device copy; bandwidth counts bytes read + written",
+    )
     peak = out["hbm_copy"]["bandwidth"]
 
     def unusable():
@@ -182,39 +195,67 @@ def speed(ctx: SectionContext) -> dict:
             nbytes = roofline.ss2d_min_bytes(B, Di, H, W, N, itemsize)
             fn = unusable if load_error else functools.partial(_time_scan_kernel, ctx, k, (B, Di, H, W, N), d, iters)
             ms = ctx.measure("ms", fn, need_s=5, what="CUDA kernel (liblictrt_kernels)")
-            case = {"shape_B_Di_H_W_N": [B, Di, H, W, N], "dtype": d, "min_bytes": nbytes, "kernel_median": ms,
-                    "kernel_bandwidth": derive(lambda t: roofline.gb_per_s(nbytes, t), "GB/s", ms),
-                    "kernel_roofline": derive(lambda t, p: roofline.roofline_percent(nbytes, t, p), "% of HBM copy",
-                                              ms, peak),
-                    "memory_floor": derive(lambda p: roofline.floor_ms(nbytes, p), "ms", peak)}
+            case = {
+                "shape_B_Di_H_W_N": [B, Di, H, W, N],
+                "dtype": d,
+                "min_bytes": nbytes,
+                "kernel_median": ms,
+                "kernel_bandwidth": derive(lambda t: roofline.gb_per_s(nbytes, t), "GB/s", ms),
+                "kernel_roofline": derive(
+                    lambda t, p: roofline.roofline_percent(nbytes, t, p), "% of HBM copy", ms, peak
+                ),
+                "memory_floor": derive(lambda p: roofline.floor_ms(nbytes, p), "ms", peak),
+            }
             if name.startswith("ssmic") and d == "fp32":
-                chunk = ctx.measure("ms", functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "chunked"),
-                                    need_s=30, what="train.layers.ss2d.selective_scan_2d (chunked, natural layout)")
-                four = ctx.measure("ms", functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "fourcopy"),
-                                   need_s=30, what="CrossScan 4x copies -> chunked scan -> CrossMerge")
-                case.update({"torch_chunked_median": chunk, "torch_fourcopy_median": four,
-                             "speedup_vs_chunked": derive(lambda a, b: a / b, "x", chunk, ms),
-                             "speedup_vs_fourcopy": derive(lambda a, b: a / b, "x", four, ms)})
+                chunk = ctx.measure(
+                    "ms",
+                    functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "chunked"),
+                    need_s=30,
+                    what="train.layers.ss2d.selective_scan_2d (chunked, natural layout)",
+                )
+                four = ctx.measure(
+                    "ms",
+                    functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "fourcopy"),
+                    need_s=30,
+                    what="CrossScan 4x copies -> chunked scan -> CrossMerge",
+                )
+                case.update(
+                    {
+                        "torch_chunked_median": chunk,
+                        "torch_fourcopy_median": four,
+                        "speedup_vs_chunked": derive(lambda a, b: a / b, "x", chunk, ms),
+                        "speedup_vs_fourcopy": derive(lambda a, b: a / b, "x", four, ms),
+                    }
+                )
             scan[f"{name}-{d}"] = case
 
     gdn = out["generalized_divisive_norm"] = {}
     for name, (B, C, H, W) in GDN_TIMING.items():
         for d in ("fp32", "fp16"):
-            for inverse in ((False, True) if H == 256 else (False,)):
+            for inverse in (False, True) if H == 256 else (False,):
                 itemsize = 4 if d == "fp32" else 2
                 nbytes = roofline.gdn_min_bytes(B, C, H, W, itemsize)
-                kfn = unusable if load_error else functools.partial(_time_gdn, ctx, k, (B, C, H, W), d, inverse,
-                                                                    iters, "kernel")
+                kfn = (
+                    unusable
+                    if load_error
+                    else functools.partial(_time_gdn, ctx, k, (B, C, H, W), d, inverse, iters, "kernel")
+                )
                 tfn = functools.partial(_time_gdn, ctx, k, (B, C, H, W), d, inverse, iters, "torch")
                 kms = ctx.measure("ms", kfn, need_s=2, what="CUDA kernel")
                 tms = ctx.measure("ms", tfn, need_s=2, what="x^2 -> conv1x1 -> sqrt -> div (fp32 sum)")
                 gdn[f"{'igdn' if inverse else 'gdn'}-{name}-{d}"] = {
-                    "shape_B_C_H_W": [B, C, H, W], "dtype": d, "inverse": inverse, "min_bytes": nbytes,
-                    "kernel_median": kms, "torch_median": tms,
+                    "shape_B_C_H_W": [B, C, H, W],
+                    "dtype": d,
+                    "inverse": inverse,
+                    "min_bytes": nbytes,
+                    "kernel_median": kms,
+                    "torch_median": tms,
                     "speedup_vs_torch": derive(lambda a, b: a / b, "x", tms, kms),
                     "kernel_bandwidth": derive(lambda t: roofline.gb_per_s(nbytes, t), "GB/s", kms),
-                    "kernel_roofline": derive(lambda t, p: roofline.roofline_percent(nbytes, t, p),
-                                              "% of HBM copy", kms, peak)}
+                    "kernel_roofline": derive(
+                        lambda t, p: roofline.roofline_percent(nbytes, t, p), "% of HBM copy", kms, peak
+                    ),
+                }
     return out
 
 
@@ -239,8 +280,10 @@ def _copy_bandwidth(ctx, iters):
     t = time_cuda([lambda s=s: dst.copy_(s) for s in src], warmup=5, iters=min(iters, 50), deadline=_deadline(ctx))
     del src, dst
     torch.cuda.empty_cache()
-    return {"median_ms": t["median_ms"], "bandwidth": roofline.gb_per_s(roofline.copy_bytes(COPY_BYTES),
-                                                                        t["median_ms"])}
+    return {
+        "median_ms": t["median_ms"],
+        "bandwidth": roofline.gb_per_s(roofline.copy_bytes(COPY_BYTES), t["median_ms"]),
+    }
 
 
 def _l2_and_free():
@@ -266,8 +309,10 @@ def _scan_weights(shape, device="cuda"):
     import torch
 
     B, Di, H, W, N = shape
-    A = -torch.exp(torch.log(torch.arange(1, N + 1, dtype=torch.float32, device=device)).repeat(4 * Di, 1)
-                   + 0.1 * torch.randn(4 * Di, N, device=device))
+    A = -torch.exp(
+        torch.log(torch.arange(1, N + 1, dtype=torch.float32, device=device)).repeat(4 * Di, 1)
+        + 0.1 * torch.randn(4 * Di, N, device=device)
+    )
     return A, torch.randn(4 * Di, device=device), 0.1 * torch.randn(4 * Di, device=device)
 
 
@@ -283,10 +328,10 @@ def _time_scan_kernel(ctx, k, shape, d, iters):
     sets = [_scan_set(shape, dtype) for _ in range(roofline.rotation_sets(per_set, l2, free, max_sets=4))]
     A, D, bias = _scan_weights(shape)
     out = torch.empty_like(sets[0][0])
-    ws = torch.empty(max(1, k.ss2d_workspace_size(B, Di, H, W, N, FP32 if d == "fp32" else FP16)),
-                     dtype=torch.uint8, device="cuda")
-    fns = [lambda s=s: k.selective_scan_2d(s[0], s[1], A, s[2], s[3], D, bias, out=out, workspace=ws)
-           for s in sets]
+    ws = torch.empty(
+        max(1, k.ss2d_workspace_size(B, Di, H, W, N, FP32 if d == "fp32" else FP16)), dtype=torch.uint8, device="cuda"
+    )
+    fns = [lambda s=s: k.selective_scan_2d(s[0], s[1], A, s[2], s[3], D, bias, out=out, workspace=ws) for s in sets]
     t = time_cuda(fns, warmup=10, iters=iters, deadline=_deadline(ctx))
     del sets, out, ws
     torch.cuda.empty_cache()
@@ -305,8 +350,10 @@ def _time_scan_torch(ctx, shape, variant):
         fns = [lambda s=s: ss2d.selective_scan_2d(s[0], s[1], A, s[2], s[3], D, bias, True) for s in sets]
     else:
         scan_fn = functools.partial(scan_mod.selective_scan_chunked, chunk=ss2d.SCAN_CHUNK)
-        fns = [lambda s=s: ss2d.selective_scan_2d_fourcopy(s[0], s[1], A, s[2], s[3], D, bias, True, scan_fn=scan_fn)
-               for s in sets]
+        fns = [
+            lambda s=s: ss2d.selective_scan_2d_fourcopy(s[0], s[1], A, s[2], s[3], D, bias, True, scan_fn=scan_fn)
+            for s in sets
+        ]
     with torch.no_grad():
         t = time_cuda(fns, warmup=1, iters=10, min_iters=2, deadline=_deadline(ctx, 0.3))
     del sets
@@ -321,8 +368,10 @@ def _time_gdn(ctx, k, shape, d, inverse, iters, impl):
     B, C, H, W = shape
     l2, free = _l2_and_free()
     per_set = roofline.gdn_min_bytes(B, C, H, W, 4 if d == "fp32" else 2)
-    xs = [torch.randn(B, C, H, W, device="cuda").to(dtype)
-          for _ in range(roofline.rotation_sets(per_set, l2, free, max_sets=8))]
+    xs = [
+        torch.randn(B, C, H, W, device="cuda").to(dtype)
+        for _ in range(roofline.rotation_sets(per_set, l2, free, max_sets=8))
+    ]
     gamma = 0.1 * torch.eye(C, device="cuda") + 1e-3 * torch.rand(C, C, device="cuda")
     beta = 1.0 + 0.1 * torch.rand(C, device="cuda")
     out = torch.empty_like(xs[0])

@@ -15,10 +15,10 @@ from pathlib import Path
 from .rtx import RtxError, split_file
 
 REPO = Path(__file__).resolve().parents[2]
-CARRY_LIMIT = 64 * 2 ** 20
+CARRY_LIMIT = 64 * 2**20
 BUNDLE_ARCHS = ("bmshj2018-hyperprior", "ssmic")  # GeneralizedDivisiveNorm and SelectiveScan2D bodies
 BUNDLE_SIZE = "256x256"
-MAX_ENGINE_BYTES = 4 * 2 ** 20  # CPU-built SSMIC engines are ~25 MB: too large to carry; the device builds them
+MAX_ENGINE_BYTES = 4 * 2**20  # CPU-built SSMIC engines are ~25 MB: too large to carry; the device builds them
 # what each device call carries besides the working tree (README.md: the two-call protocol)
 CALLS = {"call 1 (stash)": [".rtx/p1"], "call 2 (suite)": [".whl", ".rtx/p2", ".gpu"]}
 
@@ -70,10 +70,20 @@ def make_bundles(out: Path, force: bool = False) -> list[str]:
         if force or not (bundle / "manifest.json").is_file():
             torch.manual_seed(0)
             ckpt = out / f"{arch}-tiny.pth"
-            save_checkpoint(ckpt, create_model(arch, preset="tiny"), lmbda=0.013, metric="mse", step=0, epoch=0,
-                            stats={})
-            cmd = [sys.executable, "-m", "export.onnx", str(ckpt), "-o", str(bundle), "--size", BUNDLE_SIZE,
-                   "--no-check"]
+            save_checkpoint(
+                ckpt, create_model(arch, preset="tiny"), lmbda=0.013, metric="mse", step=0, epoch=0, stats={}
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "export.onnx",
+                str(ckpt),
+                "-o",
+                str(bundle),
+                "--size",
+                BUNDLE_SIZE,
+                "--no-check",
+            ]
             print("$", " ".join(cmd[1:]), flush=True)
             proc = subprocess.run(cmd, cwd=REPO)
             ckpt.unlink(missing_ok=True)
@@ -130,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "split":
             rtx = Path(args.rtx_dir)
-            m = split_file(Path(args.wheel), [rtx / "p1", rtx / "p2"], int(args.part1_mib * 2 ** 20))
-            print(f"{m['wheel']}: {m['bytes'] / 2**20:.1f} MiB -> "
-                  + ", ".join(f"{p['name']} {p['bytes'] / 2**20:.1f} MiB" for p in m["parts"]))
+            m = split_file(Path(args.wheel), [rtx / "p1", rtx / "p2"], int(args.part1_mib * 2**20))
+            print(
+                f"{m['wheel']}: {m['bytes'] / 2**20:.1f} MiB -> "
+                + ", ".join(f"{p['name']} {p['bytes'] / 2**20:.1f} MiB" for p in m["parts"])
+            )
         elif args.cmd == "bundles":
             for note in make_bundles(Path(args.out), args.force):
                 print(note)

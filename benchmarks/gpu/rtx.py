@@ -90,11 +90,14 @@ def reassemble(manifest: dict, folders: list[Path], out_dir: Path) -> Path:
     for part in manifest["parts"]:
         p = find_part(part["name"], folders)
         if p is None:
-            raise RtxError(f"chunk {part['name']} not found in {', '.join(map(str, folders))} "
-                           "(was the first call made, and the machine still warm for the second?)")
+            raise RtxError(
+                f"chunk {part['name']} not found in {', '.join(map(str, folders))} "
+                "(was the first call made, and the machine still warm for the second?)"
+            )
         if p.stat().st_size != part["bytes"] or sha256(p) != part["sha256"]:
             raise RtxError(f"chunk {p} is damaged (size or sha256 differs from the manifest)")
         parts.append(p)
+
     def join(g):
         digest = hashlib.sha256()
         for p in parts:
@@ -125,15 +128,29 @@ def stash(rtx_dir: Path, stash_dir: Path) -> list[str]:
 def install(wheels: list[Path], site: Path) -> None:
     """pip-install the wheels (no index, no deps) into ``site`` and add a ``tensorrt_rtx`` shim package, as
     the PyPI meta-package (an sdist) would: ``from tensorrt_rtx_bindings import *``."""
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-           "--no-cache-dir", "--upgrade", "--target", str(site)] + [str(w) for w in wheels]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--no-cache-dir",
+        "--upgrade",
+        "--target",
+        str(site),
+    ] + [str(w) for w in wheels]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RtxError(f"pip install failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
     shim = site / "tensorrt_rtx"
     shim.mkdir(exist_ok=True)
-    (shim / "__init__.py").write_text("from tensorrt_rtx_bindings import *  # noqa: F401,F403\n"
-                                      "from tensorrt_rtx_bindings import __version__  # noqa: F401\n")
+    (shim / "__init__.py").write_text(
+        "from tensorrt_rtx_bindings import *  # noqa: F401,F403\n"
+        "from tensorrt_rtx_bindings import __version__  # noqa: F401\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- engines
@@ -185,8 +202,9 @@ def build(trt, onnx_path: Path, shapes: dict) -> bytes:
     from export.trt import Backend, TrtError, build_engine
 
     try:
-        return build_engine(Backend("rtx", trt, getattr(trt, "__version__", "?")), onnx_path, shapes,
-                            logger=recording_logger(trt))
+        return build_engine(
+            Backend("rtx", trt, getattr(trt, "__version__", "?")), onnx_path, shapes, logger=recording_logger(trt)
+        )
     except TrtError as exc:
         raise RtxError(str(exc)) from None
 
@@ -267,8 +285,7 @@ def _feeds(graph: dict, seed: int) -> dict:
     feeds = {}
     for inp in graph["inputs"]:
         shape = [d if isinstance(d, int) else PROFILE_P[1] for d in inp["shape"]]
-        a = rng.random(shape, dtype=np.float32) if inp["name"] == "x" else rng.standard_normal(shape,
-                                                                                               dtype=np.float32)
+        a = rng.random(shape, dtype=np.float32) if inp["name"] == "x" else rng.standard_normal(shape, dtype=np.float32)
         feeds[inp["name"]] = a
     return feeds
 
@@ -302,8 +319,10 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
     def reassemble_step():
         mpath = find_part(MANIFEST, folders)
         if mpath is None:
-            raise RtxError(f"{MANIFEST} not found in {', '.join(map(str, folders))}: carry .rtx/p2 "
-                           "(made by benchmarks/gpu/prepare.sh)")
+            raise RtxError(
+                f"{MANIFEST} not found in {', '.join(map(str, folders))}: carry .rtx/p2 "
+                "(made by benchmarks/gpu/prepare.sh)"
+            )
         manifest = json.loads(mpath.read_text())
         state["wheel"] = reassemble(manifest, folders, stash_dir / "wheels")
         return {"wheel": manifest["wheel"], "bytes": manifest["bytes"]}
@@ -323,12 +342,16 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
         state["trt"] = trt
         return {"version": getattr(trt, "__version__", "?")}
 
-    if not (step("reassemble_libs_wheel", reassemble_step) and step("install", install_step)
-            and step("import", import_step)):
+    if not (
+        step("reassemble_libs_wheel", reassemble_step) and step("install", install_step) and step("import", import_step)
+    ):
         return doc
     trt = state["trt"]
-    bundles = sorted(p for p in Path(bundles_dir).glob("*") if (p / "manifest.json").is_file()) \
-        if Path(bundles_dir).is_dir() else []
+    bundles = (
+        sorted(p for p in Path(bundles_dir).glob("*") if (p / "manifest.json").is_file())
+        if Path(bundles_dir).is_dir()
+        else []
+    )
     if not bundles:
         doc["steps"]["bundles"] = {"ok": False, "error": f"no bundles under {bundles_dir} (prepare.sh makes them)"}
         save(doc)
@@ -377,8 +400,9 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
                     if ref is None:
                         rec[f"{kind}_rel_err_vs_ort"] = not_measured("max|err|/max|ref|", "ONNX Runtime failed")
                     else:
-                        rec[f"{kind}_rel_err_vs_ort"] = figure(max(rel_err(outs[k], ref[k]) for k in ref),
-                                                               "max|err|/max|ref|")
+                        rec[f"{kind}_rel_err_vs_ort"] = figure(
+                            max(rel_err(outs[k], ref[k]) for k in ref), "max|err|/max|ref|"
+                        )
                 except Exception as exc:
                     rec[f"{kind}_run_error"] = _err(exc)
                     rec[f"{kind}_median"] = not_measured("ms", f"error: {_err(exc)}")

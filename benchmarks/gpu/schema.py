@@ -52,8 +52,7 @@ def derive(fn, unit: str, *inputs: dict, **meta: Any) -> dict:
     when any input was not measured."""
     for f in inputs:
         if not is_measured(f):
-            return not_measured(unit, f"derived from a figure that was not measured ({f.get('reason', '?')})",
-                                **meta)
+            return not_measured(unit, f"derived from a figure that was not measured ({f.get('reason', '?')})", **meta)
     return figure(fn(*(f["value"] for f in inputs)), unit, **meta)
 
 
@@ -99,8 +98,15 @@ def validate(doc: dict) -> list[str]:
 
 
 def new_document(argv: list[str], dry_run: bool, generated_utc: str) -> dict:
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "generated_utc": generated_utc,
-            "dry_run": bool(dry_run), "command": list(argv), "environment": {}, "sections": {}}
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_utc": generated_utc,
+        "dry_run": bool(dry_run),
+        "command": list(argv),
+        "environment": {},
+        "sections": {},
+    }
 
 
 def slug(text: str) -> str:
@@ -153,12 +159,17 @@ def markdown(doc: dict, full: bool = False) -> str:
     """A short markdown report: section statuses, then the headline figures (``full``: every figure), with
     the reason next to each one that was not measured."""
     env = doc.get("environment", {})
-    lines = [f"# lictrt GPU suite — {env.get('device_name') or 'no GPU'}", "",
-             f"generated {doc.get('generated_utc')}" + (" — **dry run: nothing measured**" if doc.get("dry_run")
-                                                         else ""), "",
-             f"torch {env.get('torch')} (CUDA {env.get('torch_cuda')}), driver {env.get('driver')}, "
-             f"nvcc {env.get('nvcc')}, compute capability {env.get('compute_capability')}", "",
-             "| section | status | seconds |", "|---|---|---|"]
+    lines = [
+        f"# lictrt GPU suite — {env.get('device_name') or 'no GPU'}",
+        "",
+        f"generated {doc.get('generated_utc')}" + (" — **dry run: nothing measured**" if doc.get("dry_run") else ""),
+        "",
+        f"torch {env.get('torch')} (CUDA {env.get('torch_cuda')}), driver {env.get('driver')}, "
+        f"nvcc {env.get('nvcc')}, compute capability {env.get('compute_capability')}",
+        "",
+        "| section | status | seconds |",
+        "|---|---|---|",
+    ]
     for name, sec in doc.get("sections", {}).items():
         reason = f": {sec['reason']}" if sec.get("reason") else ""
         lines.append(f"| {name} | {sec.get('status')}{reason[:160]} | {sec.get('seconds', '')} |")
@@ -167,5 +178,5 @@ def markdown(doc: dict, full: bool = False) -> str:
     for path, fig in iter_figures(doc):
         if full or any(p.search(path) for p in patterns):
             note = fig.get("reason", "") if not is_measured(fig) else fig.get("note", "")
-            lines.append(f"| `{path}` | {_fmt(fig)} | {str(note).replace('|', '/')[:(200 if full else 70)]} |")
+            lines.append(f"| `{path}` | {_fmt(fig)} | {str(note).replace('|', '/')[: (200 if full else 70)]} |")
     return "\n".join(lines) + "\n"

@@ -52,10 +52,14 @@ class SuiteError(Exception):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu.suite", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.environ.get("OUT") or "gpu-suite-out",
-                    help="folder for the JSON, the markdown table and logs (default: $OUT)")
-    ap.add_argument("--results-dir", default=None,
-                    help="also write the JSON here (default benchmarks/results; none on --dry-run)")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or "gpu-suite-out",
+        help="folder for the JSON, the markdown table and logs (default: $OUT)",
+    )
+    ap.add_argument(
+        "--results-dir", default=None, help="also write the JSON here (default benchmarks/results; none on --dry-run)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="measure nothing: every GPU figure 'not measured'")
     ap.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="total seconds (default %(default)s)")
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated sections to run")
@@ -64,7 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=4, help="Kodak images per model in e2e (0 = all)")
     ap.add_argument("--kodak", default=None, help="Kodak folder (default .gpu/kodak, else assets/images/kodak)")
     ap.add_argument("--rtx-dir", default=str(REPO / ".rtx"))
-    ap.add_argument("--stash", default=str(Path(tempfile.gettempdir()) / "lictrt-rtx"), help="where the first call stashed RTX chunk 1")
+    ap.add_argument(
+        "--stash",
+        default=str(Path(tempfile.gettempdir()) / "lictrt-rtx"),
+        help="where the first call stashed RTX chunk 1",
+    )
     ap.add_argument("--bundles", default=str(REPO / ".gpu" / "bundles"), help="tiny exported bundles for rtx")
     ap.add_argument("--cuda-arch", default=None, help="CMAKE_CUDA_ARCHITECTURES (default: the device's, -real)")
     ap.add_argument("--date", default=None, help=argparse.SUPPRESS)  # tests pin the file name
@@ -113,11 +121,17 @@ def _cuda_ok() -> bool:
 # ---------------------------------------------------------------------------------------------- sections
 def section_environment(ctx: SectionContext) -> dict:
     nvcc = _cmd_output(["nvcc", "--version"])
-    env = {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "host": platform.node(), "python": platform.python_version(),
-           "torch": _version("torch"), "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime"),
-           "compressai": _version("compressai"), "pytest": _version("pytest"),
-           "nvcc": nvcc.splitlines()[-1] if nvcc else None}
+    env = {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "onnxruntime": _version("onnxruntime"),
+        "compressai": _version("compressai"),
+        "pytest": _version("pytest"),
+        "nvcc": nvcc.splitlines()[-1] if nvcc else None,
+    }
     try:
         import torch
 
@@ -131,14 +145,18 @@ def section_environment(ctx: SectionContext) -> dict:
         if not torch.cuda.is_available():
             raise RuntimeError("torch sees no CUDA device")
         p = torch.cuda.get_device_properties(0)
-        smi = _cmd_output(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem",
-                           "--format=csv,noheader"])
+        smi = _cmd_output(
+            ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem", "--format=csv,noheader"]
+        )
         env["driver"] = smi.split(",")[0].strip() if smi else None
         env["nvidia_smi_max_clocks"] = ",".join(smi.split(",")[1:]).strip() if smi else None
         env["compute_capability"] = f"{p.major}.{p.minor}"
         env["device_name_text"] = p.name
-        return {"sm_count": p.multi_processor_count, "l2_cache": int(getattr(p, "L2_cache_size", 0)) or None,
-                "memory": p.total_memory / 2 ** 30}
+        return {
+            "sm_count": p.multi_processor_count,
+            "l2_cache": int(getattr(p, "L2_cache_size", 0)) or None,
+            "memory": p.total_memory / 2**30,
+        }
 
     env.update({"driver": None, "compute_capability": None})
     figs = ctx.measure_many({"sm_count": "SMs", "l2_cache": "bytes", "memory": "GiB"}, props)
@@ -164,9 +182,19 @@ def section_build(ctx: SectionContext, args, out_dir: Path) -> dict:
         arch = args.cuda_arch or _device_arch()
         rec["cuda_architectures"] = arch
         log = out_dir / "build.log"
-        cmds = [["cmake", "-S", str(REPO / "trt_plugins"), "-B", str(BUILD_DIR), "-DLICTRT_BUILD_PLUGINS=OFF",
-                 "-DLICTRT_BUILD_CPU_EMULATION=OFF", f"-DCMAKE_CUDA_ARCHITECTURES={arch}"],
-                ["cmake", "--build", str(BUILD_DIR), "-j", str(min(os.cpu_count() or 1, 16))]]
+        cmds = [
+            [
+                "cmake",
+                "-S",
+                str(REPO / "trt_plugins"),
+                "-B",
+                str(BUILD_DIR),
+                "-DLICTRT_BUILD_PLUGINS=OFF",
+                "-DLICTRT_BUILD_CPU_EMULATION=OFF",
+                f"-DCMAKE_CUDA_ARCHITECTURES={arch}",
+            ],
+            ["cmake", "--build", str(BUILD_DIR), "-j", str(min(os.cpu_count() or 1, 16))],
+        ]
         t0 = time.monotonic()
         with open(log, "w") as f:
             for cmd in cmds:
@@ -184,8 +212,7 @@ def section_build(ctx: SectionContext, args, out_dir: Path) -> dict:
         usage = _cmd_output(["cuobjdump", "--dump-resource-usage", str(lib)], timeout=60) or ""
         with open(log, "a") as f:
             f.write(usage + "\n")
-        rec["resource_usage"] = [" ".join(line.split()) for line in usage.splitlines()
-                                 if "REG:" in line][:24]
+        rec["resource_usage"] = [" ".join(line.split()) for line in usage.splitlines() if "REG:" in line][:24]
         return time.monotonic() - t0
 
     rec["build_time"] = ctx.measure("s", run, need_s=10, note="cmake configure + build, kernels only")
@@ -228,9 +255,24 @@ def section_pytest(ctx: SectionContext, out_dir: Path) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             junit = Path(tmp) / "junit.xml"
             with open(out_dir / "pytest.log", "w") as f:
-                proc = subprocess.run([sys.executable, "-m", "pytest", "tests/test_kernels_gpu.py", "-m", "gpu", "-q",
-                                       "-p", "no:cacheprovider", f"--junitxml={junit}"], cwd=REPO, stdout=f,
-                                      stderr=subprocess.STDOUT, timeout=max(5.0, ctx.left() - 2))
+                proc = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pytest",
+                        "tests/test_kernels_gpu.py",
+                        "-m",
+                        "gpu",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                        f"--junitxml={junit}",
+                    ],
+                    cwd=REPO,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    timeout=max(5.0, ctx.left() - 2),
+                )
             rec["exit_code"] = proc.returncode
             if not junit.is_file():
                 raise RuntimeError(f"pytest wrote no report (exit {proc.returncode}); see pytest.log")
@@ -248,8 +290,21 @@ def section_rtx(ctx: SectionContext, args) -> dict:
     def run():
         with tempfile.TemporaryDirectory() as tmp:
             part = Path(tmp) / "rtx.json"
-            cmd = [sys.executable, "-m", "benchmarks.gpu.rtx", "--out", str(part), "--rtx-dir", args.rtx_dir,
-                   "--stash", args.stash, "--bundles", args.bundles, "--seconds", f"{max(5.0, ctx.left() - 5):.0f}"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.gpu.rtx",
+                "--out",
+                str(part),
+                "--rtx-dir",
+                args.rtx_dir,
+                "--stash",
+                args.stash,
+                "--bundles",
+                args.bundles,
+                "--seconds",
+                f"{max(5.0, ctx.left() - 5):.0f}",
+            ]
             try:
                 proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=max(5.0, ctx.left() - 2))
                 rec["exit_code"] = proc.returncode
@@ -281,8 +336,9 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
     doc["budget_s"] = args.budget
     if not args.dry_run and not _cuda_ok():
         log("warning: torch sees no CUDA device; GPU figures will be 'not measured' with the error")
-    results_dir = Path(args.results_dir) if args.results_dir else (None if args.dry_run else
-                                                                    REPO / "benchmarks" / "results")
+    results_dir = (
+        Path(args.results_dir) if args.results_dir else (None if args.dry_run else REPO / "benchmarks" / "results")
+    )
     written: list[Path] = []
 
     def stem() -> str:
@@ -302,16 +358,27 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
             doc["sections"][name] = {"status": "skipped", "reason": "not selected"}
             continue
         own, need = SECTIONS[name]
-        later_need = sum(SECTIONS[n][1] for n in names[names.index(name) + 1:] if n in args.run)
+        later_need = sum(SECTIONS[n][1] for n in names[names.index(name) + 1 :] if n in args.run)
         if not budget.fits(need):
-            doc["sections"][name] = {"status": "skipped",
-                                     "reason": f"over the total budget ({budget.left():.0f} s left, needs {need} s)"}
+            doc["sections"][name] = {
+                "status": "skipped",
+                "reason": f"over the total budget ({budget.left():.0f} s left, needs {need} s)",
+            }
             save()
             continue
-        deadline = min(budget.section_deadline(own), budget.end - later_need) \
-            if budget.left() - later_need >= need else budget.section_deadline(own)
-        ctx = SectionContext(name, deadline, args.dry_run, log, verbose=args.verbose,
-                             options={"iters": args.iters, "images": args.images, "kodak": args.kodak})
+        deadline = (
+            min(budget.section_deadline(own), budget.end - later_need)
+            if budget.left() - later_need >= need
+            else budget.section_deadline(own)
+        )
+        ctx = SectionContext(
+            name,
+            deadline,
+            args.dry_run,
+            log,
+            verbose=args.verbose,
+            options={"iters": args.iters, "images": args.images, "kodak": args.kodak},
+        )
         log(f"== {name} ({ctx.left():.0f} s)")
         t0 = time.monotonic()
         try:
@@ -319,10 +386,16 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
             status = "partial" if ctx.errors else "ok"
             if args.dry_run:
                 status = "skipped"
-            sec = {"status": status, "reason": "dry run" if args.dry_run else
-                   ("; ".join(ctx.errors[:3]) if ctx.errors else None), **data}
+            sec = {
+                "status": status,
+                "reason": "dry run" if args.dry_run else ("; ".join(ctx.errors[:3]) if ctx.errors else None),
+                **data,
+            }
         except Exception as exc:  # a section's own bug must not lose the other sections' figures
-            sec = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            sec = {
+                "status": "failed",
+                "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            }
             if args.verbose:
                 import traceback
 

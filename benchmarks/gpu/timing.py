@@ -42,8 +42,14 @@ def event_ms(fn: Callable[[], object], device: str = "cuda") -> tuple[float, obj
     return start.elapsed_time(end), result
 
 
-def time_cuda(fns: Sequence[Callable[[], object]], *, warmup: int = 10, iters: int = 100, min_iters: int = 3,
-              deadline: float | None = None) -> dict:
+def time_cuda(
+    fns: Sequence[Callable[[], object]],
+    *,
+    warmup: int = 10,
+    iters: int = 100,
+    min_iters: int = 3,
+    deadline: float | None = None,
+) -> dict:
     """Time ``fns`` (one callable per input set, called in rotation) with CUDA events.
 
     The first warm-up call is also timed on the host to size the run count: at most ``iters`` runs, fewer when

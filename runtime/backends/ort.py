@@ -28,8 +28,12 @@ from . import BackendError
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
 RECON_OPT_LEVEL = "ORT_ENABLE_ALL"
 OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
-           "tensor(int64)": np.int64}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
 
 
 def _ort():
@@ -58,22 +62,31 @@ def pinned_session_options():
 class OrtBackend:
     """Runs a bundle's ONNX graphs with ONNX Runtime; sessions are created on first use and shared by threads."""
 
-    def __init__(self, bundle, device: str | None = None, threads: int | None = None, pinned: bool = False,
-                 opt_level: str | None = None):
+    def __init__(
+        self,
+        bundle,
+        device: str | None = None,
+        threads: int | None = None,
+        pinned: bool = False,
+        opt_level: str | None = None,
+    ):
         ort = _ort()
         self.bundle = bundle
         self.pinned = pinned
         if opt_level is not None and (pinned or opt_level not in OPT_LEVELS):
-            raise BackendError(f"opt_level {opt_level!r}: one of {', '.join(OPT_LEVELS)}, and only for "
-                               "reconstruction graphs (the pinned path is fixed)")
+            raise BackendError(
+                f"opt_level {opt_level!r}: one of {', '.join(OPT_LEVELS)}, and only for "
+                "reconstruction graphs (the pinned path is fixed)"
+            )
         self.opt_level = opt_level or RECON_OPT_LEVEL
         device = (device or "cpu").lower()
         if pinned and device != "cpu":
             raise BackendError("the pinned parse path runs on CPU only")
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendError("device='cuda' asked, but this onnxruntime has no CUDAExecutionProvider "
-                                   "(install onnxruntime-gpu)")
+                raise BackendError(
+                    "device='cuda' asked, but this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+                )
             dev_id = int(device.split(":")[1]) if ":" in device else 0
             self.providers = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]
         elif device == "cpu":

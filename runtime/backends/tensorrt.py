@@ -30,8 +30,10 @@ def _trt_module():
             return name, __import__(name)
         except ImportError:
             continue
-    raise BackendError("backend 'tensorrt' needs TensorRT (`tensorrt`, a user install) or TensorRT-RTX "
-                       "(`pip install tensorrt-rtx`); neither is importable")
+    raise BackendError(
+        "backend 'tensorrt' needs TensorRT (`tensorrt`, a user install) or TensorRT-RTX "
+        "(`pip install tensorrt-rtx`); neither is importable"
+    )
 
 
 def find_engine(bundle, graph: str, flavour: str) -> str | None:
@@ -43,8 +45,11 @@ def find_engine(bundle, graph: str, flavour: str) -> str | None:
     if isinstance(entry, str):
         cands = [entry]
     elif isinstance(entry, dict):
-        cands = [entry.get("file")] if "file" in entry else [v if isinstance(v, str) else v.get("file")
-                                                              for v in entry.values()]
+        cands = (
+            [entry.get("file")]
+            if "file" in entry
+            else [v if isinstance(v, str) else v.get("file") for v in entry.values()]
+        )
     elif isinstance(entry, list):
         cands = [e if isinstance(e, str) else e.get("file") for e in entry]
     cands += sorted(p.relative_to(bundle.path).as_posix() for p in (bundle.path / "engines").glob(f"{graph}.*.engine"))
@@ -100,8 +105,10 @@ class TensorRTBackend:
             if eng is None:
                 path = find_engine(self.bundle, graph, self.flavour)
                 if path is None:
-                    raise BackendError(f"no {self.flavour} engine for graph '{graph}' in {self.bundle.path}/engines "
-                                       "(build it with `python -m export.trt`)")
+                    raise BackendError(
+                        f"no {self.flavour} engine for graph '{graph}' in {self.bundle.path}/engines "
+                        "(build it with `python -m export.trt`)"
+                    )
                 from polygraphy.backend.trt import EngineFromBytes
 
                 with open(path, "rb") as f:

@@ -63,8 +63,10 @@ def check_matches(model, bundle: Bundle, source="the model") -> None:
     except CodingError as e:
         raise BackendError(f"{source}: {e}") from None
     if digest != bundle.model_hash.hex():
-        raise BackendError(f"{source} is not the model the bundle was exported from (model hash {digest[:12]}…, "
-                           f"bundle {bundle.model_hash.hex()[:12]}…)")
+        raise BackendError(
+            f"{source} is not the model the bundle was exported from (model hash {digest[:12]}…, "
+            f"bundle {bundle.model_hash.hex()[:12]}…)"
+        )
 
 
 def bundle_from_model(model, kind: str | None = None) -> Bundle:
@@ -81,12 +83,24 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
     graphs, defined = {}, _graphs(model, kind)
     for g in defined:
         role, critical = graph_role(g.name)
-        graphs[g.name] = {"file": None, "role": role, "parse_critical": critical, "precision": "fp32",
-                          "inputs": [{"name": n} for n in g.inputs], "outputs": [{"name": n} for n in g.outputs]}
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "model": {"arch": type(model).__name__, "config": {}, "hash": model_hash(model, arrays)},
-                "pad_multiple": int(getattr(model, "pad_multiple", 64 if kind != "factorized" else 16)),
-                "precision": "fp32", "plan": plan_manifest(model, kind, defined), "graphs": graphs, "engines": {}}
+        graphs[g.name] = {
+            "file": None,
+            "role": role,
+            "parse_critical": critical,
+            "precision": "fp32",
+            "inputs": [{"name": n} for n in g.inputs],
+            "outputs": [{"name": n} for n in g.outputs],
+        }
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"arch": type(model).__name__, "config": {}, "hash": model_hash(model, arrays)},
+        "pad_multiple": int(getattr(model, "pad_multiple", 64 if kind != "factorized" else 16)),
+        "precision": "fp32",
+        "plan": plan_manifest(model, kind, defined),
+        "graphs": graphs,
+        "engines": {},
+    }
     return Bundle.from_parts(manifest, tables_from_arrays(arrays))
 
 
@@ -107,6 +121,8 @@ class TorchBackend:
         if g is None:
             raise BackendError(f"the torch backend has no graph '{graph}' for plan '{self.kind}'")
         with torch.no_grad():
-            t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in feeds.items()}
+            t = {
+                k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in feeds.items()
+            }
             out = g(t)
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}

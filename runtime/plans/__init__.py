@@ -10,8 +10,15 @@ from __future__ import annotations
 import importlib
 
 #: the plan kinds this runtime implements (their container codes: runtime.container.PLAN_KINDS)
-KINDS = ("factorized", "hyperprior", "mean_scale", "spatial_context", "channel_slices", "grouped_context",
-         "grouped_slices")
+KINDS = (
+    "factorized",
+    "hyperprior",
+    "mean_scale",
+    "spatial_context",
+    "channel_slices",
+    "grouped_context",
+    "grouped_slices",
+)
 
 
 def get(kind: str):

@@ -20,7 +20,7 @@ from .hyperprior import code_z, decode_z
 
 
 def num_slices(ctx) -> int:
-    names = [n[len(ctx.prefix):] for n in ctx.bundle.manifest["graphs"] if n.startswith(ctx.prefix)]
+    names = [n[len(ctx.prefix) :] for n in ctx.bundle.manifest["graphs"] if n.startswith(ctx.prefix)]
     n = sum(1 for g in names if re.fullmatch(r"slice\d+", g))
     if n == 0 or any(f"slice{i}" not in names or f"lrp{i}" not in names for i in range(n)):
         raise ValueError("plan channel_slices: the bundle needs graphs slice0..sliceN-1 and lrp0..lrpN-1")
@@ -45,7 +45,7 @@ def _run(ctx, x=None, padded_hw=None):
     n = num_slices(ctx)
     if x is not None:
         size = -(-a["y"].shape[1] // n)
-        ys = [a["y"][:, k:k + size] for k in range(0, a["y"].shape[1], size)]
+        ys = [a["y"][:, k : k + size] for k in range(0, a["y"].shape[1], size)]
         if len(ys) != n:
             raise ValueError(f"y with {a['y'].shape[1]} channels does not split into {n} slices")
     t = ctx.tables("y")

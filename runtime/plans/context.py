@@ -23,9 +23,16 @@ class Stats:
 
     def as_dict(self) -> dict:
         net = sum(self.network_s.values())
-        return {"network_s": net, "network_by_graph_s": dict(self.network_s), "entropy_s": self.entropy_s,
-                "network_calls": self.network_calls, "coder_calls": self.coder_calls,
-                "sequential_steps": self.sequential_steps, "symbols": self.symbols, "loop_s": self.loop_s}
+        return {
+            "network_s": net,
+            "network_by_graph_s": dict(self.network_s),
+            "entropy_s": self.entropy_s,
+            "network_calls": self.network_calls,
+            "coder_calls": self.coder_calls,
+            "sequential_steps": self.sequential_steps,
+            "symbols": self.symbols,
+            "loop_s": self.loop_s,
+        }
 
 
 class PlanContext:
@@ -35,8 +42,9 @@ class PlanContext:
     default); ``prefix`` selects a width of a slimmable bundle (``w48.``).
     """
 
-    def __init__(self, bundle, recon, parse, mode: str, substreams: int = 1, prefix: str = "",
-                 streams: dict | None = None):
+    def __init__(
+        self, bundle, recon, parse, mode: str, substreams: int = 1, prefix: str = "", streams: dict | None = None
+    ):
         self.bundle, self.recon, self.parse = bundle, recon, parse
         self.mode, self.substreams, self.prefix = mode, substreams, prefix
         self.stats = Stats()
@@ -102,8 +110,10 @@ class PlanContext:
         self.stats.coder_calls += 1
         self.stats.symbols += idx.size
         if crc != s.symbols_crc:
-            raise BitstreamError(f"stream '{kind}': decoded-symbol CRC {crc:08x} != recorded {s.symbols_crc:08x} "
-                                 "(the parse-critical networks differ from the encoder's)")
+            raise BitstreamError(
+                f"stream '{kind}': decoded-symbol CRC {crc:08x} != recorded {s.symbols_crc:08x} "
+                "(the parse-critical networks differ from the encoder's)"
+            )
         return np.asarray(sym, dtype=np.int32).reshape(indexes.shape)
 
 
@@ -137,8 +147,10 @@ class _IncrementalDecoder:
     def decode(self, indexes: np.ndarray) -> np.ndarray:
         idx = np.ascontiguousarray(indexes, dtype=np.int32).reshape(-1)
         if self.n + idx.size > self.stream.n_symbols:
-            raise BitstreamError(f"stream '{self.stream.kind}': the model asks for more than the "
-                                 f"{self.stream.n_symbols} symbols the header records")
+            raise BitstreamError(
+                f"stream '{self.stream.kind}': the model asks for more than the "
+                f"{self.stream.n_symbols} symbols the header records"
+            )
         t0 = time.perf_counter()
         try:
             sym = np.asarray(self.dec.decode(idx), dtype="<i4")
@@ -160,5 +172,7 @@ class _IncrementalDecoder:
         except BitstreamError as e:
             raise BitstreamError(f"stream '{k}': {e}") from None
         if int(self.crc) != self.stream.symbols_crc:
-            raise BitstreamError(f"stream '{k}': decoded-symbol CRC {int(self.crc):08x} != recorded "
-                                 f"{self.stream.symbols_crc:08x} (the parse-critical networks differ from the encoder's)")
+            raise BitstreamError(
+                f"stream '{k}': decoded-symbol CRC {int(self.crc):08x} != recorded "
+                f"{self.stream.symbols_crc:08x} (the parse-critical networks differ from the encoder's)"
+            )

@@ -64,9 +64,11 @@ def coarse_mask(mask, image_hw: tuple[int, int], multiple: int, grid: int = MASK
         if m.shape == (-(-h // f), -(-w // f)):
             break
     else:
-        raise ValueError(f"the group mask is {m.shape[1]}x{m.shape[0]}; for a {w}x{h} image it must be "
-                         f"{w}x{h}, {-(-w // LATENT_STRIDE)}x{-(-h // LATENT_STRIDE)} or "
-                         f"{-(-w // grid)}x{-(-h // grid)} (image, 1/{LATENT_STRIDE} or 1/{grid} size)")
+        raise ValueError(
+            f"the group mask is {m.shape[1]}x{m.shape[0]}; for a {w}x{h} image it must be "
+            f"{w}x{h}, {-(-w // LATENT_STRIDE)}x{-(-h // LATENT_STRIDE)} or "
+            f"{-(-w // grid)}x{-(-h // grid)} (image, 1/{LATENT_STRIDE} or 1/{grid} size)"
+        )
     if m.size and (int(m.min()) < 0 or int(m.max()) >= 2**16):
         raise ValueError("group labels must be in [0, 65535]")
     full = np.repeat(np.repeat(m.astype(np.int32), f, 0), f, 1)[:h, :w]
@@ -85,7 +87,7 @@ def stream_name(group: int, i: int) -> str:
 
 
 def num_slices(ctx) -> int:
-    names = {n[len(ctx.prefix):] for n in ctx.bundle.manifest["graphs"] if n.startswith(ctx.prefix)}
+    names = {n[len(ctx.prefix) :] for n in ctx.bundle.manifest["graphs"] if n.startswith(ctx.prefix)}
     n = 0
     while f"slice{n}" in names:
         n += 1
@@ -106,8 +108,7 @@ def _cells(labels_latent: np.ndarray, group: int, channels: int) -> np.ndarray:
 def encode(ctx, x):
     H, W = x.shape[-2:]
     grid = mask_grid(ctx.bundle.plan)
-    coarse = coarse_mask(getattr(ctx, "mask", None), getattr(ctx, "image_hw", (H, W)), ctx.bundle.pad_multiple,
-                         grid)
+    coarse = coarse_mask(getattr(ctx, "mask", None), getattr(ctx, "image_hw", (H, W)), ctx.bundle.pad_multiple, grid)
     if getattr(ctx, "mask", None) is not None:  # without a mask: one group, no mask stream ("woStructure")
         ctx.encode("mask", "mask", coarse + 1, np.zeros(coarse.shape, np.int32))
     lat = latent_mask(coarse, grid)
@@ -125,7 +126,7 @@ def encode(ctx, x):
     for i in range(n):
         p = ctx.run(f"slice{i}", **_slice_feeds(i, hyper, hats))
         mu = p["mu"]
-        q = to_symbols(y[:, i * c:(i + 1) * c], mu)
+        q = to_symbols(y[:, i * c : (i + 1) * c], mu)
         idx = nearest_indexes(p["scale"], t.scale_table)
         for g in groups:
             sel = _cells(lat[0, 0], g, c)
@@ -148,8 +149,9 @@ def decode(ctx, padded_hw):
     wanted = present if wanted is None else sorted({int(g) for g in wanted})
     unknown = [g for g in wanted if g not in present]
     if unknown:
-        raise GroupError(f"group(s) {', '.join(map(str, unknown))} are not in this bitstream "
-                         f"(it has {', '.join(map(str, present))})")
+        raise GroupError(
+            f"group(s) {', '.join(map(str, unknown))} are not in this bitstream (it has {', '.join(map(str, present))})"
+        )
     lat = latent_mask(coarse, grid)
     z_hat = decode_z(ctx, padded_hw)
     hyper = ctx.run("hyper_synthesis", z_hat=z_hat)["hyper"]

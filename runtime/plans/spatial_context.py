@@ -73,8 +73,9 @@ def context_loop(ctx, params: np.ndarray, y: np.ndarray | None, step_graph: str,
     coder = ctx.stream_encoder("y", "y") if y is not None else ctx.stream_decoder("y", "y")
     t0 = time.perf_counter()
     for rows, cols in schedule(h, w, order):
-        out = ctx.run(step_graph, params=np.ascontiguousarray(params[:, rows, cols].T),
-                      windows=_windows(y_pad, rows, cols))
+        out = ctx.run(
+            step_graph, params=np.ascontiguousarray(params[:, rows, cols].T), windows=_windows(y_pad, rows, cols)
+        )
         idx = build_indexes(out["scales"], t.scale_table, t.scale_bound)  # [P, M]
         means = out["means"]
         if y is not None:
@@ -86,7 +87,7 @@ def context_loop(ctx, params: np.ndarray, y: np.ndarray | None, step_graph: str,
         ctx.stats.sequential_steps += 1
     coder.close()
     ctx.stats.loop_s += time.perf_counter() - t0
-    return y_pad[None, :, K // 2:K // 2 + h, K // 2:K // 2 + w]
+    return y_pad[None, :, K // 2 : K // 2 + h, K // 2 : K // 2 + w]
 
 
 def encode(ctx, x):

@@ -42,6 +42,7 @@ def window_reverse(windows: torch.Tensor, p: int, b: int, h: int, w: int) -> tor
 def region_ids(hp: int, wp: int, p: int, shift: int, device=None) -> torch.Tensor:
     """(hp, wp) float map of Swin's shifted-window regions: 3·row_region + col_region, each region 0 below
     ``size − p``, 1 in ``[size − p, size − shift)``, 2 in the last ``shift`` rows/columns."""
+
     def bands(n: int) -> torch.Tensor:
         i = torch.arange(n, device=device)
         return (i >= n - p).to(torch.float32) + (i >= n - shift).to(torch.float32)
@@ -52,8 +53,11 @@ def region_ids(hp: int, wp: int, p: int, shift: int, device=None) -> torch.Tenso
 def _pair_bias(keys: torch.Tensor) -> torch.Tensor:
     """(nW, N) keys -> (nW, N, N) additive bias: 0 where the two tokens' keys are equal, −100 elsewhere."""
     eq = keys[:, :, None] == keys[:, None, :]
-    return torch.where(eq, torch.zeros((), dtype=torch.float32, device=keys.device),
-                       torch.full((), GROUP_MASK_VALUE, dtype=torch.float32, device=keys.device))
+    return torch.where(
+        eq,
+        torch.zeros((), dtype=torch.float32, device=keys.device),
+        torch.full((), GROUP_MASK_VALUE, dtype=torch.float32, device=keys.device),
+    )
 
 
 class Mlp(nn.Module):
@@ -88,7 +92,7 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def relative_bias(self) -> torch.Tensor:
-        n = self.window_size ** 2
+        n = self.window_size**2
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
         return bias.reshape(n, n, self.num_heads).permute(2, 0, 1)  # heads, N, N
 
@@ -145,7 +149,8 @@ class GroupBasicLayer(nn.Module):
         self.window_size, self.shift_size = window_size, window_size // 2
         self.blocks = nn.ModuleList(
             GroupSwinBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, mlp_ratio)
-            for i in range(depth))
+            for i in range(depth)
+        )
 
     def attention_biases(self, mask: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(W-MSA, SW-MSA) biases, each (B·nW, p², p²), for features of size H×W and labels ``mask``

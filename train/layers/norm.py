@@ -19,7 +19,7 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(self.d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rms = torch.linalg.vector_norm(x, ord=2, dim=-1, keepdim=True) * (self.d ** -0.5)
+        rms = torch.linalg.vector_norm(x, ord=2, dim=-1, keepdim=True) * (self.d**-0.5)
         return self.scale * (x / (rms + self.eps))
 
     def extra_repr(self) -> str:

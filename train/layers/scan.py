@@ -144,11 +144,25 @@ def _by_channel_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk, 
         gpb = width // rep
         spans = [(g * rep, min(groups, g + gpb) * rep, g, min(groups, g + gpb)) for g in range(0, groups, gpb)]
     else:  # slices of one group per block
-        spans = [(g * rep + a, g * rep + min(rep, a + width), g, g + 1) for g in range(groups) for a in range(0, rep, width)]
+        spans = [
+            (g * rep + a, g * rep + min(rep, a + width), g, g + 1) for g in range(groups) for a in range(0, rep, width)
+        ]
 
     def part(t, a, b):
         return None if t is None else t[a:b]
 
-    ys = [selective_scan_chunked(u[:, a:b], delta[:, a:b], A[a:b], B[:, g0:g1], C[:, g0:g1], part(D, a, b),
-                                 part(delta_bias, a, b), delta_softplus, chunk) for a, b, g0, g1 in spans]
+    ys = [
+        selective_scan_chunked(
+            u[:, a:b],
+            delta[:, a:b],
+            A[a:b],
+            B[:, g0:g1],
+            C[:, g0:g1],
+            part(D, a, b),
+            part(delta_bias, a, b),
+            delta_softplus,
+            chunk,
+        )
+        for a, b, g0, g1 in spans
+    ]
     return torch.cat(ys, dim=1)

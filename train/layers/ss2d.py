@@ -44,8 +44,13 @@ def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
 
     CPU tensors go to the native kernels (forward and backward, ``train.layers.native_scan``) when the library is
     available and nothing is tracing; otherwise, and as the reference, :func:`selective_scan_2d_chunked`."""
-    if (u.device.type == "cpu" and Bs.shape[1] == K_DIRECTIONS and not torch.compiler.is_compiling()
-            and not torch.jit.is_tracing() and _native.enabled()):
+    if (
+        u.device.type == "cpu"
+        and Bs.shape[1] == K_DIRECTIONS
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and _native.enabled()
+    ):
         return _native.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus).float()
     return selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
 
@@ -60,8 +65,9 @@ def selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus
     d_seq = torch.cat([to_direction(dl[:, k], k) for k in range(K)], dim=1)
     B_seq = torch.stack([to_direction(Bs[:, k], k) for k in range(K)], dim=1)  # [B, K, N, L]
     C_seq = torch.stack([to_direction(Cs[:, k], k) for k in range(K)], dim=1)
-    ys = _scan.selective_scan_chunked(u_seq, d_seq, A, B_seq, C_seq, D, delta_bias, delta_softplus,
-                                      chunk=SCAN_CHUNK).unflatten(1, (K, di))
+    ys = _scan.selective_scan_chunked(
+        u_seq, d_seq, A, B_seq, C_seq, D, delta_bias, delta_softplus, chunk=SCAN_CHUNK
+    ).unflatten(1, (K, di))
     y = from_direction(ys[:, 0], 0, H, W)
     for k in range(1, K):
         y = y + from_direction(ys[:, k], k, H, W)
@@ -105,9 +111,19 @@ class SS2D(nn.Module):
     selective_scan_2d; out_norm (LayerNorm); y * SiLU(z); out_proj. Parameter names follow the seeds.
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, ssm_ratio: float = 2.0, dt_rank: int | str = "auto",
-                 d_conv: int = 3, conv_bias: bool = True, bias: bool = False, dt_min: float = 0.001,
-                 dt_max: float = 0.1, dt_init_floor: float = 1e-4):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        ssm_ratio: float = 2.0,
+        dt_rank: int | str = "auto",
+        d_conv: int = 3,
+        conv_bias: bool = True,
+        bias: bool = False,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+    ):
         super().__init__()
         K = K_DIRECTIONS
         self.d_model = int(d_model)
@@ -117,10 +133,10 @@ class SS2D(nn.Module):
         self.in_proj = nn.Linear(d_model, 2 * di, bias=bias)
         self.act = nn.SiLU()
         self.conv2d = nn.Conv2d(di, di, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=di, bias=conv_bias)
-        bound = di ** -0.5  # nn.Linear's default init, as the seed's per-direction Linear layers
+        bound = di**-0.5  # nn.Linear's default init, as the seed's per-direction Linear layers
         self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * d_state, di).uniform_(-bound, bound))
         # dt_proj "v0" init: weight U(+-R^-0.5); bias = softplus^-1(dt), dt log-uniform in [dt_min, dt_max]
-        self.dt_projs_weight = nn.Parameter(torch.empty(K, di, R).uniform_(-R ** -0.5, R ** -0.5))
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, di, R).uniform_(-(R**-0.5), R**-0.5))
         dt = torch.exp(torch.rand(K, di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         dt = dt.clamp(min=dt_init_floor)
         self.dt_projs_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
@@ -145,8 +161,16 @@ class SS2D(nn.Module):
         A = -torch.exp(self.A_logs.float())
         # A plain global name: resolved in this module's namespace at call time, so assigning
         # ``train.layers.ss2d.selective_scan_2d = custom_op`` (the exporter) reroutes every SS2D.
-        y = selective_scan_2d(x.float(), delta.float(), A, Bs.float(), Cs.float(), self.Ds.float(),
-                              self.dt_projs_bias.float().reshape(-1), True)
+        y = selective_scan_2d(
+            x.float(),
+            delta.float(),
+            A,
+            Bs.float(),
+            Cs.float(),
+            self.Ds.float(),
+            self.dt_projs_bias.float().reshape(-1),
+            True,
+        )
         return y.to(x.dtype).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,8 +182,9 @@ class SS2D(nn.Module):
         return self.out_proj(y)
 
 
-def selective_scan_2d_reference(u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True,
-                                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def selective_scan_2d_reference(
+    u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """The reference of the ``SelectiveScan2D`` op (the one every test compares with): VMamba's four-copy form
     over the exact sequential scan, computed in ``dtype`` (float64: an oracle); returns u's dtype."""
     args = [None if t is None else t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
@@ -182,8 +207,15 @@ def ss2d_forward_vmamba(m: SS2D, x: torch.Tensor, scan_fn=None) -> torch.Tensor:
     dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
     dts = torch.einsum("bkrl,kdr->bkdl", dts, m.dt_projs_weight)
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    ys = scan_fn(xs.flatten(1, 2).to(dtype), dts.flatten(1, 2).to(dtype), -torch.exp(m.A_logs.to(dtype)),
-                 Bs.to(dtype), Cs.to(dtype), m.Ds.to(dtype), m.dt_projs_bias.to(dtype).reshape(-1), True)
+    ys = scan_fn(
+        xs.flatten(1, 2).to(dtype),
+        dts.flatten(1, 2).to(dtype),
+        -torch.exp(m.A_logs.to(dtype)),
+        Bs.to(dtype),
+        Cs.to(dtype),
+        m.Ds.to(dtype),
+        m.dt_projs_bias.to(dtype).reshape(-1),
+        True,
+    )
     y = cross_merge(ys.unflatten(1, (K_DIRECTIONS, di)), H, W).permute(0, 2, 3, 1).to(x.dtype)
     return m.out_proj(m.out_norm(y) * z)
-

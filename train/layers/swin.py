@@ -29,7 +29,7 @@ class WMSA(nn.Module):
             raise ValueError(f"input_dim {input_dim} is not a multiple of head_dim {head_dim}")
         self.head_dim = head_dim
         self.n_heads = input_dim // head_dim
-        self.scale = head_dim ** -0.5
+        self.scale = head_dim**-0.5
         self.window_size = window_size
         self.type = type
         self.embedding_layer = nn.Linear(input_dim, 3 * input_dim, bias=True)
@@ -70,7 +70,7 @@ class WMSA(nn.Module):
         nwh, nww = H // p, W // p
         x = x.reshape(b, nwh, p, nww, p, c).permute(0, 1, 3, 2, 4, 5).reshape(b, nwh * nww, p * p, c)
         qkv = self.embedding_layer(x).reshape(b, nwh * nww, p * p, 3 * nh, hd).permute(3, 0, 1, 2, 4)
-        q, k, v = qkv[:nh], qkv[nh:2 * nh], qkv[2 * nh:]  # [heads, b, windows, p*p, hd]
+        q, k, v = qkv[:nh], qkv[nh : 2 * nh], qkv[2 * nh :]  # [heads, b, windows, p*p, hd]
         sim = torch.matmul(q, k.transpose(-1, -2)) * self.scale
         sim = sim + self.relative_embedding()[:, None, None]
         if self.type == "SW":

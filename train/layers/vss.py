@@ -44,8 +44,16 @@ class VSSBlock(nn.Module):
     returns NCHW (MambaVC); otherwise NHWC (SSMIC).
     """
 
-    def __init__(self, dim: int, norm: str = "rms", mlp_ratio: float = 0.0, channels_first: bool = False,
-                 drop_path: float = 0.0, d_state: int = 16, ssm_ratio: float = 2.0):
+    def __init__(
+        self,
+        dim: int,
+        norm: str = "rms",
+        mlp_ratio: float = 0.0,
+        channels_first: bool = False,
+        drop_path: float = 0.0,
+        d_state: int = 16,
+        ssm_ratio: float = 2.0,
+    ):
         super().__init__()
         make_norm = {"rms": RMSNorm, "ln": nn.LayerNorm}[norm]
         self.channels_first = channels_first

@@ -73,8 +73,13 @@ __all__ = [
 
 MODULES = ("g_a", "h_a", "h_s", "g_s")
 # coder name -> (channel groups G, logits L); None: scanline
-CODERS: dict[str, tuple[int, int] | None] = {"scanline": None, "8stage": (4, 8), "6stage": (4, 6),
-                                             "4stage": (1, 16), "2stage": (2, 2)}
+CODERS: dict[str, tuple[int, int] | None] = {
+    "scanline": None,
+    "8stage": (4, 8),
+    "6stage": (4, 6),
+    "4stage": (1, 16),
+    "2stage": (2, 2),
+}
 SCALE_BOUND = 0.11
 KERNEL = 5
 
@@ -116,12 +121,14 @@ class DynamicGDN(GDN):
 
     def level_beta(self, k: int, beta: torch.Tensor) -> torch.Tensor:
         """Effective beta at level k from the (sliced) raw ``beta``."""
-        return (self.beta_scales_reparam(self.beta_scales[k]) * self.beta_reparam(beta)
-                + self.beta_biases_reparam(self.beta_biases[k]))
+        return self.beta_scales_reparam(self.beta_scales[k]) * self.beta_reparam(beta) + self.beta_biases_reparam(
+            self.beta_biases[k]
+        )
 
     def level_gamma(self, k: int, gamma: torch.Tensor) -> torch.Tensor:
-        return (self.gamma_scales_reparam(self.gamma_scales[k]) * self.gamma_reparam(gamma)
-                + self.gamma_biases_reparam(self.gamma_biases[k]))
+        return self.gamma_scales_reparam(self.gamma_scales[k]) * self.gamma_reparam(gamma) + self.gamma_biases_reparam(
+            self.gamma_biases[k]
+        )
 
     def forward(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:  # type: ignore[override]
         C = x.shape[1]
@@ -228,8 +235,10 @@ class FixedWidth(nn.Module):
             else:
                 steps.append(layer)
         self.steps = nn.ModuleList(steps)
-        self.couts = [src._cout(i, width) if isinstance(s, (SlimConv2d, SlimConvTranspose2d)) else None
-                      for i, s in enumerate(steps)]
+        self.couts = [
+            src._cout(i, width) if isinstance(s, (SlimConv2d, SlimConvTranspose2d)) else None
+            for i, s in enumerate(steps)
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for step, cout in zip(self.steps, self.couts):
@@ -273,8 +282,9 @@ class TopoGroupContextModel(nn.Module):
         super().__init__()
         self.context_prediction = nn.Conv2d(M, 2 * M, KERNEL, padding=KERNEL // 2)
         self.param_merger_in = nn.Conv2d(4 * M, M * 10 // 3, 1)
-        self.param_merger_out = nn.Sequential(nn.LeakyReLU(), nn.Conv2d(M * 10 // 3, M * 8 // 3, 1),
-                                              nn.LeakyReLU(), nn.Conv2d(M * 8 // 3, 2 * M, 1))
+        self.param_merger_out = nn.Sequential(
+            nn.LeakyReLU(), nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(), nn.Conv2d(M * 8 // 3, 2 * M, 1)
+        )
 
     def convs_1x1(self) -> list[nn.Conv2d]:
         return [self.param_merger_in, self.param_merger_out[1], self.param_merger_out[3]]
@@ -306,8 +316,9 @@ def staged_pass(y_hat: torch.Tensor, prior: torch.Tensor, phases) -> torch.Tenso
 class ContextCoder(nn.Module):
     """One context coder: the masked context model, its stage pattern and (grouped coders) the predictor."""
 
-    def __init__(self, M: int, groups: tuple[int, int] | None, predictor_channels: int = 64,
-                 trainable_pattern: bool = True):
+    def __init__(
+        self, M: int, groups: tuple[int, int] | None, predictor_channels: int = 64, trainable_pattern: bool = True
+    ):
         super().__init__()
         self.M = M
         self.grouping = groups
@@ -389,8 +400,8 @@ class ContextCoder(nn.Module):
     def mask_a(self) -> torch.Tensor:
         """The scanline coder's 5x5 mask (1 strictly before the centre in raster order)."""
         mask = torch.ones(KERNEL, KERNEL)
-        mask[KERNEL // 2, KERNEL // 2:] = 0
-        mask[KERNEL // 2 + 1:] = 0
+        mask[KERNEL // 2, KERNEL // 2 :] = 0
+        mask[KERNEL // 2 + 1 :] = 0
         return mask
 
     def phase_weights(self) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -399,8 +410,10 @@ class ContextCoder(nn.Module):
         cm = self.topo_group_context_model
         layers = [cm.context_prediction, *cm.convs_1x1()]
         masks = self.phase_masks()
-        return [[(conv.weight * m.to(conv.weight), conv.bias) for conv, m in zip(layers, masks[ph])]
-                for ph in ((0, 0), (0, 1), (1, 0), (1, 1))]
+        return [
+            [(conv.weight * m.to(conv.weight), conv.bias) for conv, m in zip(layers, masks[ph])]
+            for ph in ((0, 0), (0, 1), (1, 0), (1, 1))
+        ]
 
     def raw_params(self, y_hat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """The parameter net's output [B, 2M, H, W] (interleaved mu, sigma) for every position at once."""
@@ -427,8 +440,14 @@ class BaSIC(CompressionModel):
 
     pad_multiple = 64
 
-    def __init__(self, N: int = 192, M: int = 192, level_widths: Sequence[int] = (48, 72, 96, 144, 192),
-                 coders: Sequence[str] = tuple(CODERS), predictor_channels: int = 64):
+    def __init__(
+        self,
+        N: int = 192,
+        M: int = 192,
+        level_widths: Sequence[int] = (48, 72, 96, 144, 192),
+        coders: Sequence[str] = tuple(CODERS),
+        predictor_channels: int = 64,
+    ):
         super().__init__()
         widths = tuple(sorted(int(w) for w in level_widths))
         if not widths or len(set(widths)) != len(widths) or any(w < 2 or w % 2 for w in widths):
@@ -438,29 +457,60 @@ class BaSIC(CompressionModel):
         coders = tuple(coders)
         unknown = [c for c in coders if c not in CODERS]
         if unknown or not coders or coders[0] != "scanline":
-            raise ValueError(f"BaSIC coders must start with 'scanline' and be among {', '.join(CODERS)}; "
-                             f"got {list(coders)}")
+            raise ValueError(
+                f"BaSIC coders must start with 'scanline' and be among {', '.join(CODERS)}; got {list(coders)}"
+            )
         self.N, self.M, self.level_widths, self.coders = int(N), int(M), widths, coders
         self.coding_plan = "grouped_context"
         W, L = max(widths), len(widths)
         self.g_a = DynamicTransform(
-            [SlimConv2d(3, W, 5, 2, 2), DynamicGDN(W, L), SlimConv2d(W, W, 5, 2, 2), DynamicGDN(W, L),
-             SlimConv2d(W, W, 5, 2, 2), DynamicGDN(W, L), SlimConv2d(W, M, 5, 2, 2)],
-            ["w", None, "w", None, "w", None, M], widths)
+            [
+                SlimConv2d(3, W, 5, 2, 2),
+                DynamicGDN(W, L),
+                SlimConv2d(W, W, 5, 2, 2),
+                DynamicGDN(W, L),
+                SlimConv2d(W, W, 5, 2, 2),
+                DynamicGDN(W, L),
+                SlimConv2d(W, M, 5, 2, 2),
+            ],
+            ["w", None, "w", None, "w", None, M],
+            widths,
+        )
         self.h_a = DynamicTransform(
-            [SlimConv2d(M, W, 3, 1, 1), nn.LeakyReLU(), SlimConv2d(W, W, 5, 2, 2), nn.LeakyReLU(),
-             SlimConv2d(W, N, 5, 2, 2)],
-            ["w", None, "w", None, N], widths)
+            [
+                SlimConv2d(M, W, 3, 1, 1),
+                nn.LeakyReLU(),
+                SlimConv2d(W, W, 5, 2, 2),
+                nn.LeakyReLU(),
+                SlimConv2d(W, N, 5, 2, 2),
+            ],
+            ["w", None, "w", None, N],
+            widths,
+        )
         self.h_s = DynamicTransform(
-            [SlimConvTranspose2d(N, W, 5, 2, 2, 1), nn.LeakyReLU(), SlimConvTranspose2d(W, W * 3 // 2, 5, 2, 2, 1),
-             nn.LeakyReLU(), SlimConv2d(W * 3 // 2, 2 * M, 3, 1, 1)],
-            ["w", None, "1.5w", None, 2 * M], widths)
+            [
+                SlimConvTranspose2d(N, W, 5, 2, 2, 1),
+                nn.LeakyReLU(),
+                SlimConvTranspose2d(W, W * 3 // 2, 5, 2, 2, 1),
+                nn.LeakyReLU(),
+                SlimConv2d(W * 3 // 2, 2 * M, 3, 1, 1),
+            ],
+            ["w", None, "1.5w", None, 2 * M],
+            widths,
+        )
         self.g_s = DynamicTransform(
-            [SlimConvTranspose2d(M, W, 5, 2, 2, 1), DynamicGDN(W, L, inverse=True),
-             SlimConvTranspose2d(W, W, 5, 2, 2, 1), DynamicGDN(W, L, inverse=True),
-             SlimConvTranspose2d(W, W, 5, 2, 2, 1), DynamicGDN(W, L, inverse=True),
-             SlimConvTranspose2d(W, 3, 5, 2, 2, 1)],
-            ["w", None, "w", None, "w", None, 3], widths)
+            [
+                SlimConvTranspose2d(M, W, 5, 2, 2, 1),
+                DynamicGDN(W, L, inverse=True),
+                SlimConvTranspose2d(W, W, 5, 2, 2, 1),
+                DynamicGDN(W, L, inverse=True),
+                SlimConvTranspose2d(W, W, 5, 2, 2, 1),
+                DynamicGDN(W, L, inverse=True),
+                SlimConvTranspose2d(W, 3, 5, 2, 2, 1),
+            ],
+            ["w", None, "w", None, "w", None, 3],
+            widths,
+        )
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.context_coders = nn.ModuleList(ContextCoder(M, CODERS[c], predictor_channels) for c in coders)
         if len(coders) > 1:
@@ -489,8 +539,9 @@ class BaSIC(CompressionModel):
         try:
             return self.coders.index(context)
         except ValueError:
-            raise ValueError(f"unknown BaSIC context coder {context!r}; choose one of {', '.join(self.coders)}") \
-                from None
+            raise ValueError(
+                f"unknown BaSIC context coder {context!r}; choose one of {', '.join(self.coders)}"
+            ) from None
 
     def random_level(self) -> Level:
         return Level(*(random.choice(self.level_widths) for _ in MODULES), context="scanline")
@@ -520,15 +571,15 @@ class BaSIC(CompressionModel):
             for name, coder in zip(self.coders[1:], self.context_coders[1:]):
                 m_k, s_k = coder.params(y_hat.detach(), prior.detach())
                 aux[f"y_{name}"] = self.gaussian_conditional(y.detach(), s_k, means=m_k)[1]
-            return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},
-                    "aux_likelihoods": aux}
+            return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "aux_likelihoods": aux}
         means, scales = self.coder(level).params(y_hat, prior)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # -------------------------------------------------------------------- real bitstreams (torch reference)
-    def _code_y(self, coder: ContextCoder, prior: torch.Tensor, y: torch.Tensor | None,
-                decoder: RansDecoder | None) -> tuple[torch.Tensor, list[int], list[int]]:
+    def _code_y(
+        self, coder: ContextCoder, prior: torch.Tensor, y: torch.Tensor | None, decoder: RansDecoder | None
+    ) -> tuple[torch.Tensor, list[int], list[int]]:
         """Stage by stage: one parallel masked pass per stage, then that stage's symbols in (c, h, w) order."""
         B, _, H, W = prior.shape
         S = coder.stage_map(H, W).to(prior.device)
@@ -562,8 +613,7 @@ class BaSIC(CompressionModel):
         _, symbols, indexes = self._code_y(self.coder(level), prior, y, None)
         gc = self.gaussian_conditional
         enc = BufferedRansEncoder()
-        enc.encode_with_indexes(symbols, indexes, gc.quantized_cdf.tolist(), gc.cdf_length.tolist(),
-                                gc.offset.tolist())
+        enc.encode_with_indexes(symbols, indexes, gc.quantized_cdf.tolist(), gc.cdf_length.tolist(), gc.offset.tolist())
         return {"strings": [[enc.flush()], z_strings], "shape": z.size()[-2:], "level": level}
 
     def decompress(self, strings, shape, level: Level | None = None):
@@ -611,7 +661,7 @@ def map_original_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, to
             name = name.split(".entropy_coder.", 1)[-1]
         for old, new in _PREFIXES:
             if name.startswith(old):
-                name = new + name[len(old):]
+                name = new + name[len(old) :]
                 break
         else:
             raise KeyError(f"unexpected name in a BaSIC state dict: {name!r}")

@@ -68,8 +68,11 @@ def connected_components(fg: torch.Tensor) -> torch.Tensor:
     cell, 0 for background (what the seed gets from ``cv2.connectedComponentsWithStats(connectivity=4)``)."""
     b, h, w = fg.shape
     big = h * w + 1
-    lab = torch.where(fg, torch.arange(1, h * w + 1, device=fg.device).reshape(1, h, w).expand(b, h, w),
-                      torch.full((), big, device=fg.device))
+    lab = torch.where(
+        fg,
+        torch.arange(1, h * w + 1, device=fg.device).reshape(1, h, w).expand(b, h, w),
+        torch.full((), big, device=fg.device),
+    )
     while True:
         p = F.pad(lab, (1, 1, 1, 1), value=big)
         nb = torch.stack([p[:, 1:-1, 1:-1], p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]])
@@ -85,8 +88,15 @@ def connected_components(fg: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def random_box_masks(batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                     seed_prob: float = 0.1, box=(2, 3), zero_prob: float = 0.5) -> torch.Tensor:
+def random_box_masks(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    seed_prob: float = 0.1,
+    box=(2, 3),
+    zero_prob: float = 0.5,
+) -> torch.Tensor:
     """The seed's training masks (``generate_random_group_msk`` + the all-zero draw) at latent resolution:
     on the 32-px grid each cell seeds a box with probability ``seed_prob``, of 2 or 3 cells per side (each
     side drawn independently), boxes are labelled by 4-connected components (background 0), the grid is
@@ -96,7 +106,7 @@ def random_box_masks(batch: int, height: int, width: int, generator: torch.Gener
     fg = seeds.clone()
     for b, r, c in seeds.nonzero().tolist():
         bh, bw = torch.randint(box[0], box[1] + 1, (2,), generator=generator).tolist()
-        fg[b, r:r + bh, c:c + bw] = True
+        fg[b, r : r + bh, c : c + bw] = True
     labels = connected_components(fg)
     labels = F.interpolate(labels[:, None].float(), size=(height // 16, width // 16), mode="nearest").long()
     keep = torch.rand(batch, generator=generator) >= zero_prob
@@ -149,8 +159,7 @@ def _latent_mask(mask: torch.Tensor | None, x: torch.Tensor, stride: int) -> tor
 class GroupAnalysis(nn.Module):
     """g_a(x, mask): per stage PatchEmbed then GroupBasicLayer; y clamped to [−255.5, 256.49]."""
 
-    def __init__(self, dims: Sequence[int], depths: Sequence[int], heads: Sequence[int], window: int,
-                 mlp_ratio: float):
+    def __init__(self, dims: Sequence[int], depths: Sequence[int], heads: Sequence[int], window: int, mlp_ratio: float):
         super().__init__()
         cins = [3] + list(dims[:-1])
         self.pe = nn.ModuleList(PatchEmbed(ci, co) for ci, co in zip(cins, dims))
@@ -166,8 +175,7 @@ class GroupAnalysis(nn.Module):
 class GroupSynthesis(nn.Module):
     """g_s(y_hat, mask): per stage GroupBasicLayer then conv1×1 + PixelShuffle(2)."""
 
-    def __init__(self, dims: Sequence[int], depths: Sequence[int], heads: Sequence[int], window: int,
-                 mlp_ratio: float):
+    def __init__(self, dims: Sequence[int], depths: Sequence[int], heads: Sequence[int], window: int, mlp_ratio: float):
         super().__init__()
         rd, rn, rh = list(dims)[::-1], list(depths)[::-1], list(heads)[::-1]
         couts = rd[1:] + [3]
@@ -180,7 +188,7 @@ class GroupSynthesis(nn.Module):
         h, w = mask.shape[-2], mask.shape[-1]
         out: set[int] = set()
         for k, layer in enumerate(self.m):
-            out |= layer.colliding_labels(mask, h * 2 ** k, w * 2 ** k)
+            out |= layer.colliding_labels(mask, h * 2**k, w * 2**k)
         return out
 
     def forward(self, y_hat: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,8 +212,9 @@ class SliceStep(nn.Module):
 
 
 def _charm_net(cin: int, hidden: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
-                         nn.Conv2d(hidden, cout, 1))
+    return nn.Sequential(
+        nn.Conv2d(cin, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, cout, 1)
+    )
 
 
 class GITSSIC(CompressionModel):
@@ -213,9 +222,16 @@ class GITSSIC(CompressionModel):
     codes one stream per (group label, slice) plus z; ``decompress(strings, shape, mask=None, groups=None)``
     decodes the listed groups only (ŷ = 0 elsewhere) and runs g_s with the mask."""
 
-    def __init__(self, dims: Sequence[int] = (128, 192, 256, 320), depths: Sequence[int] = (2, 2, 5, 1),
-                 heads: Sequence[int] = (8, 12, 16, 16), window_size: int = 8, hyper_channels: int = 192,
-                 num_slices: int = 10, mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        dims: Sequence[int] = (128, 192, 256, 320),
+        depths: Sequence[int] = (2, 2, 5, 1),
+        heads: Sequence[int] = (8, 12, 16, 16),
+        window_size: int = 8,
+        hyper_channels: int = 192,
+        num_slices: int = 10,
+        mlp_ratio: float = 4.0,
+    ):
         super().__init__()
         if not (len(dims) == len(depths) == len(heads) == 4):
             raise ValueError("GIT-SSIC needs 4 dims, depths and heads")
@@ -227,10 +243,16 @@ class GITSSIC(CompressionModel):
         Nh = int(hyper_channels)
         self.g_a = GroupAnalysis(dims, depths, heads, window_size, mlp_ratio)
         self.g_s = GroupSynthesis(dims, depths, heads, window_size, mlp_ratio)
-        self.h_a = nn.Sequential(nn.Conv2d(M, Nh, 3, 1, 1), nn.ReLU(), nn.Conv2d(Nh, Nh, 5, 2, 2), nn.ReLU(),
-                                 nn.Conv2d(Nh, Nh, 5, 2, 2))
-        self.h_s = nn.Sequential(nn.ConvTranspose2d(Nh, Nh, 5, 2, 2, 1), nn.ReLU(),
-                                 nn.ConvTranspose2d(Nh, Nh, 5, 2, 2, 1), nn.ReLU(), nn.Conv2d(Nh, 2 * M, 3, 1, 1))
+        self.h_a = nn.Sequential(
+            nn.Conv2d(M, Nh, 3, 1, 1), nn.ReLU(), nn.Conv2d(Nh, Nh, 5, 2, 2), nn.ReLU(), nn.Conv2d(Nh, Nh, 5, 2, 2)
+        )
+        self.h_s = nn.Sequential(
+            nn.ConvTranspose2d(Nh, Nh, 5, 2, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(Nh, Nh, 5, 2, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(Nh, 2 * M, 3, 1, 1),
+        )
         sc = self.slice_channels
         self.char_m_means = nn.ModuleList(_charm_net(2 * sc + i * sc, M, sc) for i in range(num_slices))
         self.char_m_scales = nn.ModuleList(_charm_net(2 * sc + i * sc, M, sc) for i in range(num_slices))
@@ -282,8 +304,11 @@ class GITSSIC(CompressionModel):
             mus.append(mu)
             scales.append(scale)
         x_hat = self.g_s(torch.cat(y_hat_slices, dim=1), mask)
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
-                "para": {"means": torch.cat(mus, 1), "scales": torch.cat(scales, 1)}}
+        return {
+            "x_hat": x_hat,
+            "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
+            "para": {"means": torch.cat(mus, 1), "scales": torch.cat(scales, 1)},
+        }
 
     @staticmethod
     def _labels(mask: torch.Tensor | None, batch: int, h: int, w: int, device) -> torch.Tensor:
@@ -319,8 +344,11 @@ class GITSSIC(CompressionModel):
                 per_image = []
                 for b in range(y.shape[0]):
                     sel = (labels[b] == g).expand_as(symbols[i][b])
-                    per_image.append(self.gaussian_conditional.compress(
-                        symbols[i][b][sel][None].float(), indexes[i][b][sel][None])[0])
+                    per_image.append(
+                        self.gaussian_conditional.compress(symbols[i][b][sel][None].float(), indexes[i][b][sel][None])[
+                            0
+                        ]
+                    )
                 strings.append(per_image)
         return {"strings": strings + [z_strings], "shape": z.size()[-2:], "groups": groups}
 
@@ -332,8 +360,10 @@ class GITSSIC(CompressionModel):
         labels = self._labels(mask, B, h, w, z_hat.device)
         coded = [int(g) for g in torch.unique(labels[0])]
         if len(strings) != len(coded) * self.num_slices + 1:
-            raise ValueError(f"GIT-SSIC expects {len(coded) * self.num_slices + 1} string groups for "
-                             f"{len(coded)} groups, got {len(strings)}")
+            raise ValueError(
+                f"GIT-SSIC expects {len(coded) * self.num_slices + 1} string groups for "
+                f"{len(coded)} groups, got {len(strings)}"
+            )
         wanted = coded if groups is None else [int(g) for g in groups]
         unknown = sorted(set(wanted) - set(coded))
         if unknown:
@@ -356,9 +386,16 @@ class GITSSIC(CompressionModel):
 
 # --------------------------------------------------------------------------------------------- seed names
 #: seed prefix -> ours (applied to the start of each key)
-SEED_PREFIXES = {"g_a_pe.": "g_a.pe.", "g_a_m.": "g_a.m.", "g_s_m.": "g_s.m.", "g_s_pe.": "g_s.pe.",
-                 "h_a_m.": "h_a.", "h_s_m.": "h_s.", "char_m_means.": "char_m_means.",
-                 "char_m_scales.": "char_m_scales."}
+SEED_PREFIXES = {
+    "g_a_pe.": "g_a.pe.",
+    "g_a_m.": "g_a.m.",
+    "g_s_m.": "g_s.m.",
+    "g_s_pe.": "g_s.pe.",
+    "h_a_m.": "h_a.",
+    "h_s_m.": "h_s.",
+    "char_m_means.": "char_m_means.",
+    "char_m_scales.": "char_m_scales.",
+}
 _SEED_PRIOR = ("matrices", "biases", "factors")
 _SEED_PRIOR_PREFIX = "z_em._prior._base."
 _SEED_TABLES = ("y_em.", "z_em._cdf")  # the seed's coder tables: ours are rebuilt by update()
@@ -379,14 +416,14 @@ def state_dict_from_seed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
         if key.startswith(_SEED_TABLES):
             continue
         if key.startswith(_SEED_PRIOR_PREFIX):
-            kind, k = key[len(_SEED_PRIOR_PREFIX):].split(".")
+            kind, k = key[len(_SEED_PRIOR_PREFIX) :].split(".")
             if kind not in _SEED_PRIOR or value.shape[0] != 1:
                 raise ValueError(f"unexpected seed prior entry {key!r} {list(value.shape)}")
             out[f"entropy_bottleneck.{kind}.{k}"] = value[0]
             continue
         for old, new in SEED_PREFIXES.items():
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             raise ValueError(f"seed state_dict key {key!r} has no GIT-SSIC counterpart")
@@ -395,8 +432,9 @@ def state_dict_from_seed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
         channels = out[matrices[0]].shape[0]
         filters = tuple(out[f"entropy_bottleneck.matrices.{i}"].shape[1] for i in range(len(matrices) - 1))
         eb = EntropyBottleneck(channels, filters=filters)
-        eb.load_state_dict({k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("entropy_bottleneck.")},
-                           strict=False)
+        eb.load_state_dict(
+            {k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("entropy_bottleneck.")}, strict=False
+        )
         out["entropy_bottleneck.quantiles"] = fit_quantiles(eb)
         # CompressAI's constant buffers (bounds, targets), which the seed's entropy models do not have
         constants = {"entropy_bottleneck": eb, "gaussian_conditional": GaussianConditional(None)}

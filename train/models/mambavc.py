@@ -24,8 +24,9 @@ def conv(cin: int, cout: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2
 
 
 def deconv(cin: int, cout: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(cin, cout, kernel_size, stride=stride, output_padding=stride - 1,
-                              padding=kernel_size // 2)
+    return nn.ConvTranspose2d(
+        cin, cout, kernel_size, stride=stride, output_padding=stride - 1, padding=kernel_size // 2
+    )
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -40,10 +41,21 @@ class MambaVC(CompressionModel):
     support is cat(latent means|scales, y_hat_<min(i, max_support)>), refined by SWAtten, then cc_mean /
     cc_scale (3x3 convs via slice_hidden) give mu, sigma; LRP adds 0.5*tanh(lrp) to y_hat_i."""
 
-    def __init__(self, N: int = 128, M: int = 320, depths: Sequence[int] = (2, 2, 9, 2), num_slices: int = 5,
-                 max_support_slices: int = 5, z_channels: int = 192, window_size: int = 8,
-                 drop_path_rate: float = 0.1, d_state: int = 16, slice_hidden: Sequence[int] = (224, 128),
-                 atten_dim: int = 128, head_dim: int = 16):
+    def __init__(
+        self,
+        N: int = 128,
+        M: int = 320,
+        depths: Sequence[int] = (2, 2, 9, 2),
+        num_slices: int = 5,
+        max_support_slices: int = 5,
+        z_channels: int = 192,
+        window_size: int = 8,
+        drop_path_rate: float = 0.1,
+        d_state: int = 16,
+        slice_hidden: Sequence[int] = (224, 128),
+        atten_dim: int = 128,
+        head_dim: int = 16,
+    ):
         super().__init__()
         if len(depths) != 4 or M % num_slices:
             raise ValueError("MambaVC needs 4 depths and M divisible by num_slices")
@@ -54,19 +66,34 @@ class MambaVC(CompressionModel):
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
 
         def vss(n: int, offset: int) -> list[nn.Module]:
-            return [VSSBlock(d, norm="ln", channels_first=True, drop_path=dpr[offset + i], d_state=d_state)
-                    for i in range(n)]
+            return [
+                VSSBlock(d, norm="ln", channels_first=True, drop_path=dpr[offset + i], d_state=d_state)
+                for i in range(n)
+            ]
 
         s0, s1, s2 = depths[0], depths[0] + depths[1], depths[0] + depths[1] + depths[2]
-        self.g_a = nn.Sequential(conv(3, d, 5, 2), *vss(depths[0], 0), conv(d, d, 3, 2), *vss(depths[1], s0),
-                                 conv(d, d, 3, 2), *vss(depths[2], s1), conv(d, M, 3, 2))
+        self.g_a = nn.Sequential(
+            conv(3, d, 5, 2),
+            *vss(depths[0], 0),
+            conv(d, d, 3, 2),
+            *vss(depths[1], s0),
+            conv(d, d, 3, 2),
+            *vss(depths[2], s1),
+            conv(d, M, 3, 2),
+        )
         self.h_a = nn.Sequential(conv(M, d, 3, 2), *vss(depths[3], s2), conv(d, z_channels, 3, 2))
         r = list(depths)[::-1]
         self.h_mean_s = nn.Sequential(deconv(z_channels, d, 3, 2), *vss(r[0], 0), deconv(d, M, 3, 2))
         self.h_scale_s = nn.Sequential(deconv(z_channels, d, 3, 2), *vss(r[0], 0), deconv(d, M, 3, 2))
-        self.g_s = nn.Sequential(deconv(M, d, 3, 2), *vss(r[1], r[0]), deconv(d, d, 3, 2),
-                                 *vss(r[2], r[0] + r[1]), deconv(d, d, 3, 2), *vss(r[3], r[0] + r[1] + r[2]),
-                                 deconv(d, 3, 5, 2))
+        self.g_s = nn.Sequential(
+            deconv(M, d, 3, 2),
+            *vss(r[1], r[0]),
+            deconv(d, d, 3, 2),
+            *vss(r[2], r[0] + r[1]),
+            deconv(d, d, 3, 2),
+            *vss(r[3], r[0] + r[1] + r[2]),
+            deconv(d, 3, 5, 2),
+        )
 
         sw = M // num_slices
         h1, h2 = slice_hidden
@@ -84,8 +111,7 @@ class MambaVC(CompressionModel):
         self.atten_scale = nn.ModuleList(atten(i) for i in range(num_slices))
         self.cc_mean_transforms = nn.ModuleList(cc(support(i)) for i in range(num_slices))
         self.cc_scale_transforms = nn.ModuleList(cc(support(i)) for i in range(num_slices))
-        self.lrp_transforms = nn.ModuleList(cc(M + sw * min(i + 1, max_support_slices + 1))
-                                            for i in range(num_slices))
+        self.lrp_transforms = nn.ModuleList(cc(M + sw * min(i + 1, max_support_slices + 1)) for i in range(num_slices))
         self.entropy_bottleneck = EntropyBottleneck(z_channels)
         self.gaussian_conditional = GaussianConditional(None)
 
@@ -104,8 +130,9 @@ class MambaVC(CompressionModel):
     def _support(self, i: int, y_hat_slices: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         return list(y_hat_slices if self.max_support_slices < 0 else y_hat_slices[: self.max_support_slices])
 
-    def slice_params(self, i: int, latent_means: torch.Tensor, latent_scales: torch.Tensor,
-                     y_hat_slices: Sequence[torch.Tensor]):
+    def slice_params(
+        self, i: int, latent_means: torch.Tensor, latent_scales: torch.Tensor, y_hat_slices: Sequence[torch.Tensor]
+    ):
         """Slice i's (mu, scale, mean_support) from the hyper outputs and the decoded slices before it."""
         sup = self._support(i, y_hat_slices)
         H, W = latent_means.shape[-2], latent_means.shape[-1]
@@ -141,8 +168,11 @@ class MambaVC(CompressionModel):
             mus.append(mu)
             scales.append(scale)
         x_hat = self.g_s(torch.cat(y_hat_slices, dim=1))
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
-                "para": {"means": torch.cat(mus, 1), "scales": torch.cat(scales, 1)}}
+        return {
+            "x_hat": x_hat,
+            "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
+            "para": {"means": torch.cat(mus, 1), "scales": torch.cat(scales, 1)},
+        }
 
     def compress(self, x: torch.Tensor):
         """-> {"strings": [slice_0, ..., slice_{S-1}, z] (each a list over the batch), "shape": z size}."""

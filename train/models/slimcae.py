@@ -43,8 +43,7 @@ class SlimConvTranspose2d(nn.ConvTranspose2d):
         cin = x.shape[1]
         cout = self.out_channels if cout is None else cout
         bias = None if self.bias is None else self.bias[:cout]
-        return F.conv_transpose2d(x, self.weight[:cin, :cout], bias, self.stride, self.padding,
-                                  self.output_padding)
+        return F.conv_transpose2d(x, self.weight[:cin, :cout], bias, self.stride, self.padding, self.output_padding)
 
 
 class _SlimAnalysis(nn.Module):
@@ -114,16 +113,20 @@ class SlimCAE(CompressionModel):
         if not widths or max(widths) > N or min(widths) < 1 or len(set(widths)) != len(widths):
             raise ValueError(f"SlimCAE widths must be distinct and within 1..{N}, got {widths}")
         self.N, self.widths = int(N), widths
-        self.g_a = nn.ModuleList([
-            SlimConv2d(3, N, 9, stride=4, padding=4, bias=True),
-            SlimConv2d(N, N, 5, stride=2, padding=2, bias=True),
-            SlimConv2d(N, N, 5, stride=2, padding=2, bias=False),
-        ])
-        self.g_s = nn.ModuleList([
-            SlimConvTranspose2d(N, N, 5, stride=2, padding=2, output_padding=1, bias=True),
-            SlimConvTranspose2d(N, N, 5, stride=2, padding=2, output_padding=1, bias=True),
-            SlimConvTranspose2d(N, 3, 9, stride=4, padding=4, output_padding=3, bias=True),
-        ])
+        self.g_a = nn.ModuleList(
+            [
+                SlimConv2d(3, N, 9, stride=4, padding=4, bias=True),
+                SlimConv2d(N, N, 5, stride=2, padding=2, bias=True),
+                SlimConv2d(N, N, 5, stride=2, padding=2, bias=False),
+            ]
+        )
+        self.g_s = nn.ModuleList(
+            [
+                SlimConvTranspose2d(N, N, 5, stride=2, padding=2, output_padding=1, bias=True),
+                SlimConvTranspose2d(N, N, 5, stride=2, padding=2, output_padding=1, bias=True),
+                SlimConvTranspose2d(N, 3, 9, stride=4, padding=4, output_padding=3, bias=True),
+            ]
+        )
         self.gdn_a = nn.ModuleList(nn.ModuleList(GDN(w) for _ in range(3)) for w in widths)
         self.igdn_s = nn.ModuleList(nn.ModuleList(GDN(w, inverse=True) for _ in range(3)) for w in widths)
         self.entropy_bottlenecks = nn.ModuleList(EntropyBottleneck(w) for w in widths)
@@ -134,8 +137,9 @@ class SlimCAE(CompressionModel):
         try:
             return self.widths.index(int(width))
         except ValueError:
-            raise ValueError(f"unknown SlimCAE width {width}; choose one of {', '.join(map(str, self.widths))}") \
-                from None
+            raise ValueError(
+                f"unknown SlimCAE width {width}; choose one of {', '.join(map(str, self.widths))}"
+            ) from None
 
     def at_width(self, width: int | None = None) -> SlimCAEWidth:
         """Fixed-width CompressionModel sharing this model's parameters (what the exporter exports)."""

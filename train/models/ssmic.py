@@ -38,8 +38,9 @@ class VSSAnalysis(nn.Module):
     (``dims[i] -> dims[i+1]``; Identity for stage 0 when embedding) and ``depths[i]`` VSS blocks at dims[i+1].
     NCHW in, NCHW out."""
 
-    def __init__(self, in_ch: int, dims: Sequence[int], depths: Sequence[int], mlp_ratio: float,
-                 d_state: int, embed: bool):
+    def __init__(
+        self, in_ch: int, dims: Sequence[int], depths: Sequence[int], mlp_ratio: float, d_state: int, embed: bool
+    ):
         super().__init__()
         if embed:
             self.patch_embed = nn.Sequential(nn.Conv2d(in_ch, dims[0], 2, 2), Permute(0, 2, 3, 1), RMSNorm(dims[0]))
@@ -48,8 +49,9 @@ class VSSAnalysis(nn.Module):
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             down = nn.Identity() if (embed and i == 0) else PatchMerging2D(dims[i], dims[i + 1], RMSNorm)
-            self.layers.append(nn.Sequential(OrderedDict(
-                downsample=down, blocks=_blocks(dims[i + 1], depth, mlp_ratio, d_state))))
+            self.layers.append(
+                nn.Sequential(OrderedDict(downsample=down, blocks=_blocks(dims[i + 1], depth, mlp_ratio, d_state)))
+            )
         self.apply(_init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,16 +65,27 @@ class VSSSynthesis(nn.Module):
     """Upsampling VSSM: per stage i, ``depths[i]`` VSS blocks at dims[i] then a PatchSpliting2D to outs[i]
     (a PatchUnpack2D for the last stage when ``unpack_last``). NCHW in, NCHW out."""
 
-    def __init__(self, dims: Sequence[int], outs: Sequence[int], depths: Sequence[int], mlp_ratio: float,
-                 d_state: int, unpack_last: bool):
+    def __init__(
+        self,
+        dims: Sequence[int],
+        outs: Sequence[int],
+        depths: Sequence[int],
+        mlp_ratio: float,
+        d_state: int,
+        unpack_last: bool,
+    ):
         super().__init__()
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             last = i == len(depths) - 1
-            up = (PatchUnpack2D(dims[i], outs[i]) if (last and unpack_last)
-                  else PatchSpliting2D(dims[i], outs[i], RMSNorm))
-            self.layers.append(nn.Sequential(OrderedDict(
-                blocks=_blocks(dims[i], depth, mlp_ratio, d_state), upsample=up)))
+            up = (
+                PatchUnpack2D(dims[i], outs[i])
+                if (last and unpack_last)
+                else PatchSpliting2D(dims[i], outs[i], RMSNorm)
+            )
+            self.layers.append(
+                nn.Sequential(OrderedDict(blocks=_blocks(dims[i], depth, mlp_ratio, d_state), upsample=up))
+            )
         self.apply(_init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,20 +104,33 @@ class SSMIC(JointAutoregressiveHierarchicalPriors):
     mirrors them). MLP ratio 2 in g_a/g_s and 4 in h_a/h_s, as in the seed.
     """
 
-    def __init__(self, N: int = 192, M: int = 320, dims: Sequence[int] = (128, 192, 256),
-                 depths: Sequence[int] = (2, 2, 6, 2), hyper_depths: Sequence[int] = (5, 1), d_state: int = 16,
-                 mlp_ratio: float = 2.0, hyper_mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        N: int = 192,
+        M: int = 320,
+        dims: Sequence[int] = (128, 192, 256),
+        depths: Sequence[int] = (2, 2, 6, 2),
+        hyper_depths: Sequence[int] = (5, 1),
+        d_state: int = 16,
+        mlp_ratio: float = 2.0,
+        hyper_mlp_ratio: float = 4.0,
+    ):
         CompressionModel.__init__(self)  # skip the parent's conv transforms; build ours below
         if len(dims) != 3 or len(depths) != 4 or len(hyper_depths) != 2:
             raise ValueError("SSMIC needs 3 dims, 4 depths and 2 hyper_depths")
         self.N, self.M = int(N), int(M)
         a_dims = [dims[0], dims[0], dims[1], dims[2], M]
         self.g_a = VSSAnalysis(3, a_dims, depths, mlp_ratio, d_state, embed=True)
-        self.g_s = VSSSynthesis([M, dims[2], dims[1], dims[0]], [dims[2], dims[1], dims[0], 3], depths[::-1],
-                                mlp_ratio, d_state, unpack_last=True)
+        self.g_s = VSSSynthesis(
+            [M, dims[2], dims[1], dims[0]],
+            [dims[2], dims[1], dims[0], 3],
+            depths[::-1],
+            mlp_ratio,
+            d_state,
+            unpack_last=True,
+        )
         self.h_a = VSSAnalysis(M, [M, N, N], hyper_depths, hyper_mlp_ratio, d_state, embed=False)
-        self.h_s = VSSSynthesis([N, N], [N, 2 * M], hyper_depths[::-1], hyper_mlp_ratio, d_state,
-                                unpack_last=False)
+        self.h_s = VSSSynthesis([N, N], [N, 2 * M], hyper_depths[::-1], hyper_mlp_ratio, d_state, unpack_last=False)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)

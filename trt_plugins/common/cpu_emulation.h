@@ -42,76 +42,78 @@ namespace lictrt_emu {
 
 // Reusable barrier for the threads of one block.
 class Barrier {
-public:
-    explicit Barrier(unsigned n) : n_(n) {}
-    void wait() {
-        std::unique_lock<std::mutex> lock(m_);
-        const unsigned gen = gen_;
-        if (++count_ == n_) {
-            count_ = 0;
-            ++gen_;
-            cv_.notify_all();
-        } else {
-            cv_.wait(lock, [&] { return gen != gen_; });
-        }
+ public:
+  explicit Barrier(unsigned n) : n_(n) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(m_);
+    const unsigned gen = gen_;
+    if (++count_ == n_) {
+      count_ = 0;
+      ++gen_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return gen != gen_; });
     }
+  }
 
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    unsigned n_, count_ = 0, gen_ = 0;
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  unsigned n_, count_ = 0, gen_ = 0;
 };
 
 inline thread_local Barrier* tl_barrier = nullptr;
 inline std::vector<unsigned char>& dynamic_smem() {
-    static std::vector<unsigned char> buf;
-    return buf;
+  static std::vector<unsigned char> buf;
+  return buf;
 }
 
 // Runs kernel(args...) over the grid.  Returned by LICTRT_LAUNCH.
 class Launcher {
-public:
-    Launcher(dim3 grid, dim3 block, size_t smem) : grid_(grid), block_(block), smem_(smem) {}
-    template <typename Kernel, typename... Args>
-    void run(Kernel kernel, Args... args) const {
-        dynamic_smem().assign(smem_, 0);
-        const unsigned nthreads = block_.x * block_.y * block_.z;
-        for (unsigned bz = 0; bz < grid_.z; ++bz)
-            for (unsigned by = 0; by < grid_.y; ++by)
-                for (unsigned bx = 0; bx < grid_.x; ++bx) {
-                    Barrier barrier(nthreads);
-                    std::vector<std::thread> threads;
-                    threads.reserve(nthreads);
-                    for (unsigned i = 0; i < nthreads; ++i) {
-                        threads.emplace_back([&, i] {
-                            threadIdx = dim3(i % block_.x, (i / block_.x) % block_.y, i / (block_.x * block_.y));
-                            blockIdx = dim3(bx, by, bz);
-                            blockDim = block_;
-                            gridDim = grid_;
-                            tl_barrier = &barrier;
-                            kernel(args...);
-                        });
-                    }
-                    for (auto& t : threads) t.join();
-                }
-    }
+ public:
+  Launcher(dim3 grid, dim3 block, size_t smem) : grid_(grid), block_(block), smem_(smem) {}
+  template <typename Kernel, typename... Args>
+  void run(Kernel kernel, Args... args) const {
+    dynamic_smem().assign(smem_, 0);
+    const unsigned nthreads = block_.x * block_.y * block_.z;
+    for (unsigned bz = 0; bz < grid_.z; ++bz)
+      for (unsigned by = 0; by < grid_.y; ++by)
+        for (unsigned bx = 0; bx < grid_.x; ++bx) {
+          Barrier barrier(nthreads);
+          std::vector<std::thread> threads;
+          threads.reserve(nthreads);
+          for (unsigned i = 0; i < nthreads; ++i) {
+            threads.emplace_back([&, i] {
+              threadIdx = dim3(i % block_.x, (i / block_.x) % block_.y, i / (block_.x * block_.y));
+              blockIdx = dim3(bx, by, bz);
+              blockDim = block_;
+              gridDim = grid_;
+              tl_barrier = &barrier;
+              kernel(args...);
+            });
+          }
+          for (auto& t : threads) t.join();
+        }
+  }
 
-private:
-    dim3 grid_, block_;
-    size_t smem_;
+ private:
+  dim3 grid_, block_;
+  size_t smem_;
 };
 
 template <typename Kernel>
 struct Bound {
-    Kernel kernel;
-    Launcher launcher;
-    template <typename... Args>
-    void operator()(Args... args) const { launcher.run(kernel, args...); }
+  Kernel kernel;
+  Launcher launcher;
+  template <typename... Args>
+  void operator()(Args... args) const {
+    launcher.run(kernel, args...);
+  }
 };
 
 template <typename Kernel>
 Bound<Kernel> bind(Kernel k, dim3 grid, dim3 block, size_t smem) {
-    return Bound<Kernel>{k, Launcher(grid, block, smem)};
+  return Bound<Kernel>{k, Launcher(grid, block, smem)};
 }
 
 }  // namespace lictrt_emu

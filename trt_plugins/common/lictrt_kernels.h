@@ -23,11 +23,11 @@ extern "C" {
 enum lictrt_dtype { LICTRT_FP32 = 0, LICTRT_FP16 = 1 };
 
 enum lictrt_status {
-    LICTRT_OK = 0,
-    LICTRT_ERR_ARGUMENT = 1,    // a null pointer, a negative size or an unknown enum value
-    LICTRT_ERR_UNSUPPORTED = 2, // a valid shape this build cannot run (e.g. d_state > 16, C > 1024)
-    LICTRT_ERR_WORKSPACE = 3,   // workspace pointer null or smaller than lictrt_ss2d_workspace_size
-    LICTRT_ERR_CUDA = 4,        // a kernel launch failed (cudaGetLastError after the launch)
+  LICTRT_OK = 0,
+  LICTRT_ERR_ARGUMENT = 1,     // a null pointer, a negative size or an unknown enum value
+  LICTRT_ERR_UNSUPPORTED = 2,  // a valid shape this build cannot run (e.g. d_state > 16, C > 1024)
+  LICTRT_ERR_WORKSPACE = 3,    // workspace pointer null or smaller than lictrt_ss2d_workspace_size
+  LICTRT_ERR_CUDA = 4,         // a kernel launch failed (cudaGetLastError after the launch)
 };
 
 // Human-readable name of a status code ("ok", "invalid argument", ...).
@@ -49,18 +49,18 @@ LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int6
 //                               D[4Di], delta_bias[4Di])  -- see export/op_contracts.py.
 // u, delta, Bs, Cs, y have `dtype`; A, D, delta_bias are fp32.  delta_bias may be NULL (zero bias).
 // All tensors contiguous (NCHW-style row-major).  Deterministic: no atomics, fixed summation order.
-LICTRT_API int lictrt_ss2d_forward(const void* u, const void* delta, const float* A, const void* Bs,
-                                   const void* Cs, const float* D, const float* delta_bias, void* y, int64_t B,
-                                   int64_t Di, int64_t H, int64_t W, int64_t N, int delta_softplus, int dtype,
-                                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
+LICTRT_API int lictrt_ss2d_forward(const void* u, const void* delta, const float* A, const void* Bs, const void* Cs,
+                                   const float* D, const float* delta_bias, void* y, int64_t B, int64_t Di, int64_t H,
+                                   int64_t W, int64_t N, int delta_softplus, int dtype, void* workspace,
+                                   size_t workspace_bytes, cudaStream_t stream);
 
 // ---------------------------------------------------------------- GeneralizedDivisiveNorm
 #define LICTRT_GDN_MAX_CHANNELS 1024
 
 // y = x / sqrt(beta + gamma @ x^2)  (inverse=0)  or  x * sqrt(...)  (inverse=1), per pixel, fp32 accumulation.
 // x, y: [B,C,HW] with `dtype`; gamma [C,C] and beta [C] fp32.  No workspace.
-LICTRT_API int lictrt_gdn_forward(const void* x, const float* gamma, const float* beta, void* y, int64_t B,
-                                  int64_t C, int64_t HW, int inverse, int dtype, cudaStream_t stream);
+LICTRT_API int lictrt_gdn_forward(const void* x, const float* gamma, const float* beta, void* y, int64_t B, int64_t C,
+                                  int64_t HW, int inverse, int dtype, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -8,11 +8,14 @@
 namespace lictrt {
 
 int toKernelDtype(nvinfer1::DataType t) noexcept {
-    switch (t) {
-    case nvinfer1::DataType::kFLOAT: return LICTRT_FP32;
-    case nvinfer1::DataType::kHALF: return LICTRT_FP16;
-    default: return -1;
-    }
+  switch (t) {
+    case nvinfer1::DataType::kFLOAT:
+      return LICTRT_FP32;
+    case nvinfer1::DataType::kHALF:
+      return LICTRT_FP16;
+    default:
+      return -1;
+  }
 }
 
 }  // namespace lictrt
@@ -22,11 +25,11 @@ extern "C" {
 // The creators live for the lifetime of the library.  Their constructors only fill field tables, so
 // listing creators needs neither a GPU nor libnvinfer.
 __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
-    static lictrt::SelectiveScan2DCreator scan;
-    static lictrt::GeneralizedDivisiveNormCreator gdn;
-    static nvinfer1::IPluginCreatorInterface* const creators[] = {&scan, &gdn};
-    nbCreators = 2;
-    return creators;
+  static lictrt::SelectiveScan2DCreator scan;
+  static lictrt::GeneralizedDivisiveNormCreator gdn;
+  static nvinfer1::IPluginCreatorInterface* const creators[] = {&scan, &gdn};
+  nbCreators = 2;
+  return creators;
 }
 
 // The ILoggerFinder interface differs between TensorRT 10 and 11, so the library never calls through it.

@@ -36,9 +36,16 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-template <typename T> __device__ __forceinline__ T from_f32(float v);
-template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) {
+  return __float2half_rn(v);
+}
 
 // torch.nn.functional.softplus with its default threshold (x > 20 -> x).
 __device__ __forceinline__ int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -47,314 +54,318 @@ __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1p
 
 // Shape and derived sizes shared by all kernels.
 struct Geo {
-    int64_t B, Di, H, W, N, L;
-    int64_t nC0;   // axis-0 chunks per (b, c) row
-    int64_t nH1;   // axis-1 row segments per column
-    int64_t nC1;   // axis-1 chunks per (b, c) row = W * nH1
-    int softplus;
+  int64_t B, Di, H, W, N, L;
+  int64_t nC0;  // axis-0 chunks per (b, c) row
+  int64_t nH1;  // axis-1 row segments per column
+  int64_t nC1;  // axis-1 chunks per (b, c) row = W * nH1
+  int softplus;
 };
 
 // Workspace views.  h[k]: [B, Di, nC_k, N] chunk end states (phase 1) then chunk entry states (phase 2).
 // s[k]: [B, Di, nC_k] sum of dt per chunk.  acc: [B, Di, L] fp32 accumulator (== y for fp32 output).
 struct Work {
-    float* h[4];
-    float* s[4];
-    float* acc;
+  float* h[4];
+  float* s[4];
+  float* acc;
 };
 
 struct Args {
-    const void* u;
-    const void* delta;
-    const float* A;
-    const void* Bs;
-    const void* Cs;
-    const float* D;
-    const float* bias;
-    void* y;
+  const void* u;
+  const void* delta;
+  const float* A;
+  const void* Bs;
+  const void* Cs;
+  const float* D;
+  const float* bias;
+  void* y;
 };
 
 // ------------------------------------------------------------------------------------------ axis 0
 // grid (nC0, ceil(Di / (32*kWarps0)), B), block 32*kWarps0.  OUT=false: phase 1; OUT=true: phase 3.
 template <typename T, int NMAX, bool OUT>
 __global__ void __launch_bounds__(32 * kWarps0) ss2d_axis0(Args a, Geo g, Work w) {
-    __shared__ float s_u[kWarps0][32][33];  // [warp][channel][position]; y overwrites u in OUT mode
-    __shared__ float s_d[kWarps0][32][33];
-    __shared__ float s_B[NMAX][32];
-    __shared__ float s_C[OUT ? NMAX : 1][32];
+  __shared__ float s_u[kWarps0][32][33];  // [warp][channel][position]; y overwrites u in OUT mode
+  __shared__ float s_d[kWarps0][32][33];
+  __shared__ float s_B[NMAX][32];
+  __shared__ float s_C[OUT ? NMAX : 1][32];
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t b = blockIdx.z, j = blockIdx.x;
-    const int64_t c_warp = (int64_t)blockIdx.y * (32 * kWarps0) + warp * 32;  // first channel of this warp
-    const int64_t c = c_warp + lane;                                          // this lane's channel
-    const bool valid = c < g.Di;
-    const int64_t p0 = j * kChunk0;
-    const int len = (int)min64(kChunk0, g.L - p0);
-    const int ntiles = (len + 31) / 32;
-    const T* u = static_cast<const T*>(a.u);
-    const T* delta = static_cast<const T*>(a.delta);
-    const T* Bs = static_cast<const T*>(a.Bs);
-    const T* Cs = static_cast<const T*>(a.Cs);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t b = blockIdx.z, j = blockIdx.x;
+  const int64_t c_warp = (int64_t)blockIdx.y * (32 * kWarps0) + warp * 32;  // first channel of this warp
+  const int64_t c = c_warp + lane;                                          // this lane's channel
+  const bool valid = c < g.Di;
+  const int64_t p0 = j * kChunk0;
+  const int len = (int)min64(kChunk0, g.L - p0);
+  const int ntiles = (len + 31) / 32;
+  const T* u = static_cast<const T*>(a.u);
+  const T* delta = static_cast<const T*>(a.delta);
+  const T* Bs = static_cast<const T*>(a.Bs);
+  const T* Cs = static_cast<const T*>(a.Cs);
 
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {  // r=0: direction 0 (forward), r=1: direction 2 (reverse)
-        const int k = 2 * r;
-        const int64_t ch = k * g.Di + c;
-        float a2[NMAX], h[NMAX];
-        float Dk = 0.f, bias = 0.f, sumdt = 0.f;
-        const int64_t hidx = ((b * g.Di + c) * g.nC0 + j) * g.N;
+  for (int r = 0; r < 2; ++r) {  // r=0: direction 0 (forward), r=1: direction 2 (reverse)
+    const int k = 2 * r;
+    const int64_t ch = k * g.Di + c;
+    float a2[NMAX], h[NMAX];
+    float Dk = 0.f, bias = 0.f, sumdt = 0.f;
+    const int64_t hidx = ((b * g.Di + c) * g.nC0 + j) * g.N;
 #pragma unroll
-        for (int n = 0; n < NMAX; ++n) {
-            a2[n] = (valid && n < g.N) ? a.A[ch * g.N + n] * kLog2e : 0.f;
-            h[n] = (OUT && valid && n < g.N) ? w.h[k][hidx + n] : 0.f;
-        }
-        if (valid) {
-            Dk = OUT ? a.D[ch] : 0.f;
-            bias = a.bias ? a.bias[ch] : 0.f;
-        }
-        for (int it = 0; it < ntiles; ++it) {
-            const int tile = r ? ntiles - 1 - it : it;
-            const int64_t q0 = p0 + (int64_t)tile * 32;
-            const int tl = (int)min64(32, p0 + len - q0);
-            __syncthreads();  // previous tile fully consumed (s_B/s_C are shared by the block)
-            for (int row = 0; row < 32; ++row) {
-                const int64_t cc = c_warp + row;
-                if (cc < g.Di && lane < tl) {
-                    s_u[warp][row][lane] = to_f32(u[(b * g.Di + cc) * g.L + q0 + lane]);
-                    s_d[warp][row][lane] = to_f32(delta[((b * 4 + k) * g.Di + cc) * g.L + q0 + lane]);
-                }
-            }
-            for (int e = threadIdx.x; e < NMAX * 32; e += blockDim.x) {
-                const int n = e >> 5, t = e & 31;
-                const bool ok = n < g.N && t < tl;
-                const int64_t bi = ((b * 4 + k) * g.N + n) * g.L + q0 + t;
-                s_B[n][t] = ok ? to_f32(Bs[bi]) : 0.f;
-                if (OUT) s_C[n][t] = ok ? to_f32(Cs[bi]) : 0.f;
-            }
-            __syncthreads();
-            if (valid) {
-                for (int st = 0; st < tl; ++st) {
-                    const int t = r ? tl - 1 - st : st;
-                    const float uu = s_u[warp][lane][t];
-                    float dt = s_d[warp][lane][t] + bias;
-                    if (g.softplus) dt = softplus(dt);
-                    const float du = dt * uu;
-                    float yv = Dk * uu;
-                    sumdt += dt;
-#pragma unroll
-                    for (int n = 0; n < NMAX; ++n) {
-                        if (n < g.N) {
-                            h[n] = exp2f(dt * a2[n]) * h[n] + du * s_B[n][t];
-                            if (OUT) yv += s_C[n][t] * h[n];
-                        }
-                    }
-                    if (OUT) s_u[warp][lane][t] = yv;
-                }
-            }
-            if (OUT) {
-                __syncwarp();
-                for (int row = 0; row < 32; ++row) {
-                    const int64_t cc = c_warp + row;
-                    if (cc < g.Di && lane < tl) {
-                        float* dst = w.acc + (b * g.Di + cc) * g.L + q0 + lane;
-                        // r=0 writes y0; r=1 adds y2 to the value this same lane wrote in r=0.
-                        *dst = r ? *dst + s_u[warp][row][lane] : s_u[warp][row][lane];
-                    }
-                }
-            }
-        }
-        if (!OUT && valid) {
-#pragma unroll
-            for (int n = 0; n < NMAX; ++n)
-                if (n < g.N) w.h[k][hidx + n] = h[n];
-            w.s[k][(b * g.Di + c) * g.nC0 + j] = sumdt;
-        }
+    for (int n = 0; n < NMAX; ++n) {
+      a2[n] = (valid && n < g.N) ? a.A[ch * g.N + n] * kLog2e : 0.f;
+      h[n] = (OUT && valid && n < g.N) ? w.h[k][hidx + n] : 0.f;
     }
+    if (valid) {
+      Dk = OUT ? a.D[ch] : 0.f;
+      bias = a.bias ? a.bias[ch] : 0.f;
+    }
+    for (int it = 0; it < ntiles; ++it) {
+      const int tile = r ? ntiles - 1 - it : it;
+      const int64_t q0 = p0 + (int64_t)tile * 32;
+      const int tl = (int)min64(32, p0 + len - q0);
+      __syncthreads();  // previous tile fully consumed (s_B/s_C are shared by the block)
+      for (int row = 0; row < 32; ++row) {
+        const int64_t cc = c_warp + row;
+        if (cc < g.Di && lane < tl) {
+          s_u[warp][row][lane] = to_f32(u[(b * g.Di + cc) * g.L + q0 + lane]);
+          s_d[warp][row][lane] = to_f32(delta[((b * 4 + k) * g.Di + cc) * g.L + q0 + lane]);
+        }
+      }
+      for (int e = threadIdx.x; e < NMAX * 32; e += blockDim.x) {
+        const int n = e >> 5, t = e & 31;
+        const bool ok = n < g.N && t < tl;
+        const int64_t bi = ((b * 4 + k) * g.N + n) * g.L + q0 + t;
+        s_B[n][t] = ok ? to_f32(Bs[bi]) : 0.f;
+        if (OUT) s_C[n][t] = ok ? to_f32(Cs[bi]) : 0.f;
+      }
+      __syncthreads();
+      if (valid) {
+        for (int st = 0; st < tl; ++st) {
+          const int t = r ? tl - 1 - st : st;
+          const float uu = s_u[warp][lane][t];
+          float dt = s_d[warp][lane][t] + bias;
+          if (g.softplus) dt = softplus(dt);
+          const float du = dt * uu;
+          float yv = Dk * uu;
+          sumdt += dt;
+#pragma unroll
+          for (int n = 0; n < NMAX; ++n) {
+            if (n < g.N) {
+              h[n] = exp2f(dt * a2[n]) * h[n] + du * s_B[n][t];
+              if (OUT) yv += s_C[n][t] * h[n];
+            }
+          }
+          if (OUT) s_u[warp][lane][t] = yv;
+        }
+      }
+      if (OUT) {
+        __syncwarp();
+        for (int row = 0; row < 32; ++row) {
+          const int64_t cc = c_warp + row;
+          if (cc < g.Di && lane < tl) {
+            float* dst = w.acc + (b * g.Di + cc) * g.L + q0 + lane;
+            // r=0 writes y0; r=1 adds y2 to the value this same lane wrote in r=0.
+            *dst = r ? *dst + s_u[warp][row][lane] : s_u[warp][row][lane];
+          }
+        }
+      }
+    }
+    if (!OUT && valid) {
+#pragma unroll
+      for (int n = 0; n < NMAX; ++n)
+        if (n < g.N) w.h[k][hidx + n] = h[n];
+      w.s[k][(b * g.Di + c) * g.nC0 + j] = sumdt;
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------ axis 1
 // grid (ceil(W/32) * nH1, ceil(Di / kRows1), B), block (32, kRows1).  Lane = column, threadIdx.y = channel.
 template <typename T, int NMAX, bool OUT>
 __global__ void __launch_bounds__(32 * kRows1) ss2d_axis1(Args a, Geo g, Work w) {
-    const int64_t nWB = (g.W + 31) / 32;
-    const int64_t wb = blockIdx.x % nWB, hs = blockIdx.x / nWB;
-    const int64_t col = wb * 32 + threadIdx.x;
-    const int64_t c = (int64_t)blockIdx.y * kRows1 + threadIdx.y;
-    const int64_t b = blockIdx.z;
-    if (col >= g.W || c >= g.Di) return;  // no block-level synchronisation below
-    const int64_t h0 = hs * kChunk1;
-    const int64_t h1 = min64(g.H, h0 + kChunk1);
-    const int64_t j = col * g.nH1 + hs;  // chunk index in column-major scan order
-    const T* u = static_cast<const T*>(a.u);
-    const T* delta = static_cast<const T*>(a.delta);
-    const T* Bs = static_cast<const T*>(a.Bs);
-    const T* Cs = static_cast<const T*>(a.Cs);
-    const T* u_row = u + (b * g.Di + c) * g.L;
-    float* acc_row = w.acc + (b * g.Di + c) * g.L;
+  const int64_t nWB = (g.W + 31) / 32;
+  const int64_t wb = blockIdx.x % nWB, hs = blockIdx.x / nWB;
+  const int64_t col = wb * 32 + threadIdx.x;
+  const int64_t c = (int64_t)blockIdx.y * kRows1 + threadIdx.y;
+  const int64_t b = blockIdx.z;
+  if (col >= g.W || c >= g.Di) return;  // no block-level synchronisation below
+  const int64_t h0 = hs * kChunk1;
+  const int64_t h1 = min64(g.H, h0 + kChunk1);
+  const int64_t j = col * g.nH1 + hs;  // chunk index in column-major scan order
+  const T* u = static_cast<const T*>(a.u);
+  const T* delta = static_cast<const T*>(a.delta);
+  const T* Bs = static_cast<const T*>(a.Bs);
+  const T* Cs = static_cast<const T*>(a.Cs);
+  const T* u_row = u + (b * g.Di + c) * g.L;
+  float* acc_row = w.acc + (b * g.Di + c) * g.L;
 
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {  // r=0: direction 1 (down the column), r=1: direction 3 (up)
-        const int k = 1 + 2 * r;
-        const int64_t ch = k * g.Di + c;
-        const T* d_row = delta + ((b * 4 + k) * g.Di + c) * g.L;
-        const T* B_k = Bs + (b * 4 + k) * g.N * g.L;
-        const T* C_k = Cs + (b * 4 + k) * g.N * g.L;
-        const int64_t hidx = ((b * g.Di + c) * g.nC1 + j) * g.N;
-        float a2[NMAX], h[NMAX];
+  for (int r = 0; r < 2; ++r) {  // r=0: direction 1 (down the column), r=1: direction 3 (up)
+    const int k = 1 + 2 * r;
+    const int64_t ch = k * g.Di + c;
+    const T* d_row = delta + ((b * 4 + k) * g.Di + c) * g.L;
+    const T* B_k = Bs + (b * 4 + k) * g.N * g.L;
+    const T* C_k = Cs + (b * 4 + k) * g.N * g.L;
+    const int64_t hidx = ((b * g.Di + c) * g.nC1 + j) * g.N;
+    float a2[NMAX], h[NMAX];
 #pragma unroll
-        for (int n = 0; n < NMAX; ++n) {
-            a2[n] = n < g.N ? a.A[ch * g.N + n] * kLog2e : 0.f;
-            h[n] = (OUT && n < g.N) ? w.h[k][hidx + n] : 0.f;
-        }
-        const float Dk = OUT ? a.D[ch] : 0.f;
-        const float bias = a.bias ? a.bias[ch] : 0.f;
-        float sumdt = 0.f;
-        for (int64_t i = 0; i < h1 - h0; ++i) {
-            const int64_t row = r ? h1 - 1 - i : h0 + i;
-            const int64_t p = row * g.W + col;
-            const float uu = to_f32(u_row[p]);
-            float dt = to_f32(d_row[p]) + bias;
-            if (g.softplus) dt = softplus(dt);
-            const float du = dt * uu;
-            float yv = Dk * uu;
-            sumdt += dt;
-#pragma unroll
-            for (int n = 0; n < NMAX; ++n) {
-                if (n < g.N) {
-                    h[n] = exp2f(dt * a2[n]) * h[n] + du * to_f32(B_k[n * g.L + p]);
-                    if (OUT) yv += to_f32(C_k[n * g.L + p]) * h[n];
-                }
-            }
-            if (OUT) {
-                if (r == 0) {
-                    acc_row[p] += yv;  // (y0 + y2) + y1
-                } else {
-                    static_cast<T*>(a.y)[(b * g.Di + c) * g.L + p] = from_f32<T>(acc_row[p] + yv);  // + y3
-                }
-            }
-        }
-        if (!OUT) {
-#pragma unroll
-            for (int n = 0; n < NMAX; ++n)
-                if (n < g.N) w.h[k][hidx + n] = h[n];
-            w.s[k][(b * g.Di + c) * g.nC1 + j] = sumdt;
-        }
+    for (int n = 0; n < NMAX; ++n) {
+      a2[n] = n < g.N ? a.A[ch * g.N + n] * kLog2e : 0.f;
+      h[n] = (OUT && n < g.N) ? w.h[k][hidx + n] : 0.f;
     }
+    const float Dk = OUT ? a.D[ch] : 0.f;
+    const float bias = a.bias ? a.bias[ch] : 0.f;
+    float sumdt = 0.f;
+    for (int64_t i = 0; i < h1 - h0; ++i) {
+      const int64_t row = r ? h1 - 1 - i : h0 + i;
+      const int64_t p = row * g.W + col;
+      const float uu = to_f32(u_row[p]);
+      float dt = to_f32(d_row[p]) + bias;
+      if (g.softplus) dt = softplus(dt);
+      const float du = dt * uu;
+      float yv = Dk * uu;
+      sumdt += dt;
+#pragma unroll
+      for (int n = 0; n < NMAX; ++n) {
+        if (n < g.N) {
+          h[n] = exp2f(dt * a2[n]) * h[n] + du * to_f32(B_k[n * g.L + p]);
+          if (OUT) yv += to_f32(C_k[n * g.L + p]) * h[n];
+        }
+      }
+      if (OUT) {
+        if (r == 0) {
+          acc_row[p] += yv;  // (y0 + y2) + y1
+        } else {
+          static_cast<T*>(a.y)[(b * g.Di + c) * g.L + p] = from_f32<T>(acc_row[p] + yv);  // + y3
+        }
+      }
+    }
+    if (!OUT) {
+#pragma unroll
+      for (int n = 0; n < NMAX; ++n)
+        if (n < g.N) w.h[k][hidx + n] = h[n];
+      w.s[k][(b * g.Di + c) * g.nC1 + j] = sumdt;
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------ carry
 // One thread per (b, k, c, n): turns chunk end states into chunk entry states, in scan order.
 __global__ void ss2d_carry(const float* A, Geo g, Work w) {
-    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t total = g.B * 4 * g.Di * g.N;
-    if (idx >= total) return;
-    const int64_t n = idx % g.N;
-    const int64_t c = (idx / g.N) % g.Di;
-    const int k = (int)((idx / (g.N * g.Di)) % 4);
-    const int64_t b = idx / (g.N * g.Di * 4);
-    const int64_t nC = (k % 2 == 0) ? g.nC0 : g.nC1;
-    const bool reverse = k >= 2;
-    const float a2 = A[(k * g.Di + c) * g.N + n] * kLog2e;
-    float* h = w.h[k] + (b * g.Di + c) * nC * g.N + n;
-    const float* s = w.s[k] + (b * g.Di + c) * nC;
-    float carry = 0.f;
-    for (int64_t jj = 0; jj < nC; ++jj) {
-        const int64_t j = reverse ? nC - 1 - jj : jj;
-        const float h_end = h[j * g.N];
-        h[j * g.N] = carry;
-        carry = exp2f(a2 * s[j]) * carry + h_end;
-    }
+  const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  const int64_t total = g.B * 4 * g.Di * g.N;
+  if (idx >= total) return;
+  const int64_t n = idx % g.N;
+  const int64_t c = (idx / g.N) % g.Di;
+  const int k = (int)((idx / (g.N * g.Di)) % 4);
+  const int64_t b = idx / (g.N * g.Di * 4);
+  const int64_t nC = (k % 2 == 0) ? g.nC0 : g.nC1;
+  const bool reverse = k >= 2;
+  const float a2 = A[(k * g.Di + c) * g.N + n] * kLog2e;
+  float* h = w.h[k] + (b * g.Di + c) * nC * g.N + n;
+  const float* s = w.s[k] + (b * g.Di + c) * nC;
+  float carry = 0.f;
+  for (int64_t jj = 0; jj < nC; ++jj) {
+    const int64_t j = reverse ? nC - 1 - jj : jj;
+    const float h_end = h[j * g.N];
+    h[j * g.N] = carry;
+    carry = exp2f(a2 * s[j]) * carry + h_end;
+  }
 }
 
 Geo make_geo(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int softplus) {
-    Geo g;
-    g.B = B; g.Di = Di; g.H = H; g.W = W; g.N = N; g.L = H * W;
-    g.nC0 = (g.L + kChunk0 - 1) / kChunk0;
-    g.nH1 = (H + kChunk1 - 1) / kChunk1;
-    g.nC1 = W * g.nH1;
-    g.softplus = softplus;
-    return g;
+  Geo g;
+  g.B = B;
+  g.Di = Di;
+  g.H = H;
+  g.W = W;
+  g.N = N;
+  g.L = H * W;
+  g.nC0 = (g.L + kChunk0 - 1) / kChunk0;
+  g.nH1 = (H + kChunk1 - 1) / kChunk1;
+  g.nC1 = W * g.nH1;
+  g.softplus = softplus;
+  return g;
 }
 
 // Workspace layout in floats; acc only when the output is not fp32.
 size_t workspace_floats(const Geo& g, int dtype, size_t off_h[4], size_t off_s[4], size_t* off_acc) {
-    size_t off = 0;
-    for (int k = 0; k < 4; ++k) {
-        const int64_t nC = (k % 2 == 0) ? g.nC0 : g.nC1;
-        off_h[k] = off;
-        off += (size_t)(g.B * g.Di * nC * g.N);
-        off_s[k] = off;
-        off += (size_t)(g.B * g.Di * nC);
-        off = (off + 31) & ~size_t(31);  // 128-byte alignment of every view
-    }
-    *off_acc = off;
-    if (dtype != LICTRT_FP32) off += (size_t)(g.B * g.Di * g.L);
-    return off;
+  size_t off = 0;
+  for (int k = 0; k < 4; ++k) {
+    const int64_t nC = (k % 2 == 0) ? g.nC0 : g.nC1;
+    off_h[k] = off;
+    off += (size_t)(g.B * g.Di * nC * g.N);
+    off_s[k] = off;
+    off += (size_t)(g.B * g.Di * nC);
+    off = (off + 31) & ~size_t(31);  // 128-byte alignment of every view
+  }
+  *off_acc = off;
+  if (dtype != LICTRT_FP32) off += (size_t)(g.B * g.Di * g.L);
+  return off;
 }
 
 int check_shape(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int dtype) {
-    if (B < 0 || Di < 0 || H < 0 || W < 0 || N < 1) return LICTRT_ERR_ARGUMENT;
-    if (dtype != LICTRT_FP32 && dtype != LICTRT_FP16) return LICTRT_ERR_ARGUMENT;
-    if (N > LICTRT_SS2D_MAX_DSTATE) return LICTRT_ERR_UNSUPPORTED;
-    if (B > 65535 || (Di + kRows1 - 1) / kRows1 > 65535) return LICTRT_ERR_UNSUPPORTED;  // grid.z / grid.y
-    return LICTRT_OK;
+  if (B < 0 || Di < 0 || H < 0 || W < 0 || N < 1) return LICTRT_ERR_ARGUMENT;
+  if (dtype != LICTRT_FP32 && dtype != LICTRT_FP16) return LICTRT_ERR_ARGUMENT;
+  if (N > LICTRT_SS2D_MAX_DSTATE) return LICTRT_ERR_UNSUPPORTED;
+  if (B > 65535 || (Di + kRows1 - 1) / kRows1 > 65535) return LICTRT_ERR_UNSUPPORTED;  // grid.z / grid.y
+  return LICTRT_OK;
 }
 
 template <typename T, int NMAX>
 int launch_all(const Args& a, const Geo& g, const Work& w, cudaStream_t stream) {
-    const dim3 block0(32 * kWarps0);
-    const dim3 grid0((unsigned)g.nC0, (unsigned)((g.Di + 32 * kWarps0 - 1) / (32 * kWarps0)), (unsigned)g.B);
-    const dim3 block1(32, kRows1);
-    const dim3 grid1((unsigned)(((g.W + 31) / 32) * g.nH1), (unsigned)((g.Di + kRows1 - 1) / kRows1),
-                     (unsigned)g.B);
-    const int64_t carry_threads = g.B * 4 * g.Di * g.N;
-    auto* state0 = ss2d_axis0<T, NMAX, false>;
-    auto* state1 = ss2d_axis1<T, NMAX, false>;
-    auto* out0 = ss2d_axis0<T, NMAX, true>;
-    auto* out1 = ss2d_axis1<T, NMAX, true>;
-    LICTRT_LAUNCH(state0, grid0, block0, 0, stream)(a, g, w);
-    LICTRT_LAUNCH(state1, grid1, block1, 0, stream)(a, g, w);
-    LICTRT_LAUNCH(ss2d_carry, dim3((unsigned)((carry_threads + 255) / 256)), dim3(256), 0, stream)(a.A, g, w);
-    LICTRT_LAUNCH(out0, grid0, block0, 0, stream)(a, g, w);
-    LICTRT_LAUNCH(out1, grid1, block1, 0, stream)(a, g, w);
-    return cudaGetLastError() == cudaSuccess ? LICTRT_OK : LICTRT_ERR_CUDA;
+  const dim3 block0(32 * kWarps0);
+  const dim3 grid0((unsigned)g.nC0, (unsigned)((g.Di + 32 * kWarps0 - 1) / (32 * kWarps0)), (unsigned)g.B);
+  const dim3 block1(32, kRows1);
+  const dim3 grid1((unsigned)(((g.W + 31) / 32) * g.nH1), (unsigned)((g.Di + kRows1 - 1) / kRows1), (unsigned)g.B);
+  const int64_t carry_threads = g.B * 4 * g.Di * g.N;
+  auto* state0 = ss2d_axis0<T, NMAX, false>;
+  auto* state1 = ss2d_axis1<T, NMAX, false>;
+  auto* out0 = ss2d_axis0<T, NMAX, true>;
+  auto* out1 = ss2d_axis1<T, NMAX, true>;
+  LICTRT_LAUNCH(state0, grid0, block0, 0, stream)(a, g, w);
+  LICTRT_LAUNCH(state1, grid1, block1, 0, stream)(a, g, w);
+  LICTRT_LAUNCH(ss2d_carry, dim3((unsigned)((carry_threads + 255) / 256)), dim3(256), 0, stream)(a.A, g, w);
+  LICTRT_LAUNCH(out0, grid0, block0, 0, stream)(a, g, w);
+  LICTRT_LAUNCH(out1, grid1, block1, 0, stream)(a, g, w);
+  return cudaGetLastError() == cudaSuccess ? LICTRT_OK : LICTRT_ERR_CUDA;
 }
 
 }  // namespace
 
-extern "C" LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N,
-                                                     int dtype, size_t* bytes) {
-    if (!bytes) return LICTRT_ERR_ARGUMENT;
-    const int st = check_shape(B, Di, H, W, N, dtype);
-    if (st != LICTRT_OK) return st;
-    const Geo g = make_geo(B, Di, H, W, N, 1);
-    size_t oh[4], os[4], oa;
-    *bytes = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
-    return LICTRT_OK;
+extern "C" LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int dtype,
+                                                     size_t* bytes) {
+  if (!bytes) return LICTRT_ERR_ARGUMENT;
+  const int st = check_shape(B, Di, H, W, N, dtype);
+  if (st != LICTRT_OK) return st;
+  const Geo g = make_geo(B, Di, H, W, N, 1);
+  size_t oh[4], os[4], oa;
+  *bytes = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
+  return LICTRT_OK;
 }
 
 extern "C" LICTRT_API int lictrt_ss2d_forward(const void* u, const void* delta, const float* A, const void* Bs,
                                               const void* Cs, const float* D, const float* delta_bias, void* y,
                                               int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N,
-                                              int delta_softplus, int dtype, void* workspace,
-                                              size_t workspace_bytes, cudaStream_t stream) {
-    const int st = check_shape(B, Di, H, W, N, dtype);
-    if (st != LICTRT_OK) return st;
-    if (delta_softplus != 0 && delta_softplus != 1) return LICTRT_ERR_ARGUMENT;
-    if (B == 0 || Di == 0 || H == 0 || W == 0) return LICTRT_OK;  // empty output
-    if (!u || !delta || !A || !Bs || !Cs || !D || !y) return LICTRT_ERR_ARGUMENT;
-    const Geo g = make_geo(B, Di, H, W, N, delta_softplus);
-    size_t oh[4], os[4], oa;
-    const size_t need = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
-    if (!workspace || workspace_bytes < need) return LICTRT_ERR_WORKSPACE;
-    float* ws = static_cast<float*>(workspace);
-    Work w;
-    for (int k = 0; k < 4; ++k) {
-        w.h[k] = ws + oh[k];
-        w.s[k] = ws + os[k];
-    }
-    w.acc = dtype == LICTRT_FP32 ? static_cast<float*>(y) : ws + oa;
-    const Args a{u, delta, A, Bs, Cs, D, delta_bias, y};
-    if (dtype == LICTRT_FP32)
-        return N <= 4 ? launch_all<float, 4>(a, g, w, stream) : launch_all<float, 16>(a, g, w, stream);
-    return N <= 4 ? launch_all<__half, 4>(a, g, w, stream) : launch_all<__half, 16>(a, g, w, stream);
+                                              int delta_softplus, int dtype, void* workspace, size_t workspace_bytes,
+                                              cudaStream_t stream) {
+  const int st = check_shape(B, Di, H, W, N, dtype);
+  if (st != LICTRT_OK) return st;
+  if (delta_softplus != 0 && delta_softplus != 1) return LICTRT_ERR_ARGUMENT;
+  if (B == 0 || Di == 0 || H == 0 || W == 0) return LICTRT_OK;  // empty output
+  if (!u || !delta || !A || !Bs || !Cs || !D || !y) return LICTRT_ERR_ARGUMENT;
+  const Geo g = make_geo(B, Di, H, W, N, delta_softplus);
+  size_t oh[4], os[4], oa;
+  const size_t need = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
+  if (!workspace || workspace_bytes < need) return LICTRT_ERR_WORKSPACE;
+  float* ws = static_cast<float*>(workspace);
+  Work w;
+  for (int k = 0; k < 4; ++k) {
+    w.h[k] = ws + oh[k];
+    w.s[k] = ws + os[k];
+  }
+  w.acc = dtype == LICTRT_FP32 ? static_cast<float*>(y) : ws + oa;
+  const Args a{u, delta, A, Bs, Cs, D, delta_bias, y};
+  if (dtype == LICTRT_FP32)
+    return N <= 4 ? launch_all<float, 4>(a, g, w, stream) : launch_all<float, 16>(a, g, w, stream);
+  return N <= 4 ? launch_all<__half, 4>(a, g, w, stream) : launch_all<__half, 16>(a, g, w, stream);
 }

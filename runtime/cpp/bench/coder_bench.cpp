@@ -1,7 +1,7 @@
 // Standalone coder benchmark: the 320x48x32 Gaussian-conditional latent of benchmarks/coder.py ("channel"
 // regime) with CompressAI-like 64-scale Gaussian tables built here, coded in compat and fast mode.
-// Prints the median (and best, and median by thread CPU time) Msym/s of --repeats runs per coder. With --once it runs each coder once (for
-// `valgrind --tool=callgrind --toggle-collect=...`, which counts instructions deterministically).
+// Prints the median (and best, and median by thread CPU time) Msym/s of --repeats runs per coder. With --once it runs
+// each coder once (for `valgrind --tool=callgrind --toggle-collect=...`, which counts instructions deterministically).
 //   coder_bench [--repeats R] [--once] [--regime channel|uniform_idx] [--mode fast|compat|both]
 #include <algorithm>
 #include <chrono>
@@ -30,7 +30,8 @@ double phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 Table gaussian_tables(std::vector<double>& scales) {
   Table t;
   t.T = 64;
-  for (int i = 0; i < t.T; ++i) scales.push_back(std::exp(std::log(0.11) + (std::log(256.0) - std::log(0.11)) * i / 63));
+  for (int i = 0; i < t.T; ++i)
+    scales.push_back(std::exp(std::log(0.11) + (std::log(256.0) - std::log(0.11)) * i / 63));
   std::vector<std::vector<int32_t>> rows;
   for (double s : scales) {
     const int center = static_cast<int>(std::ceil(s * 6.109410204869));
@@ -56,7 +57,8 @@ Table gaussian_tables(std::vector<double>& scales) {
     rows.push_back(cdf);
   }
   t.cdf.assign(static_cast<size_t>(t.T) * t.Lmax, 0);
-  for (int i = 0; i < t.T; ++i) std::copy(rows[i].begin(), rows[i].end(), t.cdf.begin() + static_cast<size_t>(i) * t.Lmax);
+  for (int i = 0; i < t.T; ++i)
+    std::copy(rows[i].begin(), rows[i].end(), t.cdf.begin() + static_cast<size_t>(i) * t.Lmax);
   return t;
 }
 
@@ -82,12 +84,18 @@ int main(int argc, char** argv) {
   std::string regime = "channel", mode = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--once") once = true;
-    else if (a == "--regime" && i + 1 < argc) regime = argv[++i];
-    else if (a == "--mode" && i + 1 < argc) mode = argv[++i];
+    if (a == "--repeats" && i + 1 < argc)
+      repeats = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--once")
+      once = true;
+    else if (a == "--regime" && i + 1 < argc)
+      regime = argv[++i];
+    else if (a == "--mode" && i + 1 < argc)
+      mode = argv[++i];
     else {
-      std::fprintf(stderr, "usage: coder_bench [--repeats R] [--once] [--regime channel|uniform_idx] [--mode fast|compat|both]\n");
+      std::fprintf(
+          stderr,
+          "usage: coder_bench [--repeats R] [--once] [--regime channel|uniform_idx] [--mode fast|compat|both]\n");
       return 2;
     }
   }
@@ -108,7 +116,8 @@ int main(int argc, char** argv) {
                                          : base * std::exp(0.25 * nrm(rng));
       s = std::max(s, scales[0]);
       const size_t i = static_cast<size_t>(c) * HW + k;
-      idx[i] = static_cast<int32_t>(std::min<size_t>(std::lower_bound(scales.begin(), scales.end() - 1, s) - scales.begin(), 63));
+      idx[i] = static_cast<int32_t>(
+          std::min<size_t>(std::lower_bound(scales.begin(), scales.end() - 1, s) - scales.begin(), 63));
       sym[i] = static_cast<int32_t>(std::lround(nrm(rng) * s));
     }
   }
@@ -142,9 +151,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: decode mismatch\n", name);
       return 1;
     }
-    std::printf("%-7s encode %7.1f Msym/s  decode %7.1f Msym/s (best %.1f / %.1f; thread CPU time %.1f / %.1f)  "
-                "%zu bytes (%.3f bits/sym)\n", name, n / median(te) / 1e6, n / median(td) / 1e6, n / best(te) / 1e6,
-                n / best(td) / 1e6, n / median(ce) / 1e6, n / median(cd) / 1e6, data.size(), 8.0 * data.size() / n);
+    std::printf(
+        "%-7s encode %7.1f Msym/s  decode %7.1f Msym/s (best %.1f / %.1f; thread CPU time %.1f / %.1f)  "
+        "%zu bytes (%.3f bits/sym)\n",
+        name, n / median(te) / 1e6, n / median(td) / 1e6, n / best(te) / 1e6, n / best(td) / 1e6, n / median(ce) / 1e6,
+        n / median(cd) / 1e6, data.size(), 8.0 * data.size() / n);
   }
   return 0;
 }

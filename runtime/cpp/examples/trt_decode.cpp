@@ -70,7 +70,8 @@ struct Cuda {
     int n = 0;
     cudaError_t e = getDeviceCount(&n);
     if (e != cudaSuccess || n < 1)
-      throw SetupError(std::string("no CUDA GPU available (") + (e != cudaSuccess ? errorString(e) : "0 devices") + ")");
+      throw SetupError(std::string("no CUDA GPU available (") + (e != cudaSuccess ? errorString(e) : "0 devices") +
+                       ")");
   }
   void check(cudaError_t e, const char* what) const {
     if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + errorString(e));
@@ -132,8 +133,9 @@ class TrtRunner : public lictrt::GraphRunner {
         throw std::runtime_error("engine for '" + graph + "' rejects the shape of '" + kv.first +
                                  "' (outside its optimization profile?)");
       bufs.emplace_back(new DeviceBuffer(cuda_, kv.second.data.size() * 4));
-      cuda_.check(cuda_.memcpy(bufs.back()->p, kv.second.data.data(), kv.second.data.size() * 4,
-                               cudaMemcpyHostToDevice), "cudaMemcpy to device");
+      cuda_.check(
+          cuda_.memcpy(bufs.back()->p, kv.second.data.data(), kv.second.data.size() * 4, cudaMemcpyHostToDevice),
+          "cudaMemcpy to device");
       ctx->setTensorAddress(name, bufs.back()->p);
     }
     lictrt::TensorMap out;
@@ -208,10 +210,14 @@ int main(int argc, char** argv) {
   std::string plugins;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--verbose") g_verbose = true;
-    else if (a == "--plugins" && i + 1 < argc) plugins = argv[++i];
-    else if (a.rfind("--", 0) == 0) return usage(argv[0]);
-    else pos.push_back(a);
+    if (a == "--verbose")
+      g_verbose = true;
+    else if (a == "--plugins" && i + 1 < argc)
+      plugins = argv[++i];
+    else if (a.rfind("--", 0) == 0)
+      return usage(argv[0]);
+    else
+      pos.push_back(a);
   }
   if (pos.size() != 3) return usage(argv[0]);
   try {

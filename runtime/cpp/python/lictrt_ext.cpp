@@ -36,7 +36,9 @@ lictrt::Mode to_mode(int mode) {
 }
 
 void check_same(size_t a, size_t b) {
-  if (a != b) throw lictrt::InvalidArgument("symbols and indexes differ in length (" + std::to_string(a) + " vs " + std::to_string(b) + ")");
+  if (a != b)
+    throw lictrt::InvalidArgument("symbols and indexes differ in length (" + std::to_string(a) + " vs " +
+                                  std::to_string(b) + ")");
 }
 
 /// Uninitialized int32 output owned by the returned numpy array (the decoder writes every element; zeroing
@@ -56,7 +58,9 @@ struct OutBuf {
   }
 };
 
-nb::bytes to_bytes(const std::vector<uint8_t>& v) { return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size()); }
+nb::bytes to_bytes(const std::vector<uint8_t>& v) {
+  return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+}
 
 using HeaderTuple = std::tuple<int, int, int, nb::bytes, uint32_t, uint32_t, int, int, int, int, int, nb::bytes>;
 using StreamTuple = std::tuple<std::string, uint32_t, uint32_t, nb::bytes>;
@@ -84,60 +88,65 @@ NB_MODULE(_lictrt, m) {
   });
 
   nb::class_<lictrt::Tables>(m, "Tables")
-      .def("__init__",
-           [](lictrt::Tables* self, I32_2D cdf, I32 cdf_length, I32 offset) {
-             const int T = static_cast<int>(cdf.shape(0));
-             if (cdf_length.shape(0) != cdf.shape(0) || offset.shape(0) != cdf.shape(0))
-               throw lictrt::InvalidArgument("tables: cdf_length and offset must have one entry per CDF row");
-             new (self) lictrt::Tables(cdf.data(), T, static_cast<int>(cdf.shape(1)), cdf_length.data(), offset.data());
-           },
-           "cdf"_a.noconvert(), "cdf_length"_a.noconvert(), "offset"_a.noconvert())
+      .def(
+          "__init__",
+          [](lictrt::Tables* self, I32_2D cdf, I32 cdf_length, I32 offset) {
+            const int T = static_cast<int>(cdf.shape(0));
+            if (cdf_length.shape(0) != cdf.shape(0) || offset.shape(0) != cdf.shape(0))
+              throw lictrt::InvalidArgument("tables: cdf_length and offset must have one entry per CDF row");
+            new (self) lictrt::Tables(cdf.data(), T, static_cast<int>(cdf.shape(1)), cdf_length.data(), offset.data());
+          },
+          "cdf"_a.noconvert(), "cdf_length"_a.noconvert(), "offset"_a.noconvert())
       .def_prop_ro("num_tables", &lictrt::Tables::num_tables)
       .def_prop_ro("max_length", &lictrt::Tables::max_length)
       .def_prop_ro("fast_precision", &lictrt::Tables::fast_precision)
       .def_prop_ro("memory_bytes", &lictrt::Tables::memory_bytes);
 
-  m.def("encode",
-        [](const lictrt::Tables& t, I32 symbols, I32 indexes, int mode, int substreams, int threads) {
-          check_same(symbols.shape(0), indexes.shape(0));
-          lictrt::EncodeOptions opt;
-          opt.mode = to_mode(mode);
-          opt.substreams = substreams;
-          opt.threads = threads;
-          std::vector<uint8_t> out;
-          {
-            nb::gil_scoped_release nogil;
-            out = lictrt::encode(t, symbols.data(), indexes.data(), symbols.shape(0), opt);
-          }
-          return to_bytes(out);
-        },
-        "tables"_a, "symbols"_a.noconvert(), "indexes"_a.noconvert(), "mode"_a, "substreams"_a = 1, "threads"_a = 0);
+  m.def(
+      "encode",
+      [](const lictrt::Tables& t, I32 symbols, I32 indexes, int mode, int substreams, int threads) {
+        check_same(symbols.shape(0), indexes.shape(0));
+        lictrt::EncodeOptions opt;
+        opt.mode = to_mode(mode);
+        opt.substreams = substreams;
+        opt.threads = threads;
+        std::vector<uint8_t> out;
+        {
+          nb::gil_scoped_release nogil;
+          out = lictrt::encode(t, symbols.data(), indexes.data(), symbols.shape(0), opt);
+        }
+        return to_bytes(out);
+      },
+      "tables"_a, "symbols"_a.noconvert(), "indexes"_a.noconvert(), "mode"_a, "substreams"_a = 1, "threads"_a = 0);
 
-  m.def("decode",
-        [](const lictrt::Tables& t, U8 data, I32 indexes, int mode, int threads) {
-          const lictrt::Mode md = to_mode(mode);
-          OutBuf out(indexes.shape(0));
-          {
-            nb::gil_scoped_release nogil;
-            lictrt::decode(t, data.data(), data.shape(0), indexes.data(), indexes.shape(0), out.data, md, threads);
-          }
-          return out.release();
-        },
-        "tables"_a, "data"_a.noconvert(), "indexes"_a.noconvert(), "mode"_a, "threads"_a = 0);
+  m.def(
+      "decode",
+      [](const lictrt::Tables& t, U8 data, I32 indexes, int mode, int threads) {
+        const lictrt::Mode md = to_mode(mode);
+        OutBuf out(indexes.shape(0));
+        {
+          nb::gil_scoped_release nogil;
+          lictrt::decode(t, data.data(), data.shape(0), indexes.data(), indexes.shape(0), out.data, md, threads);
+        }
+        return out.release();
+      },
+      "tables"_a, "data"_a.noconvert(), "indexes"_a.noconvert(), "mode"_a, "threads"_a = 0);
 
   nb::class_<lictrt::StreamEncoder>(m, "StreamEncoder")
-      .def("__init__",
-           [](lictrt::StreamEncoder* self, const lictrt::Tables& t, int mode) {
-             // Tables copies share the resident table data (a shared_ptr copy).
-             new (self) lictrt::StreamEncoder(std::make_shared<const lictrt::Tables>(t), to_mode(mode));
-           },
-           "tables"_a, "mode"_a)
-      .def("encode",
-           [](lictrt::StreamEncoder& e, I32 symbols, I32 indexes) {
-             check_same(symbols.shape(0), indexes.shape(0));
-             e.encode(symbols.data(), indexes.data(), symbols.shape(0));
-           },
-           "symbols"_a.noconvert(), "indexes"_a.noconvert())
+      .def(
+          "__init__",
+          [](lictrt::StreamEncoder* self, const lictrt::Tables& t, int mode) {
+            // Tables copies share the resident table data (a shared_ptr copy).
+            new (self) lictrt::StreamEncoder(std::make_shared<const lictrt::Tables>(t), to_mode(mode));
+          },
+          "tables"_a, "mode"_a)
+      .def(
+          "encode",
+          [](lictrt::StreamEncoder& e, I32 symbols, I32 indexes) {
+            check_same(symbols.shape(0), indexes.shape(0));
+            e.encode(symbols.data(), indexes.data(), symbols.shape(0));
+          },
+          "symbols"_a.noconvert(), "indexes"_a.noconvert())
       .def("flush",
            [](lictrt::StreamEncoder& e) {
              std::vector<uint8_t> out;
@@ -150,38 +159,42 @@ NB_MODULE(_lictrt, m) {
       .def_prop_ro("pending", &lictrt::StreamEncoder::pending);
 
   nb::class_<lictrt::StreamDecoder>(m, "StreamDecoder")
-      .def("__init__",
-           [](lictrt::StreamDecoder* self, const lictrt::Tables& t, U8 data, int mode) {
-             new (self) lictrt::StreamDecoder(std::make_shared<const lictrt::Tables>(t), data.data(), data.shape(0),
-                                              to_mode(mode));
-           },
-           "tables"_a, "data"_a.noconvert(), "mode"_a)
-      .def("decode",
-           [](lictrt::StreamDecoder& d, I32 indexes) {
-             OutBuf out(indexes.shape(0));
-             {
-               nb::gil_scoped_release nogil;
-               d.decode(indexes.data(), indexes.shape(0), out.data);
-             }
-             return out.release();
-           },
-           "indexes"_a.noconvert())
+      .def(
+          "__init__",
+          [](lictrt::StreamDecoder* self, const lictrt::Tables& t, U8 data, int mode) {
+            new (self) lictrt::StreamDecoder(std::make_shared<const lictrt::Tables>(t), data.data(), data.shape(0),
+                                             to_mode(mode));
+          },
+          "tables"_a, "data"_a.noconvert(), "mode"_a)
+      .def(
+          "decode",
+          [](lictrt::StreamDecoder& d, I32 indexes) {
+            OutBuf out(indexes.shape(0));
+            {
+              nb::gil_scoped_release nogil;
+              d.decode(indexes.data(), indexes.shape(0), out.data);
+            }
+            return out.release();
+          },
+          "indexes"_a.noconvert())
       .def("finish", &lictrt::StreamDecoder::finish)
       .def_prop_ro("decoded", &lictrt::StreamDecoder::decoded);
 
-  m.def("crc32",
-        [](U8 data, uint32_t crc) {
-          nb::gil_scoped_release nogil;
-          return lictrt::crc32(data.data(), data.shape(0), crc);
-        },
-        "data"_a.noconvert(), "crc"_a = 0);
+  m.def(
+      "crc32",
+      [](U8 data, uint32_t crc) {
+        nb::gil_scoped_release nogil;
+        return lictrt::crc32(data.data(), data.shape(0), crc);
+      },
+      "data"_a.noconvert(), "crc"_a = 0);
 
-  m.def("symbols_crc",
-        [](I32 symbols) {
-          nb::gil_scoped_release nogil;
-          return lictrt::symbols_crc32(symbols.data(), symbols.shape(0));
-        },
-        "symbols"_a.noconvert());
+  m.def(
+      "symbols_crc",
+      [](I32 symbols) {
+        nb::gil_scoped_release nogil;
+        return lictrt::symbols_crc32(symbols.data(), symbols.shape(0));
+      },
+      "symbols"_a.noconvert());
 
   m.def("container_pack", [](const HeaderTuple& h, const std::vector<StreamTuple>& streams) {
     lictrt::ContainerHeader hd;
@@ -207,25 +220,30 @@ NB_MODULE(_lictrt, m) {
       ss[i].symbols = std::get<1>(streams[i]);
       ss[i].symbols_crc = std::get<2>(streams[i]);
       const nb::bytes& p = std::get<3>(streams[i]);
-      ss[i].payload.assign(reinterpret_cast<const uint8_t*>(p.c_str()), reinterpret_cast<const uint8_t*>(p.c_str()) + p.size());
+      ss[i].payload.assign(reinterpret_cast<const uint8_t*>(p.c_str()),
+                           reinterpret_cast<const uint8_t*>(p.c_str()) + p.size());
     }
     return to_bytes(lictrt::pack_container(hd, ss));
   });
 
-  m.def("container_unpack",
-        [](U8 data) {
-          lictrt::ContainerHeader hd;
-          std::vector<lictrt::ContainerStream> ss;
-          lictrt::unpack_container(data.data(), data.shape(0), hd, ss);
-          HeaderTuple h{hd.major, hd.minor, hd.flags, nb::bytes(reinterpret_cast<const char*>(hd.model_hash.data()), 32),
-                        hd.height, hd.width, hd.pad_multiple, hd.coder_mode, hd.parse_path, hd.plan_kind, hd.width_index,
-                        nb::bytes(reinterpret_cast<const char*>(hd.level.data()), hd.level.size())};
-          std::vector<StreamTuple> out;
-          out.reserve(ss.size());
-          for (auto& s : ss) out.emplace_back(s.kind, s.symbols, s.symbols_crc, to_bytes(s.payload));
-          return std::make_pair(h, out);
-        },
-        "data"_a.noconvert());
+  m.def(
+      "container_unpack",
+      [](U8 data) {
+        lictrt::ContainerHeader hd;
+        std::vector<lictrt::ContainerStream> ss;
+        lictrt::unpack_container(data.data(), data.shape(0), hd, ss);
+        HeaderTuple h{hd.major,        hd.minor,
+                      hd.flags,        nb::bytes(reinterpret_cast<const char*>(hd.model_hash.data()), 32),
+                      hd.height,       hd.width,
+                      hd.pad_multiple, hd.coder_mode,
+                      hd.parse_path,   hd.plan_kind,
+                      hd.width_index,  nb::bytes(reinterpret_cast<const char*>(hd.level.data()), hd.level.size())};
+        std::vector<StreamTuple> out;
+        out.reserve(ss.size());
+        for (auto& s : ss) out.emplace_back(s.kind, s.symbols, s.symbols_crc, to_bytes(s.payload));
+        return std::make_pair(h, out);
+      },
+      "data"_a.noconvert());
 
   m.attr("CONTAINER_MAJOR") = lictrt::kContainerMajor;
   m.attr("CONTAINER_MINOR") = lictrt::kContainerMinor;

@@ -87,7 +87,6 @@ static std::vector<TensorSpec> tensor_specs(const Json& list) {
   return v;
 }
 
-
 Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz, size_t npz_len,
                            const std::string& dir) {
   Bundle b;
@@ -102,8 +101,8 @@ Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz,
     if (!m.is_object() || !m.get("format").is_string() || m.get("format").str() != kBundleFormat)
       throw BundleError(std::string("manifest format is not '") + kBundleFormat + "'");
     if (!m.get("format_version").is_number() || m.get("format_version").integer() != kBundleFormatVersion)
-      throw BundleError("unsupported bundle format_version (this reader reads " +
-                        std::to_string(kBundleFormatVersion) + ")");
+      throw BundleError("unsupported bundle format_version (this reader reads " + std::to_string(kBundleFormatVersion) +
+                        ")");
     b.pad_multiple_ = int(m.at("pad_multiple").integer());
     if (b.pad_multiple_ < 1 || b.pad_multiple_ > 65535) throw BundleError("bad pad_multiple");
     b.plan_kind_ = m.at("plan").at("kind").str();
@@ -121,7 +120,8 @@ Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz,
     }
     const Json& widths = m.at("plan").get("widths");
     if (widths.is_array() && widths.size() > 0) {
-      for (size_t k = 0; k < widths.size(); ++k) b.prefixes_.push_back("w" + std::to_string(widths.at(k).integer()) + ".");
+      for (size_t k = 0; k < widths.size(); ++k)
+        b.prefixes_.push_back("w" + std::to_string(widths.at(k).integer()) + ".");
     } else {
       b.prefixes_.push_back("");
     }

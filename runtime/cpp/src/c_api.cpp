@@ -218,7 +218,8 @@ lictrt_status lictrt_container_unpack(const uint8_t* data, size_t len, lictrt_co
     header->parse_path = h.parse_path;
     header->plan_kind = h.plan_kind;
     header->width_index = h.width_index;
-    auto* out = static_cast<lictrt_container_stream*>(std::calloc(ss.size() ? ss.size() : 1, sizeof(lictrt_container_stream)));
+    auto* out =
+        static_cast<lictrt_container_stream*>(std::calloc(ss.size() ? ss.size() : 1, sizeof(lictrt_container_stream)));
     if (!out) throw std::bad_alloc();
     size_t at = lictrt::kContainerFixedBytes + lictrt::kContainerStreamBytes * ss.size() + 4;
     for (size_t i = 0; i < ss.size(); ++i) {

@@ -121,21 +121,29 @@ void encode_lanes(const TableData& d, const Coding& c, const int32_t* sym, const
   const size_t at = dst.size();
   dst.resize(at + words * sizeof(Word));
   for (size_t k = 0; k < words; ++k) {
-    if constexpr (sizeof(Word) == 4) store_le32(dst.data() + at + 4 * k, w[k]);
-    else store_le16(dst.data() + at + 2 * k, w[k]);
+    if constexpr (sizeof(Word) == 4)
+      store_le32(dst.data() + at + 4 * k, w[k]);
+    else
+      store_le16(dst.data() + at + 2 * k, w[k]);
   }
 }
 
 template <int P>
-void encode_fast_lanes(int lanes, const TableData& d, const Coding& c, const int32_t* sym, const int32_t* idx,
-                       size_t n, std::vector<uint8_t>& dst) {
+void encode_fast_lanes(int lanes, const TableData& d, const Coding& c, const int32_t* sym, const int32_t* idx, size_t n,
+                       std::vector<uint8_t>& dst) {
   switch (lanes) {
-    case 1: return encode_lanes<Rans32, 1, P>(d, c, sym, idx, n, dst);
-    case 2: return encode_lanes<Rans32, 2, P>(d, c, sym, idx, n, dst);
-    case 4: return encode_lanes<Rans32, 4, P>(d, c, sym, idx, n, dst);
-    case 8: return encode_lanes<Rans32, 8, P>(d, c, sym, idx, n, dst);
-    case 16: return encode_lanes<Rans32, 16, P>(d, c, sym, idx, n, dst);
-    default: return encode_lanes<Rans32, 32, P>(d, c, sym, idx, n, dst);
+    case 1:
+      return encode_lanes<Rans32, 1, P>(d, c, sym, idx, n, dst);
+    case 2:
+      return encode_lanes<Rans32, 2, P>(d, c, sym, idx, n, dst);
+    case 4:
+      return encode_lanes<Rans32, 4, P>(d, c, sym, idx, n, dst);
+    case 8:
+      return encode_lanes<Rans32, 8, P>(d, c, sym, idx, n, dst);
+    case 16:
+      return encode_lanes<Rans32, 16, P>(d, c, sym, idx, n, dst);
+    default:
+      return encode_lanes<Rans32, 32, P>(d, c, sym, idx, n, dst);
   }
 }
 
@@ -281,7 +289,8 @@ void decode_fast_lanes(int lanes, const TableData& d, const Coding& c, const uin
     LICTRT_CASE(8)
     LICTRT_CASE(16)
     LICTRT_CASE(32)
-    default: throw BitstreamError(where + ": invalid lane count");
+    default:
+      throw BitstreamError(where + ": invalid lane count");
   }
 #undef LICTRT_CASE
 }
@@ -346,14 +355,16 @@ std::vector<uint8_t> encode(const Tables& tables, const int32_t* symbols, const 
   }
   if (opt.mode != Mode::Fast) throw InvalidArgument("unknown coder mode");
   const Coding& c = d.coding(Mode::Fast);
-  const int k = static_cast<int>(std::min<size_t>({static_cast<size_t>(std::max(opt.substreams, 1)),
-                                                   std::max<size_t>(n, 1), 255}));
+  const int k = static_cast<int>(
+      std::min<size_t>({static_cast<size_t>(std::max(opt.substreams, 1)), std::max<size_t>(n, 1), 255}));
   const int lanes = lanes_for((n + k - 1) / k);
   std::vector<std::vector<uint8_t>> parts(k);
   parallel_for(k, opt.threads, [&](int i) {
     const size_t a = n * i / k, b = n * (i + 1) / k;
-    if (c.prec == kFastPrecision) encode_fast_lanes<kFastPrecision>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
-    else encode_fast_lanes<16>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
+    if (c.prec == kFastPrecision)
+      encode_fast_lanes<kFastPrecision>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
+    else
+      encode_fast_lanes<16>(lanes, d, c, symbols + a, indexes + a, b - a, parts[i]);
   });
   size_t total = 2 + 4 * static_cast<size_t>(k - 1);
   for (auto& p : parts) total += p.size();
@@ -388,13 +399,14 @@ void decode(const Tables& tables, const uint8_t* data, size_t len, const int32_t
     const size_t a = n * i / k, b = n * (i + 1) / k;
     const std::string where = k == 1 ? std::string("fast stream") : "fast substream " + std::to_string(i);
     decode_fast_lanes(h.lanes, d, c, data + h.begin[i], data + h.begin[i] + h.size[i], indexes + a, b - a, out + a,
-                   where);
+                      where);
   });
 }
 
 // ---------------------------------------------------------------- incremental coders
 
-StreamEncoder::StreamEncoder(std::shared_ptr<const Tables> tables, Mode mode) : tables_(std::move(tables)), mode_(mode) {
+StreamEncoder::StreamEncoder(std::shared_ptr<const Tables> tables, Mode mode)
+    : tables_(std::move(tables)), mode_(mode) {
   if (!tables_) throw InvalidArgument("StreamEncoder: null tables");
   if (mode != Mode::Compat && mode != Mode::Fast) throw InvalidArgument("unknown coder mode");
 }
@@ -421,8 +433,7 @@ struct StreamLanes {
   Reader<Tr> r{nullptr, nullptr};
 
   /// Decode n symbols from position `pos` on (advanced per symbol); returns nullptr or the error message.
-  const char* decode(const TableData& d, const Coding& c, const int32_t* indexes, size_t n, int32_t* out,
-                     size_t& pos) {
+  const char* decode(const TableData& d, const Coding& c, const int32_t* indexes, size_t n, int32_t* out, size_t& pos) {
     const char* err = nullptr;
     for (size_t i = 0; i < n; ++i, ++pos) {
       const bool ok = decode_symbol<Tr>(d, c, st.x[pos % st.n], r, static_cast<uint32_t>(indexes[i]), out[i], err);
@@ -483,8 +494,8 @@ void StreamDecoder::decode(const int32_t* indexes, size_t n, int32_t* out) {
   if (m.failed) throw BitstreamError(m.where + ": decoding already failed");
   const TableData& d = tables_->data();
   check_indexes(d, indexes, n);
-  const char* err = m.fast ? m.lanes.decode(d, *m.c, indexes, n, out, m.pos)
-                           : m.compat.decode(d, *m.c, indexes, n, out, m.pos);
+  const char* err =
+      m.fast ? m.lanes.decode(d, *m.c, indexes, n, out, m.pos) : m.compat.decode(d, *m.c, indexes, n, out, m.pos);
   if (err) {
     m.failed = true;
     throw BitstreamError(m.where + ": " + err + " at symbol " + std::to_string(m.pos));
@@ -494,8 +505,10 @@ void StreamDecoder::decode(const int32_t* indexes, size_t n, int32_t* out) {
 void StreamDecoder::finish() {
   Impl& m = *impl_;
   if (m.failed) throw BitstreamError(m.where + ": decoding already failed");
-  if (m.fast) check_end(m.lanes.st, m.lanes.r, m.where);
-  else check_end(m.compat.st, m.compat.r, m.where);
+  if (m.fast)
+    check_end(m.lanes.st, m.lanes.r, m.where);
+  else
+    check_end(m.compat.st, m.compat.r, m.where);
 }
 
 }  // namespace lictrt

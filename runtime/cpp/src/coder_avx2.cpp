@@ -73,7 +73,7 @@ struct LookupConsts {
 /// Table lookups for one vector of lanes: the info word and symbol of the slot's hint bin (one 64-bit entry per
 /// lane, two 4-lane gathers), stepping forward through the info table where the hint falls short.
 __attribute__((target("avx2,popcnt"), always_inline)) inline void lookup(Lanes8& v, __m256i x, const int32_t* idx,
-                                                                        const LookupConsts& k) {
+                                                                         const LookupConsts& k) {
   const __m256i slot_mask = _mm256_set1_epi32((1 << kFastPrecision) - 1);
   const __m256i start_mask = _mm256_set1_epi32(0x7FFF);
   v.t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
@@ -92,8 +92,8 @@ __attribute__((target("avx2,popcnt"), always_inline)) inline void lookup(Lanes8&
   v.inf = _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
   v.sym = _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
   // slot >= start + freq  <=>  slot > start + (freq - 1); all values < 2^15, so a signed compare is exact.
-  __m256i past = _mm256_cmpgt_epi32(v.slot, _mm256_add_epi32(_mm256_and_si256(v.inf, start_mask),
-                                                             _mm256_srli_epi32(v.inf, 16)));
+  __m256i past =
+      _mm256_cmpgt_epi32(v.slot, _mm256_add_epi32(_mm256_and_si256(v.inf, start_mask), _mm256_srli_epi32(v.inf, 16)));
   if (__builtin_expect(_mm256_testz_si256(past, past), 1)) return;
   // Info index of the hint bin: t * stride + (symbol - offset[t]) (mod 2^32, like the symbol).
   __m256i at = _mm256_add_epi32(_mm256_mullo_epi32(v.t, k.stride),
@@ -103,23 +103,24 @@ __attribute__((target("avx2,popcnt"), always_inline)) inline void lookup(Lanes8&
     v.sym = _mm256_sub_epi32(v.sym, past);
     v.inf = _mm256_mask_i32gather_epi32(v.inf, k.info, at, past, 4);
     past = _mm256_and_si256(past, _mm256_cmpgt_epi32(v.slot, _mm256_add_epi32(_mm256_and_si256(v.inf, start_mask),
-                                                                             _mm256_srli_epi32(v.inf, 16))));
+                                                                              _mm256_srli_epi32(v.inf, 16))));
   } while (!_mm256_testz_si256(past, past));
 }
 
 /// State update and renormalization of one vector (words taken from p in lane order); writes the symbols.
 __attribute__((target("avx2,popcnt"), always_inline)) inline __m256i advance(const Lanes8& v, __m256i x,
-                                                                            const uint8_t*& p, int32_t* out) {
+                                                                             const uint8_t*& p, int32_t* out) {
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i start_mask = _mm256_set1_epi32(0x7FFF);
   const __m256i freq = _mm256_add_epi32(_mm256_srli_epi32(v.inf, 16), one);
   const __m256i start = _mm256_and_si256(v.inf, start_mask);
-  const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(x, kFastPrecision)),
-                                      _mm256_sub_epi32(v.slot, start));
+  const __m256i xn =
+      _mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(x, kFastPrecision)), _mm256_sub_epi32(v.slot, start));
   const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(xn, 16), _mm256_setzero_si256());
   const unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(need)));
   const __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  const __m256i w = _mm256_permutevar8x32_epi32(words, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPerm.idx[m])));
+  const __m256i w =
+      _mm256_permutevar8x32_epi32(words, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPerm.idx[m])));
   p += 2 * __builtin_popcount(m);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v.sym);
   return _mm256_blendv_epi8(xn, _mm256_or_si256(_mm256_slli_epi32(xn, 16), w), need);
@@ -142,10 +143,12 @@ __attribute__((target("avx2,popcnt"))) size_t blocks(const TableData& d, uint32_
   const Coding& c = d.c14;
   const HotTables tb{d.rows.data(), c.hint.data(), c.info.data()};
   const LookupConsts k{reinterpret_cast<const long long*>(d.fast_hint.data()),
-                       reinterpret_cast<const int*>(c.info.data()), d.offsets.data(), _mm256_set1_epi32(d.stride),
+                       reinterpret_cast<const int*>(c.info.data()),
+                       d.offsets.data(),
+                       _mm256_set1_epi32(d.stride),
                        _mm256_set1_epi32(d.coarse_tables),
                        _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(d.coarse_tables) *  // mod 2^32
-                                                         ((1u << kHintEntriesLog2) - (1u << kFastCoarseLog2))))};
+                                                          ((1u << kHintEntriesLog2) - (1u << kFastCoarseLog2))))};
   const __m256i esc = _mm256_set1_epi32(static_cast<int>(kEscapeFlag));
   const uint8_t* p = p_io;
   __m256i x[V];
@@ -185,9 +188,12 @@ bool simd_enabled() {
 size_t decode_blocks_avx2(int N, const TableData& d, uint32_t* x, const uint8_t*& p, const uint8_t* end,
                           const int32_t* idx, size_t i, size_t n, int32_t* out, const char*& err) {
   switch (N) {
-    case 8: return blocks<1>(d, x, p, end, idx, i, n, out, err);
-    case 16: return blocks<2>(d, x, p, end, idx, i, n, out, err);
-    default: return blocks<4>(d, x, p, end, idx, i, n, out, err);
+    case 8:
+      return blocks<1>(d, x, p, end, idx, i, n, out, err);
+    case 16:
+      return blocks<2>(d, x, p, end, idx, i, n, out, err);
+    default:
+      return blocks<4>(d, x, p, end, idx, i, n, out, err);
   }
 }
 

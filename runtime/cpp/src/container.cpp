@@ -36,7 +36,8 @@ std::vector<uint8_t> pack_container(const ContainerHeader& h, const std::vector<
   const size_t head = kContainerFixedBytes + kContainerStreamBytes * streams.size() + level_bytes + 4;
   size_t total = head;
   for (const auto& s : streams) {
-    if (!kind_ok(s.kind)) throw InvalidArgument("container: stream kind '" + s.kind + "' must be 1-16 printable ASCII characters");
+    if (!kind_ok(s.kind))
+      throw InvalidArgument("container: stream kind '" + s.kind + "' must be 1-16 printable ASCII characters");
     if (s.payload.size() > UINT32_MAX) throw InvalidArgument("container: stream '" + s.kind + "' payload over 4 GiB");
     total += s.payload.size();
   }
@@ -83,8 +84,8 @@ void unpack_container(const uint8_t* data, size_t len, ContainerHeader& h, std::
   h.major = data[4];
   h.minor = data[5];
   if (h.major != kContainerMajor)
-    throw BitstreamError("container: unsupported major version " + std::to_string(h.major) + " (this reader: " +
-                         std::to_string(kContainerMajor) + ")");
+    throw BitstreamError("container: unsupported major version " + std::to_string(h.major) +
+                         " (this reader: " + std::to_string(kContainerMajor) + ")");
   const size_t count = load_le16(data + 54);
   const size_t table_end = kContainerFixedBytes + kContainerStreamBytes * count;
   size_t level_n = 0;

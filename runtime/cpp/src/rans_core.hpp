@@ -1,5 +1,5 @@
-// Private rANS core: table layout, the two rANS flavours (compat rans64, fast rans32) and the decode primitives shared by
-// the one-shot, incremental and AVX2 decoders.
+// Private rANS core: table layout, the two rANS flavours (compat rans64, fast rans32) and the decode primitives shared
+// by the one-shot, incremental and AVX2 decoders.
 #pragma once
 
 #include <cstddef>
@@ -16,9 +16,9 @@ constexpr int kCompatPrecision = 16;
 constexpr int kFastPrecision = 14;  // fast mode, unless a table has more than 2^14 bins (then 16)
 constexpr int kBypassBits = 4;
 constexpr uint32_t kBypassMax = (1u << kBypassBits) - 1;
-constexpr int kMaxNibbles = 9;  // zig-zag overflow of an int32 symbol minus an int32 offset: < 2^34
+constexpr int kMaxNibbles = 9;        // zig-zag overflow of an int32 symbol minus an int32 offset: < 2^34
 constexpr int kHintEntriesLog2 = 12;  // decode hint: 4096 entries per table (8 KiB) at any precision
-constexpr int kFastCoarseLog2 = 10;  // AVX2 fast hint: 1024 buckets of 16 slots for coarse tables (see TableData)
+constexpr int kFastCoarseLog2 = 10;   // AVX2 fast hint: 1024 buckets of 16 slots for coarse tables (see TableData)
 constexpr uint32_t kEscapeFlag = 1u << 15;  // set in the info word of escape bins at precisions < 16
 constexpr int kMaxLanes = 32;
 
@@ -70,8 +70,8 @@ struct TableData {
   /// hint in L2 when a stream uses many narrow tables.
   std::vector<uint64_t> fast_hint;
   int coarse_tables = 0;
-  Coding c16;   // compat (and fast when a table is too wide for 14 bits)
-  Coding c14;   // fast (empty when fast_prec == 16)
+  Coding c16;  // compat (and fast when a table is too wide for 14 bits)
+  Coding c14;  // fast (empty when fast_prec == 16)
   int fast_prec = kFastPrecision;
   const Coding& coding(Mode m) const { return (m == Mode::Fast && fast_prec == kFastPrecision) ? c14 : c16; }
 };
@@ -101,8 +101,10 @@ inline void store_le16(uint8_t* p, uint16_t v) {
 
 template <class Word>
 inline Word load_word(const uint8_t* p) {
-  if constexpr (sizeof(Word) == 4) return load_le32(p);
-  else return load_le16(p);
+  if constexpr (sizeof(Word) == 4)
+    return load_le32(p);
+  else
+    return load_le16(p);
 }
 
 inline uint32_t bin_end(uint32_t inf, uint32_t start_mask) { return (inf & start_mask) + (inf >> 16) + 1; }
@@ -276,20 +278,23 @@ __attribute__((always_inline)) inline bool hot_step(const HotTables& tb, typenam
 /// One block of N fast-mode symbols (lane j = symbol j) with unchecked reads, in scalar order. Returns the
 /// lane that failed (err set) or -1. Shared by the scalar block loop and the AVX2 decoder's escape groups.
 template <int N, int P>
-inline int scalar_block(const HotTables& tb, uint32_t* x, const uint8_t*& p, const uint8_t* end,
-                        const int32_t* idx, int32_t* out, const char*& err) {
+inline int scalar_block(const HotTables& tb, uint32_t* x, const uint8_t*& p, const uint8_t* end, const int32_t* idx,
+                        int32_t* out, const char*& err) {
   bool overrun = false, bad_state = false;  // impossible with unchecked reads and rans32 states
 #pragma GCC unroll 32
   for (int j = 0; j < N; ++j)
-    if (__builtin_expect(!hot_step<Rans32, P, false>(tb, x[j], p, end, static_cast<uint32_t>(idx[j]), out + j,
-                                                     overrun, bad_state, err), 0))
+    if (__builtin_expect(!hot_step<Rans32, P, false>(tb, x[j], p, end, static_cast<uint32_t>(idx[j]), out + j, overrun,
+                                                     bad_state, err),
+                         0))
       return j;
   return -1;
 }
 
 /// Bytes a whole block of N symbols may read at most (unchecked decoding runs while this much is left).
 template <int N>
-constexpr ptrdiff_t block_bytes() { return static_cast<ptrdiff_t>(sizeof(Rans32::Word)) * kMaxWordsPerSymbol * N; }
+constexpr ptrdiff_t block_bytes() {
+  return static_cast<ptrdiff_t>(sizeof(Rans32::Word)) * kMaxWordsPerSymbol * N;
+}
 
 /// The AVX2 fast decoder (coder_avx2.cpp): whole blocks of N = 8, 16 or 32 lanes at precision 14 while
 /// i + N <= n and at least block_bytes<N>() bytes remain. Returns the next symbol position; on an invalid

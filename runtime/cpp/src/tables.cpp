@@ -101,7 +101,9 @@ Tables::Tables(const int32_t* cdf, int T, int Lmax, const int32_t* cdf_length, c
     const int len = cdf_length[t];
     const int32_t* row = cdf + static_cast<size_t>(t) * Lmax;
     const std::string where = "tables: row " + std::to_string(t);
-    if (len < 2 || len > Lmax) throw InvalidArgument(where + ": cdf_length " + std::to_string(len) + " not in [2, " + std::to_string(Lmax) + "]");
+    if (len < 2 || len > Lmax)
+      throw InvalidArgument(where + ": cdf_length " + std::to_string(len) + " not in [2, " + std::to_string(Lmax) +
+                            "]");
     if (row[0] != 0 || row[len - 1] != 65536) throw InvalidArgument(where + ": CDF must start at 0 and end at 65536");
     for (int i = 0; i + 1 < len; ++i)
       if (row[i + 1] <= row[i]) throw InvalidArgument(where + ": CDF not strictly increasing (zero-frequency bin)");

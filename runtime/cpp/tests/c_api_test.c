@@ -4,12 +4,12 @@
 
 #include "lictrt/lictrt.h"
 
-#define CHECK(c)                                                      \
-  do {                                                                \
-    if (!(c)) {                                                       \
+#define CHECK(c)                                                                                      \
+  do {                                                                                                \
+    if (!(c)) {                                                                                       \
       fprintf(stderr, "%s:%d: CHECK failed: %s (%s)\n", __FILE__, __LINE__, #c, lictrt_last_error()); \
-      return 1;                                                       \
-    }                                                                 \
+      return 1;                                                                                       \
+    }                                                                                                 \
   } while (0)
 
 int main(void) {

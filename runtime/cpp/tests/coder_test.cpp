@@ -18,7 +18,6 @@
 
 namespace {
 
-
 template <class E, class Fn>
 bool throws(Fn fn) {
   try {
@@ -69,7 +68,9 @@ Fixture load(const std::string& path) {
   return x;
 }
 
-lictrt::Tables tables_of(const Fixture& f) { return lictrt::Tables(f.cdf.data(), f.T, f.L, f.len.data(), f.off.data()); }
+lictrt::Tables tables_of(const Fixture& f) {
+  return lictrt::Tables(f.cdf.data(), f.T, f.L, f.len.data(), f.off.data());
+}
 
 std::vector<int32_t> decode(const lictrt::Tables& t, const std::vector<uint8_t>& d, const std::vector<int32_t>& idx,
                             lictrt::Mode m) {
@@ -154,7 +155,8 @@ void test_corrupt(const Fixture& f) {
   for (lictrt::Mode m : {lictrt::Mode::Compat, lictrt::Mode::Fast}) {
     const auto d = encode(t, f.sym, f.idx, m, m == lictrt::Mode::Fast ? 2 : 1);
     for (size_t cut = 0; cut < d.size(); ++cut)  // every truncation is detected
-      CHECK(throws<lictrt::BitstreamError>([&] { lictrt::decode(t, d.data(), cut, f.idx.data(), f.idx.size(), out.data(), m); }));
+      CHECK(throws<lictrt::BitstreamError>(
+          [&] { lictrt::decode(t, d.data(), cut, f.idx.data(), f.idx.size(), out.data(), m); }));
     auto longer = d;
     longer.insert(longer.end(), 4, 0);
     CHECK(throws<lictrt::BitstreamError>([&] { decode(t, longer, f.idx, m); }));
@@ -174,8 +176,8 @@ void test_corrupt(const Fixture& f) {
         ++detected;
       }
     }
-    std::printf("mode %d: %d/%d bit flips rejected by the coder, the other %d by the symbol CRC\n",
-                static_cast<int>(m), detected, flips, by_crc);
+    std::printf("mode %d: %d/%d bit flips rejected by the coder, the other %d by the symbol CRC\n", static_cast<int>(m),
+                detected, flips, by_crc);
     CHECK(detected >= flips * 3 / 4);
     CHECK(detected + by_crc == flips);
   }
@@ -255,9 +257,12 @@ void test_simd_matches_scalar(const Fixture& f) {
         for (int m = 0; m < 40; ++m, ++corrupt) {  // damaged streams: same symbols or the same error
           auto c = d;
           const int kind = static_cast<int>(rng() % 3);
-          if (kind == 0) c[2 + rng() % (c.size() - 2)] ^= static_cast<uint8_t>(1u << (rng() % 8));
-          else if (kind == 1) c[2 + rng() % (c.size() - 2)] = static_cast<uint8_t>(rng());
-          else c.resize(c.size() - 2 * (1 + rng() % 64));
+          if (kind == 0)
+            c[2 + rng() % (c.size() - 2)] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          else if (kind == 1)
+            c[2 + rng() % (c.size() - 2)] = static_cast<uint8_t>(rng());
+          else
+            c.resize(c.size() - 2 * (1 + rng() % 64));
           const std::string ea = decode_outcome(t, c, idx, false, a), eb = decode_outcome(t, c, idx, true, b);
           if (ea != eb || a != b) std::fprintf(stderr, "simd/scalar differ: '%s' vs '%s'\n", ea.c_str(), eb.c_str());
           CHECK(ea == eb && a == b);
@@ -272,7 +277,8 @@ void test_simd_matches_scalar(const Fixture& f) {
 
 /// The AVX2 decoder's fast hint layouts (TableData::fast_hint): a coarse table whose 16-slot buckets hold up to 16
 /// one-slot bins (long forward steps), a plain coarse table, a dense table (200 bins of ~82 slots: too many
-/// forward steps at 16 slots per bucket, so fine), and a coarse-eligible table after it (fine by position). Symbols are uniform over the bins, so the forward steps are frequent.
+/// forward steps at 16 slots per bucket, so fine), and a coarse-eligible table after it (fine by position). Symbols are
+/// uniform over the bins, so the forward steps are frequent.
 void test_fast_hint_layouts() {
   const int T = 4, L = 202;
   std::vector<int32_t> cdf(static_cast<size_t>(T) * L, 0), len(T), off{-20, 1, -100, 3};
@@ -319,7 +325,8 @@ void test_fast_format() {
   auto d = encode(t, s, idx, lictrt::Mode::Fast);
   CHECK(d[0] == (0x80 | 0x10 | 5) && d[1] == 1);  // 32 lanes
   CHECK((d.size() - 2) % 2 == 0);
-  for (uint8_t b0 : {0x25, 0x45, 0xC5, 0x86, 0x95 ^ 0x30, 0x95 ^ 0x10}) {  // v1 (2x), version 3, 64 lanes, precisions 12/16
+  for (uint8_t b0 :
+       {0x25, 0x45, 0xC5, 0x86, 0x95 ^ 0x30, 0x95 ^ 0x10}) {  // v1 (2x), version 3, 64 lanes, precisions 12/16
     auto c = d;
     c[0] = b0;
     CHECK(decode_outcome(t, c, idx, false, out) != "ok");

@@ -26,7 +26,6 @@ using namespace lictrt;
 
 namespace {
 
-
 template <class E, class Fn>
 std::string throws(Fn fn) {  // the message of E if fn throws E, else ""
   try {
@@ -102,7 +101,8 @@ std::string hex_of(const std::vector<int64_t>& s) {
   return r;
 }
 
-/// An edit of replayed outputs: every output named in `outputs` of graph `graph` ("" = any graph) becomes x * mul + add.
+/// An edit of replayed outputs: every output named in `outputs` of graph `graph` ("" = any graph) becomes x * mul +
+/// add.
 struct Perturb {
   std::vector<std::string> outputs;
   std::string graph;
@@ -236,11 +236,14 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
     CHECK(enc_same == "true");
   }
 
-  std::printf("{\"encode_identical\": \"%s\", \"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, \"sequential_steps\": %d, "
-              "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\", "
-              "\"mismatch_stream\": \"%s\", \"lrp_feeds_next_slice\": \"%s\"}\n",
-              enc_same.c_str(), b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps, replay.inputs_checked(),
-              y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str(), e1_stream.c_str(), lrp_flow.c_str());
+  std::printf(
+      "{\"encode_identical\": \"%s\", \"plan\": \"%s\", \"height\": %u, \"width\": %u, \"network_calls\": %d, "
+      "\"sequential_steps\": %d, "
+      "\"inputs_checked\": %zu, \"y_hat_identical\": %s, \"image_identical\": %s, \"mismatch_error\": \"%s\", "
+      "\"mismatch_stream\": \"%s\", \"lrp_feeds_next_slice\": \"%s\"}\n",
+      enc_same.c_str(), b.plan_kind().c_str(), r.height, r.width, r.network_calls, r.sequential_steps,
+      replay.inputs_checked(), y_same ? "true" : "false", im_same ? "true" : "false", e1.c_str(), e1_stream.c_str(),
+      lrp_flow.c_str());
 }
 
 }  // namespace
@@ -248,7 +251,8 @@ void fixture_test(const std::string& bundle_dir, const std::string& fx) {
 int main(int argc, char** argv) {
   try {
     unit_tests();
-    if (argc == 3) fixture_test(argv[1], argv[2]);
+    if (argc == 3)
+      fixture_test(argv[1], argv[2]);
     else if (argc != 1) {
       std::fprintf(stderr, "usage: %s [BUNDLE_DIR FIXTURE_DIR]\n", argv[0]);
       return 2;
@@ -257,7 +261,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
-  if (g_failures) std::fprintf(stderr, "%d check(s) failed\n", g_failures);
-  else std::fprintf(stderr, "decoder_test: all checks passed\n");
+  if (g_failures)
+    std::fprintf(stderr, "%d check(s) failed\n", g_failures);
+  else
+    std::fprintf(stderr, "decoder_test: all checks passed\n");
   return g_failures ? 1 : 0;
 }

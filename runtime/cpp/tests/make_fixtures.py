@@ -17,10 +17,18 @@ import numpy as np
 
 def write_fixture(path: Path, cdf, cdf_length, offset, symbols, indexes, data: bytes) -> None:
     cdf = np.ascontiguousarray(cdf, dtype="<i4")
-    parts = [b"LCFX", struct.pack("<Iii", 1, *cdf.shape), cdf.tobytes(),
-             np.asarray(cdf_length, "<i4").tobytes(), np.asarray(offset, "<i4").tobytes(),
-             struct.pack("<i", len(symbols)), np.asarray(symbols, "<i4").tobytes(),
-             np.asarray(indexes, "<i4").tobytes(), struct.pack("<I", len(data)), data]
+    parts = [
+        b"LCFX",
+        struct.pack("<Iii", 1, *cdf.shape),
+        cdf.tobytes(),
+        np.asarray(cdf_length, "<i4").tobytes(),
+        np.asarray(offset, "<i4").tobytes(),
+        struct.pack("<i", len(symbols)),
+        np.asarray(symbols, "<i4").tobytes(),
+        np.asarray(indexes, "<i4").tobytes(),
+        struct.pack("<I", len(data)),
+        data,
+    ]
     path.write_bytes(b"".join(parts))
 
 
@@ -29,11 +37,13 @@ def read_fixture(path: Path) -> dict:
     assert raw[:4] == b"LCFX", path
     version, T, L = struct.unpack_from("<Iii", raw, 4)
     at = 16
+
     def take(count):
         nonlocal at
         arr = np.frombuffer(raw, "<i4", count, at).astype(np.int32)
         at += 4 * count
         return arr
+
     cdf = take(T * L).reshape(T, L)
     cdf_length, offset = take(T), take(T)
     (n,) = struct.unpack_from("<i", raw, at)
@@ -41,8 +51,9 @@ def read_fixture(path: Path) -> dict:
     symbols, indexes = take(n), take(n)
     (nbytes,) = struct.unpack_from("<I", raw, at)
     at += 4
-    return dict(cdf=cdf, cdf_length=cdf_length, offset=offset, symbols=symbols, indexes=indexes,
-                data=raw[at:at + nbytes])
+    return dict(
+        cdf=cdf, cdf_length=cdf_length, offset=offset, symbols=symbols, indexes=indexes, data=raw[at : at + nbytes]
+    )
 
 
 def main() -> None:
@@ -83,8 +94,9 @@ def main() -> None:
     cases["gc_four"] = (tables_of(gc), np.array([0, -3, 90, 1], np.int32), np.array([0, 5, 11, 2], np.int32))
 
     for name, ((cdf, cdf_length, offset), sym, idx) in cases.items():
-        data = ans.RansEncoder().encode_with_indexes(sym.tolist(), idx.tolist(), cdf.tolist(),
-                                                     cdf_length.tolist(), offset.tolist())
+        data = ans.RansEncoder().encode_with_indexes(
+            sym.tolist(), idx.tolist(), cdf.tolist(), cdf_length.tolist(), offset.tolist()
+        )
         write_fixture(out / f"{name}.bin", cdf, cdf_length, offset, sym, idx, data)
         print(f"{name}: {len(sym)} symbols -> {len(data)} bytes")
 

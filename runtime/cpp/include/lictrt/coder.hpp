@@ -65,8 +65,8 @@ std::vector<uint8_t> encode(const Tables& tables, const int32_t* symbols, const 
 
 /// Decode n symbols (n = number of indexes) into out[n]. Throws BitstreamError on corrupt or truncated data
 /// (final-state check, every byte consumed, bounded reads), InvalidArgument on an out-of-range index.
-void decode(const Tables& tables, const uint8_t* data, size_t len, const int32_t* indexes, size_t n,
-            int32_t* out, Mode mode = Mode::Fast, int threads = 0);
+void decode(const Tables& tables, const uint8_t* data, size_t len, const int32_t* indexes, size_t n, int32_t* out,
+            Mode mode = Mode::Fast, int threads = 0);
 
 /// Incremental encoder for autoregressive plans: successive (symbols, indexes) chunks, one stream at flush().
 class StreamEncoder {

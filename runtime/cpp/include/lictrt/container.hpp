@@ -49,7 +49,6 @@ struct ContainerStream {
 std::vector<uint8_t> pack_container(const ContainerHeader& header, const std::vector<ContainerStream>& streams);
 
 /// Parse and verify (magic, major version, header CRC, sizes, payload CRCs). Throws BitstreamError.
-void unpack_container(const uint8_t* data, size_t len, ContainerHeader& header,
-                      std::vector<ContainerStream>& streams);
+void unpack_container(const uint8_t* data, size_t len, ContainerHeader& header, std::vector<ContainerStream>& streams);
 
 }  // namespace lictrt

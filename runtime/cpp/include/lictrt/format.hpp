@@ -10,9 +10,8 @@
 namespace lictrt {
 
 /// u8 plan kind: how the streams of a bitstream are coded (runtime/plans/<kind>.py, src/plans/<kind>.cpp).
-inline constexpr const char* kPlanKinds[] = {"factorized",      "hyperprior",     "mean_scale",
-                                             "spatial_context", "channel_slices", "grouped_context",
-                                             "grouped_slices"};
+inline constexpr const char* kPlanKinds[] = {"factorized",     "hyperprior",      "mean_scale",    "spatial_context",
+                                             "channel_slices", "grouped_context", "grouped_slices"};
 /// u8 coder mode (lictrt::Mode): the rANS flavour of every stream.
 inline constexpr const char* kCoderModes[] = {"compat", "fast"};
 /// u8 parse path: where the encoder ran its parse-critical graphs.

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from train.layers.swin import SHIFT_MASK_VALUE
+from train.layers.vss import Mlp
 
 GROUP_MASK_VALUE = SHIFT_MASK_VALUE  # −100: finite (fp16-safe), exp(−100) vanishes next to exp(0)
 
@@ -58,17 +59,6 @@ def _pair_bias(keys: torch.Tensor) -> torch.Tensor:
         torch.zeros((), dtype=torch.float32, device=keys.device),
         torch.full((), GROUP_MASK_VALUE, dtype=torch.float32, device=keys.device),
     )
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class WindowAttention(nn.Module):

@@ -2,7 +2,7 @@
 
 This is the data half of the custom-op registry (``export/registry.py`` adds the torch op, the ONNX node
 emitter and the ONNX function body).  The TensorRT plugins in ``trt_plugins/<op>/`` must expose exactly
-these names, versions, namespace and plugin fields; ``tests/test_trt_plugins.py`` ties them together.
+these names, versions, namespace and plugin fields; ``tests/trt_plugins/test_trt_plugins.py`` ties them together.
 
 Every node is in ONNX domain ``lictrt`` (version 1) and carries the string attributes
 ``plugin_namespace="lictrt"`` and ``plugin_version="1"`` (read by TensorRT's ONNX parser, never a plugin

@@ -1,8 +1,8 @@
 """Float64 forms of the lictrt op references (which live in train/layers: ss2d.selective_scan_2d_reference and
 gdn.gdn_reference), plus test-input helpers.
 
-Used by tests/test_kernels_gpu.py (CUDA kernels), tests/test_trt_plugins.py (CPU emulation of the same kernel
-sources) and tests/test_native_ops.py. The scan reference is a sequential loop over L.
+Used by tests/trt_plugins/test_kernels_gpu.py (CUDA kernels), tests/trt_plugins/test_trt_plugins.py (CPU emulation of the same kernel
+sources) and tests/trt_plugins/test_native_ops.py. The scan reference is a sequential loop over L.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Sections, in order (each inside its own time budget; one that no longer fits is skipped with the reason):
   environment  device, driver, CUDA, torch, nvcc, SM count, L2, date
   build        the kernels library with nvcc for the device's architecture (sm_90 on H100/H200)
-  pytest       ``pytest tests/test_kernels_gpu.py -m gpu``: pass/fail counts
+  pytest       ``pytest tests/trt_plugins/test_kernels_gpu.py -m gpu``: pass/fail counts
   accuracy     kernel error figures vs float64 references (fresh random inputs, poisoned outputs)
   speed        HBM copy ceiling; SelectiveScan2D kernel vs PyTorch chunked and four-copy; GDN kernel vs PyTorch
   e2e          torch-CUDA codecs on Kodak (random weights), network and entropy coding separately
@@ -243,7 +243,7 @@ def parse_junit(path: Path) -> dict:
 
 
 def section_pytest(ctx: SectionContext, out_dir: Path) -> dict:
-    rec: dict = {"command": "python -m pytest tests/test_kernels_gpu.py -m gpu"}
+    rec: dict = {"command": "python -m pytest tests/trt_plugins/test_kernels_gpu.py -m gpu"}
     units = {k: "tests" for k in ("tests", "passed", "failed", "errors", "skipped")}
 
     def run():
@@ -260,7 +260,7 @@ def section_pytest(ctx: SectionContext, out_dir: Path) -> dict:
                         sys.executable,
                         "-m",
                         "pytest",
-                        "tests/test_kernels_gpu.py",
+                        "tests/trt_plugins/test_kernels_gpu.py",
                         "-m",
                         "gpu",
                         "-q",

@@ -4,7 +4,7 @@
 Each ``.bin`` fixture holds tables, symbols, indexes and the bytes ``compressai.ans.RansEncoder`` produced:
   b"LCFX" u32 version(1) | i32 T, Lmax | i32 cdf[T*Lmax] | i32 cdf_length[T] | i32 offset[T]
   | i32 n | i32 symbols[n] | i32 indexes[n] | u32 nbytes | u8 bytes[nbytes]        (all little-endian)
-The C++ test and tests/test_coder.py both check that compat mode reproduces these bytes exactly.
+The C++ test and tests/runtime/test_coder.py both check that compat mode reproduces these bytes exactly.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_info_on_a_zero_height_header_is_a_one_line_error(tmp_path):
         [sys.executable, "-m", "runtime", "info", str(tmp_path / "h0.lic")],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert r.returncode == 1 and "ZeroDivision" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and "image size 768x0" in r.stderr and len(r.stderr.splitlines()) == 1

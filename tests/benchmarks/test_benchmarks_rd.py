@@ -13,7 +13,7 @@ import pytest
 from benchmarks import rd, report
 from benchmarks.common import load_rgb, ms_ssim, psnr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KODAK = ROOT / "assets" / "images" / "kodak"
 SHARED_KODAK = ROOT.parent / "shared" / "data" / "kodak"
 

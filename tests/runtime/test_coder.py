@@ -17,7 +17,7 @@ import pytest
 from runtime import coder
 from runtime.errors import BitstreamError, CoderArgumentError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "runtime" / "cpp" / "tests" / "fixtures"
 FIXTURE_NAMES = ["gc_lowrate", "gc_mid", "gc_escapes", "eb_factorized", "gc_four"]
 MODES = ["compat", "fast"]

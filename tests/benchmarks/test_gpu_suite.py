@@ -20,7 +20,7 @@ from benchmarks.gpu.budget import Budget, SectionContext
 from benchmarks.gpu.rtx import RtxError, _shapes, reassemble, sha256, split_file, stash
 from benchmarks.gpu.suite import SECTIONS, SuiteError, main, parse_args, parse_junit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------- arguments

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import demo, rd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 PARITY_IMAGES = 24  # all of Kodak
 

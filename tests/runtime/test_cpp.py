@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-CPP = Path(__file__).resolve().parent.parent / "runtime" / "cpp"
+CPP = Path(__file__).resolve().parents[2] / "runtime" / "cpp"
 pytestmark = pytest.mark.skipif(
     shutil.which("cmake") is None or shutil.which("ctest") is None, reason="cmake/ctest not installed"
 )

@@ -208,7 +208,7 @@ def test_harness_reports_a_missing_library_clearly(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ the kernel sources under the CPU emulation
 # liblictrt_kernels_cpu.so compiles the very .cu files with a host compiler and runs every CUDA block as a set of
 # std::threads (trt_plugins/common/cpu_emulation.h): it checks the indexing, the chunk carries, the direction
-# merge and the shared-memory synchronisation on CI.  The same checks on a real GPU: tests/test_kernels_gpu.py.
+# merge and the shared-memory synchronisation on CI.  The same checks on a real GPU: tests/trt_plugins/test_kernels_gpu.py.
 
 
 @pytest.fixture(scope="module")

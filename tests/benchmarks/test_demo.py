@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_finds_the_shipped_images():

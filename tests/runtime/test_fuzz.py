@@ -2,7 +2,7 @@
 clean BitstreamError or in a correct decode -- never a crash, a hang or another exception.
 
 CI runs ``LICTRT_FUZZ_COUNT`` mutations (default 10000). For a long run:
-``python tests/test_fuzz.py --count 100000 [--seed N]`` (prints the count, rejections and time).
+``python tests/runtime/test_fuzz.py --count 100000 [--seed N]`` (prints the count, rejections and time).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-if __name__ == "__main__":  # allow `python tests/test_fuzz.py` from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":  # allow `python tests/runtime/test_fuzz.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from runtime import coder, container  # noqa: E402
 from runtime.errors import BitstreamError  # noqa: E402

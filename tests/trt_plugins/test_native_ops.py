@@ -272,8 +272,8 @@ def test_paper_model_exports_with_parity_and_codes_kodak_identically(arch, tmp_p
         (
             d / "kodim01.png"
             for d in (
-                Path(__file__).resolve().parents[1] / "assets" / "images" / "kodak",
-                Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak",
+                Path(__file__).resolve().parents[2] / "assets" / "images" / "kodak",
+                Path(__file__).resolve().parents[3] / "shared" / "data" / "kodak",
             )
             if (d / "kodim01.png").is_file()
         ),

@@ -18,7 +18,7 @@ from runtime.bundle import read_manifest
 from train.coding import coder_tables, model_hash
 
 pytest.importorskip("onnxruntime")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # MambaVC tiny takes over ten minutes to export on a 2-core CPU (13 graphs through the dynamo exporter): slow.
 ARCHS = [
     "bmshj2018-hyperprior",

@@ -15,7 +15,7 @@ from train.layers import ss2d
 from train.models import ARCHS, count_parameters, create_model, model_config, resolve_config
 
 torch.set_num_threads(1)
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "seed_params"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "seed_params"
 PLANS = {
     "bmshj2018-hyperprior": "hyperprior",
     "mbt2018-mean": "mean_scale",

@@ -14,7 +14,7 @@ from train.models import count_parameters, create_model
 from train.models.basic import CODERS, MODULES, DynamicGDN, Level, load_original_state_dict, map_original_state_dict
 
 torch.set_num_threads(1)
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "basic"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "basic"
 WIDTHS = (48, 72, 96, 144, 192)
 # ../shared/research/gitssic-basic.md section 2.1: active parameters and true GMAC at 768x512 per module and width
 ACTIVE = {
@@ -267,7 +267,7 @@ def _kodak_crop(h: int, w: int):
 
     from runtime.image import load
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
     img = next(iter(sorted(path.glob("*.png"))), None) if path.is_dir() else None
     if img is None:  # a deterministic textured image when no sample image ships
         yy, xx = np.mgrid[0:h, 0:w]

@@ -19,7 +19,7 @@ except Exception:  # ImportError or a broken install
 pytestmark = pytest.mark.skipif(
     not HAVE_RTX, reason="tensorrt_rtx not importable (pip install tensorrt-rtx==1.7.1.116)"
 )
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_export import ARCHS, exported  # noqa: E402,F401  (shares the session's exported bundles)

@@ -21,7 +21,7 @@ from train.models.gitssic import (
 )
 
 torch.set_num_threads(1)
-SEED = Path(__file__).resolve().parent / "fixtures" / "seed_params" / "gitssic.json"
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed_params" / "gitssic.json"
 
 
 def _n(module: nn.Module) -> int:

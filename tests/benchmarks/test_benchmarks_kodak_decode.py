@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("compressai")
 pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KODAK = REPO / "assets" / "images" / "kodak"
 
 

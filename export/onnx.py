@@ -39,7 +39,7 @@ from runtime.bundle import (
     safe_member,
 )
 from runtime.cli import CONTEXT, UsageError, run
-from runtime.files import replace_dir, sibling_dir, write_atomic
+from runtime.files import building_dir, write_atomic
 from train.coding import CodingError, coder_tables, model_hash
 from train.graphs import plan_manifest
 
@@ -160,7 +160,7 @@ def export_bundle(
 ) -> dict:
     """Export ``ckpt`` to a codec bundle; returns {"bundle", "manifest", "graphs": [...], "parity": [...]}.
 
-    The bundle is built in a directory beside ``out`` and swapped in whole (runtime.files.replace_dir), so an
+    The bundle is built in a directory beside ``out`` and swapped in whole (runtime.files.building_dir), so an
     interrupted export leaves the previous bundle as it was; the manifest's ``files`` records the sha256 of
     every file, which the runtime checks when it opens the bundle."""
     from train.checkpoint import load_checkpoint
@@ -188,32 +188,80 @@ def export_bundle(
         tables = coder_tables(model, kind, [width] if width is not None else None)
     except CodingError as e:
         raise ExportError(str(e)) from None
-    out = sibling_dir(final)  # built beside, swapped in whole at the end: never old and new files mixed
-    try:
-        res = _write_bundle(
-            out,
-            final,
-            model,
-            meta,
-            kind,
-            pad,
-            stages,
-            tables,
-            precision,
-            size,
-            dynamic,
-            export_size,
-            check,
-            verbose,
-            parity_sizes,
-            progress,
-            graph_passes,
-        )
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    replace_dir(out, final)
-    res["bundle"] = final
+    from tqdm import tqdm
+
+    with building_dir(final) as out:  # built beside, swapped in whole at the end: never old and new files mixed
+        B.write_tables(out / TABLES, tables)
+
+        paths, graphs, rows = {}, {}, []
+        bar = tqdm(stages, desc="export", unit="graph", disable=not progress, file=sys.stderr)
+        for st in bar:
+            bar.set_postfix_str(st.name)
+            path = out / f"{st.name}.onnx"
+            t0 = time.time()
+            mp = export_stage(st, model, path, export_size, dynamic, verbose, graph_passes)
+            paths[st.name] = path
+            graphs[st.name] = {
+                "file": path.name,
+                "role": st.role,
+                "parse_critical": st.parse_critical,
+                "precision": st.precision,
+                "dynamic": dynamic,
+                "inputs": _io(st, st.inputs, size),
+                "outputs": _io(st, st.outputs, size),
+            }
+            rows.append(
+                {
+                    "graph": st.name,
+                    "precision": st.precision,
+                    "nodes": len(mp.graph.node),
+                    "custom": sum(n.domain == DOMAIN for n in mp.graph.node),
+                    "ops": used_ops(mp),
+                    "bytes": path.stat().st_size,
+                    "seconds": time.time() - t0,
+                }
+            )
+
+        results: list[P.ParityResult] = []
+        if check:
+            sizes = parity_sizes or ([(512, 768), (2 * pad, 3 * pad)] if dynamic else [size, size])
+            image = P.find_image()
+            n = len(stages) * len(sizes)
+            with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
+                results = P.check_stages(stages, paths, sizes, image, progress=pb)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": model_hash(model, tables)},
+            "pad_multiple": pad,
+            "precision": precision,
+            "size": None if dynamic else list(size),
+            "plan": plan_manifest(model, kind, stages),
+            "graphs": graphs,
+            "tables": TABLES,
+            "parity": {
+                "checked": bool(check),
+                "fp32_rel_tol": P.FP32_REL_TOL,
+                "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs},
+            },
+            "engines": {},
+        }
+        files = {name: file_digest(out / name) for name in referenced_files(manifest)}
+        if (final / MANIFEST).is_file():  # keep engines built earlier for the same weights
+            with contextlib.suppress(Exception):
+                prev = read_manifest(final)
+                if prev.get("model", {}).get("hash") == manifest["model"]["hash"]:
+                    for key, e in (prev.get("engines") or {}).items():
+                        src = safe_member(final, e["file"])
+                        digest = file_digest(src) if src.is_file() else None
+                        if digest is not None and digest == (prev.get("files") or {}).get(e["file"], digest):
+                            (out / e["file"]).parent.mkdir(parents=True, exist_ok=True)
+                            shutil.copy2(src, out / e["file"])
+                            manifest["engines"][key] = e
+                            files[e["file"]] = digest
+        manifest["files"] = files
+        B.write_manifest(out, manifest)
+    res = {"bundle": final, "manifest": manifest, "graphs": rows, "parity": results}
     if check:
         P.assert_ok(res["parity"])
     return res
@@ -227,99 +275,6 @@ def _check_destination(final: Path, ckpt: Path) -> None:
         raise ExportError(f"-o {final} is a non-empty directory that is not a codec bundle: refusing to replace it")
     if ckpt.resolve().is_relative_to(final.resolve()):
         raise ExportError(f"the checkpoint {ckpt} lies inside the bundle directory {final}: choose another -o")
-
-
-def _write_bundle(
-    out,
-    final,
-    model,
-    meta,
-    kind,
-    pad,
-    stages,
-    tables,
-    precision,
-    size,
-    dynamic,
-    export_size,
-    check,
-    verbose,
-    parity_sizes,
-    progress,
-    graph_passes,
-) -> dict:
-    from tqdm import tqdm
-
-    B.write_tables(out / TABLES, tables)
-
-    paths, graphs, rows = {}, {}, []
-    bar = tqdm(stages, desc="export", unit="graph", disable=not progress, file=sys.stderr)
-    for st in bar:
-        bar.set_postfix_str(st.name)
-        path = out / f"{st.name}.onnx"
-        t0 = time.time()
-        mp = export_stage(st, model, path, export_size, dynamic, verbose, graph_passes)
-        paths[st.name] = path
-        graphs[st.name] = {
-            "file": path.name,
-            "role": st.role,
-            "parse_critical": st.parse_critical,
-            "precision": st.precision,
-            "dynamic": dynamic,
-            "inputs": _io(st, st.inputs, size),
-            "outputs": _io(st, st.outputs, size),
-        }
-        rows.append(
-            {
-                "graph": st.name,
-                "precision": st.precision,
-                "nodes": len(mp.graph.node),
-                "custom": sum(n.domain == DOMAIN for n in mp.graph.node),
-                "ops": used_ops(mp),
-                "bytes": path.stat().st_size,
-                "seconds": time.time() - t0,
-            }
-        )
-
-    results: list[P.ParityResult] = []
-    if check:
-        sizes = parity_sizes or ([(512, 768), (2 * pad, 3 * pad)] if dynamic else [size, size])
-        image = P.find_image()
-        n = len(stages) * len(sizes)
-        with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
-            results = P.check_stages(stages, paths, sizes, image, progress=pb)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": {"arch": meta["arch"], "config": meta.get("config", {}), "hash": model_hash(model, tables)},
-        "pad_multiple": pad,
-        "precision": precision,
-        "size": None if dynamic else list(size),
-        "plan": plan_manifest(model, kind, stages),
-        "graphs": graphs,
-        "tables": TABLES,
-        "parity": {
-            "checked": bool(check),
-            "fp32_rel_tol": P.FP32_REL_TOL,
-            "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs},
-        },
-        "engines": {},
-    }
-    files = {name: file_digest(out / name) for name in referenced_files(manifest)}
-    if (final / MANIFEST).is_file():  # keep engines built earlier for the same weights
-        with contextlib.suppress(Exception):
-            prev = read_manifest(final)
-            if prev.get("model", {}).get("hash") == manifest["model"]["hash"]:
-                for key, e in (prev.get("engines") or {}).items():
-                    src = safe_member(final, e["file"])
-                    if src.is_file() and file_digest(src) == (prev.get("files") or {}).get(e["file"], file_digest(src)):
-                        (out / e["file"]).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(src, out / e["file"])
-                        manifest["engines"][key] = e
-                        files[e["file"]] = file_digest(out / e["file"])
-    manifest["files"] = files
-    B.write_manifest(out, manifest)
-    return {"bundle": out, "manifest": manifest, "graphs": rows, "parity": results}
 
 
 def summary(res: dict) -> str:

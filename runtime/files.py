@@ -16,9 +16,11 @@ link or a hard link to it): the atomic rename would otherwise replace the input 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import BinaryIO
 
 from .errors import LictrtError
 
-__all__ = ["OutputError", "check_distinct", "write_atomic", "sibling_dir", "replace_dir"]
+__all__ = ["OutputError", "check_distinct", "write_atomic", "sibling_dir", "replace_dir", "building_dir"]
 
 
 class OutputError(LictrtError, ValueError):
@@ -140,3 +142,16 @@ def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return Path(dst)
+
+
+@contextlib.contextmanager
+def building_dir(dst: str | os.PathLike):
+    """Build ``dst``'s next version in a directory beside it (yielded): swapped in whole when the block ends,
+    removed when it raises, so ``dst`` is never a mix of old and new files."""
+    tmp = sibling_dir(dst)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, dst)

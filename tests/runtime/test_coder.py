@@ -3,6 +3,7 @@ corrupt-input detection, incremental coding, thread safety and input validation.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,28 +25,18 @@ MODES = ["compat", "fast"]
 
 
 def read_fixture(name: str) -> dict:
-    """Parse a fixture written by runtime/cpp/tests/make_fixtures.py (format documented there)."""
-    raw = (FIXTURES / f"{name}.bin").read_bytes()
-    assert raw[:4] == b"LCFX"
-    _, T, L = np.frombuffer(raw, "<i4", 3, 4)
-    at = 16
-
-    def take(count):
-        nonlocal at
-        arr = np.frombuffer(raw, "<i4", count, at).astype(np.int32)
-        at += 4 * count
-        return arr
-
-    cdf = take(T * L).reshape(T, L)
-    cdf_length, offset = take(T), take(T)
-    (n,) = take(1)
-    symbols, indexes = take(n), take(n)
-    (nbytes,) = np.frombuffer(raw, "<u4", 1, at)
+    """A fixture of runtime/cpp/tests/make_fixtures.py, read by that script's own reader."""
+    spec = importlib.util.spec_from_file_location(
+        "make_fixtures", ROOT / "runtime" / "cpp" / "tests" / "make_fixtures.py"
+    )
+    make_fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_fixtures)
+    f = make_fixtures.read_fixture(FIXTURES / f"{name}.bin")
     return dict(
-        tables=coder.CoderTables(cdf, cdf_length, offset),
-        symbols=symbols,
-        indexes=indexes,
-        data=raw[at + 4 : at + 4 + int(nbytes)],
+        tables=coder.CoderTables(f["cdf"], f["cdf_length"], f["offset"]),
+        symbols=f["symbols"],
+        indexes=f["indexes"],
+        data=f["data"],
     )
 
 

@@ -6,6 +6,7 @@
 // fp32 (x^2 never leaves fp32, so |x| > 256 is safe in fp16 graphs), and writes y (one write).
 // gamma rows are read with warp-uniform addresses (broadcast loads, L1-resident).
 #include "../common/cuda_compat.h"
+#include "../common/cuda_half.h"
 #include "../common/lictrt_kernels.h"
 
 #include <cuda_fp16.h>
@@ -17,18 +18,8 @@ constexpr int kPix = 32;    // pixels per block (= lanes)
 constexpr int kGroups = 8;  // thread rows per block; each row handles 4 output channels at a time
 constexpr int kOut = 4;     // output channels per thread per pass
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-  return __float2half_rn(v);
-}
+using lictrt_cuda::from_f32;
+using lictrt_cuda::to_f32;
 
 // grid (ceil(HW / kPix), B), block (kPix, kGroups), dynamic shared memory C * kPix floats.
 template <typename T>

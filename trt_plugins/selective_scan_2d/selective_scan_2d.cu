@@ -21,6 +21,7 @@
 // thread), the axis-1 output kernel adds y1 and then writes y = acc + y3.  The summation order is fixed:
 // ((y0 + y2) + y1) + y3.  acc is the fp32 output itself, or an fp32 workspace buffer for fp16 output.
 #include "../common/cuda_compat.h"
+#include "../common/cuda_half.h"
 #include "../common/lictrt_kernels.h"
 
 #include <cuda_fp16.h>
@@ -34,18 +35,8 @@ constexpr int kWarps0 = 4;    // warps per block in the axis-0 kernels (32 chann
 constexpr int kRows1 = 4;     // channels per block in the axis-1 kernels (blockDim = 32 x kRows1)
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-  return __float2half_rn(v);
-}
+using lictrt_cuda::from_f32;
+using lictrt_cuda::to_f32;
 
 // torch.nn.functional.softplus with its default threshold (x > 20 -> x).
 __device__ __forceinline__ int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }

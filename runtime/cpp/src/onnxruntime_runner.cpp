@@ -287,11 +287,15 @@ TensorMap OnnxRuntimeRunner::run(const std::string& graph, const TensorMap& inpu
     auto info = outs[i].GetTensorTypeAndShapeInfo();
     Tensor t(info.GetShape());
     const size_t n = info.GetElementCount();
+    const ONNXTensorElementDataType type = info.GetElementType();
+    if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {  // one pass: no zero-fill before the copy
+      const float* p = outs[i].GetTensorData<float>();
+      t.data.assign(p, p + n);
+      result.emplace(s.outputs[i], std::move(t));
+      continue;
+    }
     t.data.resize(n);
-    switch (info.GetElementType()) {
-      case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
-        std::memcpy(t.data.data(), outs[i].GetTensorData<float>(), n * sizeof(float));
-        break;
+    switch (type) {
       case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: {
         const uint16_t* p = static_cast<const uint16_t*>(outs[i].GetTensorRawData());
         for (size_t k = 0; k < n; ++k) t.data[k] = from_half(p[k]);

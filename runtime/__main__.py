@@ -22,7 +22,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import CONTEXT, EXIT_ERROR, UsageError, error_line, progress, run
+from .cli import CONTEXT, EXIT_ERROR, QuietOpt, UsageError, VerboseOpt, error_line, progress, run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -76,8 +76,6 @@ ParseOpt = Annotated[
     ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32)")
 ]
 JobsOpt = Annotated[int, typer.Option("-j", "--jobs", min=1, help="files coded in parallel threads")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar and no per-file lines")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
 
 
 def _open(bundle, backend, device, threads, checkpoint, parse_path, **kw):

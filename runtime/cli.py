@@ -18,7 +18,8 @@ Shell completion: each command is also installed as a console script (``lictrt-t
 ``lictrt-export-onnx``, ``lictrt-export-trt``, ``lictrt-runtime``, ``lictrt-benchmarks``), because shells bind
 completion to a command name, not to ``python -m``; ``lictrt-runtime --install-completion`` sets it up.
 
-``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory.
+``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory;
+``QuietOpt`` and ``VerboseOpt`` are the ``-q`` / ``--verbose`` options every command declares.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,10 +49,17 @@ __all__ = [
     "quiet_third_party",
     "error_line",
     "CONTEXT",
+    "QuietOpt",
+    "VerboseOpt",
 ]
 
 #: Typer/click context settings every lictrt app uses (``-h`` as well as ``--help``)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+#: ``-q``: no progress bars (and no per-item lines where a command prints them)
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")]
+#: ``--verbose``: tracebacks on error, third-party warnings (``run`` reads it from argv before parsing)
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
 
 
 class UsageError(Exception):
@@ -84,8 +95,6 @@ def _verbose(argv: list[str]) -> bool:
 
 def run(app, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run Typer ``app`` on ``argv`` (default ``sys.argv[1:]``) and return the exit status of the rules above."""
-    import typer
-
     try:  # Typer vendors click since 0.2x; older releases use click itself
         from typer._click import exceptions as cx
     except ImportError:

@@ -46,6 +46,7 @@ __all__ = [
     "UsageError",
     "run",
     "progress",
+    "step_progress",
     "quiet_third_party",
     "error_line",
     "CONTEXT",
@@ -135,10 +136,32 @@ def progress(
     unit: str = "it",
     quiet: bool = False,
     leave: bool = False,
+    delay: float = 0.0,
 ):
-    """A tqdm progress bar on stderr (disabled by ``quiet``)."""
+    """A tqdm progress bar on stderr (disabled by ``quiet``; shown only after ``delay`` seconds)."""
     from tqdm import tqdm
 
     return tqdm(
-        iterable, total=total, desc=desc, unit=unit, disable=quiet, leave=leave, file=sys.stderr, dynamic_ncols=True
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=quiet,
+        leave=leave,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        delay=delay,
     )
+
+
+def step_progress(desc: str, quiet: bool = False, delay: float = 1.0):
+    """``(bar, callback)`` for a Codec call's ``progress=``: a bar of the plan's steps that appears only when the
+    work lasts longer than ``delay`` seconds (a large image), nothing with ``quiet``. Close the bar after."""
+    bar = progress(total=0, desc=desc, unit="step", quiet=quiet, delay=delay)
+
+    def callback(done: int, total: int) -> None:
+        if total != bar.total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, callback

@@ -13,6 +13,7 @@ from typing import Annotated, Callable, Iterable, Optional
 import numpy as np
 import typer
 
+from runtime.cli import CoderMode
 from runtime.files import write_atomic
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -181,12 +182,6 @@ class Backend(str, Enum):
     tensorrt = "tensorrt"
 
 
-class CoderMode(str, Enum):
-    fast = "fast"
-    compat = "compat"
-
-
-BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
 JsonOpt = Annotated[
     Optional[str],
     typer.Option("--json", metavar="FILE", help="also write the results as JSON to FILE; '-' prints JSON instead"),

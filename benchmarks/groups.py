@@ -22,7 +22,6 @@ from benchmarks.common import (
     Backend,
     BackendOpt,
     BenchmarkError,
-    BundleArg,
     ImagesOpt,
     JsonOpt,
     command_main,
@@ -30,7 +29,7 @@ from benchmarks.common import (
     list_images,
     portable_path,
 )
-from runtime.cli import UsageError, VerboseOpt
+from runtime.cli import BundleArg, UsageError, VerboseOpt
 
 
 def seed_labels(mask: np.ndarray) -> np.ndarray:

@@ -41,7 +41,6 @@ from benchmarks.common import (
     REPO_ROOT,
     BenchmarkError,
     CacheOpt,
-    CoderMode,
     DataOpt,
     ImagesOpt,
     JsonOpt,
@@ -53,7 +52,7 @@ from benchmarks.common import (
     portable_path,
 )
 from runtime import native_ops
-from runtime.cli import QuietOpt, VerboseOpt
+from runtime.cli import CoderMode, QuietOpt, VerboseOpt
 
 ARCH = "bmshj2018-hyperprior"
 PSNR_TOL_DB = 0.01

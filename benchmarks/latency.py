@@ -31,7 +31,6 @@ from benchmarks.common import (
     Backend,
     BackendOpt,
     BenchmarkError,
-    BundleArg,
     CheckpointOpt,
     JsonOpt,
     SizeOpt,
@@ -43,7 +42,7 @@ from benchmarks.common import (
     summary,
 )
 from runtime import native_ops
-from runtime.cli import VerboseOpt
+from runtime.cli import BundleArg, VerboseOpt
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 

@@ -22,7 +22,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import CONTEXT, EXIT_ERROR, QuietOpt, UsageError, VerboseOpt, error_line, progress, run, step_progress
+from .cli import (
+    CONTEXT,
+    EXIT_ERROR,
+    BundleArg,
+    CoderMode,
+    QuietOpt,
+    UsageError,
+    VerboseOpt,
+    error_line,
+    progress,
+    run,
+    step_progress,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -49,17 +61,11 @@ class ParsePath(str, Enum):
     torch = "torch"
 
 
-class Mode(str, Enum):
-    fast = "fast"
-    compat = "compat"
-
-
 class Order(str, Enum):
     wavefront = "wavefront"
     raster = "raster"
 
 
-BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
 OutputOpt = Annotated[
     Path, typer.Option("-o", "--output", help="output file; a folder when INPUT is a folder or several files")
 ]
@@ -175,7 +181,9 @@ def encode(
     bundle: BundleArg,
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="image file(s) or folder(s) of images")],
     output: OutputOpt,
-    mode: Annotated[Mode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")] = Mode.fast,
+    mode: Annotated[
+        CoderMode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")
+    ] = CoderMode.fast,
     substreams: Annotated[int, typer.Option(min=1, help="fast mode: independent substreams per stream")] = 1,
     width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
     context_order: Annotated[

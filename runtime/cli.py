@@ -19,7 +19,8 @@ Shell completion: each command is also installed as a console script (``lictrt-t
 completion to a command name, not to ``python -m``; ``lictrt-runtime --install-completion`` sets it up.
 
 ``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory;
-``QuietOpt`` and ``VerboseOpt`` are the ``-q`` / ``--verbose`` options every command declares.
+``QuietOpt`` and ``VerboseOpt`` are the ``-q`` / ``--verbose`` options every command declares, ``BundleArg`` and
+``CoderMode`` the bundle argument and coder mode of the commands that code images.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -52,11 +54,23 @@ __all__ = [
     "CONTEXT",
     "QuietOpt",
     "VerboseOpt",
+    "BundleArg",
+    "CoderMode",
 ]
 
 #: Typer/click context settings every lictrt app uses (``-h`` as well as ``--help``)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
+
+class CoderMode(str, Enum):
+    """The entropy coder's mode (``--mode``)."""
+
+    fast = "fast"
+    compat = "compat"
+
+
+#: a codec bundle directory, the first argument of the commands that code images
+BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
 #: ``-q``: no progress bars (and no per-item lines where a command prints them)
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")]
 #: ``--verbose``: tracebacks on error, third-party warnings (``run`` reads it from argv before parsing)

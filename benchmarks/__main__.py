@@ -1,7 +1,8 @@
-"""``python -m benchmarks <command> [...]``: one Typer command per benchmark, run by ``benchmarks.<command>.main``.
+"""``python -m benchmarks <command> [...]``: one Typer command per benchmark, ``benchmarks.<module>.cli``.
 
-Each command keeps its own options (``python -m benchmarks rd --help``); exit status and error lines follow
-runtime/cli.py (0 ok, 1 error, 2 usage, 130 interrupted). With no command it prints this help and exits 2.
+Each command declares its own options (``python -m benchmarks rd --help``), the shared ones typed once in
+benchmarks/common.py and runtime/cli.py; exit status and error lines follow runtime/cli.py (0 ok, 1 error,
+2 usage, 130 interrupted). With no command it prints this help and exits 2.
 """
 
 from __future__ import annotations
@@ -29,19 +30,53 @@ COMMANDS = {
 }
 
 EXAMPLES = {
-    "coder": "python -m benchmarks coder --json benchmarks/results/coder.json",
-    "latency": "python -m benchmarks latency runs/tiny.bundle --size 512x768 --iters 20",
-    "macs": "python -m benchmarks macs runs/tiny.bundle --size 512x768",
-    "rd": "python -m benchmarks rd --bundle runs/q1.bundle --bundle runs/q3.bundle --data assets/images/kodak "
-    "--plot rd.png",
-    "wavefront": "python -m benchmarks wavefront runs/mbt2018.bundle",
-    "kodak-decode": "python -m benchmarks kodak-decode --images 4 --repeats 3",
-    "cpp-runtime": "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
-    "basic-levels": "python -m benchmarks basic-levels runs/basic.bundle --images 3 --repeats 2",
-    "native-ops": "python -m benchmarks native-ops --arch ssmic mambavc --threads 2",
-    "groups": "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --json groups.json",
-    "report": "python -m benchmarks report -o benchmarks/results/report.md",
-    "demo": "python -m benchmarks demo --fast",
+    "coder": (
+        "python -m benchmarks coder --json benchmarks/results/coder.json",
+        "python -m benchmarks coder --regime channel --repeats 3 --threads 2 -q",
+    ),
+    "latency": (
+        "python -m benchmarks latency runs/tiny.bundle --size 512x768 --iters 20",
+        "python -m benchmarks latency runs/tiny.bundle --backend tensorrt --precision fp16 --trtexec --json -",
+    ),
+    "macs": (
+        "python -m benchmarks macs runs/tiny.bundle --size 512x768",
+        "python -m benchmarks macs ssmic.pth --json -",
+    ),
+    "rd": (
+        "python -m benchmarks rd --bundle runs/q1.bundle --bundle runs/q3.bundle --data assets/images/kodak "
+        "--plot rd.png",
+        "python -m benchmarks rd --bundle ssmic.bundle --reference ssmic.pth --data KODAK --anchors jpeg,webp "
+        "--json rd.json",
+    ),
+    "wavefront": (
+        "python -m benchmarks wavefront runs/mbt2018.bundle",
+        "python -m benchmarks wavefront ssmic.pth --size 256x384 --json wavefront.json",
+    ),
+    "kodak-decode": (
+        "python -m benchmarks kodak-decode --images 4 --repeats 3",
+        "python -m benchmarks kodak-decode --checkpoint bmshj2018.pth --mode compat --json -",
+    ),
+    "cpp-runtime": (
+        "python -m benchmarks cpp-runtime --images 4 --json benchmarks/results/cpp_runtime.json",
+        "python -m benchmarks cpp-runtime --images 1 --spatial-images 0 --repeats 1 --rounds 1",
+    ),
+    "basic-levels": (
+        "python -m benchmarks basic-levels runs/basic.bundle --images 3 --repeats 2",
+        "python -m benchmarks basic-levels runs/basic.bundle --widths 48,96 --coders 4stage --json -",
+    ),
+    "native-ops": (
+        "python -m benchmarks native-ops --arch ssmic --arch mambavc --threads 2",
+        "python -m benchmarks native-ops --arch ssmic --no-codec --work runs/native",
+    ),
+    "groups": (
+        "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --json groups.json",
+        "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --limit 2 --backend tensorrt",
+    ),
+    "report": (
+        "python -m benchmarks report -o benchmarks/results/report.md",
+        "python -m benchmarks report --results runs/demo/results",
+    ),
+    "demo": ("python -m benchmarks demo --fast", "python -m benchmarks demo --archs bmshj2018-factorized --seconds 30"),
 }
 
 app = typer.Typer(
@@ -54,31 +89,17 @@ app = typer.Typer(
 )
 
 
-def _module(name: str):
-    module_name = f"benchmarks.{name.replace('-', '_')}"  # command "kodak-decode" -> benchmarks.kodak_decode
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise RuntimeError(f"command {name!r} is not available in this checkout") from None
-        raise
-
-
-def _register(name: str, text: str) -> None:
-    def command(ctx: typer.Context) -> int:
-        return int(_module(name).main(list(ctx.args)) or 0)
-
-    command.__doc__ = f"{text}. Options: python -m benchmarks {name} --help"
+def _register(name: str) -> None:
+    module = importlib.import_module(f"benchmarks.{name.replace('-', '_')}")  # "kodak-decode" -> kodak_decode
     app.command(
         name,
-        epilog=f"Example:\n\n  {EXAMPLES[name]}",
-        add_help_option=False,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )(command)
+        short_help=COMMANDS[name],
+        epilog="Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]),  # \b: no rewrapping
+    )(module.cli)
 
 
-for _name, _text in COMMANDS.items():
-    _register(_name, _text)
+for _name in COMMANDS:
+    _register(_name)
 
 
 def main(argv: list[str] | None = None) -> int:

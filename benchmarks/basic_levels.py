@@ -14,12 +14,29 @@ say nothing about compression, only the timings and MACs do.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Annotated, Optional
 
-from benchmarks.common import BenchmarkError, bpp, emit, list_images, load_rgb, portable_path, psnr, run_cli
+import typer
+
+from benchmarks.common import (
+    BenchmarkError,
+    DataOpt,
+    ImagesOpt,
+    JsonOpt,
+    RepeatsOpt,
+    ThreadsOpt,
+    bpp,
+    command_main,
+    emit,
+    list_images,
+    load_rgb,
+    portable_path,
+    psnr,
+)
+from runtime.cli import VerboseOpt
 
 
 class LevelsError(BenchmarkError):
@@ -157,27 +174,28 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="a grouped_context (BaSIC) bundle")],
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    widths: Annotated[
+        Optional[str], typer.Option(help="comma-separated uniform widths (default: every width of the bundle)")
+    ] = None,
+    coders: Annotated[Optional[str], typer.Option(help="comma-separated context coders (default: all)")] = None,
+    repeats: RepeatsOpt = 3,
+    threads: ThreadsOpt = None,
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """BaSIC on Kodak: decode time, bpp and decoder MACs per (width, context coder) level of one bundle.
+
+    --data defaults to ../shared/data/kodak beside the repository; --threads: intra-op threads of the
+    reconstruction graphs."""
+    data = data or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
+    width_list = [int(x) for x in widths.split(",")] if widths else None
+    coder_list = coders.split(",") if coders else None
+    emit(run(str(bundle), str(data), images, width_list, coder_list, max(1, repeats), threads), json_path, format_table)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks basic-levels", description=__doc__.split("\n")[0])
-    ap.add_argument("bundle", help="a grouped_context (BaSIC) bundle")
-    ap.add_argument(
-        "--data",
-        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"),
-        help="image directory (default: ../shared/data/kodak)",
-    )
-    ap.add_argument("--images", type=int, default=None, help="use the first N images")
-    ap.add_argument("--widths", help="comma-separated uniform widths (default: every width of the bundle)")
-    ap.add_argument("--coders", help="comma-separated context coders (default: all)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, help="intra-op threads of the reconstruction graphs")
-    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    a = ap.parse_args(argv)
-
-    def body():
-        widths = [int(x) for x in a.widths.split(",")] if a.widths else None
-        coders = a.coders.split(",") if a.coders else None
-        emit(run(a.bundle, a.data, a.images, widths, coders, max(1, a.repeats), a.threads), a.json, format_table)
-        return 0
-
-    return run_cli(body, a.verbose)
+    return command_main("basic-levels", argv)

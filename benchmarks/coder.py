@@ -14,17 +14,21 @@ Also checks that every decode is exact and that compat bytes equal CompressAI's.
 
 from __future__ import annotations
 
-import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
 import sys
 import time
+from enum import Enum
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 
-from benchmarks.common import RESULTS_DIR, BenchmarkError, run_cli, write_json
+from benchmarks.common import BenchmarkError, JsonOpt, RepeatsOpt, command_main, write_json
+from runtime.cli import QuietOpt, VerboseOpt
 
 SHAPE = (320, 48, 32)
 REGIMES = ("channel", "uniform_idx")
@@ -165,80 +169,94 @@ def print_regime(res: dict) -> None:
         print(f"  {k:<42} {v:>8.2f}x" if "size" not in k else f"  {k:<42} {v:>8.4f}")
 
 
+def run(regimes, repeats: int, threads: int, quiet: bool = False) -> dict:
+    """Every coder on every regime; prints each regime's table and returns the results document."""
+    try:
+        import torch
+        from compressai.entropy_models import GaussianConditional
+        from compressai.models.google import get_scale_table
+    except ImportError as exc:
+        raise BenchmarkError(f"the coder benchmark compares against CompressAI, which is missing: {exc}")
+    from tqdm import tqdm
+
+    from runtime import coder
+
+    torch.set_num_threads(1)
+    gc = GaussianConditional(None)
+    gc.update_scale_table(get_scale_table())
+    tables_np = (gc._quantized_cdf.numpy(), gc._cdf_length.numpy(), gc._offset.numpy())
+    results = []
+    with tqdm(total=5 * len(regimes), desc="coder benchmark", unit="coder", file=sys.stderr, disable=quiet) as progress:
+        for regime in regimes:
+            results.append(bench_regime(regime, repeats, threads, tables_np, gc, coder, progress))
+    for res in results:
+        print_regime(res)
+    return {
+        "benchmark": "coder",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "compressai": __import__("compressai").__version__,
+        },
+        "settings": {
+            "shape": SHAPE,
+            "repeats": repeats,
+            "threads": threads,
+            "statistic": "median (and best) of repeats",
+            "torch_threads": 1,
+        },
+        "results": results,
+    }
+
+
+class Regime(str, Enum):
+    channel = "channel"
+    uniform_idx = "uniform_idx"
+    all = "all"
+
+
+def cli(
+    json_path: JsonOpt = None,
+    threads: Annotated[
+        Optional[int], typer.Option(metavar="N", help="threads (and substreams) of the multi-threaded fast run")
+    ] = None,
+    repeats: RepeatsOpt = 7,
+    regime: Annotated[Regime, typer.Option(help="sigma distribution of the latent (see above)")] = Regime.all,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Entropy-coder throughput in M symbols/s: lictrt fast / compat against CompressAI's coder.
+
+    A 320x48x32 Gaussian-conditional latent with CompressAI's scale table; sigma per channel (channel) or
+    log-uniform over the whole table (uniform_idx). Every decode is checked exact and compat bytes equal to
+    CompressAI's. --threads defaults to every core."""
+    threads = threads if threads is not None else os.cpu_count() or 1
+    if threads < 1 or repeats < 1:
+        raise BenchmarkError("--threads and --repeats must be >= 1")
+    doc = run(REGIMES if regime == Regime.all else (regime.value,), repeats, threads, quiet)
+    if json_path == "-":
+        print(json.dumps(doc, indent=2))
+    elif json_path:
+        print(f"\nwrote {write_json(json_path, doc)}")
+    bad = [
+        r["regime"]
+        for r in doc["results"]
+        if not r["compat_bytes_equal_compressai"] or not all(x["exact"] for x in r["rows"].values())
+    ]
+    if bad:
+        raise BenchmarkError(f"inexact decode or compat mismatch in regime(s): {', '.join(bad)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks coder", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", metavar="PATH", help=f"write results as JSON (e.g. {RESULTS_DIR}/coder.json)")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads (and substreams) for the multi-threaded fast run (default: all cores)",
-    )
-    ap.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (median reported)")
-    ap.add_argument("--regime", choices=REGIMES + ("all",), default="all")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        if args.threads < 1 or args.repeats < 1:
-            raise BenchmarkError("--threads and --repeats must be >= 1")
-        try:
-            import torch
-            from compressai.entropy_models import GaussianConditional
-            from compressai.models.google import get_scale_table
-        except ImportError as exc:
-            raise BenchmarkError(f"the coder benchmark compares against CompressAI, which is missing: {exc}")
-        from tqdm import tqdm
-
-        from runtime import coder
-
-        torch.set_num_threads(1)
-        gc = GaussianConditional(None)
-        gc.update_scale_table(get_scale_table())
-        tables_np = (gc._quantized_cdf.numpy(), gc._cdf_length.numpy(), gc._offset.numpy())
-        regimes = REGIMES if args.regime == "all" else (args.regime,)
-        results = []
-        with tqdm(total=5 * len(regimes), desc="coder benchmark", unit="coder", file=sys.stderr) as progress:
-            for regime in regimes:
-                results.append(bench_regime(regime, args.repeats, args.threads, tables_np, gc, coder, progress))
-        for res in results:
-            print_regime(res)
-        doc = {
-            "benchmark": "coder",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {
-                "cpu": cpu_name(),
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(),
-                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            },
-            "versions": {
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "torch": torch.__version__,
-                "compressai": __import__("compressai").__version__,
-            },
-            "settings": {
-                "shape": SHAPE,
-                "repeats": args.repeats,
-                "threads": args.threads,
-                "statistic": "median (and best) of repeats",
-                "torch_threads": 1,
-            },
-            "results": results,
-        }
-        if args.json:
-            print(f"\nwrote {write_json(args.json, doc)}")
-        bad = [
-            r["regime"]
-            for r in results
-            if not r["compat_bytes_equal_compressai"] or not all(x["exact"] for x in r["rows"].values())
-        ]
-        if bad:
-            raise BenchmarkError(f"inexact decode or compat mismatch in regime(s): {', '.join(bad)}")
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("coder", argv)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""Shared helpers for the benchmark commands: errors, image I/O, quality metrics, JSON results, CLI wrapper."""
+"""Shared helpers for the benchmark commands: errors, image I/O, quality metrics, JSON results, and the Typer
+option types several commands declare (each defined once here)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Annotated, Callable, Iterable, Optional
 
 import numpy as np
+import typer
 
+from runtime.cli import CoderMode
 from runtime.files import write_atomic
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -167,22 +171,34 @@ def emit(res: dict, json_arg: str | None, format_table: Callable[[dict], str]) -
         write_json(json_arg, res)
 
 
-def run_cli(body: Callable[[], int | None], verbose: bool) -> int:
-    """Run a command body: user errors print one line and return 1 (traceback only with --verbose); the exit
-    codes of runtime/cli.py."""
-    from runtime.cli import EXIT_ERROR, EXIT_INTERRUPTED, quiet_third_party
+# ------------------------------------------------------------------------------- command-line option types
 
-    quiet_third_party(verbose)
-    try:
-        return int(body() or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary
-        if verbose:
-            raise
-        kind = "error" if isinstance(exc, BenchmarkError) else f"error ({type(exc).__name__})"
-        print(
-            f"{kind}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", file=sys.stderr
-        )
-        return EXIT_ERROR
+
+class Backend(str, Enum):
+    """Where a benchmark runs the bundle's graphs."""
+
+    onnxruntime = "onnxruntime"
+    torch = "torch"
+    tensorrt = "tensorrt"
+
+
+JsonOpt = Annotated[
+    Optional[str],
+    typer.Option("--json", metavar="FILE", help="also write the results as JSON to FILE; '-' prints JSON instead"),
+]
+ThreadsOpt = Annotated[Optional[int], typer.Option(metavar="N", help="CPU threads of the measured work")]
+RepeatsOpt = Annotated[int, typer.Option(metavar="N", help="timed runs per measurement (median / minimum reported)")]
+ImagesOpt = Annotated[Optional[int], typer.Option(metavar="N", help="use the first N images only")]
+DataOpt = Annotated[Optional[Path], typer.Option(metavar="DIR", help="folder of test images")]
+SizeOpt = Annotated[Optional[str], typer.Option(metavar="HxW", help="image size, e.g. 512x768")]
+BackendOpt = Annotated[Backend, typer.Option(help="where the graphs run")]
+ModeOpt = Annotated[Optional[CoderMode], typer.Option(help="entropy-coder mode")]
+CheckpointOpt = Annotated[Optional[Path], typer.Option(metavar="PTH", help="checkpoint (.pth) of the model")]
+CacheOpt = Annotated[Optional[Path], typer.Option(metavar="DIR", help="cache of exported bundles, reused across runs")]
+
+
+def command_main(name: str, argv: list[str] | None = None) -> int:
+    """``python -m benchmarks <name> ARGV...`` in-process: the exit status of runtime/cli.py's rules."""
+    from benchmarks.__main__ import main
+
+    return main([name, *(sys.argv[1:] if argv is None else argv)])

@@ -22,7 +22,6 @@ the context_step call (runner + ONNX Runtime), and the rest (window gathering, i
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,10 +29,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
+from benchmarks.common import (
+    REPO_ROOT,
+    BenchmarkError,
+    CacheOpt,
+    JsonOpt,
+    command_main,
+    emit,
+    list_images,
+    load_rgb,
+    portable_path,
+)
+from runtime.cli import VerboseOpt
 
 CPP = REPO_ROOT / "runtime" / "cpp"
 
@@ -264,27 +277,45 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks cpp-runtime", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", help="Kodak directory (default: ../shared/data/kodak)")
-    ap.add_argument("--images", type=int, default=24, help="images for the hyperprior model")
-    ap.add_argument("--spatial-images", type=int, default=4, help="images for the spatial-context model")
-    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of analysis/synthesis, both sides")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per side per round")
-    ap.add_argument("--rounds", type=int, default=2, help="rounds per image, alternating which side goes first")
-    ap.add_argument("--build", default=str(REPO_ROOT / "build" / "bench-cpp"), help="C++ build directory")
-    ap.add_argument("--cache", help="bundle cache (default: the kodak-decode cache)")
-    ap.add_argument("--json", help="write the results here ('-' prints JSON)")
-    ap.add_argument("--verbose", action="store_true")
-    a = ap.parse_args(argv)
+def cli(
+    data: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="Kodak folder (default ../shared/data/kodak)")
+    ] = None,
+    images: Annotated[int, typer.Option(metavar="N", help="images for the hyperprior model")] = 24,
+    spatial_images: Annotated[int, typer.Option(metavar="N", help="images for the spatial-context model")] = 4,
+    threads: Annotated[int, typer.Option(metavar="N", help="intra-op threads of analysis/synthesis, both sides")] = 1,
+    repeats: Annotated[int, typer.Option(metavar="N", help="timed runs per side per round")] = 3,
+    rounds: Annotated[int, typer.Option(metavar="N", help="rounds per image, alternating which side goes first")] = 2,
+    build: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="C++ build folder (default build/bench-cpp in the repository)")
+    ] = None,
+    cache: CacheOpt = None,
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """C++ runtime vs Python runtime: encode/decode time on CPU, and the spatial-context loop per step.
+
+    Builds the lictrt program, exports seeded models (cached, --cache defaults to the kodak-decode cache) and
+    times both runtimes on the same bundles and images."""
     t0 = time.perf_counter()
+    args = SimpleNamespace(
+        data=str(data) if data else None,
+        images=images,
+        spatial_images=spatial_images,
+        threads=threads,
+        repeats=repeats,
+        rounds=rounds,
+        build=str(build or REPO_ROOT / "build" / "bench-cpp"),
+        cache=str(cache) if cache else None,
+        verbose=verbose,
+    )
+    res = run(args)
+    res["wall_s"] = time.perf_counter() - t0
+    emit(res, json_path, format_table)
 
-    def body():
-        res = run(a)
-        res["wall_s"] = time.perf_counter() - t0
-        emit(res, a.json, format_table)
 
-    return run_cli(body, a.verbose)
+def main(argv: list[str] | None = None) -> int:
+    return command_main("cpp-runtime", argv)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ with the reason; the others go on.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import io
@@ -33,10 +32,12 @@ import textwrap
 import time
 import warnings
 from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
 from tqdm import tqdm
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, list_images, run_cli, write_json
+from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, list_images, write_json
 from runtime.files import write_atomic
 
 ARCHS = ("bmshj2018-hyperprior", "ssmic")
@@ -486,25 +487,30 @@ def format_summary(s: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+def cli(
+    out: Annotated[Path, typer.Option(metavar="DIR", help="output folder")] = Path("runs/demo"),
+    fast: Annotated[bool, typer.Option(help="shorter training, one image, the GDN model only")] = False,
+    archs: Annotated[
+        Optional[str], typer.Option(help=f"comma-separated (default {','.join(ARCHS)}; --fast: {FAST_ARCHS})")
+    ] = None,
+    seconds: Annotated[
+        Optional[float], typer.Option(help="base training seconds per architecture (fine-tunes: half)")
+    ] = None,
+    images: Annotated[Optional[int], typer.Option(metavar="N", help="number of Kodak images to code")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show every stage's output and tracebacks")] = False,
+) -> None:
+    """The pipeline end to end on tiny models: train, export, build engines, code images, report.
+
+    Writes the plot, the Markdown report and results/demo.json under --out."""
+    text = archs if archs is not None else (FAST_ARCHS if fast else ",".join(ARCHS))
+    arch_list = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not arch_list:
+        raise DemoError("--archs is empty")
+    run_demo(out, fast, arch_list, seconds, images, verbose)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks demo", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    ap.add_argument("--fast", action="store_true", help="shorter training, one image, the GDN model only")
-    ap.add_argument("--archs", help=f"comma-separated (default {','.join(ARCHS)}; --fast: {FAST_ARCHS})")
-    ap.add_argument("--seconds", type=float, help="base training seconds per architecture (fine-tunes: half)")
-    ap.add_argument("--images", type=int, help="number of Kodak images to code")
-    ap.add_argument("--verbose", action="store_true", help="show every stage's output and tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        text = args.archs if args.archs is not None else (FAST_ARCHS if args.fast else ",".join(ARCHS))
-        archs = tuple(a.strip() for a in text.split(",") if a.strip())
-        if not archs:
-            raise DemoError("--archs is empty")
-        run_demo(Path(args.out), args.fast, archs, args.seconds, args.images, args.verbose)
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("demo", argv)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,25 @@ largest foreground group is also decoded alone and compared with the full decode
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
-from benchmarks.common import BenchmarkError, emit, list_images, portable_path, run_cli
+from benchmarks.common import (
+    Backend,
+    BackendOpt,
+    BenchmarkError,
+    ImagesOpt,
+    JsonOpt,
+    command_main,
+    emit,
+    list_images,
+    portable_path,
+)
+from runtime.cli import BundleArg, UsageError, VerboseOpt
 
 
 def seed_labels(mask: np.ndarray) -> np.ndarray:
@@ -169,19 +181,22 @@ def _table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(
+    bundle: BundleArg,
+    images: Annotated[Path, typer.Option(metavar="DIR", help="folder of images")],
+    masks: Annotated[Path, typer.Option(metavar="DIR", help="folder of mask PNGs named like the images")],
+    limit: ImagesOpt = None,
+    backend: BackendOpt = Backend.onnxruntime,
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Grouped coding (GIT-SSIC) with label masks: mask cost, z and per-group bytes, subset decodes.
+
+    BUNDLE is a grouped_slices (gitssic) bundle; --backend onnxruntime or tensorrt."""
+    if backend == Backend.torch:
+        raise UsageError("--backend torch is not offered here: onnxruntime or tensorrt")
+    emit(run(str(bundle), str(images), str(masks), limit, backend.value), json_path, _table)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks groups", description=__doc__.split("\n")[0])
-    ap.add_argument("bundle", help="a grouped_slices (gitssic) codec bundle")
-    ap.add_argument("--images", required=True, help="folder of images")
-    ap.add_argument("--masks", required=True, help="folder of mask PNGs named like the images")
-    ap.add_argument("--limit", type=int, help="first N images only")
-    ap.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"])
-    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        emit(run(args.bundle, args.images, args.masks, args.limit, args.backend), args.json, _table)
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("groups", argv)

@@ -26,17 +26,33 @@ ORT_ENABLE_BASIC and ORT_ENABLE_ALL, timed round-robin in the same run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, emit, list_images, load_rgb, portable_path, run_cli
+from benchmarks.common import (
+    REPO_ROOT,
+    BenchmarkError,
+    CacheOpt,
+    DataOpt,
+    ImagesOpt,
+    JsonOpt,
+    RepeatsOpt,
+    command_main,
+    emit,
+    list_images,
+    load_rgb,
+    portable_path,
+)
 from runtime import native_ops
+from runtime.cli import CoderMode, QuietOpt, VerboseOpt
 
 ARCH = "bmshj2018-hyperprior"
 PSNR_TOL_DB = 0.01
@@ -401,30 +417,46 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(metavar="PTH", help="bmshj2018-hyperprior checkpoint (default: seeded weights)")
+    ] = None,
+    quality: Annotated[int, typer.Option(help="quality of the seeded model (3: N=128, M=192)")] = 3,
+    data: DataOpt = None,
+    images: ImagesOpt = None,
+    threads: Annotated[int, typer.Option(metavar="N", help="threads for both sides")] = 1,
+    repeats: RepeatsOpt = 3,
+    mode: Annotated[CoderMode, typer.Option(help="runtime coder mode")] = CoderMode.fast,
+    variants: Annotated[bool, typer.Option(help="also time synthesis variants (torch / ORT forms)")] = False,
+    cache: CacheOpt = None,
+    json_path: JsonOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Kodak decode on CPU: runtime (ONNX Runtime + the lictrt coder) vs CompressAI decompress, same checkpoint.
+
+    --data defaults to ../shared/data/kodak, else assets/images/kodak; --cache to ~/.cache/lictrt/kodak_decode.
+    Fails (exit 1) when the two decodes differ in PSNR."""
+    args = SimpleNamespace(
+        checkpoint=str(checkpoint) if checkpoint else None,
+        quality=quality,
+        data=str(data) if data else None,
+        images=images,
+        threads=threads,
+        repeats=repeats,
+        mode=mode.value,
+        variants=variants,
+        cache=str(cache) if cache else None,
+        quiet=quiet,
+    )
+    res = run(args)
+    emit(res, json_path, format_table)
+    if not res["psnr_agree"]:
+        bad = [r["image"] for r in res["per_image"] if not r["psnr_agree"]]
+        raise KodakDecodeError(
+            f"runtime and CompressAI decodes differ by more than {PSNR_TOL_DB} dB PSNR on {', '.join(bad)}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks kodak-decode", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", help="bmshj2018-hyperprior checkpoint (default: seeded random weights)")
-    ap.add_argument("--quality", type=int, default=3, help="quality of the seeded model (3: N=128, M=192)")
-    ap.add_argument("--data", help="image directory (default ../shared/data/kodak, else assets/images/kodak)")
-    ap.add_argument("--images", type=int, help="first N images only")
-    ap.add_argument("--threads", type=int, default=1, help="threads for both sides (default 1)")
-    ap.add_argument("--repeats", type=int, default=3, help="decodes per image and side; medians (default 3)")
-    ap.add_argument("--mode", default="fast", choices=("fast", "compat"), help="runtime coder mode")
-    ap.add_argument("--variants", action="store_true", help="also time synthesis variants (torch / ORT forms)")
-    ap.add_argument("--cache", help="export cache directory (default ~/.cache/lictrt/kodak_decode)")
-    ap.add_argument("--json", help="write the result JSON here ('-' prints JSON instead of the table)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    ap.add_argument("--verbose", action="store_true", help="tracebacks on errors")
-    args = ap.parse_args(argv)
-
-    def body():
-        res = run(args)
-        emit(res, args.json, format_table)
-        if not res["psnr_agree"]:
-            bad = [r["image"] for r in res["per_image"] if not r["psnr_agree"]]
-            raise KodakDecodeError(
-                f"runtime and CompressAI decodes differ by more than {PSNR_TOL_DB} dB PSNR on {', '.join(bad)}"
-            )
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("kodak-decode", argv)

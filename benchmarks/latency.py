@@ -1,7 +1,7 @@
 """Per-graph and end-to-end encode/decode latency of a codec bundle (median and p90).
 
 `python -m benchmarks latency BUNDLE [--backend torch|onnxruntime|tensorrt] [--precision fp32|fp16]
- [--size HxW] [--iters N --warmup K] [--checkpoint CKPT] [--trtexec] [--json [FILE]]`
+ [--size HxW] [--iters N --warmup K] [--checkpoint CKPT] [--trtexec] [--json FILE|-]`
 
 Per-graph: every ONNX graph of the bundle is run on random inputs of its manifest shapes at the padded size.
 End to end: `runtime.Codec` encodes a real image (the first Kodak image shipped in assets, resized/cropped to
@@ -14,18 +14,35 @@ API (through the runtime's tensorrt backend) is used.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
 import subprocess
 import time
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, emit, parse_size, read_manifest, run_cli, summary
+from benchmarks.common import (
+    REPO_ROOT,
+    Backend,
+    BackendOpt,
+    BenchmarkError,
+    CheckpointOpt,
+    JsonOpt,
+    SizeOpt,
+    ThreadsOpt,
+    command_main,
+    emit,
+    parse_size,
+    read_manifest,
+    summary,
+)
 from runtime import native_ops
+from runtime.cli import BundleArg, VerboseOpt
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -381,36 +398,46 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+def cli(
+    bundle: BundleArg,
+    backend: BackendOpt = Backend.onnxruntime,
+    precision: Annotated[Precision, typer.Option(help="graph precision (fp16: TensorRT only)")] = Precision.fp32,
+    size: SizeOpt = "512x768",
+    iters: Annotated[int, typer.Option(metavar="N", help="timed runs per graph and end to end")] = 20,
+    warmup: Annotated[int, typer.Option(metavar="N", help="untimed runs first")] = 3,
+    threads: ThreadsOpt = None,
+    checkpoint: CheckpointOpt = None,
+    trtexec: Annotated[bool, typer.Option(help="also time each graph with trtexec when it is on PATH")] = False,
+    end_to_end: Annotated[
+        bool, typer.Option("--end-to-end/--no-end-to-end", help="also time Codec encode/decode of a real image")
+    ] = True,
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Per-graph and end-to-end encode/decode latency of a codec bundle (median and p90).
+
+    Per graph: every ONNX graph on random inputs of its manifest shapes at the padded --size. End to end: the
+    runtime's Codec encodes and decodes a real image resized to --size. --threads: ONNX Runtime intra-op threads
+    of the per-graph timing; --checkpoint: the torch backend's weights."""
+    res = measure(
+        str(bundle),
+        backend.value,
+        parse_size(size),
+        iters,
+        warmup,
+        precision.value,
+        str(checkpoint) if checkpoint else None,
+        trtexec,
+        end_to_end,
+        threads,
+    )
+    emit(res, json_path, format_table)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks latency", description=__doc__.split("\n")[0])
-    ap.add_argument("bundle", help="codec bundle directory")
-    ap.add_argument("--backend", default="onnxruntime", choices=BACKENDS)
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
-    ap.add_argument("--size", default="512x768", help="image size HxW (default 512x768)")
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads for per-graph timing")
-    ap.add_argument("--checkpoint", help="checkpoint for the torch backend")
-    ap.add_argument("--trtexec", action="store_true", help="time graphs with trtexec when it is on PATH")
-    ap.add_argument("--no-end-to-end", action="store_true", help="per-graph timings only")
-    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        res = measure(
-            args.bundle,
-            args.backend,
-            parse_size(args.size),
-            args.iters,
-            args.warmup,
-            args.precision,
-            args.checkpoint,
-            args.trtexec,
-            not args.no_end_to_end,
-            args.threads,
-        )
-        emit(res, args.json, format_table)
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("latency", argv)

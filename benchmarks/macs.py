@@ -1,6 +1,6 @@
 """MACs per pixel counted from exported ONNX graphs with explicit per-op formulas (and a PyTorch cross-check).
 
-`python -m benchmarks macs CKPT|BUNDLE|MODEL.onnx [--size HxW] [--json]`
+`python -m benchmarks macs CKPT|BUNDLE|MODEL.onnx [--size HxW] [--json FILE|-]`
 
 Formulas (1 MAC = one multiply-add; elementwise ops and exps are listed separately, never folded into MACs):
   Conv            kh·kw·Cin/groups·Cout·Hout·Wout (·batch)
@@ -15,7 +15,6 @@ Shapes come from onnx.shape_inference with the lictrt custom-op output shapes fi
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import subprocess
@@ -23,8 +22,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from benchmarks.common import BenchmarkError, emit, is_bundle, parse_size, read_manifest, run_cli
+import typer
+
+from benchmarks.common import BenchmarkError, JsonOpt, SizeOpt, command_main, emit, is_bundle, parse_size, read_manifest
+from runtime.cli import VerboseOpt
 
 LICTRT_DOMAIN = "lictrt"
 CATEGORIES = ("conv", "deconv", "gdn", "matmul", "scan")
@@ -592,17 +595,19 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(
+    path: Annotated[
+        Path, typer.Argument(metavar="CKPT|BUNDLE|MODEL.onnx", help="codec bundle dir, .onnx file, or checkpoint .pth")
+    ],
+    size: SizeOpt = "512x768",
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """MACs per pixel counted from the exported ONNX graphs (explicit per-op formulas, PyTorch cross-check).
+
+    A checkpoint is exported to a temporary bundle first; --size is the image the graphs are counted at."""
+    emit(count_path(str(path), parse_size(size)), json_path, format_table)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks macs", description=__doc__.split("\n")[0])
-    ap.add_argument("path", help="codec bundle dir, .onnx file, or checkpoint .pth")
-    ap.add_argument("--size", default="512x768", help="image size HxW (default 512x768, Kodak)")
-    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        res = count_path(args.path, parse_size(args.size))
-        emit(res, args.json, format_table)
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("macs", argv)

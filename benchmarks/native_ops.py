@@ -1,6 +1,6 @@
 """The native CPU kernels of the lictrt ops at the paper models' scale.
 
-`python -m benchmarks native-ops [--arch ssmic mambavc] [--image PATH] [--threads 2] [--work DIR] [--out-dir DIR]
+`python -m benchmarks native-ops [--arch ssmic --arch mambavc] [--image PATH] [--threads 2] [--work DIR] [--out-dir DIR]
  [--no-codec]`
 
 1. Scan kernel: ``lictrt::SelectiveScan2D`` forward at SSMIC's first stage for a 768×512 image (B=1, Di=256,
@@ -20,19 +20,22 @@ are noisy: the JSON records the load average before and after each part.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import tempfile
 import time
 from collections import defaultdict
+from enum import Enum
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 
-from benchmarks.common import REPO_ROOT, load_rgb
+from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, load_rgb
 from runtime import native_ops
+from runtime.cli import VerboseOpt
 
 SCAN_SHAPE = (1, 256, 256, 384, 16)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N
 MATRIX_OPS = ("MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "FusedConv", "FusedGemm")
@@ -187,42 +190,61 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks native-ops", description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", nargs="+", default=["ssmic", "mambavc"], choices=["ssmic", "mambavc"])
-    ap.add_argument("--image", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=None, help="checkpoints and bundles (default: a temporary dir)")
-    ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    ap.add_argument("--no-codec", action="store_true", help="export + parity only")
-    ap.add_argument("--skip-scan", action="store_true", help="leave out the scan kernel throughput")
-    ap.add_argument("--reuse-bundle", action="store_true", help="code with the bundles already in --work (no export)")
-    args = ap.parse_args(argv)
+class Arch(str, Enum):
+    ssmic = "ssmic"
+    mambavc = "mambavc"
+
+
+def cli(
+    arch: Annotated[
+        Optional[list[Arch]], typer.Option(help="paper model(s) to measure; repeat (default: both)")
+    ] = None,
+    image: Annotated[
+        Optional[Path], typer.Option(metavar="PNG", help="image to code (default ../shared/data/kodak/kodim01.png)")
+    ] = None,
+    threads: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads of the codec runs")] = 2,
+    work: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="checkpoints and bundles (default: a temporary folder)")
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="where the JSON results go (default benchmarks/results)")
+    ] = None,
+    no_codec: Annotated[bool, typer.Option("--no-codec", help="export + parity only")] = False,
+    skip_scan: Annotated[bool, typer.Option("--skip-scan", help="leave out the scan kernel throughput")] = False,
+    reuse_bundle: Annotated[
+        bool, typer.Option("--reuse-bundle", help="code with the bundles already in --work (no export)")
+    ] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Native CPU kernels at the paper models' scale: scan throughput, SSMIC/MambaVC export + parity + coding.
+
+    Writes native_ops_<arch>.json per model and native_ops_scan.json into --out-dir."""
+    archs = [a.value for a in arch] if arch else ["ssmic", "mambavc"]
+    image = image or REPO_ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png"
+    out_dir = out_dir or REPO_ROOT / "benchmarks" / "results"
     if not native_ops.has_onnxruntime_ops():
-        print(f"error: the native ONNX Runtime ops are not available ({native_ops.library_path()})")
-        return 1
-    if not args.image.is_file():
-        print(f"error: image not found: {args.image}")
-        return 1
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    if not args.skip_scan:
+        raise BenchmarkError(f"the native ONNX Runtime ops are not available ({native_ops.library_path()})")
+    if not image.is_file():
+        raise BenchmarkError(f"image not found: {image}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not skip_scan:
         scan = scan_throughput()
-        (args.out_dir / "native_ops_scan.json").write_text(json.dumps(scan, indent=1) + "\n")
+        (out_dir / "native_ops_scan.json").write_text(json.dumps(scan, indent=1) + "\n")
         print(
             f"scan: {scan['updates_per_s_per_thread_cpu'] / 1e9:.2f} G state updates/s/thread (CPU time; "
             f"{scan['updates_per_s_per_thread_wall'] / 1e9:.2f} wall), exp+FMA peak "
             f"{scan['exp_fma_peak_updates_per_s_cpu'] / 1e9:.2f} G/s"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
+        work = work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        for arch in args.arch:
-            res = run_model(arch, args.image, args.threads, work, codec=not args.no_codec, export=not args.reuse_bundle)
-            res["image"] = args.image.name  # the file name only: no machine paths in results
-            name = f"native_ops_{arch}_codec.json" if args.reuse_bundle else f"native_ops_{arch}.json"
-            (args.out_dir / name).write_text(json.dumps(res, indent=1, default=str) + "\n")
+        for name in archs:
+            res = run_model(name, image, threads, work, codec=not no_codec, export=not reuse_bundle)
+            res["image"] = image.name  # the file name only: no machine paths in results
+            out = f"native_ops_{name}_codec.json" if reuse_bundle else f"native_ops_{name}.json"
+            (out_dir / out).write_text(json.dumps(res, indent=1, default=str) + "\n")
             ex = res["export"]
-            line = f"{arch} paper: " + (
+            line = f"{name} paper: " + (
                 f"export + parity {ex['seconds']:.0f} s (parity ok: {ex['parity_ok']})" if ex else "bundle reused"
             )
             if "decode_s" in res:
@@ -232,4 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sp['scan_s']:.1f}, matrix products {sp['matrix_products_s']:.1f}, rest {sp['rest_s']:.1f})"
                 )
             print(line + f"; peak RSS {res['peak_rss_gb']:.2f} GB")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main("native-ops", argv)

@@ -18,30 +18,37 @@ Classical codec curves (JPEG / WebP / AVIF, Pillow quality sweeps) are drawn onl
 
 from __future__ import annotations
 
-import argparse
 import io
 import struct
 import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 from tqdm import tqdm
 
 from benchmarks import bdrate
 from benchmarks.common import (
     MSSSIM_MIN_SIDE,
+    Backend,
+    BackendOpt,
     BenchmarkError,
+    ImagesOpt,
+    JsonOpt,
+    ModeOpt,
     bpp,
+    command_main,
+    emit,
     list_images,
     load_rgb,
     ms_ssim,
     parse_size,
     psnr,
     read_manifest,
-    run_cli,
     to_uint8,
-    write_json,
 )
+from runtime.cli import QuietOpt, VerboseOpt
 
 ANCHOR_QUALITIES = {"jpeg": (10, 25, 40, 60, 75, 90), "webp": (10, 25, 40, 60, 75, 90), "avif": (20, 35, 50, 65, 80)}
 
@@ -440,50 +447,58 @@ def format_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks rd", description=__doc__.split("\n")[0])
-    ap.add_argument("--bundle", action="append", default=[], help="deployed bundle (one rate point; repeat)")
-    ap.add_argument("--reference", action="append", default=[], help="reference checkpoint (one rate point; repeat)")
-    ap.add_argument("--data", required=True, help="folder of test images")
-    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
-    ap.add_argument("--mode", choices=("fast", "compat"), help="entropy-coder mode (default: the runtime's, fast)")
-    ap.add_argument(
-        "--anchors",
-        default="",
-        metavar="jpeg,webp,avif",
-        help="add classical codec curves (Pillow quality sweeps), comma separated; only for trained "
-        "checkpoints: beside a model trained for seconds they read as its quality (default: none)",
+def cli(
+    data: Annotated[Path, typer.Option(metavar="DIR", help="folder of test images")],
+    bundle: Annotated[
+        Optional[list[Path]], typer.Option(metavar="BUNDLE", help="deployed bundle (one rate point; repeat)")
+    ] = None,
+    reference: Annotated[
+        Optional[list[Path]], typer.Option(metavar="PTH", help="reference checkpoint (one rate point; repeat)")
+    ] = None,
+    backend: BackendOpt = Backend.onnxruntime,
+    mode: ModeOpt = None,
+    anchors: Annotated[
+        str,
+        typer.Option(
+            metavar="jpeg,webp,avif",
+            help="add classical codec curves (Pillow quality sweeps), comma separated; only for trained "
+            "checkpoints: beside a model trained for seconds they read as its quality (default: none)",
+        ),
+    ] = "",
+    limit: ImagesOpt = None,
+    crop: Annotated[Optional[str], typer.Option(metavar="HxW", help="centre-crop every image to HxW first")] = None,
+    json_path: JsonOpt = None,
+    plot_path: Annotated[Optional[Path], typer.Option("--plot", metavar="PNG", help="write the RD plot here")] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Rate-distortion and BD-rate of deployed bundles against the PyTorch reference.
+
+    Each --bundle and --reference is one rate point; the BD-rate compares the deployment with the reference
+    on the same images. --mode: the entropy coder's (default: the runtime's, fast)."""
+    if not bundle and not reference:
+        raise RDError("give at least one --bundle or --reference")
+    anchor_list = tuple(a.strip().lower() for a in anchors.split(",") if a.strip())
+    bad = [a for a in anchor_list if a not in ANCHOR_QUALITIES]
+    if bad:
+        raise RDError(f"unknown anchor(s) {bad}; choose from {', '.join(ANCHOR_QUALITIES)}")
+    doc = run(
+        [str(b) for b in bundle or ()],
+        [str(r) for r in reference or ()],
+        str(data),
+        backend.value,
+        anchor_list,
+        limit,
+        progress=not quiet,
+        mode=mode.value if mode else None,
+        crop=parse_size(crop) if crop else None,
     )
-    ap.add_argument("--limit", type=int, help="use only the first N images")
-    ap.add_argument("--crop", help="centre-crop every image to HxW first")
-    ap.add_argument("--json", metavar="FILE", help="write the results JSON here")
-    ap.add_argument("--plot", metavar="PNG", help="write the RD plot here")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
+    emit(doc, json_path, format_table)
+    if json_path and json_path != "-":
+        print(f"results: {json_path}")
+    if plot_path:
+        print(f"plot: {plot(doc, str(plot_path))}")
 
-    def body():
-        if not args.bundle and not args.reference:
-            raise RDError("give at least one --bundle or --reference")
-        anchors = tuple(a.strip().lower() for a in args.anchors.split(",") if a.strip())
-        bad = [a for a in anchors if a not in ANCHOR_QUALITIES]
-        if bad:
-            raise RDError(f"unknown anchor(s) {bad}; choose from {', '.join(ANCHOR_QUALITIES)}")
-        doc = run(
-            args.bundle,
-            args.reference,
-            args.data,
-            args.backend,
-            anchors,
-            args.limit,
-            mode=args.mode,
-            crop=parse_size(args.crop) if args.crop else None,
-        )
-        print(format_table(doc))
-        if args.json:
-            write_json(args.json, doc)
-            print(f"results: {args.json}")
-        if args.plot:
-            print(f"plot: {plot(doc, args.plot)}")
-        return 0
 
-    return run_cli(body, args.verbose)
+def main(argv: list[str] | None = None) -> int:
+    return command_main("rd", argv)

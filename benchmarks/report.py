@@ -10,11 +10,14 @@ listed as skipped. Plots are written next to the report.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import Annotated, Optional
 
-from benchmarks.common import RESULTS_DIR, BenchmarkError, run_cli
+import typer
+
+from benchmarks.common import RESULTS_DIR, BenchmarkError, command_main
+from runtime.cli import VerboseOpt
 from runtime.files import write_atomic
 
 
@@ -179,20 +182,23 @@ def build(results: Path, out: Path) -> tuple[str, list[str]]:
     return "\n".join(head + sections), skipped
 
 
+def cli(
+    results: Annotated[
+        Optional[Path], typer.Option(metavar="DIR", help="folder of results JSON (default benchmarks/results)")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="report path (default DIR/report.md)")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Markdown tables and plots from the results JSON (benchmarks/results/*.json)."""
+    results = results or RESULTS_DIR
+    out = output or results / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text, _ = build(results, out)
+    write_atomic(out, text)
+    print(f"report: {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks report", description=__doc__.split("\n")[0])
-    ap.add_argument("--results", default=str(RESULTS_DIR), help="folder of results JSON (default benchmarks/results)")
-    ap.add_argument("-o", "--output", help="report path (default RESULTS/report.md)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        results = Path(args.results)
-        out = Path(args.output) if args.output else results / "report.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        text, _ = build(results, out)
-        write_atomic(out, text)
-        print(f"report: {out}")
-        return 0
-
-    return run_cli(body, args.verbose)
+    return command_main("report", argv)

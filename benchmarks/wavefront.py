@@ -1,6 +1,7 @@
 """Spatial-context decode time: wavefront vs raster order, same backend, same checkpoint, one run each.
 
-`python -m benchmarks wavefront BUNDLE|CKPT [--image PNG] [--size HxW] [--backend onnxruntime] [--json [FILE]]`
+`python -m benchmarks wavefront BUNDLE|CKPT [--image PNG] [--size HxW] [--backend onnxruntime]
+ [--json FILE|-]`
 
 The runtime's `spatial_context` plan codes latent positions either in wavefront order (t = 3·i + j: 3(h−1)+w
 steps, each one batched context call) or in raster order (h·w steps). The same image is encoded and decoded
@@ -10,17 +11,30 @@ counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import numpy as np
+import typer
 
-from benchmarks.common import BenchmarkError, is_bundle, parse_size, portable_path, read_manifest, run_cli, write_json
+from benchmarks.common import (
+    Backend,
+    BackendOpt,
+    BenchmarkError,
+    JsonOpt,
+    SizeOpt,
+    command_main,
+    emit,
+    is_bundle,
+    parse_size,
+    portable_path,
+    read_manifest,
+)
+from runtime.cli import VerboseOpt
 
 TARGET = 8.0
 
@@ -87,57 +101,65 @@ def load_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
     return img
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks wavefront", description=__doc__.split("\n")[0])
-    ap.add_argument("path", help="spatial-context bundle or checkpoint (ssmic, mbt2018)")
-    ap.add_argument("--image", help="image to code (default: the first shipped Kodak image)")
-    ap.add_argument("--size", help="crop the image to HxW first")
-    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
-    ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print JSON (or write it to FILE)")
-    ap.add_argument("--verbose", action="store_true", help="show tracebacks")
-    args = ap.parse_args(argv)
-
-    def body():
-        img = load_image(args.image, parse_size(args.size) if args.size else None)
-        path = Path(args.path)
-        with tempfile.TemporaryDirectory(prefix="lictrt-wavefront-") as tmp:
-            if not is_bundle(path):
-                if not path.is_file():
-                    raise WavefrontError(f"not a bundle or checkpoint: {path}")
-                bundle = Path(tmp) / "bundle"
-                proc = subprocess.run(
-                    [sys.executable, "-m", "export.onnx", str(path), "-o", str(bundle), "--no-check"],
-                    capture_output=True,
-                    text=True,
-                )
-                if proc.returncode != 0:
-                    raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
-                path = bundle
-            res = measure(path, img, args.backend)
-            model = read_manifest(path).get("model", {})
-            res["model"] = {"arch": model.get("arch"), "config": model.get("config")}
-        # what was measured, without this machine's folders (a checkpoint's bundle was a temporary folder)
-        res["bundle"] = portable_path(args.path)
-        res["image"] = portable_path(args.image) if args.image else "synthetic"
-        if args.json == "-":
-            print(json.dumps(res, indent=2))
-            return 0
-        w, r = res["wavefront"], res["raster"]
-        print(f"spatial-context decode of a {res['size'][0]}x{res['size'][1]} image, backend {res['backend']}")
-        print(f"  wavefront: {w['decode_s'] * 1e3:9.1f} ms  {w['steps']} steps  ({w['network_calls']} network calls)")
-        print(f"  raster:    {r['decode_s'] * 1e3:9.1f} ms  {r['steps']} steps  ({r['network_calls']} network calls)")
-        if res["context_loop_speedup"]:
-            print(
-                f"  context loop only (context_step network + entropy coding): wavefront "
-                f"{w['context_loop_s'] * 1e3:.1f} ms, raster {r['context_loop_s'] * 1e3:.1f} ms, "
-                f"speedup {res['context_loop_speedup']:.1f}x"
-            )
-        print(
-            f"  whole decode speedup {res['speedup']:.1f}x (target >= {TARGET:.0f}x: {'met' if res['speedup'] >= TARGET else 'NOT met'});"
-            f" max |wavefront - raster| pixel difference {res['max_abs_diff']}"
+def format_table(res: dict) -> str:
+    w, r = res["wavefront"], res["raster"]
+    lines = [
+        f"spatial-context decode of a {res['size'][0]}x{res['size'][1]} image, backend {res['backend']}",
+        f"  wavefront: {w['decode_s'] * 1e3:9.1f} ms  {w['steps']} steps  ({w['network_calls']} network calls)",
+        f"  raster:    {r['decode_s'] * 1e3:9.1f} ms  {r['steps']} steps  ({r['network_calls']} network calls)",
+    ]
+    if res["context_loop_speedup"]:
+        lines.append(
+            f"  context loop only (context_step network + entropy coding): wavefront "
+            f"{w['context_loop_s'] * 1e3:.1f} ms, raster {r['context_loop_s'] * 1e3:.1f} ms, "
+            f"speedup {res['context_loop_speedup']:.1f}x"
         )
-        if args.json:
-            write_json(args.json, res)
-        return 0
+    lines.append(
+        f"  whole decode speedup {res['speedup']:.1f}x (target >= {TARGET:.0f}x: "
+        f"{'met' if res['speedup'] >= TARGET else 'NOT met'}); max |wavefront - raster| pixel difference "
+        f"{res['max_abs_diff']}"
+    )
+    return "\n".join(lines)
 
-    return run_cli(body, args.verbose)
+
+def cli(
+    path: Annotated[
+        Path, typer.Argument(metavar="BUNDLE|CKPT", help="spatial-context bundle or checkpoint (ssmic, mbt2018)")
+    ],
+    image: Annotated[
+        Optional[Path], typer.Option(metavar="PNG", help="image to code (default: the first shipped Kodak image)")
+    ] = None,
+    size: SizeOpt = None,
+    backend: BackendOpt = Backend.onnxruntime,
+    json_path: JsonOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Spatial-context decode time: wavefront vs raster order, same backend and checkpoint.
+
+    The same image (cropped to --size when given) is encoded and decoded in both orders; decode times, step
+    counts and their ratio are printed. A checkpoint is exported to a temporary bundle first."""
+    img = load_image(str(image) if image else None, parse_size(size) if size else None)
+    with tempfile.TemporaryDirectory(prefix="lictrt-wavefront-") as tmp:
+        bundle = path
+        if not is_bundle(path):
+            if not path.is_file():
+                raise WavefrontError(f"not a bundle or checkpoint: {path}")
+            bundle = Path(tmp) / "bundle"
+            proc = subprocess.run(
+                [sys.executable, "-m", "export.onnx", str(path), "-o", str(bundle), "--no-check"],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
+        res = measure(bundle, img, backend.value)
+        model = read_manifest(bundle).get("model", {})
+        res["model"] = {"arch": model.get("arch"), "config": model.get("config")}
+    # what was measured, without this machine's folders (a checkpoint's bundle was a temporary folder)
+    res["bundle"] = portable_path(path)
+    res["image"] = portable_path(image) if image else "synthetic"
+    emit(res, json_path, format_table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_main("wavefront", argv)

@@ -22,7 +22,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import CONTEXT, EXIT_ERROR, UsageError, error_line, progress, run
+from .cli import (
+    CONTEXT,
+    EXIT_ERROR,
+    BundleArg,
+    CoderMode,
+    QuietOpt,
+    UsageError,
+    VerboseOpt,
+    error_line,
+    progress,
+    run,
+    step_progress,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -49,17 +61,11 @@ class ParsePath(str, Enum):
     torch = "torch"
 
 
-class Mode(str, Enum):
-    fast = "fast"
-    compat = "compat"
-
-
 class Order(str, Enum):
     wavefront = "wavefront"
     raster = "raster"
 
 
-BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
 OutputOpt = Annotated[
     Path, typer.Option("-o", "--output", help="output file; a folder when INPUT is a folder or several files")
 ]
@@ -76,8 +82,6 @@ ParseOpt = Annotated[
     ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32)")
 ]
 JobsOpt = Annotated[int, typer.Option("-j", "--jobs", min=1, help="files coded in parallel threads")]
-QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bar and no per-file lines")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
 
 
 def _open(bundle, backend, device, threads, checkpoint, parse_path, **kw):
@@ -122,23 +126,29 @@ def _jobs(inputs: list[Path], output: Path, suffixes: tuple[str, ...], out_suffi
 
 
 def _code_all(pairs, work, jobs: int, quiet: bool, line, what: str) -> int:
-    """Run ``work(src, dst) -> stats`` over the pairs in ``jobs`` threads; per-file lines, then a summary."""
+    """Run ``work(src, dst, progress) -> stats`` over the pairs in ``jobs`` threads; per-file lines, then a
+    summary. One file: a bar of its plan's steps once it lasts over a second (a large image); several: a bar of
+    files."""
     if len(pairs) > 1:
         pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     lock = threading.Lock()
     done: list[dict] = []
     failed = 0
-    bar = progress(total=len(pairs), desc=what, unit="file", quiet=quiet or len(pairs) == 1)
+    single = len(pairs) == 1
+    bar = progress(total=len(pairs), desc=what, unit="file", quiet=quiet or single)
 
     def one(pair):
         src, dst = pair
         try:
-            return pair, work(src, dst), None
+            if not single:
+                return pair, work(src, dst, None), None
+            steps, callback = step_progress(f"{what} {Path(src).name}", quiet=quiet)
+            with steps:
+                return pair, work(src, dst, callback), None
         except Exception as e:  # noqa: BLE001 - reported per file, the others go on
             return pair, None, e
 
-    single = len(pairs) == 1
     with bar, ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pairs)))) as pool:
         for (src, dst), st, err in pool.map(one, pairs):
             with lock:
@@ -171,7 +181,9 @@ def encode(
     bundle: BundleArg,
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT", help="image file(s) or folder(s) of images")],
     output: OutputOpt,
-    mode: Annotated[Mode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")] = Mode.fast,
+    mode: Annotated[
+        CoderMode, typer.Option(help="coder mode: fast, or compat (CompressAI's streams)")
+    ] = CoderMode.fast,
     substreams: Annotated[int, typer.Option(min=1, help="fast mode: independent substreams per stream")] = 1,
     width: Annotated[Optional[int], typer.Option(help="slimmable bundles: the width to code with")] = None,
     context_order: Annotated[
@@ -223,13 +235,13 @@ def encode(
             + (f", level {st['level']}" if "level" in st else "")
         )
 
-    def work(src, dst):
+    def work(src, dst, progress):
         if mask is None:
-            return codec.encode_file(src, dst)
+            return codec.encode_file(src, dst, progress=progress)
         m = mask / (Path(src).stem + ".png") if mask.is_dir() else mask
         if mask.is_dir() and not m.is_file():
             raise UsageError(f"no mask {m} for {src}")
-        return codec.encode_file(src, dst, mask=m)
+        return codec.encode_file(src, dst, mask=m, progress=progress)
 
     if mask is not None and len(pairs) > 1 and not mask.is_dir():
         raise UsageError("--mask must be a folder of label PNGs when encoding several images")
@@ -274,7 +286,10 @@ def decode(
             f"entropy {1e3 * st['entropy_s']:.1f} ms)" + (f", level {st['level']}" if "level" in st else "")
         )
 
-    return _code_all(pairs, lambda src, dst: codec.decode_file(src, dst, groups=wanted), jobs, quiet, line, "decode")
+    def work(src, dst, progress):
+        return codec.decode_file(src, dst, groups=wanted, progress=progress)
+
+    return _code_all(pairs, work, jobs, quiet, line, "decode")
 
 
 def info(path, bundle=None) -> str:

@@ -18,7 +18,9 @@ Shell completion: each command is also installed as a console script (``lictrt-t
 ``lictrt-export-onnx``, ``lictrt-export-trt``, ``lictrt-runtime``, ``lictrt-benchmarks``), because shells bind
 completion to a command name, not to ``python -m``; ``lictrt-runtime --install-completion`` sets it up.
 
-``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory.
+``run(app, argv)`` runs a Typer app under these rules; ``progress(...)`` is the one progress-bar factory;
+``QuietOpt`` and ``VerboseOpt`` are the ``-q`` / ``--verbose`` options every command declares, ``BundleArg`` and
+``CoderMode`` the bundle argument and coder mode of the commands that code images.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -42,13 +48,33 @@ __all__ = [
     "UsageError",
     "run",
     "progress",
+    "step_progress",
     "quiet_third_party",
     "error_line",
     "CONTEXT",
+    "QuietOpt",
+    "VerboseOpt",
+    "BundleArg",
+    "CoderMode",
 ]
 
 #: Typer/click context settings every lictrt app uses (``-h`` as well as ``--help``)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class CoderMode(str, Enum):
+    """The entropy coder's mode (``--mode``)."""
+
+    fast = "fast"
+    compat = "compat"
+
+
+#: a codec bundle directory, the first argument of the commands that code images
+BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="codec bundle directory (python -m export.onnx)")]
+#: ``-q``: no progress bars (and no per-item lines where a command prints them)
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="no progress bars")]
+#: ``--verbose``: tracebacks on error, third-party warnings (``run`` reads it from argv before parsing)
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="tracebacks on error, third-party warnings")]
 
 
 class UsageError(Exception):
@@ -84,8 +110,6 @@ def _verbose(argv: list[str]) -> bool:
 
 def run(app, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run Typer ``app`` on ``argv`` (default ``sys.argv[1:]``) and return the exit status of the rules above."""
-    import typer
-
     try:  # Typer vendors click since 0.2x; older releases use click itself
         from typer._click import exceptions as cx
     except ImportError:
@@ -126,10 +150,32 @@ def progress(
     unit: str = "it",
     quiet: bool = False,
     leave: bool = False,
+    delay: float = 0.0,
 ):
-    """A tqdm progress bar on stderr (disabled by ``quiet``)."""
+    """A tqdm progress bar on stderr (disabled by ``quiet``; shown only after ``delay`` seconds)."""
     from tqdm import tqdm
 
     return tqdm(
-        iterable, total=total, desc=desc, unit=unit, disable=quiet, leave=leave, file=sys.stderr, dynamic_ncols=True
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=quiet,
+        leave=leave,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        delay=delay,
     )
+
+
+def step_progress(desc: str, quiet: bool = False, delay: float = 1.0):
+    """``(bar, callback)`` for a Codec call's ``progress=``: a bar of the plan's steps that appears only when the
+    work lasts longer than ``delay`` seconds (a large image), nothing with ``quiet``. Close the bar after."""
+    bar = progress(total=0, desc=desc, unit="step", quiet=quiet, delay=delay)
+
+    def callback(done: int, total: int) -> None:
+        if total != bar.total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, callback

@@ -200,18 +200,20 @@ class Codec:
         return getattr(self._local, "stats", {})
 
     # ---- encode -------------------------------------------------------------------------------------------
-    def encode(self, image, mask=None) -> bytes:
+    def encode(self, image, mask=None, progress=None) -> bytes:
         """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes.
 
         ``mask`` (plans with groups, GIT-SSIC): integer labels (an array or a label PNG path) at the image's
-        full, 1/16 or 1/32 size; each 32-pixel cell gets one group. Without it the image is one group, 0."""
+        full, 1/16 or 1/32 size; each 32-pixel cell gets one group. Without it the image is one group, 0.
+        ``progress(done, total)``: called after each of the plan's graph calls (runtime/plans/context.py), e.g.
+        each wavefront step of a spatial-context plan; ``done`` reaches ``total`` at the end."""
         t0 = time.perf_counter()
         im = img.load(image)
         h, w = im.shape[:2]
         if h * w > MAX_PIXELS:
             raise CodecError(f"image {h}×{w} is too large (limit {MAX_PIXELS} pixels)")
         x = img.to_input(im, self.bundle.pad_multiple)
-        ctx = self._context(self.parse_path)
+        ctx = self._context(self.parse_path, progress=progress)
         if mask is not None:
             if self.bundle.plan_kind not in GROUPED_PLANS:
                 raise CodecError(f"plan '{self.bundle.plan_kind}' codes no groups: it takes no mask")
@@ -233,19 +235,20 @@ class Codec:
             self._local.stats["level"] = self.levels.format(self.level)
         return data
 
-    def encode_file(self, src, dst, mask=None) -> dict:
+    def encode_file(self, src, dst, mask=None, progress=None) -> dict:
         """Encode image file ``src`` to ``dst`` (written atomically); returns the stats."""
         check_distinct(dst, src)
-        data = self.encode(src, mask=mask)
+        data = self.encode(src, mask=mask, progress=progress)
         write_atomic(dst, data, inputs=(src,) if mask is None or isinstance(mask, np.ndarray) else (src, mask))
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
-    def decode(self, data: bytes, groups=None) -> np.ndarray:
+    def decode(self, data: bytes, groups=None, progress=None) -> np.ndarray:
         """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out.
 
         ``groups`` (plans with groups): decode only these group labels (their streams alone are read; the
-        latent is zero elsewhere); GroupError if one is not in the bitstream. Default: every group."""
+        latent is zero elsewhere); GroupError if one is not in the bitstream. Default: every group.
+        ``progress(done, total)``: as for :meth:`encode`."""
         t0 = time.perf_counter()
         if groups is not None:
             if self.bundle.plan_kind not in GROUPED_PLANS:
@@ -292,7 +295,11 @@ class Codec:
         pp = wanted if self.follow_parse_path and wanted in self.parse_backends else self.parse_path
         top, bottom, left, right = img.padding(h, w, self.bundle.pad_multiple)
         ctx = self._context(
-            pp, header.coder_mode_name, self.bundle.prefixes[header.width_index], {s.kind: s for s in streams}
+            pp,
+            header.coder_mode_name,
+            self.bundle.prefixes[header.width_index],
+            {s.kind: s for s in streams},
+            progress=progress,
         )
         ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
         ctx.level = level
@@ -304,18 +311,18 @@ class Codec:
             self._local.stats["level"] = self.levels.format(level)
         return out
 
-    def decode_file(self, src, dst, groups=None) -> dict:
+    def decode_file(self, src, dst, groups=None, progress=None) -> dict:
         """Decode ``.lic`` file ``src`` into image file ``dst`` (atomic); returns the stats."""
         check_distinct(dst, src)
         try:
             data = Path(src).read_bytes()
         except OSError as e:
             raise CodecError(f"cannot read {src}: {e.strerror or e}") from None
-        img.save(dst, self.decode(data, groups=groups), inputs=(src,))
+        img.save(dst, self.decode(data, groups=groups, progress=progress), inputs=(src,))
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------
-    def _context(self, parse_path, mode=None, prefix=None, streams=None) -> PlanContext:
+    def _context(self, parse_path, mode=None, prefix=None, streams=None, progress=None) -> PlanContext:
         return PlanContext(
             self.bundle,
             self.recon,
@@ -324,6 +331,7 @@ class Codec:
             self.substreams,
             self.prefix if prefix is None else prefix,
             streams,
+            progress,
         )
 
     def _header(self, h, w, flags: int = 0) -> Header:

@@ -36,13 +36,14 @@ def _feeds(ctx, graph: str, known: dict) -> dict:
 
 
 def _run(ctx, x=None, padded_hw=None):
+    n = num_slices(ctx)
+    ctx.expect(2 + 2 * n)  # analysis (decode: synthesis), hyper_synthesis, slice<i> and lrp<i> per slice
     if x is not None:
         a = ctx.run("analysis", x=x)
         z_hat = code_z(ctx, a["z"])
     else:
         z_hat = decode_z(ctx, padded_hw)
     known = dict(ctx.run("hyper_synthesis", z_hat=z_hat))  # latent_means, latent_scales
-    n = num_slices(ctx)
     if x is not None:
         size = -(-a["y"].shape[1] // n)
         ys = [a["y"][:, k : k + size] for k in range(0, a["y"].shape[1], size)]

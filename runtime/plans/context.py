@@ -1,8 +1,17 @@
-"""What a plan runs against: graph routing (parse-critical vs reconstruction), the coder, streams, stats."""
+"""What a plan runs against: graph routing (parse-critical vs reconstruction), the coder, streams, stats, and
+progress.
+
+Progress counts graph calls: one step per :meth:`PlanContext.run`, so a spatial-context plan reports each
+wavefront step, a slice plan each slice's graphs, a staged coder each stage, the others each network. A plan
+announces its calls with :meth:`PlanContext.expect` as soon as it knows them (a loop's length once the
+hyper-synthesis has given the latent size), and ``progress(done, total)`` is called after every graph call;
+``done`` rises by one each time and the last call has ``done == total``.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,14 +48,25 @@ class PlanContext:
     """Routes graph calls and coder calls for one encode or decode.
 
     ``recon`` runs reconstruction-only graphs, ``parse`` runs parse-critical graphs (the pinned path by
-    default); ``prefix`` selects a width of a slimmable bundle (``w48.``).
+    default); ``prefix`` selects a width of a slimmable bundle (``w48.``); ``progress(done, total)``, when
+    given, is called after each graph call (module docstring).
     """
 
     def __init__(
-        self, bundle, recon, parse, mode: str, substreams: int = 1, prefix: str = "", streams: dict | None = None
+        self,
+        bundle,
+        recon,
+        parse,
+        mode: str,
+        substreams: int = 1,
+        prefix: str = "",
+        streams: dict | None = None,
+        progress: Callable[[int, int], object] | None = None,
     ):
         self.bundle, self.recon, self.parse = bundle, recon, parse
         self.mode, self.substreams, self.prefix = mode, substreams, prefix
+        self.progress = progress
+        self.steps_done = self.steps_total = 0
         self.stats = Stats()
         self.out_streams: list[Stream] = []
         self.in_streams: dict[str, Stream] = streams or {}
@@ -62,7 +82,15 @@ class PlanContext:
         out = backend.run(name, feeds)
         self.stats.network_s[graph] = self.stats.network_s.get(graph, 0.0) + time.perf_counter() - t0
         self.stats.network_calls += 1
+        self.steps_done += 1
+        if self.progress is not None:
+            self.steps_total = max(self.steps_total, self.steps_done)  # a plan that announced too few
+            self.progress(self.steps_done, self.steps_total)
         return out
+
+    def expect(self, calls: int) -> None:
+        """Announce ``calls`` more graph calls of this encode/decode (the progress total)."""
+        self.steps_total += int(calls)
 
     def tables(self, model: str):
         return self.bundle.entropy(self.prefix + model)

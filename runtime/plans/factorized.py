@@ -15,6 +15,7 @@ def _model(ctx) -> str:
 
 
 def encode(ctx, x):
+    ctx.expect(1)  # analysis
     y = ctx.run("analysis", x=x)["y"]
     t = ctx.tables(_model(ctx))
     med = medians_of(y.shape, t.medians)
@@ -23,6 +24,7 @@ def encode(ctx, x):
 
 
 def decode(ctx, padded_hw):
+    ctx.expect(1)  # synthesis
     t = ctx.tables(_model(ctx))
     stride = int(ctx.bundle.plan.get("y_stride", ctx.bundle.pad_multiple))
     shape = (1, t.cdf.shape[0], padded_hw[0] // stride, padded_hw[1] // stride)

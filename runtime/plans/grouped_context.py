@@ -63,8 +63,10 @@ def staged_loop(ctx, params: np.ndarray, y: np.ndarray | None, coder: dict) -> n
     t = ctx.tables("y")
     y_hat = np.zeros((1, M, h, w), np.float32)
     stream = ctx.stream_encoder("y", "y") if y is not None else ctx.stream_decoder("y", "y")
+    stages = np.unique(S)
+    ctx.expect(len(stages))  # one graph call per stage
     t0 = time.perf_counter()
-    for s in np.unique(S):
+    for s in stages:
         out = ctx.run(coder["graph"], y_hat=y_hat, params=params)
         sel = S == s
         idx = build_indexes(out["scales"][0][sel], t.scale_table, t.scale_bound)
@@ -92,6 +94,7 @@ def _code_y(ctx, params, y, level):
 
 def encode(ctx, x):
     level = level_of(ctx)
+    ctx.expect(3)  # g_a, h_a, h_s; the y coder announces its steps
     y = ctx.run(level_graph("g_a", level["g_a"]), x=x)["y"]
     z = ctx.run(level_graph("h_a", level["h_a"]), y=y)["z"]
     z_hat = code_z(ctx, z)
@@ -101,6 +104,7 @@ def encode(ctx, x):
 
 def decode(ctx, padded_hw):
     level = level_of(ctx)
+    ctx.expect(2)  # h_s, g_s; the y coder announces its steps
     z_hat = decode_z(ctx, padded_hw)
     params = ctx.run(level_graph("h_s", level["h_s"]), z_hat=z_hat)["params"]
     y_hat = _code_y(ctx, params, None, level)

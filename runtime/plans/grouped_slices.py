@@ -112,10 +112,11 @@ def encode(ctx, x):
     if getattr(ctx, "mask", None) is not None:  # without a mask: one group, no mask stream ("woStructure")
         ctx.encode("mask", "mask", coarse + 1, np.zeros(coarse.shape, np.int32))
     lat = latent_mask(coarse, grid)
+    n = num_slices(ctx)
+    ctx.expect(2 + n)  # analysis, hyper_synthesis, one slice<i> per slice
     a = ctx.run("analysis", x=x, mask=lat)
     z_hat = code_z(ctx, a["z"])
     hyper = ctx.run("hyper_synthesis", z_hat=z_hat)["hyper"]
-    n = num_slices(ctx)
     y = a["y"]
     if y.shape[1] % n:
         raise ValueError(f"y with {y.shape[1]} channels does not split into {n} slices")
@@ -153,9 +154,10 @@ def decode(ctx, padded_hw):
             f"group(s) {', '.join(map(str, unknown))} are not in this bitstream (it has {', '.join(map(str, present))})"
         )
     lat = latent_mask(coarse, grid)
+    n = num_slices(ctx)
+    ctx.expect(2 + n)  # hyper_synthesis, one slice<i> per slice, synthesis
     z_hat = decode_z(ctx, padded_hw)
     hyper = ctx.run("hyper_synthesis", z_hat=z_hat)["hyper"]
-    n = num_slices(ctx)
     t = ctx.tables("y")
     hats: list[np.ndarray] = []
     for i in range(n):

@@ -33,6 +33,7 @@ def y_params(ctx, z_hat):
 
 
 def encode(ctx, x):
+    ctx.expect(2)  # analysis, hyper_synthesis
     a = ctx.run("analysis", x=x)
     z_hat = code_z(ctx, a["z"])
     idx, means = y_params(ctx, z_hat)
@@ -43,6 +44,7 @@ def encode(ctx, x):
 
 
 def decode(ctx, padded_hw):
+    ctx.expect(2)  # hyper_synthesis, synthesis
     z_hat = decode_z(ctx, padded_hw)
     idx, means = y_params(ctx, z_hat)
     y_hat = from_symbols(ctx.decode("y", "y", idx), means)

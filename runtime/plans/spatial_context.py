@@ -49,6 +49,7 @@ def _order(ctx) -> str:
 
 def _run(ctx, x=None, padded_hw=None):
     """The shared loop: ``x`` given → encode, else decode.  Returns ŷ [1,M,h,w]."""
+    ctx.expect(2)  # analysis (decode: synthesis) and hyper_synthesis; context_loop announces its steps
     if x is not None:
         a = ctx.run("analysis", x=x)
         y = a["y"]
@@ -71,8 +72,10 @@ def context_loop(ctx, params: np.ndarray, y: np.ndarray | None, step_graph: str,
     t = ctx.tables("y")
     y_pad = np.zeros((M, h + K - 1, w + K - 1), np.float32)
     coder = ctx.stream_encoder("y", "y") if y is not None else ctx.stream_decoder("y", "y")
+    steps = schedule(h, w, order)
+    ctx.expect(len(steps))  # one step_graph call per step
     t0 = time.perf_counter()
-    for rows, cols in schedule(h, w, order):
+    for rows, cols in steps:
         out = ctx.run(
             step_graph, params=np.ascontiguousarray(params[:, rows, cols].T), windows=_windows(y_pad, rows, cols)
         )

@@ -8,7 +8,11 @@ Specification:
   of a Python-encoded file gives the Python decode's pixels, and Python decodes the C++ file to the same pixels;
 * ``lictrt`` handles bad input like ``python -m runtime``: the same one line ``error: ...`` on stderr and exit status 1
   (corrupt, truncated or foreign ``.lic``, a missing bundle, an unreadable image, output path = input path), 2 for
-  usage errors.
+  usage errors;
+* the C++ bundle reader verifies a bundle as runtime/bundle.py does: every case of the bundle-level fuzz corpus
+  (tests/runtime/test_fuzz.py: edited tables, a graph of another export, a missing file or digest, absolute, ``..``
+  and linked paths) is refused by ``lictrt decode`` and ``lictrt encode`` with Python's one-line error, nothing
+  written; a manifest without ``files`` (older bundles) still decodes; its SHA-256 equals hashlib's.
 """
 
 from __future__ import annotations
@@ -228,6 +232,52 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
         [lictrt, "decode", bundle, tmp_path / "ok.lic", "-o", out, "--onnxruntime", tmp_path / "nolib.so"], check=False
     )
     assert _error_line(c)[0] == 1 and "ONNX Runtime not found" in c.stderr
+
+
+def test_sha256_of_the_bundle_reader_equals_hashlib():
+    import hashlib
+
+    from runtime import _lictrt
+
+    rng = np.random.default_rng(0)
+    lengths = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, 4095, 1 << 20, (1 << 20) + 13]
+    for n in lengths:  # every padding case: the length field in the same block, the next block, a full block
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert _lictrt.sha256(data) == hashlib.sha256(data).hexdigest(), n
+    assert _lictrt.sha256(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-4
+
+
+def test_cpp_bundle_reader_refuses_the_bundle_fuzz_corpus_like_python(lictrt, tmp_path, tmp_path_factory):
+    from test_fuzz import _bundle_cases, _bundle_corpus, _copy, _edit_manifest
+    from test_runtime_support import test_image
+
+    from runtime import Codec
+    from runtime.bundle import BundleError
+    from runtime.image import save
+
+    _, b = _bundle_corpus(tmp_path_factory)
+    lic, png, out = tmp_path / "x.lic", tmp_path / "x.png", tmp_path / "out"
+    lic.write_bytes(_py_codec(b).encode(test_image(40, 56)))
+    save(png, test_image(40, 56))
+    cases = _bundle_cases(tmp_path)
+    assert len(cases) >= 10
+    for name, (corrupt, words) in cases.items():
+        d = _copy(b, tmp_path, name.replace(" ", "-"))
+        corrupt(d)
+        with pytest.raises(BundleError) as py:
+            Codec.open(d)
+        for args in (
+            ("decode", d, lic, "-o", out.with_suffix(".png")),
+            ("encode", d, png, "-o", out.with_suffix(".lic")),
+        ):
+            rc, line = _error_line(_run([lictrt, *args], check=False))
+            assert rc == 1 and words in line, (name, args[0], line)
+            assert line == f"error: {py.value}", (name, args[0], line)  # Python's wording
+            assert not out.with_suffix(".png").exists() and not out.with_suffix(".lic").exists()
+    d = _copy(b, tmp_path, "no-files")  # a manifest written before digests: loads as in Python
+    _edit_manifest(d, lambda m: m.pop("files"))
+    _run([lictrt, "decode", d, lic, "-o", out.with_suffix(".png"), "--threads", "1"])
+    assert out.with_suffix(".png").is_file()
 
 
 def test_embedding_example_builds_against_the_installed_package(installed, tmp_path, tmp_path_factory):

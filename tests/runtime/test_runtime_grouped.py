@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_runtime_support import test_image  # noqa: E402
+from test_runtime_support import record_progress, test_image  # noqa: E402
 
 from runtime import (  # noqa: E402
     BitstreamError,
@@ -88,7 +88,9 @@ def test_subset_decode_equals_the_full_decode_inside_the_decoded_groups(bundle, 
     )
     full = c.decode(data).astype(np.int16)
     for groups in ([10], [0, 20], [20]):
-        part = c.decode(data, groups=groups).astype(np.int16)
+        part, steps = record_progress(lambda cb: c.decode(data, groups=groups, progress=cb))
+        part = part.astype(np.int16)
+        assert steps[-1][1] == c.last_stats["network_calls"] == 2 + c.last_stats["sequential_steps"]  # per slice
         assert c.last_stats["groups_decoded"] == groups
         inside = _blocks(CLEAN, groups)
         assert np.abs(part - full)[inside].max() <= 1  # rounding of float ties only

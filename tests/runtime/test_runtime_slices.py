@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_runtime_support import Perturb, test_image, tiny_model  # noqa: E402
+from test_runtime_support import Perturb, record_progress, test_image, tiny_model  # noqa: E402
 
 from runtime import BitstreamError, Codec  # noqa: E402
 from runtime import image as img  # noqa: E402
@@ -31,9 +31,10 @@ def test_compat_streams_equal_the_models_own_compress(model):
 
     im = test_image(64, 64)
     c = Codec.from_model(model, mode="compat")
-    data = c.encode(im)
+    data, steps = record_progress(lambda cb: c.encode(im, progress=cb))
     S = model.num_slices
     assert c.last_stats["sequential_steps"] == S and c.last_stats["coder_calls"] == S + 1
+    assert steps[0][1] == 2 + 2 * S  # analysis, hyper_synthesis, slice<i> and lrp<i> per slice, known up front
     x = torch.from_numpy(im.astype(np.float32).transpose(2, 0, 1)[None] / 255)
     pad, unpad = compute_padding(64, 64, min_div=model.pad_multiple)
     with torch.no_grad():

@@ -99,3 +99,18 @@ class Perturb:
 
     def run(self, graph, feeds):
         return self.fn(graph, dict(self.inner.run(graph, feeds)))
+
+
+def record_progress(call):
+    """``call(progress)`` with a recording callback; returns (its result, the (done, total) calls), checked as
+    runtime/plans/context.py promises: done rises by one from 1, total never falls nor lags done, the last
+    call has done == total, and the plan announced its calls up front (at most two totals: the fixed graph
+    calls, then once a loop's length is known)."""
+    seen: list[tuple[int, int]] = []
+    out = call(lambda done, total: seen.append((done, total)))
+    assert seen, "progress was never called"
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1))
+    assert all(t >= d for d, t in seen) and all(a[1] <= b[1] for a, b in zip(seen, seen[1:]))
+    assert seen[-1][0] == seen[-1][1]
+    assert len({t for _, t in seen}) <= 2, seen
+    return out, seen

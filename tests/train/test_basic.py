@@ -398,15 +398,19 @@ def test_decode_steps_scanline_wavefront_and_staged(tiny_bundle):
     c = Codec.open(path, level="full")
     data = c.encode(im)
     d = Codec.open(path)
-    d.decode(data)
+    seen = []  # progress: one step per graph call, h_s and g_s around the loop's steps
+    d.decode(data, progress=lambda done, total: seen.append((done, total)))
     assert d.last_stats["sequential_steps"] == 3 * (32 - 1) + 48 == 141
+    assert seen[-1] == (2 + 141, 2 + 141) and [s[0] for s in seen] == list(range(1, 144))
     limits = {"8stage": 8, "6stage": 6, "4stage": 4, "2stage": 2}
     for name, limit in limits.items():
         data = Codec.open(path, level=f"context={name}").encode(im[:128, :192])
-        d.decode(data)
+        seen.clear()
+        d.decode(data, progress=lambda done, total: seen.append((done, total)))
         coder = model.context_coders[model.coder_index(name)]
         want = len(set(stage_map(coder.stage_table.tolist(), model.M, 8, 12).ravel().tolist()))
         assert d.last_stats["sequential_steps"] == want <= limit and d.last_stats["level"].endswith(name)
+        assert seen[-1] == (2 + want, 2 + want) and seen[1][1] == 2 + want  # per stage, announced up front
 
 
 def test_a_file_decodes_only_to_the_level_in_its_header(tiny_bundle):

@@ -15,6 +15,7 @@
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
 #include "lictrt/format.hpp"
+#include "lictrt/sha256.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -79,6 +80,10 @@ NB_MODULE(_lictrt, m) {
       PyErr_SetString(g_invalid_error, e.what());
     }
   });
+
+  m.def(
+      "sha256", [](nb::bytes data) { return lictrt::sha256_hex(data.c_str(), data.size()); }, "data"_a,
+      "lower-case hex SHA-256 of data (the bundle reader's own FIPS 180-4 implementation)");
 
   m.def("_set_exception_types", [](nb::handle bitstream, nb::handle invalid) {
     Py_INCREF(bitstream.ptr());

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+
+#include "lictrt/sha256.hpp"
 
 namespace lictrt {
 
@@ -87,6 +90,75 @@ static std::vector<TensorSpec> tensor_specs(const Json& list) {
   return v;
 }
 
+static void check_format(const Json& m) {
+  if (!m.is_object() || !m.get("format").is_string() || m.get("format").str() != kBundleFormat)
+    throw BundleError(std::string("manifest format is not '") + kBundleFormat + "'");
+  if (!m.get("format_version").is_number() || m.get("format_version").integer() != kBundleFormatVersion)
+    throw BundleError("unsupported bundle format_version (this reader reads " + std::to_string(kBundleFormatVersion) +
+                      ")");
+}
+
+static std::vector<std::string> referenced_files(const Json& m) {
+  static const Json none;
+  const Json& graphs = m.get("graphs").is_object() ? m.get("graphs") : none;
+  const Json& engines = m.get("engines").is_object() ? m.get("engines") : none;
+  std::vector<std::string> out{kTablesFile};
+  auto add = [&](const Json& j) {
+    if (j.is_string() && !j.str().empty()) out.push_back(j.str());
+  };
+  for (size_t k = 0; k < graphs.size(); ++k)
+    if (graphs.items()[k].second.is_object()) add(graphs.items()[k].second.get("file"));
+  for (size_t k = 0; k < engines.size(); ++k) {
+    const Json& e = engines.items()[k].second;
+    add(e.is_object() ? e.get("file") : e);
+  }
+  return out;
+}
+
+static std::string safe_member(const std::string& dir, const std::string& name) {
+  namespace fs = std::filesystem;
+  if (name.empty() || name.find('\\') != std::string::npos || name.find('\0') != std::string::npos)
+    throw BundleError("manifest path '" + name + "' is not a relative file name");
+  const fs::path p(name);
+  bool dotdot = false;
+  for (auto& part : p) dotdot = dotdot || part == "..";
+  if (p.is_absolute() || dotdot || name[0] == '~')
+    throw BundleError("manifest path '" + name + "' points outside the bundle (absolute or '..' paths are refused)");
+  const std::string full = join(dir.empty() ? "." : dir, name);
+  std::error_code ec;
+  const fs::path root = fs::weakly_canonical(dir.empty() ? "." : dir, ec);
+  const fs::path real = ec ? fs::path() : fs::weakly_canonical(full, ec);
+  // inside the bundle: every component of the bundle's real path starts the file's real path
+  auto r = root.begin(), f = real.begin();
+  for (; !ec && r != root.end() && f != real.end() && *r == *f; ++r, ++f) {
+  }
+  if (ec || r != root.end()) throw BundleError("manifest path '" + name + "' leads outside the bundle through a link");
+  return full;
+}
+
+static void verify_files(const std::string& dir, const Json& m) {
+  const std::vector<std::string> names = referenced_files(m);
+  for (auto& name : names) safe_member(dir, name);
+  const Json& files = m.get("files");
+  if (files.is_null()) return;  // a manifest written by hand, without digests: paths checked only
+  if (!files.is_object()) throw BundleError("manifest 'files' must map file names to sha256 digests");
+  for (auto& name : names) {
+    bool listed = false;
+    for (auto& kv : files.items()) listed = listed || kv.first == name;
+    if (!listed) throw BundleError("manifest has no digest for " + name + " (the bundle was changed after export)");
+  }
+  for (auto& kv : files.items()) {
+    const std::string full = safe_member(dir, kv.first);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(full, ec))
+      throw BundleError("bundle file " + kv.first + " is missing from " + dir);
+    if (!kv.second.is_string() || file_digest(full) != kv.second.str())
+      throw BundleError("bundle file " + kv.first +
+                        " does not match its digest in the manifest (edited, damaged, or left from another export): "
+                        "re-export the bundle");
+  }
+}
+
 Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz, size_t npz_len,
                            const std::string& dir) {
   Bundle b;
@@ -98,11 +170,7 @@ Bundle Bundle::from_memory(const std::string& manifest_json, const uint8_t* npz,
   }
   const Json& m = b.manifest_;
   try {
-    if (!m.is_object() || !m.get("format").is_string() || m.get("format").str() != kBundleFormat)
-      throw BundleError(std::string("manifest format is not '") + kBundleFormat + "'");
-    if (!m.get("format_version").is_number() || m.get("format_version").integer() != kBundleFormatVersion)
-      throw BundleError("unsupported bundle format_version (this reader reads " + std::to_string(kBundleFormatVersion) +
-                        ")");
+    check_format(m);
     b.pad_multiple_ = int(m.at("pad_multiple").integer());
     if (b.pad_multiple_ < 1 || b.pad_multiple_ > 65535) throw BundleError("bad pad_multiple");
     b.plan_kind_ = m.at("plan").at("kind").str();
@@ -182,8 +250,18 @@ Bundle Bundle::load(const std::string& dir) {
   } catch (const BundleError&) {
     throw BundleError("no bundle at " + dir + " (" + kManifestFile + " missing or unreadable)");
   }
+  const std::string text(m.begin(), m.end());
+  Json j;
+  bool readable = true;  // else from_memory below words what is wrong with the manifest
+  try {
+    j = Json::parse(text);
+    check_format(j);
+  } catch (const BundleError&) {
+    readable = false;
+  }
+  if (readable) verify_files(dir, j);  // paths and digests first: an edited file is named, not misread
   auto t = read_file(join(dir, kTablesFile));
-  return from_memory(std::string(m.begin(), m.end()), t.data(), t.size(), dir);
+  return from_memory(text, t.data(), t.size(), dir);
 }
 
 const GraphInfo& Bundle::graph(const std::string& name) const {

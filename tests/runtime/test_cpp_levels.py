@@ -14,12 +14,15 @@ Specification:
 
 from __future__ import annotations
 
+import shutil
 import struct
 import zlib
 
 import pytest
 from test_cpp_runtime import _error_line, _roundtrip, _run, installed, lictrt  # noqa: F401
 from test_runtime_support import cached_bundle, test_image
+
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 
 LEVELS = {
     "basic": [

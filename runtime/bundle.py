@@ -29,13 +29,9 @@ TABLES: str = _lictrt.TABLES_FILE
 #: channel_slices bundle also has one ``slice<i>`` and ``lrp<i>`` pair per slice, counted from the manifest; a
 #: grouped_context bundle one graph per level-axis value (:func:`level_graphs`).
 PLAN_GRAPHS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _lictrt.PLAN_GRAPHS.items()}
-#: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs
-LEVEL_GRAPHS: dict[str, str] = {
-    "g_a": "analysis",
-    "h_a": "hyper_analysis",
-    "h_s": "hyper_synthesis",
-    "g_s": "synthesis",
-}
+#: grouped_context (BaSIC): the transform level axes and the base name of their ``w<W>.<base>`` graphs (g_a: analysis,
+#: h_a: hyper_analysis, h_s: hyper_synthesis, g_s: synthesis), from runtime/cpp/include/lictrt/bundle_schema.hpp
+LEVEL_GRAPHS: dict[str, str] = dict(_lictrt.LEVEL_GRAPHS)
 
 
 def level_graph(module: str, width) -> str:

@@ -42,9 +42,12 @@ def _run(cmd, check=True, env=None, **kw):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """Configure, build and install runtime/cpp (library, ONNX Runtime runner, lictrt); returns the prefix."""
-    root = tmp_path_factory.mktemp("cpp_runtime")
+    """Configure, build and install runtime/cpp (library, ONNX Runtime runner, lictrt) once per session (the C++
+    runtime test modules share it); returns the prefix."""
+    root = tmp_path_factory.getbasetemp() / "cpp-runtime-install"
     build, prefix = root / "build", root / "prefix"
+    if (prefix / "bin" / "lictrt").is_file():
+        return prefix
     p = _run(
         [
             "cmake",

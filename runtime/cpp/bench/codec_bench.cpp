@@ -1,6 +1,6 @@
 // C++ encode/decode timing of one image with a bundle on ONNX Runtime (benchmarks/cpp_runtime.py drives it).
 //
-//   lictrt_codec_bench BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic]
+//   lictrt_codec_bench BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic] [--level LEVEL]
 //
 // One warm-up encode and decode (sessions created), then R timed encodes and R timed decodes, each with the codec's
 // own stats; prints one JSON object: per-repeat totals and splits (network, entropy, context loop, steps).
@@ -33,11 +33,13 @@ std::string stats_json(const lictrt::CodecStats& s) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s BUNDLE IMAGE.png [--repeats R] [--threads T] [--out OUT.lic] [--level LEVEL]\n",
+                 argv[0]);
     return 2;
   }
   int repeats = 3, threads = 1;
   std::string out;
+  lictrt::EncoderOptions eo;
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--repeats"))
       repeats = std::atoi(argv[i + 1]);
@@ -45,6 +47,8 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--out"))
       out = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--level"))  // scalable bundles (BaSIC)
+      eo.level = argv[i + 1];
   }
   try {
     lictrt::Bundle bundle = lictrt::Bundle::load(argv[1]);
@@ -52,7 +56,7 @@ int main(int argc, char** argv) {
     lictrt::OnnxRuntimeOptions o;
     o.threads = threads;
     lictrt::OnnxRuntimeRunner runner(bundle, o);
-    lictrt::Encoder enc(bundle, runner);
+    lictrt::Encoder enc(bundle, runner, eo);
     lictrt::Decoder dec(bundle, runner);
     lictrt::EncodeResult e = enc.encode(im.rgb.data(), im.height, im.width);
     dec.decode(e.data);

@@ -4,8 +4,9 @@
 //
 //   lictrt encode BUNDLE IN.png -o OUT.lic [--mode fast|compat] [--substreams N] [--width W]
 //                 [--context-order wavefront|raster] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
+//                 [--level LEVEL]
 //   lictrt decode BUNDLE IN.lic -o OUT.png [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
-//   lictrt info IN.lic
+//   lictrt info IN.lic [--bundle BUNDLE]
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "lictrt/decoder.hpp"
 #include "lictrt/encoder.hpp"
 #include "lictrt/format.hpp"
+#include "lictrt/levels.hpp"
 #include "lictrt/onnxruntime_runner.hpp"
 #include "png_io.hpp"
 
@@ -36,8 +38,10 @@ namespace fs = std::filesystem;
 const char* const kUsage =
     "usage: lictrt encode BUNDLE IN.png -o OUT.lic [--mode fast|compat] [--substreams N] [--width W]\n"
     "                     [--context-order wavefront|raster] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]\n"
+    "                     [--level LEVEL]  (scalable bundles: a preset such as fastest or full, or e.g.\n"
+    "                                       g_a=48,g_s=96,context=4stage; written into the file)\n"
     "       lictrt decode BUNDLE IN.lic -o OUT.png [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]\n"
-    "       lictrt info IN.lic\n";
+    "       lictrt info IN.lic [--bundle BUNDLE]  (scalable bundles: name the file's level with the bundle's levels)\n";
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -63,9 +67,9 @@ Args parse(int argc, char** argv) {
   static const std::map<std::string, std::vector<std::string>> kOptions = {
       {"encode",
        {"-o", "--output", "--mode", "--substreams", "--width", "--context-order", "--threads", "--onnxruntime",
-        "--ort-custom-ops"}},
+        "--ort-custom-ops", "--level"}},
       {"decode", {"-o", "--output", "--threads", "--onnxruntime", "--ort-custom-ops"}},
-      {"info", {}}};
+      {"info", {"--bundle"}}};
   Args a;
   if (argc < 2) throw Usage("a command is required (encode, decode, info)");
   a.cmd = argv[1];
@@ -195,16 +199,18 @@ int encode(const Args& a) {
   if (eo.substreams < 1) throw CodecError("substreams must be >= 1, got " + std::to_string(eo.substreams));
   eo.width = to_int(a, "--width", 0);
   eo.context_order = choice(a, "--context-order", {"wavefront", "raster"}, "");
+  if (a.opt.count("--level")) eo.level = a.opt.at("--level");
   lictrt::Bundle bundle = load_bundle(a.pos[0]);
   lictrt_cli::Image im = lictrt_cli::read_png(a.pos[1]);
   lictrt::OnnxRuntimeRunner runner(bundle, ort_options(a));
   lictrt::Encoder enc(bundle, runner, eo);
   lictrt::EncodeResult r = enc.encode(im.rgb.data(), im.height, im.width);
   write_atomic(out, r.data);
-  std::printf("%s", fmt("%s: %zu bytes, %.4f bpp, %.1f ms (network %.1f ms, entropy %.1f ms)\n", out.c_str(),
-                        r.data.size(), 8.0 * double(r.data.size()) / (double(im.height) * im.width),
-                        1e3 * r.stats.total_s, 1e3 * r.stats.network_s, 1e3 * r.stats.entropy_s)
-                        .c_str());
+  std::printf(
+      "%s", fmt("%s: %zu bytes, %.4f bpp, %.1f ms (network %.1f ms, entropy %.1f ms)%s\n", out.c_str(), r.data.size(),
+                8.0 * double(r.data.size()) / (double(im.height) * im.width), 1e3 * r.stats.total_s,
+                1e3 * r.stats.network_s, 1e3 * r.stats.entropy_s, r.level.empty() ? "" : (", level " + r.level).c_str())
+                .c_str());
   return 0;
 }
 
@@ -217,8 +223,9 @@ int decode(const Args& a) {
   lictrt::Decoder dec(bundle, runner);
   lictrt::DecodeResult r = dec.decode(data);
   lictrt_cli::write_png(out, lictrt_cli::Image{r.height, r.width, std::move(r.rgb)});
-  std::printf("%s", fmt("%s: %ux%u, %.1f ms (network %.1f ms, entropy %.1f ms)\n", out.c_str(), r.width, r.height,
-                        1e3 * r.stats.total_s, 1e3 * r.stats.network_s, 1e3 * r.stats.entropy_s)
+  std::printf("%s", fmt("%s: %ux%u, %.1f ms (network %.1f ms, entropy %.1f ms)%s\n", out.c_str(), r.width, r.height,
+                        1e3 * r.stats.total_s, 1e3 * r.stats.network_s, 1e3 * r.stats.entropy_s,
+                        r.level.empty() ? "" : (", level " + r.level).c_str())
                         .c_str());
   return 0;
 }
@@ -236,13 +243,23 @@ int info(const Args& a) {
   const double px = double(h.height) * h.width;
   std::string hash;
   for (uint8_t b : h.model_hash) hash += fmt("%02x", b);
+  std::string level;  // as python -m runtime info: the indexes, or the values with --bundle
+  if (!h.level.empty()) {
+    for (uint8_t v : h.level) level += (level.empty() ? "" : ", ") + std::to_string(v);
+    level = "  level indexes [" + level + "]";
+    if (a.opt.count("--bundle")) {
+      const std::optional<lictrt::Levels> levels = lictrt::levels_of(load_bundle(a.opt.at("--bundle")).plan());
+      if (levels) level = "  level " + lictrt::Levels::format(levels->from_bytes(h.level));
+    }
+  }
   std::string text = fmt("%s: lictrt container %u.%u, %zu bytes, image %ux%u (pad %u), %.4f bpp (%.4f bpp payload)\n",
                          path.c_str(), h.major, h.minor, data.size(), h.width, h.height, h.pad_multiple,
                          8 * double(data.size()) / px, 8 * double(payload) / px);
   text += "  model " + hash + "\n";
   text += "  plan " + lictrt::code_name(lictrt::kPlanKinds, h.plan_kind) +
           fmt(", width index %u, coder ", h.width_index) + lictrt::code_name(lictrt::kCoderModes, h.coder_mode) +
-          ", parse path " + lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags 0x%04x\n", h.flags);
+          ", parse path " + lictrt::code_name(lictrt::kParsePaths, h.parse_path) + fmt(", flags 0x%04x", h.flags) +
+          level + "\n";
   text += fmt("  %-16s%10s%10s%10s  symbols crc\n", "stream", "symbols", "bytes", "bits/sym");
   for (auto& s : streams) {
     const double bps = s.symbols ? 8.0 * double(s.payload.size()) / s.symbols : 0.0;

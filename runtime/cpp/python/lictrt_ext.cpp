@@ -277,4 +277,7 @@ NB_MODULE(_lictrt, m) {
     plan_graphs[nb::str(p.kind)] = nb::tuple(l);
   }
   m.attr("PLAN_GRAPHS") = plan_graphs;
+  nb::list level_graphs;
+  for (const auto& g : lictrt::kLevelGraphs) level_graphs.append(nb::make_tuple(nb::str(g.axis), nb::str(g.graph)));
+  m.attr("LEVEL_GRAPHS") = level_graphs;
 }

@@ -26,7 +26,7 @@ Decoder::Decoder(const Bundle& bundle, GraphRunner& runner) : bundle_(bundle), r
   if (!plan)
     throw BundleError("plan kind '" + bundle.plan_kind() +
                       "' is not implemented by the C++ decoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
+                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context)");
   for (auto& prefix : bundle.prefixes()) plan->check(bundle, prefix);
 }
 
@@ -51,8 +51,14 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
     throw BitstreamError("bitstream pad multiple " + std::to_string(hd.pad_multiple) + " != bundle's " +
                          std::to_string(bundle_.pad_multiple()));
   if (hd.flags & ~kKnownFlags) throw BitstreamError("unknown header flags " + std::to_string(hd.flags));
-  if (!hd.level.empty())  // a level belongs to a scalable (grouped_context) bundle, which this decoder has no plan for
+  const std::optional<Levels> levels = levels_of(bundle_.plan());
+  Level level;
+  if (levels) {
+    if (hd.level.empty()) throw BitstreamError("the header carries no level, which this scalable bundle needs");
+    level = levels->from_bytes(hd.level);
+  } else if (!hd.level.empty()) {
     throw BitstreamError("the header carries a level, but this bundle has one operating point");
+  }
   if (hd.coder_mode >= code_count(kCoderModes))
     throw BitstreamError("unknown coder mode " + std::to_string(hd.coder_mode));
   if (hd.width_index >= bundle_.prefixes().size())
@@ -69,10 +75,14 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
   plans::Stats& stats = res.stats;
   plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[hd.width_index], static_cast<Mode>(hd.coder_mode), stats);
   c.raster = hd.flags & kFlagRasterContext;
+  if (levels) {
+    c.level = &level;
+    res.level = Levels::format(level);
+  }
   for (auto& s : streams) c.in_streams[s.kind] = &s;
   res.y_hat = plans::find(bundle_.plan_kind())->decode(c, ph, pw);
 
-  TensorMap out = c.run("synthesis", {{"y_hat", res.y_hat}}, {"x_hat"});
+  TensorMap out = c.run(c.synthesis, {{"y_hat", res.y_hat}}, {"x_hat"});
   res.network_calls = stats.network_calls;
   res.sequential_steps = stats.sequential_steps;
   res.x_hat = std::move(out["x_hat"]);

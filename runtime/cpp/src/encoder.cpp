@@ -30,7 +30,7 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
   if (!plan)
     throw BundleError("plan kind '" + bundle.plan_kind() +
                       "' is not implemented by the C++ encoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
+                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context)");
   if (opt_.substreams < 1) throw InvalidArgument("substreams must be >= 1, got " + std::to_string(opt_.substreams));
   if (opt_.width != 0) {
     const Json& widths = bundle.plan().get("widths");
@@ -50,6 +50,10 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
   raster_ = order == "raster";
   parse_path_ = code_of(kParsePaths, opt_.parse_path);
   if (parse_path_ < 0) throw InvalidArgument("unknown parse path '" + opt_.parse_path + "'");
+  levels_ = levels_of(bundle.plan());
+  if (!levels_ && opt_.level)
+    throw InvalidArgument("this bundle (" + bundle.plan_kind() + ") has one operating point: --level does not apply");
+  if (levels_) level_ = levels_->parse(opt_.level);
   plan->check(bundle, bundle.prefixes()[size_t(width_index_)]);
 }
 
@@ -63,6 +67,7 @@ EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width
   plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[size_t(width_index_)], opt_.mode, res.stats);
   c.raster = raster_;
   c.substreams = opt_.substreams;
+  if (levels_) c.level = &level_;
   plans::find(bundle_.plan_kind())->encode(c, image_to_input(rgb, height, width, bundle_.pad_multiple()));
   ContainerHeader h;
   h.model_hash = bundle_.model_hash();
@@ -74,6 +79,10 @@ EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width
   h.plan_kind = uint8_t(code_of(kPlanKinds, bundle_.plan_kind()));
   h.width_index = uint8_t(width_index_);
   h.flags = raster_ ? kFlagRasterContext : 0;
+  if (levels_) {
+    h.level = levels_->to_bytes(level_);
+    res.level = Levels::format(level_);
+  }
   res.data = pack_container(h, c.out_streams);
   res.stats.total_s = plans::now_s() - t0;
   return res;

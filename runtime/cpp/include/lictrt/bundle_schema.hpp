@@ -27,4 +27,13 @@ inline constexpr PlanGraphs kPlanGraphs[] = {
     {"grouped_slices", {"analysis", "hyper_synthesis", "slice0", "synthesis", nullptr}},
 };
 
+/// grouped_context (BaSIC): the transform level axes, in order, and the base name of their `w<W>.<base>` graphs.
+struct LevelGraph {
+  const char* axis;
+  const char* graph;
+};
+
+inline constexpr LevelGraph kLevelGraphs[] = {
+    {"g_a", "analysis"}, {"h_a", "hyper_analysis"}, {"h_s", "hyper_synthesis"}, {"g_s", "synthesis"}};
+
 }  // namespace lictrt

@@ -27,9 +27,11 @@ struct DecodeResult {
   Tensor x_hat;              ///< the raw synthesis output (padded, unclamped)
   int network_calls = 0, sequential_steps = 0;
   CodecStats stats;
+  std::string level;  ///< scalable bundles: the level read from the header (Levels::format), else ""
 };
 
-/// Plan kinds this decoder implements: factorized, hyperprior, mean_scale, spatial_context, channel_slices.
+/// Plan kinds this decoder implements: factorized, hyperprior, mean_scale, spatial_context, channel_slices,
+/// grouped_context.
 bool decoder_supports(const std::string& plan_kind) noexcept;
 
 class Decoder {

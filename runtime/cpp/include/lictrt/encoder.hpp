@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "lictrt/bundle.hpp"
 #include "lictrt/coder.hpp"
 #include "lictrt/graph_runner.hpp"
+#include "lictrt/levels.hpp"
 
 namespace lictrt {
 
@@ -23,16 +25,21 @@ struct EncoderOptions {
   std::string context_order;
   /// recorded in the header: where the runner computes the parse-critical graphs (lictrt/format.hpp kParsePaths)
   std::string parse_path = "onnxruntime-cpu-fp32";
+  /// scalable bundles (grouped_context): the level to code at, a preset ("fastest", "full") or axis=value pairs
+  /// ("g_a=48,g_s=96,context=4stage"; lictrt/levels.hpp); absent: the bundle's default preset. Written into the header.
+  std::optional<std::string> level;
 };
 
 struct EncodeResult {
   std::vector<uint8_t> data;  ///< the .lic bytes
   CodecStats stats;
+  std::string level;  ///< scalable bundles: the level coded at (Levels::format), else ""
 };
 
 class Encoder {
  public:
-  /// Throws BundleError for a plan kind without a C++ plan, InvalidArgument for bad options.
+  /// Throws BundleError for a plan kind without a C++ plan, InvalidArgument for bad options (LevelError for a level
+  /// the bundle does not offer).
   Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions options = {});
   /// Encode height x width x 3 row-major RGB. InvalidArgument ("cannot encode: ...") for an empty or oversized
   /// image or a latent the coder cannot take; BundleError when a graph's outputs do not fit the plan.
@@ -45,6 +52,8 @@ class Encoder {
   int width_index_ = 0;
   bool raster_ = false;
   int parse_path_ = 0;
+  std::optional<Levels> levels_;
+  Level level_;
 };
 
 /// The float32 network input of an image: [1, 3, Hp, Wp], v / 255, zero padding to `multiple` (runtime.image.to_input).

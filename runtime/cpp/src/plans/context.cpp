@@ -75,6 +75,68 @@ void PlanContext::encode(const std::string& kind, const std::string& model, cons
   out_streams.push_back(std::move(s));
 }
 
+IncrementalStream::IncrementalStream(PlanContext& c, const std::string& kind, const std::string& model, bool encoding)
+    : c_(c), kind_(kind) {
+  const EntropyModel& m = c.tables(model);
+  if (encoding) {
+    enc_.reset(new StreamEncoder(m.tables, c.mode));
+    return;
+  }
+  in_ = &c.stream(kind);
+  try {
+    dec_.reset(new StreamDecoder(m.tables, in_->payload.data(), in_->payload.size(), c.mode));
+  } catch (const BitstreamError& e) {
+    throw BitstreamError("stream '" + kind + "': " + e.what());
+  }
+}
+
+void IncrementalStream::code(std::vector<int32_t>& sym, const std::vector<int32_t>& idx) {
+  const size_t n = idx.size();
+  const double t0 = now_s();
+  if (enc_) {
+    if (sym.size() != n) throw InvalidArgument("stream '" + kind_ + "': symbols and indexes differ in count");
+    enc_->encode(sym.data(), idx.data(), n);
+  } else {
+    if (n_ + n > in_->symbols)
+      throw BitstreamError("stream '" + kind_ + "': the model asks for more than the " + std::to_string(in_->symbols) +
+                           " symbols the header records");
+    sym.resize(n);
+    try {
+      dec_->decode(idx.data(), n, sym.data());
+    } catch (const BitstreamError& e) {
+      throw BitstreamError("stream '" + kind_ + "': " + e.what());
+    }
+  }
+  crc_ = crc32(sym.data(), n * sizeof(int32_t), crc_);  // int32 LE (little-endian hosts only)
+  c_.stats.entropy_s += now_s() - t0;
+  n_ += n;
+}
+
+void IncrementalStream::close() {
+  if (enc_) {
+    const double t0 = now_s();
+    ContainerStream out;
+    out.kind = kind_;
+    out.symbols = uint32_t(n_);
+    out.symbols_crc = crc_;
+    out.payload = enc_->flush();
+    c_.stats.entropy_s += now_s() - t0;
+    c_.out_streams.push_back(std::move(out));
+    return;
+  }
+  if (n_ != in_->symbols)
+    throw BitstreamError("stream '" + kind_ + "': decoded " + std::to_string(n_) + " symbols, header says " +
+                         std::to_string(in_->symbols));
+  try {
+    dec_->finish();
+  } catch (const BitstreamError& e) {
+    throw BitstreamError("stream '" + kind_ + "': " + e.what());
+  }
+  if (crc_ != in_->symbols_crc)
+    throw BitstreamError("stream '" + kind_ +
+                         "': decoded-symbol CRC mismatch (the parse-critical networks differ from the encoder's)");
+}
+
 int32_t to_symbol(float v, float mean) {
   const float d = v - mean;  // float32 difference, rounded half to even (np.rint)
   const float r = std::fabs(d) < 4194304.0f ? round_half_even_small(d) : std::nearbyint(d);

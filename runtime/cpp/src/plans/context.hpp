@@ -5,12 +5,14 @@
 
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "lictrt/bundle.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/decoder.hpp"
+#include "lictrt/levels.hpp"
 
 namespace lictrt {
 namespace plans {
@@ -30,7 +32,9 @@ class PlanContext {
   const std::string prefix;  ///< width prefix of a slimmable bundle ("w48."), else ""
   const Mode mode;
   Stats& stats;
-  bool raster = false;  ///< spatial_context: raster order instead of wavefront
+  bool raster = false;                  ///< spatial_context: raster order instead of wavefront
+  const Level* level = nullptr;         ///< grouped_context: the operating level (from the options or the header)
+  std::string synthesis = "synthesis";  ///< the graph the decoder runs on y_hat (a plan's decode may name another)
 
   /// Run graph prefix + `graph`; BundleError if an output in `outs` is missing or a shape disagrees with its data.
   TensorMap run(const std::string& graph, const TensorMap& inputs, std::initializer_list<const char*> outs) const;
@@ -50,6 +54,26 @@ class PlanContext {
   /// Encode `sym` (table rows `idx`) as stream `kind` with entropy model `model`.
   void encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
               const std::vector<int32_t>& idx);
+};
+
+/// Stream `kind` coded in pieces by an autoregressive plan (runtime/plans/context.py stream_encoder, stream_decoder):
+/// with `encoding`, code() encodes `sym` and close() adds the stream; else code() decodes into `sym` and close() runs
+/// the count, final-state and symbol-CRC checks. Errors name the stream.
+class IncrementalStream {
+ public:
+  IncrementalStream(PlanContext& c, const std::string& kind, const std::string& model, bool encoding);
+  /// Encode or decode `idx.size()` symbols (`sym` is resized to match).
+  void code(std::vector<int32_t>& sym, const std::vector<int32_t>& idx);
+  void close();
+
+ private:
+  PlanContext& c_;
+  std::string kind_;
+  const ContainerStream* in_ = nullptr;
+  std::unique_ptr<StreamEncoder> enc_;
+  std::unique_ptr<StreamDecoder> dec_;
+  size_t n_ = 0;
+  uint32_t crc_ = 0;
 };
 
 /// Round half to even in the default rounding mode, for |v| < 2^22 (adding and removing 1.5 * 2^23 leaves the

@@ -34,10 +34,17 @@ Tensor decode_hyperprior_y(PlanContext& ctx, int ph, int pw, bool means);
 Tensor encode_z(PlanContext& ctx, const Tensor& z);
 void encode_hyperprior(PlanContext& ctx, Tensor x, bool means);
 
+// spatial_context.cpp: code stream y position by position, one batched `step_graph` (params [P, 2M], windows
+// [P, M, 5, 5]) -> scales, means [P, M] call per wavefront (or raster) step. `params` [1, 2M, h, w] from the
+// hyper-synthesis; `y` [1, M, h, w] when encoding, nullptr when decoding. Returns y_hat [1, M, h, w].
+Tensor context_loop(PlanContext& ctx, const Tensor& params, const Tensor* y, const std::string& step_graph,
+                    bool raster);
+
 /// Output `name` of `outs`, which must be a 4-d [1, C, h, w] tensor.
 const Tensor& latent(TensorMap& outs, const char* name, const std::string& graph);
 
 extern const Plan kFactorized, kHyperprior, kMeanScale, kSpatialContext, kChannelSlices;
+extern const Plan kGroupedContext;
 
 }  // namespace plans
 }  // namespace lictrt

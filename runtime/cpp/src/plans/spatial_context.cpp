@@ -4,9 +4,6 @@
 #include "plans.hpp"
 
 #include <algorithm>
-#include <memory>
-
-#include "lictrt/crc32.hpp"
 
 namespace lictrt {
 
@@ -24,14 +21,10 @@ std::vector<std::vector<std::pair<int, int>>> wavefront_schedule(int h, int w) {
 
 namespace plans {
 namespace {
-
 constexpr int K = 5;  // context window
+}  // namespace
 
-void check(const Bundle&, const std::string&) {}
-
-// The shared loop (runtime/plans/spatial_context.py _run): with `y` [1, M, h, w] it encodes stream y, else it decodes
-// it. Returns y_hat [1, M, h, w].
-Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
+Tensor context_loop(PlanContext& c, const Tensor& params, const Tensor* y, const std::string& step_graph, bool raster) {
   if (params.shape.size() != 4 || params.shape[0] != 1 || params.shape[1] % 2)
     throw BundleError("hyper_synthesis 'params' must be [1, 2M, h, w]");
   const int64_t M = params.shape[1] / 2, h = params.shape[2], w = params.shape[3];
@@ -40,30 +33,18 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
   const int64_t hp = h + K - 1, wp = w + K - 1;
   const EntropyModel& m = c.tables("y");
   if (!m.gaussian()) throw BundleError("tables '" + m.name + "' have no scale_table");
-  const ContainerStream* s = y ? nullptr : &c.stream("y");
   std::vector<float> y_pad(size_t(M * hp * wp), 0.0f);
   std::vector<std::vector<std::pair<int, int>>> steps;
-  if (c.raster) {
+  if (raster) {
     for (int i = 0; i < h; ++i)
       for (int j = 0; j < w; ++j) steps.push_back({{i, j}});
   } else {
     steps = wavefront_schedule(int(h), int(w));
   }
-  std::unique_ptr<StreamDecoder> dec;
-  std::unique_ptr<StreamEncoder> enc;
-  if (y) {
-    enc.reset(new StreamEncoder(m.tables, c.mode));
-  } else {
-    try {
-      dec.reset(new StreamDecoder(m.tables, s->payload.data(), s->payload.size(), c.mode));
-    } catch (const BitstreamError& e) {
-      throw BitstreamError("stream 'y': " + std::string(e.what()));
-    }
-  }
+  IncrementalStream stream(c, "y", "y", y != nullptr);
   const int64_t hw = h * w;
-  size_t n = 0;
-  uint32_t crc = 0;
   const double t_loop = now_s();
+  std::vector<int32_t> idx, sym;
   for (auto& step : steps) {
     const int64_t P = int64_t(step.size());
     Tensor pin({P, 2 * M}, std::vector<float>(size_t(P * 2 * M)));
@@ -77,35 +58,22 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
           for (int bb = 0; bb < K; ++bb)
             win.data[size_t(((p * M + ch) * K + a) * K + bb)] = y_pad[size_t((ch * hp + r + a) * wp + q + bb)];
     }
-    TensorMap out =
-        c.run("context_step", {{"params", std::move(pin)}, {"windows", std::move(win)}}, {"scales", "means"});
+    TensorMap out = c.run(step_graph, {{"params", std::move(pin)}, {"windows", std::move(win)}}, {"scales", "means"});
     const size_t PM = size_t(P * M);
-    expect_count(out["scales"], PM, "context_step 'scales'");
-    expect_count(out["means"], PM, "context_step 'means'");
+    expect_count(out["scales"], PM, step_graph + " 'scales'");
+    expect_count(out["means"], PM, step_graph + " 'means'");
     const std::vector<float>& mu = out["means"].data;
-    std::vector<int32_t> idx(PM), sym(PM);
+    idx.resize(PM);
     for (size_t k = 0; k < PM; ++k) idx[k] = m.scale_index(out["scales"].data[k]);
-    const double t0 = now_s();
     if (y) {
+      sym.resize(PM);
       for (int64_t p = 0; p < P; ++p) {
         const int64_t r = step[size_t(p)].first, q = step[size_t(p)].second;
         for (int64_t ch = 0; ch < M; ++ch)
           sym[size_t(p * M + ch)] = to_symbol(y->data[size_t(ch * hw + r * w + q)], mu[size_t(p * M + ch)]);
       }
-      enc->encode(sym.data(), idx.data(), PM);
-    } else {
-      if (n + PM > s->symbols)
-        throw BitstreamError("stream 'y': the model asks for more than the " + std::to_string(s->symbols) +
-                             " symbols the header records");
-      try {
-        dec->decode(idx.data(), PM, sym.data());
-      } catch (const BitstreamError& e) {
-        throw BitstreamError("stream 'y': " + std::string(e.what()));
-      }
     }
-    crc = crc32(sym.data(), PM * sizeof(int32_t), crc);  // int32 LE (little-endian hosts only)
-    c.stats.entropy_s += now_s() - t0;
-    n += PM;
+    stream.code(sym, idx);
     for (int64_t p = 0; p < P; ++p) {
       const int64_t r = step[size_t(p)].first, q = step[size_t(p)].second;
       for (int64_t ch = 0; ch < M; ++ch)
@@ -113,29 +81,7 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
     }
     ++c.stats.sequential_steps;
   }
-  if (y) {
-    const double t0 = now_s();
-    ContainerStream out;
-    out.kind = "y";
-    out.symbols = uint32_t(n);
-    out.symbols_crc = crc;
-    out.payload = enc->flush();
-    c.stats.entropy_s += now_s() - t0;
-    c.out_streams.push_back(std::move(out));
-  } else {
-    if (n != s->symbols)
-      throw BitstreamError("stream 'y': decoded " + std::to_string(n) + " symbols, header says " +
-                           std::to_string(s->symbols));
-    try {
-      dec->finish();
-    } catch (const BitstreamError& e) {
-      throw BitstreamError("stream 'y': " + std::string(e.what()));
-    }
-    if (crc != s->symbols_crc)
-      throw BitstreamError(
-          "stream 'y': decoded-symbol CRC mismatch (the parse-critical networks differ from the "
-          "encoder's)");
-  }
+  stream.close();
   c.stats.loop_s += now_s() - t_loop;
   Tensor y_hat({1, M, h, w}, std::vector<float>(size_t(M * hw)));
   for (int64_t ch = 0; ch < M; ++ch)
@@ -145,17 +91,21 @@ Tensor run(PlanContext& c, const Tensor& params, const Tensor* y) {
   return y_hat;
 }
 
+namespace {
+
+void check(const Bundle&, const std::string&) {}
+
 Tensor decode(PlanContext& c, int ph, int pw) {
   Tensor z_hat = decode_z(c, ph, pw);
   TensorMap hs = c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"params"});
-  return run(c, hs["params"], nullptr);
+  return context_loop(c, hs["params"], nullptr, "context_step", c.raster);
 }
 
 void encode(PlanContext& c, Tensor x) {
   TensorMap a = c.run("analysis", feed("x", std::move(x)), {"y", "z"});
   Tensor z_hat = encode_z(c, latent(a, "z", "analysis"));
   TensorMap hs = c.run("hyper_synthesis", {{"z_hat", z_hat}}, {"params"});
-  run(c, hs["params"], &latent(a, "y", "analysis"));
+  context_loop(c, hs["params"], &latent(a, "y", "analysis"), "context_step", c.raster);
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
   if (!plan)
     throw BundleError("plan kind '" + bundle.plan_kind() +
                       "' is not implemented by the C++ encoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices)");
+                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_slices)");
   if (opt_.substreams < 1) throw InvalidArgument("substreams must be >= 1, got " + std::to_string(opt_.substreams));
   if (opt_.width != 0) {
     const Json& widths = bundle.plan().get("widths");
@@ -53,7 +53,7 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
   plan->check(bundle, bundle.prefixes()[size_t(width_index_)]);
 }
 
-EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width) const {
+EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width, const GroupMask* mask) const {
   const double t0 = plans::now_s();
   if (height < 1 || width < 1) throw InvalidArgument("cannot encode: empty image");
   if (uint64_t(height) * width > kMaxPixels)
@@ -63,6 +63,10 @@ EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width
   plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[size_t(width_index_)], opt_.mode, res.stats);
   c.raster = raster_;
   c.substreams = opt_.substreams;
+  if (mask && !plan_has_groups(bundle_.plan_kind()))
+    throw InvalidArgument("plan '" + bundle_.plan_kind() + "' codes no groups: it takes no mask");
+  c.mask = mask;
+  c.image_h = height, c.image_w = width;
   plans::find(bundle_.plan_kind())->encode(c, image_to_input(rgb, height, width, bundle_.pad_multiple()));
   ContainerHeader h;
   h.model_hash = bundle_.model_hash();

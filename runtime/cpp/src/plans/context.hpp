@@ -11,6 +11,7 @@
 #include "lictrt/bundle.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/decoder.hpp"
+#include "lictrt/encoder.hpp"
 
 namespace lictrt {
 namespace plans {
@@ -50,6 +51,13 @@ class PlanContext {
   /// Encode `sym` (table rows `idx`) as stream `kind` with entropy model `model`.
   void encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
               const std::vector<int32_t>& idx);
+
+  // ---- grouped plans (grouped_slices)
+  const GroupMask* mask = nullptr;               ///< encoding: the caller's labels (nullptr: one group, 0)
+  uint32_t image_h = 0, image_w = 0;             ///< encoding: the unpadded image size the mask covers
+  const std::vector<int32_t>* groups = nullptr;  ///< decoding: the sorted groups to decode (nullptr: all)
+  std::vector<int32_t> groups_decoded;           ///< decoding: the groups whose streams were read
+  TensorMap synthesis_inputs;                    ///< decoding: what synthesis takes besides y_hat (the mask)
 };
 
 /// Round half to even in the default rounding mode, for |v| < 2^22 (adding and removing 1.5 * 2^23 leaves the

@@ -5,7 +5,7 @@ namespace lictrt {
 namespace plans {
 
 const Plan* find(const std::string& kind) noexcept {
-  for (const Plan* p : {&kFactorized, &kHyperprior, &kMeanScale, &kSpatialContext, &kChannelSlices})
+  for (const Plan* p : {&kFactorized, &kHyperprior, &kMeanScale, &kSpatialContext, &kChannelSlices, &kGroupedSlices})
     if (kind == p->kind) return p;
   return nullptr;
 }

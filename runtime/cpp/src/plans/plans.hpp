@@ -38,6 +38,7 @@ void encode_hyperprior(PlanContext& ctx, Tensor x, bool means);
 const Tensor& latent(TensorMap& outs, const char* name, const std::string& graph);
 
 extern const Plan kFactorized, kHyperprior, kMeanScale, kSpatialContext, kChannelSlices;
+extern const Plan kGroupedSlices;
 
 }  // namespace plans
 }  // namespace lictrt

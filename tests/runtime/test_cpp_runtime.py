@@ -9,8 +9,8 @@ Specification:
 * ``lictrt`` handles bad input like ``python -m runtime``: the same one line ``error: ...`` on stderr and exit status 1
   (corrupt, truncated or foreign ``.lic``, a missing bundle, an unreadable image, output path = input path), 2 for
   usage errors;
-* grouped_slices (tiny GIT-SSIC exported at 128x128, real ONNX Runtime graphs): ``lictrt encode --mask`` (label PNGs
-  of every kind Pillow reads) and without a mask writes the Python bytes, ``lictrt decode`` with and without
+* grouped_slices (tiny GIT-SSIC exported at 128x128, real ONNX Runtime graphs): ``lictrt encode --mask`` (grey, 16-bit
+  grey, 1-bit, palette and RGB label PNGs) and without a mask writes the Python bytes, ``lictrt decode`` with and without
   ``--groups`` gives the Python pixels, Python decodes the C++ files, ``lictrt info`` prints the same group sizes, and
   a missing/unknown group, a wrong-size or unreadable mask, a mask or groups for a plan without groups fail with the
   Python CLI's line.

@@ -210,10 +210,11 @@ def test_cpp_grouped_slices_match_python(lictrt, gitssic_bundle, tmp_path):
         assert ("4 groups (bytes; shared: mask" if mask else "1 groups (bytes; shared: z") in c.stdout
     kinds = [s.kind for s in container.unpack(py)[1]]
     assert kinds == ["z"] + [f"g0.y{i}" for i in range(5)]  # no mask: one group and no mask stream
-    # label PNGs of other kinds, at the image's full size: read as the Python runtime reads them
+    # label PNGs of other kinds, at the image's full and latent (1/16) size: read as the Python runtime reads them
     full = GS_LABELS.repeat(32, 0).repeat(32, 1)[: GS_SIZE[0], : GS_SIZE[1]]
-    for mode in ("RGB", "I;16", "P", "1"):
-        m = _label_png(tmp_path / f"labels-{mode}.png", full * (300 if mode == "I;16" else 1), mode)
+    lat = GS_LABELS.repeat(2, 0).repeat(2, 1)[: -(-GS_SIZE[0] // 16), : -(-GS_SIZE[1] // 16)]
+    for mode, m in (("RGB", full), ("I;16", full * 300), ("P", full), ("1", full), ("L", lat)):
+        m = _label_png(tmp_path / f"labels-{mode}.png", m, mode)
         _run([lictrt, "encode", b, tmp_path / "in.png", "-o", tmp_path / "cpp.lic", "--threads", "1", "--mask", m])
         assert (tmp_path / "cpp.lic").read_bytes() == codec.encode(image, mask=m), mode
 

@@ -267,6 +267,10 @@ def test_cpp_grouped_slices_errors_like_the_python_cli(lictrt, gitssic_bundle, t
         p = _run([*PY_CLI, *args, "--backend", "onnxruntime"], check=False, cwd=REPO)
         assert c.returncode == p.returncode == 2 and "usage: lictrt" in c.stderr, (args, c.stderr)
         assert _error_line(p)[1].removesuffix(" (see --help)") in c.stderr.replace("lictrt: error:", "error:")
+    # a mask folder holding <image stem>.png
+    (tmp_path / "masks" / "in.png").write_bytes(labels.read_bytes())
+    _run([lictrt, *enc, tmp_path / "masks"])
+    assert lic.read_bytes() == data
 
 
 def _error_line(p) -> tuple[int, str]:

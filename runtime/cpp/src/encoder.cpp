@@ -59,14 +59,14 @@ EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width
   if (uint64_t(height) * width > kMaxPixels)
     throw InvalidArgument("image " + std::to_string(height) + "x" + std::to_string(width) + " is too large (limit " +
                           std::to_string(kMaxPixels) + " pixels)");
-  EncodeResult res;
-  plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[size_t(width_index_)], opt_.mode, res.stats);
-  c.raster = raster_;
-  c.substreams = opt_.substreams;
   if (mask && !plan_has_groups(bundle_.plan_kind()))
     throw InvalidArgument("plan '" + bundle_.plan_kind() + "' codes no groups: it takes no mask");
+  EncodeResult res;
+  plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[size_t(width_index_)], opt_.mode, res.stats);
   c.mask = mask;
   c.image_h = height, c.image_w = width;
+  c.raster = raster_;
+  c.substreams = opt_.substreams;
   plans::find(bundle_.plan_kind())->encode(c, image_to_input(rgb, height, width, bundle_.pad_multiple()));
   ContainerHeader h;
   h.model_hash = bundle_.model_hash();

@@ -11,9 +11,10 @@
 #include "lictrt/bundle.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/decoder.hpp"
-#include "lictrt/encoder.hpp"
 
 namespace lictrt {
+struct GroupMask;  // lictrt/encoder.hpp
+
 namespace plans {
 
 using Stats = CodecStats;
@@ -39,6 +40,13 @@ class PlanContext {
   /// Integer field `key` of the manifest plan, else `dflt`.
   int plan_int(const char* key, int dflt) const;
 
+  // ---- grouped plans (grouped_slices)
+  const GroupMask* mask = nullptr;               ///< encoding: the caller's labels (nullptr: one group, 0)
+  uint32_t image_h = 0, image_w = 0;             ///< encoding: the unpadded image size the mask covers
+  const std::vector<int32_t>* groups = nullptr;  ///< decoding: the sorted groups to decode (nullptr: all)
+  std::vector<int32_t> groups_decoded;           ///< decoding: the groups whose streams were read
+  TensorMap synthesis_inputs;                    ///< decoding: what synthesis takes besides y_hat (the mask)
+
   // ---- decoding: the streams of the bitstream, by kind
   std::map<std::string, const ContainerStream*> in_streams;
   const ContainerStream& stream(const std::string& kind) const;
@@ -51,13 +59,6 @@ class PlanContext {
   /// Encode `sym` (table rows `idx`) as stream `kind` with entropy model `model`.
   void encode(const std::string& kind, const std::string& model, const std::vector<int32_t>& sym,
               const std::vector<int32_t>& idx);
-
-  // ---- grouped plans (grouped_slices)
-  const GroupMask* mask = nullptr;               ///< encoding: the caller's labels (nullptr: one group, 0)
-  uint32_t image_h = 0, image_w = 0;             ///< encoding: the unpadded image size the mask covers
-  const std::vector<int32_t>* groups = nullptr;  ///< decoding: the sorted groups to decode (nullptr: all)
-  std::vector<int32_t> groups_decoded;           ///< decoding: the groups whose streams were read
-  TensorMap synthesis_inputs;                    ///< decoding: what synthesis takes besides y_hat (the mask)
 };
 
 /// Round half to even in the default rounding mode, for |v| < 2^22 (adding and removing 1.5 * 2^23 leaves the

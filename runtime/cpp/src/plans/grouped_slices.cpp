@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lictrt/encoder.hpp"
+
 namespace lictrt {
 namespace plans {
 namespace {

@@ -37,8 +37,8 @@ void encode_hyperprior(PlanContext& ctx, Tensor x, bool means);
 /// Output `name` of `outs`, which must be a 4-d [1, C, h, w] tensor.
 const Tensor& latent(TensorMap& outs, const char* name, const std::string& graph);
 
-extern const Plan kFactorized, kHyperprior, kMeanScale, kSpatialContext, kChannelSlices;
 extern const Plan kGroupedSlices;
+extern const Plan kFactorized, kHyperprior, kMeanScale, kSpatialContext, kChannelSlices;
 
 }  // namespace plans
 }  // namespace lictrt

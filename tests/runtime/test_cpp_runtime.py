@@ -13,6 +13,11 @@ Specification:
   (tests/runtime/test_fuzz.py: edited tables, a graph of another export, a missing file or digest, absolute, ``..``
   and linked paths) is refused by ``lictrt decode`` and ``lictrt encode`` with Python's one-line error, nothing
   written; a manifest without ``files`` (older bundles) still decodes; its SHA-256 equals hashlib's.
+* grouped_slices (tiny GIT-SSIC exported at 128x128, real ONNX Runtime graphs): ``lictrt encode --mask`` (grey, 16-bit
+  grey, 1-bit, palette and RGB label PNGs) and without a mask writes the Python bytes, ``lictrt decode`` with and without
+  ``--groups`` gives the Python pixels, Python decodes the C++ files, ``lictrt info`` prints the same group sizes, and
+  a missing/unknown group, a wrong-size or unreadable mask, a mask or groups for a plan without groups fail with the
+  Python CLI's line.
 """
 
 from __future__ import annotations
@@ -145,6 +150,134 @@ def test_cpp_channel_slices_match_python(lictrt, tmp_path, tmp_path_factory):
     _, bundle, _ = cached_bundle(tmp_path_factory, "mambavc")
     _roundtrip(lictrt, bundle, tmp_path, test_image(40, 72))
     _roundtrip(lictrt, bundle, tmp_path, test_image(40, 72), mode="compat")
+
+
+GS_SIZE = (72, 100)  # pads to the 128x128 the tiny GIT-SSIC bundle is exported at: latent 8x8, mask grid 4x4
+GS_LABELS = np.array([[0, 0, 10, 10], [0, 20, 20, 10], [0, 0, 3, 3]], np.uint8)  # 1/32 size of a 72x100 image
+
+
+@pytest.fixture(scope="module")
+def gitssic_bundle(tmp_path_factory) -> Path:
+    """The tiny GIT-SSIC model (plan grouped_slices) exported at 128x128, once for this module."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from export.onnx import export_bundle
+    from train.checkpoint import save_checkpoint
+    from train.models.seeded import codable_model
+
+    d = tmp_path_factory.mktemp("gitssic")
+    save_checkpoint(d / "m.pth", codable_model("gitssic", "tiny"), lmbda=0.01, metric="mse", step=0, epoch=0)
+    return export_bundle(d / "m.pth", d / "bundle", size=(128, 128), check=False, progress=False)["bundle"]
+
+
+def _label_png(path: Path, labels: np.ndarray, mode: str = "L") -> Path:
+    from PIL import Image
+
+    im = Image.fromarray(labels.astype(np.uint8 if mode != "I;16" else np.uint16))
+    if mode == "P":
+        im = im.convert("P")  # palette indexes = the labels (the default palette maps index k to grey k)
+    elif mode == "RGB":  # labels as colours: Pillow's luminance gives the group
+        im = Image.fromarray(np.stack([labels, labels // 2, 255 - labels], -1).astype(np.uint8))
+    elif mode == "1":
+        im = Image.fromarray(labels > 0)
+    im.save(path)
+    return path
+
+
+def test_cpp_grouped_slices_match_python(lictrt, gitssic_bundle, tmp_path):
+    """grouped_slices (GIT-SSIC): C++ encode == Python encode with and without a mask; C++ decode of the whole image and
+    of subsets of groups == Python decode; Python decodes the C++ files; info lists the same groups."""
+    from test_runtime_support import test_image
+
+    from runtime import container
+    from runtime.image import load, save
+
+    b, codec = gitssic_bundle, _py_codec(gitssic_bundle)
+    image = test_image(*GS_SIZE, seed=1)
+    save(tmp_path / "in.png", image)
+    labels = _label_png(tmp_path / "labels.png", GS_LABELS)
+    for mask, subsets in ((labels, ([10], [0, 3, 20], [3, 10, 20])), (None, ([0],))):
+        py = codec.encode(image, mask=mask)
+        _run(
+            [lictrt, "encode", b, tmp_path / "in.png", "-o", tmp_path / "cpp.lic", "--threads", "1"]
+            + (["--mask", mask] if mask else [])
+        )
+        cpp = (tmp_path / "cpp.lic").read_bytes()
+        assert cpp == py  # byte-identical encode: mask, z and one stream per (group, slice)
+        (tmp_path / "py.lic").write_bytes(py)
+        for groups in (None, *subsets):
+            args = ["--groups", ",".join(map(str, groups))] if groups else []
+            _run([lictrt, "decode", b, tmp_path / "py.lic", "-o", tmp_path / "out.png", "--threads", "1", *args])
+            want = codec.decode(py, groups=groups)
+            assert np.array_equal(load(tmp_path / "out.png"), want), groups
+            assert np.array_equal(codec.decode(cpp, groups=groups), want), groups
+        c = _run([lictrt, "info", tmp_path / "py.lic"])
+        p = _run([sys.executable, "-m", "runtime", "info", tmp_path / "py.lic"], cwd=REPO)
+        assert c.stdout == p.stdout
+        assert ("4 groups (bytes; shared: mask" if mask else "1 groups (bytes; shared: z") in c.stdout
+    kinds = [s.kind for s in container.unpack(py)[1]]
+    assert kinds == ["z"] + [f"g0.y{i}" for i in range(5)]  # no mask: one group and no mask stream
+    # label PNGs of other kinds, at the image's full and latent (1/16) size: read as the Python runtime reads them
+    full = GS_LABELS.repeat(32, 0).repeat(32, 1)[: GS_SIZE[0], : GS_SIZE[1]]
+    lat = GS_LABELS.repeat(2, 0).repeat(2, 1)[: -(-GS_SIZE[0] // 16), : -(-GS_SIZE[1] // 16)]
+    for mode, m in (("RGB", full), ("I;16", full * 300), ("P", full), ("1", full), ("L", lat)):
+        m = _label_png(tmp_path / f"labels-{mode}.png", m, mode)
+        _run([lictrt, "encode", b, tmp_path / "in.png", "-o", tmp_path / "cpp.lic", "--threads", "1", "--mask", m])
+        assert (tmp_path / "cpp.lic").read_bytes() == codec.encode(image, mask=m), mode
+
+
+# python -m runtime, without the RuntimeWarning a checkout without the native CPU-ops library prints
+PY_CLI = (sys.executable, "-W", "ignore::RuntimeWarning", "-m", "runtime")
+
+
+def test_cpp_grouped_slices_errors_like_the_python_cli(lictrt, gitssic_bundle, tmp_path, tmp_path_factory):
+    from test_runtime_support import cached_bundle, test_image
+
+    from runtime import container
+    from runtime.image import load, save
+
+    b = gitssic_bundle
+    save(tmp_path / "in.png", test_image(*GS_SIZE))
+    labels = _label_png(tmp_path / "labels.png", GS_LABELS)
+    _label_png(tmp_path / "small.png", np.zeros((7, 7)))
+    (tmp_path / "notpng.png").write_bytes(b"not an image")
+    (tmp_path / "masks").mkdir()
+    data = _py_codec(b).encode(load(tmp_path / "in.png"), mask=labels)
+    (tmp_path / "x.lic").write_bytes(data)
+    hdr, streams = container.unpack(data)
+    (tmp_path / "cut.lic").write_bytes(container.pack(hdr, [s for s in streams if s.kind != "g10.y2"]))
+    _, other, _ = cached_bundle(tmp_path_factory, "bmshj2018-hyperprior")
+    out, lic = tmp_path / "out.png", tmp_path / "o.lic"
+    enc = ("encode", b, tmp_path / "in.png", "-o", lic, "--mask")
+    dec = ("decode", b, tmp_path / "x.lic", "-o", out, "--groups")
+    cases = [
+        (*dec, "4,7"),  # groups not in the bitstream
+        (*dec, ""),  # no groups
+        ("decode", b, tmp_path / "cut.lic", "-o", out, "--groups", "10"),  # a missing (group, slice) stream
+        (*enc, tmp_path / "small.png"),  # a mask of the wrong size
+        (*enc, tmp_path / "missing.png"),
+        (*enc, tmp_path / "notpng.png"),
+        ("encode", other, tmp_path / "in.png", "-o", lic, "--mask", labels),  # a plan without groups
+        ("decode", other, tmp_path / "x.lic", "-o", out, "--groups", "1"),
+    ]
+    for args in cases:
+        c = _run([lictrt, *args], check=False)
+        p = _run([*PY_CLI, *args, "--backend", "onnxruntime"], check=False, cwd=REPO)
+        assert _error_line(c) == _error_line(p) and c.returncode == 1, (args, c.stderr, p.stderr)
+        assert not out.exists() and not lic.exists()
+    # the other groups of the cut file decode: their streams alone are read
+    _run([lictrt, "decode", b, tmp_path / "cut.lic", "-o", out, "--groups", "0,20,3"])
+    assert np.array_equal(load(out), _py_codec(b).decode(data, groups=[0, 3, 20]))
+    # usage errors (exit 2): labels that are not integers, a mask folder without the image's mask
+    for args in ((*dec, "1,x"), (*enc, tmp_path / "masks")):
+        c = _run([lictrt, *args], check=False)
+        p = _run([*PY_CLI, *args, "--backend", "onnxruntime"], check=False, cwd=REPO)
+        assert c.returncode == p.returncode == 2 and "usage: lictrt" in c.stderr, (args, c.stderr)
+        assert _error_line(p)[1].removesuffix(" (see --help)") in c.stderr.replace("lictrt: error:", "error:")
+    # a mask folder holding <image stem>.png
+    (tmp_path / "masks" / "in.png").write_bytes(labels.read_bytes())
+    _run([lictrt, *enc, tmp_path / "masks"])
+    assert lic.read_bytes() == data
 
 
 def _error_line(p) -> tuple[int, str]:

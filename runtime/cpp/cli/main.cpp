@@ -3,15 +3,16 @@
 // (0 ok, 1 bad input or corrupt bitstream, 2 usage); --verbose adds the error's kind.
 //
 //   lictrt encode BUNDLE IN.png -o OUT.lic [--mode fast|compat] [--substreams N] [--width W]
-//                 [--context-order wavefront|raster] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
-//                 [--level LEVEL]
-//   lictrt decode BUNDLE IN.lic -o OUT.png [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
+//                 [--context-order wavefront|raster] [--mask LABELS.png] [--level LEVEL] [--threads N]
+//                 [--onnxruntime LIB] [--ort-custom-ops LIB]
+//   lictrt decode BUNDLE IN.lic -o OUT.png [--groups 1,3] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]
 //   lictrt info IN.lic [--bundle BUNDLE]
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,9 +39,11 @@ namespace fs = std::filesystem;
 const char* const kUsage =
     "usage: lictrt encode BUNDLE IN.png -o OUT.lic [--mode fast|compat] [--substreams N] [--width W]\n"
     "                     [--context-order wavefront|raster] [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]\n"
+    "                     [--mask LABELS.png|FOLDER]   (grouped plans: the groups; default: one group, 0)\n"
     "                     [--level LEVEL]  (scalable bundles: a preset such as fastest or full, or e.g.\n"
     "                                       g_a=48,g_s=96,context=4stage; written into the file)\n"
     "       lictrt decode BUNDLE IN.lic -o OUT.png [--threads N] [--onnxruntime LIB] [--ort-custom-ops LIB]\n"
+    "                     [--groups 1,3]   (grouped plans: decode only these groups)\n"
     "       lictrt info IN.lic [--bundle BUNDLE]  (scalable bundles: name the file's level with the bundle's levels)\n";
 
 struct Usage : std::runtime_error {
@@ -67,8 +70,8 @@ Args parse(int argc, char** argv) {
   static const std::map<std::string, std::vector<std::string>> kOptions = {
       {"encode",
        {"-o", "--output", "--mode", "--substreams", "--width", "--context-order", "--threads", "--onnxruntime",
-        "--ort-custom-ops", "--level"}},
-      {"decode", {"-o", "--output", "--threads", "--onnxruntime", "--ort-custom-ops"}},
+        "--ort-custom-ops", "--mask", "--level"}},
+      {"decode", {"-o", "--output", "--threads", "--onnxruntime", "--ort-custom-ops", "--groups"}},
       {"info", {"--bundle"}}};
   Args a;
   if (argc < 2) throw Usage("a command is required (encode, decode, info)");
@@ -183,6 +186,38 @@ lictrt::OnnxRuntimeOptions ort_options(const Args& a) {
   return o;
 }
 
+// --groups: comma-separated integers as Python's int() reads them (spaces around, a sign, '_' between digits);
+// empty items are skipped, so "" is an empty list (the decoder then says there are no groups to decode).
+std::vector<int32_t> parse_groups(const std::string& text) {
+  std::vector<int32_t> out;
+  const Usage bad("--groups takes comma-separated group labels, got '" + text + "'");
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string v = text.substr(start, end - start);
+    start = end + 1;
+    const size_t a = v.find_first_not_of(" \t\n\r\f\v"), b = v.find_last_not_of(" \t\n\r\f\v");
+    if (a == std::string::npos) continue;
+    v = v.substr(a, b - a + 1);
+    size_t k = v[0] == '+' || v[0] == '-' ? 1 : 0;
+    int64_t n = 0;
+    bool digit = false;
+    for (; k < v.size(); ++k) {
+      if (v[k] == '_' && digit && k + 1 < v.size() && v[k + 1] >= '0' && v[k + 1] <= '9') continue;
+      if (v[k] < '0' || v[k] > '9') throw bad;
+      n = n * 10 + (v[k] - '0');
+      digit = true;
+      if (n > int64_t(1) << 31) throw bad;
+    }
+    if (!digit) throw bad;
+    n = v[0] == '-' ? -n : n;
+    if (n < INT32_MIN || n > INT32_MAX) throw bad;
+    out.push_back(int32_t(n));
+  }
+  return out;
+}
+
 char fmt_buf[512];
 template <class... T>
 std::string fmt(const char* f, T... v) {
@@ -201,10 +236,25 @@ int encode(const Args& a) {
   eo.context_order = choice(a, "--context-order", {"wavefront", "raster"}, "");
   if (a.opt.count("--level")) eo.level = a.opt.at("--level");
   lictrt::Bundle bundle = load_bundle(a.pos[0]);
+  std::string mask_path;
+  if (a.opt.count("--mask")) {  // a label PNG, or a folder of them named like the image
+    std::error_code ec;
+    mask_path = a.opt.at("--mask");
+    if (fs::is_directory(mask_path, ec)) {
+      mask_path = (fs::path(mask_path) / fs::path(a.pos[1]).stem()).string() + ".png";
+      if (!fs::is_regular_file(mask_path, ec)) throw Usage("no mask " + mask_path + " for " + a.pos[1]);
+    }
+  }
   lictrt_cli::Image im = lictrt_cli::read_png(a.pos[1]);
+  lictrt::GroupMask mask;
+  if (!mask_path.empty()) {
+    if (!lictrt::plan_has_groups(bundle.plan_kind()))
+      throw CodecError("plan '" + bundle.plan_kind() + "' codes no groups: it takes no mask");
+    mask = lictrt_cli::read_label_png(mask_path);
+  }
   lictrt::OnnxRuntimeRunner runner(bundle, ort_options(a));
   lictrt::Encoder enc(bundle, runner, eo);
-  lictrt::EncodeResult r = enc.encode(im.rgb.data(), im.height, im.width);
+  lictrt::EncodeResult r = enc.encode(im.rgb.data(), im.height, im.width, mask_path.empty() ? nullptr : &mask);
   write_atomic(out, r.data);
   std::printf(
       "%s", fmt("%s: %zu bytes, %.4f bpp, %.1f ms (network %.1f ms, entropy %.1f ms)%s\n", out.c_str(), r.data.size(),
@@ -215,13 +265,15 @@ int encode(const Args& a) {
 }
 
 int decode(const Args& a) {
+  std::vector<int32_t> groups;
+  if (a.opt.count("--groups")) groups = parse_groups(a.opt.at("--groups"));
   const std::string out = a.opt.at("-o");
   check_distinct(out, a.pos[1]);
   lictrt::Bundle bundle = load_bundle(a.pos[0]);
   std::vector<uint8_t> data = read_bytes(a.pos[1]);
   lictrt::OnnxRuntimeRunner runner(bundle, ort_options(a));
   lictrt::Decoder dec(bundle, runner);
-  lictrt::DecodeResult r = dec.decode(data);
+  lictrt::DecodeResult r = dec.decode(data, a.opt.count("--groups") ? &groups : nullptr);
   lictrt_cli::write_png(out, lictrt_cli::Image{r.height, r.width, std::move(r.rgb)});
   std::printf("%s", fmt("%s: %ux%u, %.1f ms (network %.1f ms, entropy %.1f ms)%s\n", out.c_str(), r.width, r.height,
                         1e3 * r.stats.total_s, 1e3 * r.stats.network_s, 1e3 * r.stats.entropy_s,
@@ -265,6 +317,20 @@ int info(const Args& a) {
     const double bps = s.symbols ? 8.0 * double(s.payload.size()) / s.symbols : 0.0;
     text += fmt("  %-16s%10u%10zu%10.3f  %08x\n", s.kind.c_str(), s.symbols, s.payload.size(), bps, s.symbols_crc);
   }
+  // grouped plans: bytes per group from the streams g<label>.<name> (runtime/codec.py group_bytes)
+  std::map<long long, size_t> groups;
+  std::string shared;
+  for (auto& s : streams) {
+    const size_t dot = s.kind.find('.');
+    if (dot != std::string::npos && dot > 1 && s.kind[0] == 'g' && s.kind.find_first_not_of("0123456789", 1) == dot)
+      groups[std::stoll(s.kind.substr(1, dot - 1))] += s.payload.size();
+    if (s.kind == "mask" || s.kind == "z")
+      shared += fmt("%s%s %zu", shared.empty() ? "" : ", ", s.kind.c_str(), s.payload.size());
+  }
+  if (!groups.empty()) {
+    text += fmt("  %zu groups (bytes; shared: ", groups.size()) + shared + ")\n";
+    for (auto& g : groups) text += fmt("  group %-10lld%10zu\n", g.first, g.second);
+  }
   std::fputs(text.c_str(), stdout);
   return 0;
 }
@@ -304,6 +370,8 @@ int main(int argc, char** argv) {
     kind = "FileNotFoundError", msg = e.what();
   } catch (const OutputError& e) {
     kind = "OutputError", msg = e.what();
+  } catch (const lictrt::GroupError& e) {
+    kind = "GroupError", msg = e.what();
   } catch (const lictrt::InvalidArgument& e) {
     kind = "CodecError", msg = e.what();
   } catch (const CodecError& e) {

@@ -79,6 +79,67 @@ Image read_png(const std::string& path) {
   return im;
 }
 
+lictrt::GroupMask read_label_png(const std::string& path) {
+  const std::string what = "cannot read label image " + path + ": ";
+  File file;
+  file.f = std::fopen(path.c_str(), "rb");
+  if (!file.f)  // worded as Python's OSError
+    throw ImageError(what + "[Errno " + std::to_string(errno) + "] " + std::strerror(errno) + ": '" + path + "'");
+  unsigned char sig[8] = {0};
+  if (std::fread(sig, 1, 8, file.f) != 8 || png_sig_cmp(sig, 0, 8))
+    throw ImageError(what + "cannot identify image file '" + path + "'");
+  std::string why;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &why, png_fail, png_warn);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    throw ImageError(what + "out of memory");
+  }
+  lictrt::GroupMask m;
+  std::vector<uint8_t> buf;
+  std::vector<png_bytep> rows;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw ImageError(what + (why.empty() ? "corrupt PNG" : why));
+  }
+  png_set_user_limits(png, 1u << 16, 1u << 16);
+  png_init_io(png, file.f);
+  png_set_sig_bytes(png, 8);
+  png_read_info(png, info);
+  const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  const bool grey16 = color == PNG_COLOR_TYPE_GRAY && depth == 16;  // Pillow "I;16": the full 16-bit value
+  if (color == PNG_COLOR_TYPE_PALETTE || (color == PNG_COLOR_TYPE_GRAY && depth == 1))
+    png_set_packing(png);  // palette indexes and 1-bit samples, unscaled
+  else if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
+    png_set_expand_gray_1_2_4_to_8(png);  // 2- and 4-bit grey scaled to 8 bits, as Pillow's "L"
+  if (depth == 16 && !grey16) png_set_strip_16(png);
+  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  m.width = png_get_image_width(png, info);
+  m.height = png_get_image_height(png, info);
+  const size_t channels = png_get_channels(png, info), bytes = grey16 ? 2 : 1;
+  const size_t row = size_t(m.width) * channels * bytes;
+  if (png_get_rowbytes(png, info) != row) png_error(png, "unsupported PNG layout");
+  buf.resize(row * m.height);
+  rows.resize(m.height);
+  for (uint32_t i = 0; i < m.height; ++i) rows[i] = buf.data() + i * row;
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  m.labels.resize(size_t(m.height) * m.width);
+  for (size_t k = 0; k < m.labels.size(); ++k) {
+    const uint8_t* p = buf.data() + k * channels * bytes;
+    if (grey16)
+      m.labels[k] = int32_t(p[0]) << 8 | p[1];
+    else if (channels == 3)  // Pillow's RGB -> L
+      m.labels[k] = int32_t((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+    else
+      m.labels[k] = p[0];
+  }
+  return m;
+}
+
 void write_png(const std::string& path, const Image& im) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);

@@ -21,16 +21,28 @@ size_t Tensor::count() const noexcept {
 
 bool decoder_supports(const std::string& k) noexcept { return plans::find(k) != nullptr; }
 
+bool plan_has_groups(const std::string& k) noexcept { return k == "grouped_slices"; }
+
 Decoder::Decoder(const Bundle& bundle, GraphRunner& runner) : bundle_(bundle), runner_(runner) {
   const plans::Plan* plan = plans::find(bundle.plan_kind());
   if (!plan)
-    throw BundleError("plan kind '" + bundle.plan_kind() +
-                      "' is not implemented by the C++ decoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context)");
+    throw BundleError(
+        "plan kind '" + bundle.plan_kind() +
+        "' is not implemented by the C++ decoder "
+        "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context, grouped_slices)");
   for (auto& prefix : bundle.prefixes()) plan->check(bundle, prefix);
 }
 
-DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
+DecodeResult Decoder::decode(const uint8_t* data, size_t len, const std::vector<int32_t>* groups) const {
+  std::vector<int32_t> wanted;  // sorted, unique (runtime/codec.py decode)
+  if (groups) {
+    if (!plan_has_groups(bundle_.plan_kind()))
+      throw GroupError("plan '" + bundle_.plan_kind() + "' codes no groups: cannot decode a subset");
+    wanted = *groups;
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    if (wanted.empty()) throw GroupError("no groups to decode");
+  }
   ContainerHeader hd;
   std::vector<ContainerStream> streams;
   unpack_container(data, len, hd, streams);
@@ -80,9 +92,13 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len) const {
     res.level = Levels::format(level);
   }
   for (auto& s : streams) c.in_streams[s.kind] = &s;
+  if (groups) c.groups = &wanted;
   res.y_hat = plans::find(bundle_.plan_kind())->decode(c, ph, pw);
+  res.groups_decoded = c.groups_decoded;
 
-  TensorMap out = c.run(c.synthesis, {{"y_hat", res.y_hat}}, {"x_hat"});
+  TensorMap syn = std::move(c.synthesis_inputs);  // y_hat, and what the plan adds (grouped_slices: mask)
+  syn["y_hat"] = res.y_hat;
+  TensorMap out = c.run(c.synthesis, syn, {"x_hat"});
   res.network_calls = stats.network_calls;
   res.sequential_steps = stats.sequential_steps;
   res.x_hat = std::move(out["x_hat"]);

@@ -28,9 +28,10 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
     : bundle_(bundle), runner_(runner), opt_(std::move(options)) {
   const plans::Plan* plan = plans::find(bundle.plan_kind());
   if (!plan)
-    throw BundleError("plan kind '" + bundle.plan_kind() +
-                      "' is not implemented by the C++ encoder "
-                      "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context)");
+    throw BundleError(
+        "plan kind '" + bundle.plan_kind() +
+        "' is not implemented by the C++ encoder "
+        "(factorized, hyperprior, mean_scale, spatial_context, channel_slices, grouped_context, grouped_slices)");
   if (opt_.substreams < 1) throw InvalidArgument("substreams must be >= 1, got " + std::to_string(opt_.substreams));
   if (opt_.width != 0) {
     const Json& widths = bundle.plan().get("widths");
@@ -57,14 +58,18 @@ Encoder::Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions optio
   plan->check(bundle, bundle.prefixes()[size_t(width_index_)]);
 }
 
-EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width) const {
+EncodeResult Encoder::encode(const uint8_t* rgb, uint32_t height, uint32_t width, const GroupMask* mask) const {
   const double t0 = plans::now_s();
   if (height < 1 || width < 1) throw InvalidArgument("cannot encode: empty image");
   if (uint64_t(height) * width > kMaxPixels)
     throw InvalidArgument("image " + std::to_string(height) + "x" + std::to_string(width) + " is too large (limit " +
                           std::to_string(kMaxPixels) + " pixels)");
+  if (mask && !plan_has_groups(bundle_.plan_kind()))
+    throw InvalidArgument("plan '" + bundle_.plan_kind() + "' codes no groups: it takes no mask");
   EncodeResult res;
   plans::PlanContext c(bundle_, runner_, bundle_.prefixes()[size_t(width_index_)], opt_.mode, res.stats);
+  c.mask = mask;
+  c.image_h = height, c.image_w = width;
   c.raster = raster_;
   c.substreams = opt_.substreams;
   if (levels_) c.level = &level_;

@@ -30,6 +30,14 @@ struct EncoderOptions {
   std::optional<std::string> level;
 };
 
+/// A group label map for plans with groups (grouped_slices, GIT-SSIC): height x width labels in [0, 65535], row-major,
+/// at the image's full, 1/16 or 1/32 (mask grid) size (sizes rounded up); each mask-grid cell of the padded image takes
+/// the label of its top-left pixel (padding is label 0), as runtime/plans/grouped_slices.py coarse_mask.
+struct GroupMask {
+  uint32_t height = 0, width = 0;
+  std::vector<int32_t> labels;
+};
+
 struct EncodeResult {
   std::vector<uint8_t> data;  ///< the .lic bytes
   CodecStats stats;
@@ -42,8 +50,10 @@ class Encoder {
   /// the bundle does not offer).
   Encoder(const Bundle& bundle, GraphRunner& runner, EncoderOptions options = {});
   /// Encode height x width x 3 row-major RGB. InvalidArgument ("cannot encode: ...") for an empty or oversized
-  /// image or a latent the coder cannot take; BundleError when a graph's outputs do not fit the plan.
-  EncodeResult encode(const uint8_t* rgb, uint32_t height, uint32_t width) const;
+  /// image or a latent the coder cannot take; BundleError when a graph's outputs do not fit the plan. `mask`: the
+  /// groups of a grouped plan (nullptr: the whole image is group 0 and no mask stream is written); InvalidArgument for
+  /// a mask of another plan or of a size that does not fit the image.
+  EncodeResult encode(const uint8_t* rgb, uint32_t height, uint32_t width, const GroupMask* mask = nullptr) const;
 
  private:
   const Bundle& bundle_;

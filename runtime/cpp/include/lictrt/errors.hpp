@@ -18,6 +18,12 @@ class InvalidArgument : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// A requested group is not in the bitstream, or the bundle's plan has no groups (grouped_slices).
+class GroupError : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
+
 /// A bundle directory, manifest, tables.npz or .npy file that is missing, malformed or inconsistent.
 class BundleError : public std::runtime_error {
  public:

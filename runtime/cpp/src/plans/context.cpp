@@ -34,7 +34,11 @@ int PlanContext::plan_int(const char* key, int dflt) const {
 
 const ContainerStream& PlanContext::stream(const std::string& kind) const {
   auto it = in_streams.find(kind);
-  if (it == in_streams.end()) throw BitstreamError("stream '" + kind + "' is missing from the bitstream");
+  if (it == in_streams.end()) {  // the message of runtime/plans/context.py, the kinds as a Python list
+    std::string has;
+    for (auto& kv : in_streams) has += (has.empty() ? "'" : ", '") + kv.first + "'";
+    throw BitstreamError("stream '" + kind + "' is missing from the bitstream (has [" + has + "])");
+  }
   return *it->second;
 }
 

@@ -15,6 +15,8 @@
 #include "lictrt/levels.hpp"
 
 namespace lictrt {
+struct GroupMask;  // lictrt/encoder.hpp
+
 namespace plans {
 
 using Stats = CodecStats;
@@ -41,6 +43,13 @@ class PlanContext {
   const EntropyModel& tables(const std::string& model) const { return bundle.entropy(prefix + model); }
   /// Integer field `key` of the manifest plan, else `dflt`.
   int plan_int(const char* key, int dflt) const;
+
+  // ---- grouped plans (grouped_slices)
+  const GroupMask* mask = nullptr;               ///< encoding: the caller's labels (nullptr: one group, 0)
+  uint32_t image_h = 0, image_w = 0;             ///< encoding: the unpadded image size the mask covers
+  const std::vector<int32_t>* groups = nullptr;  ///< decoding: the sorted groups to decode (nullptr: all)
+  std::vector<int32_t> groups_decoded;           ///< decoding: the groups whose streams were read
+  TensorMap synthesis_inputs;                    ///< decoding: what synthesis takes besides y_hat (the mask)
 
   // ---- decoding: the streams of the bitstream, by kind
   std::map<std::string, const ContainerStream*> in_streams;

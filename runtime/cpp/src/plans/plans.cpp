@@ -5,7 +5,8 @@ namespace lictrt {
 namespace plans {
 
 const Plan* find(const std::string& kind) noexcept {
-  for (const Plan* p : {&kFactorized, &kHyperprior, &kMeanScale, &kSpatialContext, &kChannelSlices, &kGroupedContext})
+  for (const Plan* p :
+       {&kFactorized, &kHyperprior, &kMeanScale, &kSpatialContext, &kChannelSlices, &kGroupedContext, &kGroupedSlices})
     if (kind == p->kind) return p;
   return nullptr;
 }

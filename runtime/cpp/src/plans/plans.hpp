@@ -43,6 +43,7 @@ Tensor context_loop(PlanContext& ctx, const Tensor& params, const Tensor* y, con
 /// Output `name` of `outs`, which must be a 4-d [1, C, h, w] tensor.
 const Tensor& latent(TensorMap& outs, const char* name, const std::string& graph);
 
+extern const Plan kGroupedSlices;
 extern const Plan kFactorized, kHyperprior, kMeanScale, kSpatialContext, kChannelSlices;
 extern const Plan kGroupedContext;
 

@@ -1,7 +1,8 @@
-// runtime._lictrt: nanobind binding of the lictrt coder, CRC and container. Takes contiguous numpy arrays
-// (int32 symbols/indexes/tables, uint8 data), never Python lists; releases the GIL while coding.
+// runtime._lictrt: nanobind binding of the lictrt coder, CRC, container and operating levels. Takes contiguous numpy
+// arrays (int32 symbols/indexes/tables, uint8 data), never Python lists; releases the GIL while coding.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -15,6 +16,8 @@
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
 #include "lictrt/format.hpp"
+#include "lictrt/json.hpp"
+#include "lictrt/levels.hpp"
 #include "lictrt/sha256.hpp"
 
 namespace nb = nanobind;
@@ -27,9 +30,18 @@ using I32_2D = nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device:
 using U8 = nb::ndarray<const uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using OutI32 = nb::ndarray<nb::numpy, int32_t, nb::ndim<1>>;
 
-// Python exception classes raised for the C++ errors (set by runtime/coder.py to runtime.errors classes).
+// Python exception classes raised for the C++ errors (set by runtime/coder.py and runtime/levels.py to
+// runtime.errors.BitstreamError, CoderArgumentError, runtime.bundle.BundleError and runtime.levels.LevelError).
 PyObject* g_bitstream_error = PyExc_ValueError;
 PyObject* g_invalid_error = PyExc_ValueError;
+PyObject* g_bundle_error = PyExc_ValueError;
+PyObject* g_level_error = PyExc_ValueError;
+
+void set_error_type(PyObject*& slot, nb::handle type) {
+  if (type.is_none()) return;
+  Py_INCREF(type.ptr());
+  slot = type.ptr();
+}
 
 lictrt::Mode to_mode(int mode) {
   if (mode != 0 && mode != 1) throw lictrt::InvalidArgument("mode must be 0 (compat) or 1 (fast)");
@@ -63,6 +75,22 @@ nb::bytes to_bytes(const std::vector<uint8_t>& v) {
   return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
 }
 
+// A level as Python sees it: (axis, value) in axis order, values int for integer values and str for the others.
+using PyLevel = std::vector<std::pair<std::string, nb::object>>;
+
+nb::object py_value(const lictrt::Levels::Axis& ax, size_t i) {
+  if (ax.number[i]) return nb::int_(std::stoll(ax.values[i]));
+  return nb::str(ax.values[i].c_str(), ax.values[i].size());
+}
+
+PyLevel py_level(const lictrt::Levels& levels, const lictrt::Level& level) {
+  const std::vector<uint8_t> index = levels.to_bytes(level);
+  PyLevel out;
+  for (size_t k = 0; k < index.size(); ++k)
+    out.emplace_back(levels.axes()[k].name, py_value(levels.axes()[k], index[k]));
+  return out;
+}
+
 using HeaderTuple = std::tuple<int, int, int, nb::bytes, uint32_t, uint32_t, int, int, int, int, int, nb::bytes>;
 using StreamTuple = std::tuple<std::string, uint32_t, uint32_t, nb::bytes>;
 
@@ -74,8 +102,12 @@ NB_MODULE(_lictrt, m) {
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);
+    } catch (const lictrt::LevelError& e) {
+      PyErr_SetString(g_level_error, e.what());
     } catch (const lictrt::BitstreamError& e) {
       PyErr_SetString(g_bitstream_error, e.what());
+    } catch (const lictrt::BundleError& e) {
+      PyErr_SetString(g_bundle_error, e.what());
     } catch (const lictrt::InvalidArgument& e) {
       PyErr_SetString(g_invalid_error, e.what());
     }
@@ -85,12 +117,65 @@ NB_MODULE(_lictrt, m) {
       "sha256", [](nb::bytes data) { return lictrt::sha256_hex(data.c_str(), data.size()); }, "data"_a,
       "lower-case hex SHA-256 of data (the bundle reader's own FIPS 180-4 implementation)");
 
-  m.def("_set_exception_types", [](nb::handle bitstream, nb::handle invalid) {
-    Py_INCREF(bitstream.ptr());
-    Py_INCREF(invalid.ptr());
-    g_bitstream_error = bitstream.ptr();
-    g_invalid_error = invalid.ptr();
-  });
+  m.def(
+      "_set_exception_types",
+      [](nb::handle bitstream, nb::handle invalid, nb::handle bundle, nb::handle level) {
+        set_error_type(g_bitstream_error, bitstream);
+        set_error_type(g_invalid_error, invalid);
+        set_error_type(g_bundle_error, bundle);
+        set_error_type(g_level_error, level);
+      },
+      "bitstream"_a = nb::none(), "invalid"_a = nb::none(), "bundle"_a = nb::none(), "level"_a = nb::none(),
+      "the Python exception types of lictrt's BitstreamError, InvalidArgument, BundleError and LevelError (None: "
+      "keep)");
+
+  nb::class_<lictrt::Levels>(m, "Levels", "the operating levels of a scalable bundle plan (lictrt/levels.hpp)")
+      .def(
+          "__init__",
+          [](lictrt::Levels* self, const std::string& spec) { new (self) lictrt::Levels(lictrt::Json::parse(spec)); },
+          "spec_json"_a, "from the JSON text of the plan's levels object; BundleError when it is malformed")
+      .def_prop_ro("axes",
+                   [](const lictrt::Levels& l) {
+                     std::vector<std::pair<std::string, std::vector<nb::object>>> out;
+                     for (auto& ax : l.axes()) {
+                       std::vector<nb::object> values;
+                       for (size_t i = 0; i < ax.values.size(); ++i) values.push_back(py_value(ax, i));
+                       out.emplace_back(ax.name, std::move(values));
+                     }
+                     return out;
+                   })
+      .def_prop_ro("presets",
+                   [](const lictrt::Levels& l) {
+                     std::vector<std::pair<std::string, PyLevel>> out;
+                     for (auto& p : l.presets()) out.emplace_back(p.first, py_level(l, p.second));
+                     return out;
+                   })
+      .def_prop_ro("default", &lictrt::Levels::default_preset)
+      .def(
+          "parse",
+          [](const lictrt::Levels& l, const std::optional<std::string>& text) { return py_level(l, l.parse(text)); },
+          "text"_a.none(), "a level from text (preset name or axis=value,...), None: the default preset; LevelError")
+      .def(
+          "resolve",
+          [](const lictrt::Levels& l, const std::string& level) {
+            return py_level(l, l.resolve(lictrt::Json::parse(level)));
+          },
+          "level_json"_a, "a level from the JSON text of an axis -> value object; unnamed axes from the default preset")
+      .def(
+          "to_bytes",
+          [](const lictrt::Levels& l, const std::string& level) {
+            return to_bytes(l.to_bytes(l.resolve(lictrt::Json::parse(level))));
+          },
+          "level_json"_a, "the header's level block (one index per axis) of a level given as in resolve")
+      .def(
+          "from_bytes",
+          [](const lictrt::Levels& l, nb::bytes data) {
+            const auto* p = reinterpret_cast<const uint8_t*>(data.c_str());
+            return py_level(l, l.from_bytes(std::vector<uint8_t>(p, p + data.size())));
+          },
+          "data"_a, "the level of a header's level block; BitstreamError when it does not fit the axes")
+      .def_static("format", &lictrt::Levels::format, "level"_a,
+                  "'g_a=48,...,context=4stage' of (axis, value text) pairs");
 
   nb::class_<lictrt::Tables>(m, "Tables")
       .def(

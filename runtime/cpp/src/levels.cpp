@@ -1,7 +1,8 @@
-// Operating levels of scalable bundles (lictrt/levels.hpp), message for message as runtime/levels.py.
+// Operating levels of scalable bundles (lictrt/levels.hpp); runtime/levels.py wraps this through runtime._lictrt.
 #include "lictrt/levels.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace lictrt {
@@ -73,6 +74,27 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+// str(value) as Python prints a JSON value that is neither an integer nor a string (for the messages).
+std::string py_str(const Json& v) {
+  switch (v.type()) {
+    case Json::Type::Null:
+      return "None";
+    case Json::Type::Bool:
+      return v.boolean() ? "True" : "False";
+    case Json::Type::Number: {
+      char buf[32];
+      const auto r = std::to_chars(buf, buf + sizeof buf, v.num());
+      std::string s(buf, r.ptr);
+      if (s.find_first_of(".en") == std::string::npos) s += ".0";
+      return s;
+    }
+    case Json::Type::Array:
+      return "[...]";
+    default:
+      return "{...}";
+  }
+}
+
 [[noreturn]] void malformed(const std::string& what) { throw BundleError("plan levels are malformed: " + what); }
 
 }  // namespace
@@ -131,12 +153,12 @@ Levels::Levels(const Json& spec) {
   if (axes_.empty() || axes_.size() > 16 ||
       std::any_of(axes_.begin(), axes_.end(), [](const Axis& a) { return a.values.empty() || a.values.size() > 256; }))
     throw BundleError("plan levels need 1-16 axes of 1-256 values each");
-  for (auto& p : presets_) resolve(p.second, "preset '" + p.first + "'", true);
+  for (auto& p : presets_) complete(p.second, "preset '" + p.first + "'", true);
   if (std::find(names.begin(), names.end(), default_) == names.end())
     throw BundleError("default level '" + default_ + "' is not a preset (" + join(names) + ")");
 }
 
-Level Levels::resolve(const Partial& level, const std::string& what, bool bundle_error) const {
+Level Levels::complete(const Partial& level, const std::string& what, bool bundle_error) const {
   auto fail = [&](const std::string& msg) -> void {
     if (bundle_error) throw BundleError(msg);
     throw LevelError(msg);
@@ -163,9 +185,10 @@ Level Levels::resolve(const Partial& level, const std::string& what, bool bundle
     if (!v && base)
       for (auto& kv : *base)
         if (kv.first == ax.name) v = &kv.second;
-    if (!v) fail(what + ": no value for axis '" + ax.name + "'");
+    if (!v || v->none) fail(what + ": no value for axis '" + ax.name + "'");
     bool offered = false;
-    for (size_t i = 0; i < ax.values.size(); ++i) offered |= ax.values[i] == v->text && ax.number[i] == v->number;
+    for (size_t i = 0; i < ax.values.size(); ++i)
+      offered |= !v->other && ax.values[i] == v->text && ax.number[i] == v->number;
     if (!offered) fail(what + ": " + ax.name + "=" + v->text + " is not offered (choose " + join(ax.values) + ")");
     out.emplace_back(ax.name, v->text);
   }
@@ -178,9 +201,9 @@ Level Levels::parse(const std::optional<std::string>& given) const {
       if (p.first == name) return &p.second;
     return nullptr;
   };
-  if (!given) return resolve(*preset(default_), "level", false);
+  if (!given) return complete(*preset(default_), "level", false);
   const std::string text = strip(*given);
-  if (const Partial* p = preset(text)) return resolve(*p, "level", false);
+  if (const Partial* p = preset(text)) return complete(*p, "level", false);
   Partial level;
   size_t start = 0;
   while (start <= text.size()) {
@@ -209,7 +232,28 @@ Level Levels::parse(const std::optional<std::string>& given) const {
       if (kv.first == name) kv.second = v, seen = true;
     if (!seen) level.emplace_back(name, v);
   }
-  return resolve(level, "level", false);
+  return complete(level, "level", false);
+}
+
+Level Levels::resolve(const Json& given) const {
+  if (!given.is_object()) throw LevelError("level: expected a mapping of axis to value");
+  Partial level;
+  for (auto& kv : given.items()) {
+    const Json& v = kv.second;
+    if (v.is_number() && v.num() == double(int64_t(v.num())))
+      level.emplace_back(kv.first, Value{std::to_string(v.integer()), true});
+    else if (v.is_string())
+      level.emplace_back(kv.first, Value{v.str(), false});
+    else
+      level.emplace_back(kv.first, Value{py_str(v), false, true, v.is_null()});
+  }
+  return complete(level, "level", false);
+}
+
+std::vector<std::pair<std::string, Level>> Levels::presets() const {
+  std::vector<std::pair<std::string, Level>> out;
+  for (auto& p : presets_) out.emplace_back(p.first, complete(p.second, "preset '" + p.first + "'", true));
+  return out;
 }
 
 std::vector<uint8_t> Levels::to_bytes(const Level& level) const {

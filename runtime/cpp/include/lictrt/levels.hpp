@@ -1,5 +1,6 @@
-// Operating levels of scalable bundles (BaSIC, plan grouped_context): the C++ twin of runtime/levels.py, with the same
-// text syntax and the same one-line messages. The bundle plan describes its levels as data (docs/FORMATS.md):
+// Operating levels of scalable bundles (BaSIC, plan grouped_context): the one implementation of level semantics; the
+// Python runtime wraps it (runtime/levels.py over runtime._lictrt.Levels). The bundle plan describes its levels as data
+// (docs/FORMATS.md):
 //
 //   "levels": {"axes": [{"name": "g_a", "values": [48, 72, 96, 144, 192]}, ..., {"name": "context", "values":
 //              ["scanline", "8stage", ...]}], "presets": {"full": {...}, "fastest": {...}}, "default": "full"}
@@ -37,6 +38,9 @@ class Levels {
 
   /// A level from text (preset name or axis=value,...); `text` absent: the default preset. LevelError otherwise.
   Level parse(const std::optional<std::string>& text) const;
+  /// A level from a JSON object of axis -> value (an integer or a string); axes not named take the default preset's
+  /// value. LevelError when an axis is unknown or a value is not offered.
+  Level resolve(const Json& level) const;
   /// The level block of the header: one u8 index per axis.
   std::vector<uint8_t> to_bytes(const Level& level) const;
   /// The level of a header's level block; BitstreamError when it does not fit the axes.
@@ -53,14 +57,20 @@ class Levels {
     bool numeric = false;             ///< every value an integer: text values of this axis are read as numbers
   };
   const std::vector<Axis>& axes() const noexcept { return axes_; }
+  /// The presets in the plan's order, each with every axis in axis order.
+  std::vector<std::pair<std::string, Level>> presets() const;
+  /// The name of the default preset.
+  const std::string& default_preset() const noexcept { return default_; }
 
  private:
   struct Value {  // an axis value of a preset or of parsed text
     std::string text;
     bool number = false;
+    bool other = false;  // neither an integer nor a string: never offered
+    bool none = false;   // null: no value (not the default preset's)
   };
   using Partial = std::vector<std::pair<std::string, Value>>;  // axis name -> value, in first-given order
-  Level resolve(const Partial& level, const std::string& what, bool bundle_error) const;
+  Level complete(const Partial& level, const std::string& what, bool bundle_error) const;
 
   std::vector<Axis> axes_;
   std::vector<std::pair<std::string, Partial>> presets_;

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from benchmarks.common import REPO_ROOT, BenchmarkError, list_images, run_cli, write_json
 from runtime.files import write_atomic
 
-ARCHS = ("bmshj2018-hyperprior", "ssmic")
+ARCHS = ("bmshj2018-hyperprior", "ssmic", "gitssic", "basic")
 FAST_ARCHS = "bmshj2018-hyperprior"  # SSMIC's CPU export and reference scan alone exceed the --fast budget
 LAMBDAS = (0.0018, 0.0067, 0.025, 0.0932)  # CompressAI zoo λ for q1, q3, q5, q7 (MSE)
 BASE_LAMBDA = 0.0130
@@ -115,12 +115,69 @@ def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
 
     The GDN hyperprior trains for seconds and codes the full Kodak images. SSMIC's selective scan runs as the
     PyTorch reference on the CPU (about 1 s per 64x64 patch per step here), so it trains a couple of steps and
-    is coded on centre crops: a pipeline check of the spatial-context path, not a quality figure.
+    is coded on centre crops: a pipeline check of the spatial-context path, not a quality figure. GIT-SSIC
+    (Swin transforms) trains a couple of steps and codes the full images with their Kodak group masks. BaSIC
+    trains for a few seconds (every step trains its five context coders), is coded on centre crops at its full
+    level (its PyTorch reference decodes the scanline context position by position), and its middle-λ bundle
+    is decoded at three levels on a full image (``levels``). ``export_size``: the swin / scan models are
+    exported at the one size they are coded at (static shapes; dynamic-shape tracing of their window and scan
+    reshapes costs about twice the CPU time).
     """
     if arch == "ssmic":
-        return {"batch": 2, "base_steps": 2, "tune_steps": 1, "max_s": 60.0, "crop": (128, 192), "images": 1}
+        return {
+            "batch": 2,
+            "base_steps": 2,
+            "tune_steps": 1,
+            "max_s": 60.0,
+            "crop": (128, 192),
+            "images": 1,
+            "export_size": (128, 192),
+        }
+    if arch == "gitssic":
+        return {
+            "batch": 2,
+            "base_steps": 2,
+            "tune_steps": 1,
+            "max_s": 60.0,
+            "crop": None,
+            "images": 1 if fast else 3,
+            "export_size": (512, 768),
+            "masks": True,
+        }
+    if arch == "basic":
+        base = seconds if seconds is not None else 8.0
+        return {
+            "batch": 4,
+            "base_s": base,
+            "tune_s": base / 2,
+            "crop": (128, 192),
+            "images": 1,
+            "levels": ["fastest", "middle", "full"],
+        }
     base = seconds if seconds is not None else (12.0 if fast else 25.0)
     return {"batch": 8, "base_s": base, "tune_s": base / 2, "crop": None, "images": 1 if fast else 3}
+
+
+def find_masks_dir(test_dir: Path, names: list[str]) -> Path | None:
+    """The Kodak group masks of GIT-SSIC (``../shared/data/gitssic_masks``) when it has one for every test image."""
+    d = REPO_ROOT.parent / "shared" / "data" / "gitssic_masks"
+    if d.is_dir() and all((d / (Path(n).stem + ".png")).is_file() for n in names):
+        return d
+    return None
+
+
+def middle_level(bundle: Path) -> str:
+    """A level between BaSIC's presets: encoder transforms at the largest width, h_s and g_s at the middle one
+    (the lower middle of an even count), the middle context coder (paper: 96 / 6stage; tiny: 8 / 6stage)."""
+    from runtime.bundle import Bundle
+    from runtime.levels import levels_of
+
+    axes = dict(levels_of(Bundle.load(bundle).plan).axes)
+    mid = lambda v: v[(len(v) - 1) // 2]  # noqa: E731
+    return (
+        f"g_a={axes['g_a'][-1]},h_a={axes['h_a'][-1]},h_s={mid(axes['h_s'])},g_s={mid(axes['g_s'])},"
+        f"context={axes['context'][len(axes['context']) // 2]}"
+    )
 
 
 def train_family(
@@ -172,8 +229,9 @@ def train_family(
     return out
 
 
-def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool) -> tuple[str, str]:
-    """Export one checkpoint in a worker process, then (``engine``) build its TensorRT-RTX engines.
+def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool, extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Export one checkpoint in a worker process (``extra``: more export options, e.g. ``--size``), then
+    (``engine``) build its TensorRT-RTX engines.
 
     Returns (export failure or "", engine status or "")."""
     import torch
@@ -184,7 +242,7 @@ def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool) -> tuple[st
         with _quiet(log, verbose):
             from export.onnx import main as export_main
 
-            _call(export_main, [ckpt, "-o", bundle, "--no-check"], f"export of {Path(ckpt).name}")
+            _call(export_main, [ckpt, "-o", bundle, "--no-check", *extra], f"export of {Path(ckpt).name}")
     except Exception as exc:
         return f"{_one_line(exc)} {log.getvalue().strip().splitlines()[-1:]}", ""
     if not engine:
@@ -214,7 +272,7 @@ class Exporter:
         self.jobs: dict[str, list] = {}
         self.engines = importlib.util.find_spec("tensorrt_rtx") is not None
 
-    def submit(self, arch: str, ckpts: list[Path]) -> None:
+    def submit(self, arch: str, ckpts: list[Path], extra: tuple[str, ...] = ()) -> None:
         mid = len(ckpts) // 2
         self.jobs[arch] = [
             (
@@ -225,6 +283,7 @@ class Exporter:
                     str(self.bundle_dir / (c.stem + ".bundle")),
                     self.verbose,
                     self.engines and i == mid,
+                    extra,
                 ),
             )
             for i, c in enumerate(ckpts)
@@ -304,7 +363,8 @@ def run_demo(
                         arch, train_dir, out / "checkpoints", recipes[arch], threads, log, verbose, bar
                     )
                 }
-                exporter.submit(arch, families[arch]["ckpts"])
+                size = recipes[arch].get("export_size")
+                exporter.submit(arch, families[arch]["ckpts"], ("--size", f"{size[0]}x{size[1]}") if size else ())
             except Exception as exc:  # one architecture failing must not stop the other
                 skipped[arch] = f"training: {_one_line(exc)}"
         timings["train_s"] = time.perf_counter() - t0
@@ -327,8 +387,13 @@ def run_demo(
     for arch in list(families):
         f = families[arch]
         try:
+            rec = recipes[arch]
+            masks = None
+            if rec.get("masks"):
+                masks = find_masks_dir(test_dir, [p.name for p in list_images(test_dir, rec["images"])])
+                if masks is None:
+                    notes.append(f"{arch}: no Kodak group masks (../shared/data/gitssic_masks): one group per image")
             with _quiet(log, verbose):
-                rec = recipes[arch]
                 doc = rd.run(
                     [str(b) for b in f["bundles"]],
                     [str(c) for c in f["ckpts"]],
@@ -339,6 +404,7 @@ def run_demo(
                     progress=False,
                     crop=rec["crop"],
                     mode="compat",
+                    masks=masks,
                 )
             rd_docs.append(doc)
         except Exception as exc:
@@ -352,19 +418,26 @@ def run_demo(
     rd_doc["title"] = PLOT_TITLE
 
     t0 = time.perf_counter()
-    lat, mac = [], []
+    lat, mac, lvl = [], [], []
     for arch, f in tqdm(list(families.items()), desc="latency+MACs", unit="arch"):
         mid = f["bundles"][len(f["bundles"]) // 2]
-        size = recipes[arch]["crop"] or (512, 768)
+        rec = recipes[arch]
+        size = rec["crop"] or rec.get("export_size") or (512, 768)
         try:
             with _quiet(log, verbose):
                 lat.append(latency.measure(mid, "onnxruntime", size, iters=3 if fast else 5, warmup=1))
         except Exception as exc:
             notes.append(f"latency of {arch} failed: {_one_line(exc)}")
         try:
-            mac.append(macs.count_bundle(mid, (512, 768)))
+            # at the size the bundle was exported for (a static bundle's graphs have that size only)
+            mac.append(macs.count_bundle(mid, rec.get("export_size") or (512, 768)))
         except Exception as exc:
             notes.append(f"MACs of {arch} failed: {_one_line(exc)}")
+        if rec.get("levels"):
+            try:
+                lvl.append(decode_levels(mid, test_dir, rec["levels"], threads, log, verbose))
+            except Exception as exc:
+                notes.append(f"levels of {arch} failed: {_one_line(exc)}")
     timings["latency_macs_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -383,6 +456,7 @@ def run_demo(
         "rd": rd_doc,
         "latency": lat,
         "macs": mac,
+        "levels": lvl,
     }
     results = out / "results"
     write_json(results / "demo.json", summary)
@@ -394,6 +468,20 @@ def run_demo(
     write_atomic(out / "demo.log", log.getvalue())
     print(format_summary(summary, out))
     return summary
+
+
+def decode_levels(bundle: Path, test_dir: Path, names: list[str], threads: int, log, verbose: bool) -> dict:
+    """A scalable (BaSIC) bundle encoded at each named level (``middle``: :func:`middle_level`) on the first
+    full test image and decoded three times: decode time, steps, bpp and decoder MACs per level
+    (benchmarks.basic_levels)."""
+    from benchmarks import basic_levels
+
+    texts = [middle_level(bundle) if n == "middle" else n for n in names]
+    with _quiet(log, verbose):
+        res = basic_levels.run(str(bundle), str(test_dir), 1, None, None, 3, threads, texts)
+    for row, n in zip(res["rows"], names):
+        row["name"] = n
+    return res
 
 
 def _merge_rd(docs: list[dict]) -> dict:
@@ -414,6 +502,8 @@ def _one_line(exc: Exception) -> str:
 
 
 def format_summary(s: dict, out: Path) -> str:
+    from benchmarks.basic_levels import format_table as levels_table
+
     rd_doc = s["rd"]
     lines = [
         "",
@@ -466,14 +556,18 @@ def format_summary(s: dict, out: Path) -> str:
             f"  {lt['arch']} {lt['size'][0]}x{lt['size'][1]}: {g}; encode {e.get('encode', {}).get('median_ms', float('nan')):.1f}, "
             f"decode {e.get('decode', {}).get('median_ms', float('nan')):.1f}"
         )
-    lines.append("== MACs (512x768, counted from the exported ONNX graphs) ==")
+    lines.append("== MACs (counted from the exported ONNX graphs at the size each bundle was exported for) ==")
     for m in s["macs"]:
         k = m["kmac_per_px"]
         lines.append(
-            f"  {m['arch']}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
+            f"  {m['arch']} {m['size'][0]}x{m['size'][1]}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
             f"{m['kmac_per_px_whole_without_scan']:.2f}); encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f},"
             f" parse-critical {k['parse_critical']:.2f}"
         )
+    for lv in s.get("levels", []):
+        n = len(lv["images"])
+        lines.append(f"== levels of one {lv['arch']} bundle (decode median of {lv['repeats']}, {n} full image) ==")
+        lines += ["  " + ln for ln in levels_table(lv).splitlines()[1:]]
     for a, why in s["skipped"].items():
         lines.append(f"skipped {a}: {why}")
     lines += [f"note: {n}" for n in s["notes"]]

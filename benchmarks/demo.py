@@ -4,16 +4,18 @@
 
 Target: five minutes on a fresh 2-core CPU machine (exports and engine builds run in two worker processes
 beside the training). `--fast` runs the GDN hyperprior only, for a quick look:
-  1. train `bmshj2018-hyperprior --preset tiny` and `ssmic --preset tiny`: a short base run, then a short
-     fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
-     (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`);
-  2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`); build TensorRT-RTX engines
-     (`python -m export.trt BUNDLE`) for the middle-λ bundle of each architecture when `tensorrt_rtx` is
-     importable, else say so;
+  1. train the ``tiny`` presets of ARCHS (bmshj2018-hyperprior, ssmic, gitssic, basic): a short base run, then a
+     short fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
+     (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`); see :func:`recipe`;
+  2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`, with `--size` for the models
+     coded at one size); build TensorRT-RTX engines (`python -m export.trt BUNDLE`) for the middle-λ bundle of
+     each architecture when `tensorrt_rtx` is importable, else say so;
   3. code the shipped Kodak images (`assets/images/kodak`) through the runtime (onnxruntime) and through the
-     PyTorch reference (CompressAI compress/decompress);
-  4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs; write `rd.png`, `demo.json` and
-     `report.md` under --out (default runs/demo).
+     PyTorch reference (CompressAI-style compress/decompress); GIT-SSIC with the Kodak group masks of
+     `../shared/data/gitssic_masks` when it has them (else one group per image, said in the notes);
+  4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs, and BaSIC's decode time at three
+     levels (fastest / middle / full) of one bundle; write `rd.png`, `demo.json` and `report.md` under --out
+     (default runs/demo).
 What it measures (MEASURES, also printed and written into the report and the plot): the pipeline end to end,
 deployment fidelity (runtime vs PyTorch reference on the same checkpoint: BD-rate, identical payloads), speed
 and MACs. Its models train for seconds, so their PSNR says nothing about the quality of these codecs; classical

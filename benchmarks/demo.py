@@ -1,12 +1,13 @@
-"""The main job: train tiny codecs at four λ, export, build engines, code real images, print the report.
+"""The main job: train tiny codecs at several λ, export, build engines, code real images, print the report.
 
-`python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--verbose]`
+`python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--all-lambdas] [--verbose]`
 
 Target: five minutes on a fresh 2-core CPU machine (exports and engine builds run in two worker processes
 beside the training). `--fast` runs the GDN hyperprior only, for a quick look:
   1. train the ``tiny`` presets of ARCHS (bmshj2018-hyperprior, ssmic, gitssic, basic): a short base run, then a
-     short fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
-     (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`); see :func:`recipe`;
+     short fine-tune at each of four λ from it (GIT-SSIC, BaSIC: the two ends, FEW_LAMBDAS; ``--all-lambdas``:
+     four) (`python -m train ... --resume`), on the shipped crops (`assets/images/train`; fallback
+     `assets/images`, then `../shared/data/train`); see :func:`recipe`;
   2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`, with `--size` for the models
      coded at one size); build TensorRT-RTX engines (`python -m export.trt BUNDLE`) for the middle-λ bundle of
      each architecture when `tensorrt_rtx` is importable, else say so;
@@ -44,6 +45,9 @@ from runtime.files import write_atomic
 ARCHS = ("bmshj2018-hyperprior", "ssmic", "gitssic", "basic")
 FAST_ARCHS = "bmshj2018-hyperprior"  # SSMIC's CPU export and reference scan alone exceed the --fast budget
 LAMBDAS = (0.0018, 0.0067, 0.025, 0.0932)  # CompressAI zoo λ for q1, q3, q5, q7 (MSE)
+# GIT-SSIC and BaSIC: the two ends only, to fit the time budget (each export is 8-13 graphs): their deployment
+# fidelity is shown point by point (identical payloads, equal PSNR); a BD-rate needs four points
+FEW_LAMBDAS = (LAMBDAS[0], LAMBDAS[-1])
 BASE_LAMBDA = 0.0130
 # Small patches, evaluation only at the end (the shipped set is one batch: an epoch is one step), a fast base
 # run and gentle fine-tunes: a few seconds of training then give four ordered rate points.
@@ -145,6 +149,7 @@ def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
             "images": 1 if fast else 3,
             "export_size": (512, 768),
             "masks": True,
+            "lambdas": FEW_LAMBDAS,
         }
     if arch == "basic":
         base = seconds if seconds is not None else 8.0
@@ -155,6 +160,7 @@ def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
             "crop": (128, 192),
             "images": 1,
             "levels": ["fastest", "middle", "full"],
+            "lambdas": FEW_LAMBDAS,
         }
     base = seconds if seconds is not None else (12.0 if fast else 25.0)
     return {"batch": 8, "base_s": base, "tune_s": base / 2, "crop": None, "images": 1 if fast else 3}
@@ -185,7 +191,7 @@ def middle_level(bundle: Path) -> str:
 def train_family(
     arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int, log: io.StringIO, verbose: bool, bar
 ) -> list[Path]:
-    """A base run, then one fine-tune per λ from it: four checkpoints that share a starting point."""
+    """A base run, then one fine-tune per λ from it: checkpoints that share a starting point."""
     from train.cli import main as train_main
 
     common = [
@@ -217,7 +223,7 @@ def train_family(
         )
     bar.update(1)
     out = []
-    for lam in LAMBDAS:
+    for lam in rec.get("lambdas", LAMBDAS):
         path = ckpt_dir / f"{arch}_{lam}.pth"
         bar.set_postfix_str(f"{arch} λ={lam}")
         with _quiet(log, verbose):
@@ -327,6 +333,7 @@ def run_demo(
     seconds: float | None = None,
     images: int | None = None,
     verbose: bool = False,
+    all_lambdas: bool = False,
 ) -> dict:
     from benchmarks import latency, macs, rd
 
@@ -342,13 +349,17 @@ def run_demo(
     torch.set_num_threads(threads)
     train_dir, test_dir = find_train_dir(), find_test_dir()
     recipes = {a: recipe(a, fast, seconds) for a in archs}
+    if all_lambdas:
+        for r in recipes.values():
+            r.pop("lambdas", None)
     if images:
         for r in recipes.values():
             r["images"] = images
     log = io.StringIO()
     notes, skipped, timings = [], {}, {}
     print(
-        f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))}; train data {train_dir}; "
+        f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))} (gitssic, basic: "
+        f"{', '.join(map(str, FEW_LAMBDAS))}); train data {train_dir}; "
         f"test images {test_dir}; output {out}"
     )
 
@@ -356,7 +367,8 @@ def run_demo(
     exporter = Exporter(out / "bundles", verbose)
     # step-bounded architectures (slow exports) first, so their exports overlap the timed training of the others
     order = sorted(archs, key=lambda a: "base_steps" not in recipes[a])
-    with tqdm(total=len(archs) * (1 + len(LAMBDAS)), desc="train", unit="run") as bar:
+    runs = sum(1 + len(recipes[a].get("lambdas", LAMBDAS)) for a in archs)
+    with tqdm(total=runs, desc="train", unit="run") as bar:
         t0 = time.perf_counter()
         for arch in order:
             try:
@@ -448,7 +460,7 @@ def run_demo(
         "measures": MEASURES,
         "fast": fast,
         "archs": list(archs),
-        "lambdas": list(LAMBDAS),
+        "lambdas": {a: list(recipes[a].get("lambdas", LAMBDAS)) for a in archs},
         "recipes": recipes,
         "images": rd_doc["images"],
         "skipped": skipped,
@@ -549,7 +561,10 @@ def format_summary(s: dict, out: Path) -> str:
                 )
             )
         else:
-            lines.append(f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})")
+            lines.append(
+                f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})"
+                + (f"; identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+            )
     lines.append("== latency (onnxruntime CPU, median ms) ==")
     for lt in s["latency"]:
         g = ", ".join(f"{k} {v['median_ms']:.1f}" for k, v in lt.get("graphs", {}).items())
@@ -589,6 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archs", help=f"comma-separated (default {','.join(ARCHS)}; --fast: {FAST_ARCHS})")
     ap.add_argument("--seconds", type=float, help="base training seconds per architecture (fine-tunes: half)")
     ap.add_argument("--images", type=int, help="number of Kodak images to code")
+    ap.add_argument(
+        "--all-lambdas",
+        action="store_true",
+        help=f"{len(LAMBDAS)} λ for every architecture (GIT-SSIC and BaSIC get a BD-rate too; about a minute more)",
+    )
     ap.add_argument("--verbose", action="store_true", help="show every stage's output and tracebacks")
     args = ap.parse_args(argv)
 
@@ -597,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         archs = tuple(a.strip() for a in text.split(",") if a.strip())
         if not archs:
             raise DemoError("--archs is empty")
-        run_demo(Path(args.out), args.fast, archs, args.seconds, args.images, args.verbose)
+        run_demo(Path(args.out), args.fast, archs, args.seconds, args.images, args.verbose, args.all_lambdas)
         return 0
 
     return run_cli(body, args.verbose)

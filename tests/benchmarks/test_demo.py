@@ -77,7 +77,15 @@ def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
     summary = json.loads((out / "results" / "demo.json").read_text())
     bd = summary["bd_rate_vs_reference"]
     assert bd, "no BD-rate against the PyTorch reference"
-    assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd)
+    four = {a for a, lams in summary["lambdas"].items() if len(lams) >= 4}
+    assert four >= {"bmshj2018-hyperprior", "ssmic"}
+    assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd if e["test"].split()[0] in four)
+    fams = {(f["arch"], f["kind"]): f["results"] for f in summary["rd"]["families"] if "kind" in f}
+    for arch in set(demo.ARCHS) - four:  # two λ: the deployment matches the reference point by point
+        dep, ref = fams[arch, "deployed"], fams[arch, "reference"]
+        assert len(dep["bpp"]) == len(summary["lambdas"][arch]) == len(ref["bpp"])
+        assert dep["bpp-payload"] == pytest.approx(ref["bpp-payload"], rel=0.01)
+        assert dep["psnr-rgb"] == pytest.approx(ref["psnr-rgb"], abs=0.05)
     assert "BD-rate" in proc.stdout and (out / "rd.png").stat().st_size > 1000
     assert "What this demo measures" in proc.stdout and summary["measures"] == demo.MEASURES
     assert not [f for f in summary["rd"]["families"] if f.get("kind") == "anchor"]  # no JPEG/WebP/AVIF here

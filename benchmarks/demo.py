@@ -63,8 +63,10 @@ MEASURES = (
     "This demo checks the pipeline, not codec quality. It trains tiny models for seconds, exports them, "
     "codes real images through the deployed runtime and through the PyTorch reference, and measures: "
     "(1) that every stage works end to end; (2) deployment fidelity: the runtime's rate and PSNR against "
-    "the PyTorch reference of the same checkpoint (BD-rate near 0 %, identical payloads); (3) speed: "
-    "per-graph and end-to-end latency; (4) MACs per pixel of the exported graphs. The absolute PSNR of "
+    "the PyTorch reference of the same checkpoint (BD-rate near 0 % where four λ are trained, equal rate "
+    "and PSNR point by point, identical payloads); (3) speed: "
+    "per-graph and end-to-end latency, and the decode time of each level of a scalable codec (BaSIC); "
+    "(4) MACs per pixel of the exported graphs. The absolute PSNR of "
     "models trained for seconds says nothing about these codecs; comparisons with JPEG, WebP or AVIF "
     "belong to trained checkpoints (python -m benchmarks rd --anchors jpeg,webp,avif)."
 )

@@ -13,6 +13,10 @@ PCHIP, on payload bpp (the reference has no container) and on whole-file bpp (wh
 Results follow CompressAI's eval_model layout ({"name", "description", "results": {"bpp", "psnr-rgb",
 "ms-ssim-rgb"}}) plus our fields.
 
+Grouped models (GIT-SSIC) take label masks with ``--masks DIR`` (one PNG per image, same stem), given to the
+deployment (coded in the file as a mask stream: in whole-file bpp, not in payload bpp) and to the reference
+(out of band); without masks every image is one group. Scalable models (BaSIC) are coded at their default level.
+
 Classical codec curves (JPEG / WebP / AVIF, Pillow quality sweeps) are drawn only when asked for with
 ``--anchors``: they are a fair comparison only for trained checkpoints.
 """

@@ -1,10 +1,10 @@
 """BaSIC levels on Kodak: decode time, bits per pixel and decoder MACs per (width, context coder).
 
 `python -m benchmarks basic-levels BUNDLE [--data DIR] [--images N] [--widths 48,192] [--coders scanline,2stage]
- [--repeats R] [--threads T] [--json PATH] [--verbose]`
+ [--levels 'fastest;g_s=96,h_s=96,context=6stage;full'] [--repeats R] [--threads T] [--json PATH] [--verbose]`
 
 For every combination of a uniform width (all four transforms at W, the diagonal of the level grid) and a
-context coder, each image is encoded at that level with the runtime (ONNX Runtime, pinned parse path, our
+context coder (or for each level given with ``--levels``), each image is encoded at that level with the runtime (ONNX Runtime, pinned parse path, our
 coder) and decoded ``--repeats`` times (median). Recorded per combination: bpp, PSNR, decode time split into
 network / entropy / the context loop, the decoder's sequential steps, and the decoder-side MACs at the image's
 padded size counted from the bundle's graphs (h_s + context graph x calls + g_s; benchmarks/macs.py). The
@@ -38,6 +38,8 @@ from benchmarks.common import (
 )
 from runtime.cli import VerboseOpt
 
+MODULES = ("g_a", "h_a", "h_s", "g_s")  # the transforms of a level, each at its own width
+
 
 class LevelsError(BenchmarkError):
     """The bundle is not a scalable (grouped_context) bundle, or bad options."""
@@ -67,7 +69,10 @@ def run(
     coders: list[str] | None,
     repeats: int,
     threads: int | None,
+    named: list[str] | None = None,
 ) -> dict:
+    """Every (uniform width, coder) combination of ``widths`` x ``coders`` (default: all), or the levels
+    ``named`` instead (level texts: presets such as ``fastest`` / ``full`` or ``axis=value,...``)."""
     from runtime.bundle import Bundle, level_graph
     from runtime.codec import Codec
     from runtime.levels import levels_of
@@ -88,67 +93,72 @@ def run(
     pad = b.pad_multiple
     padded = {(-(-im.shape[0] // pad) * pad, -(-im.shape[1] // pad) * pad) for im in imgs}
     macs = {hw: _graph_macs(path, hw) for hw in padded}
+    if named:
+        chosen = [levels.parse(t) for t in named]
+    else:
+        chosen = [levels.parse({**{m: w for m in MODULES}, "context": c}) for w in widths for c in coders]
     rows = []
-    for w in widths:
-        for c in coders:
-            level = levels.parse({**{m: w for m in ("g_a", "h_a", "h_s", "g_s")}, "context": c})
-            enc = Codec.open(path, level=level, threads=threads)
-            dec = Codec.open(path, threads=threads)
-            per = []
-            for p, im in zip(paths, imgs):
-                data_ = enc.encode(im)
-                times, st, out = [], None, None
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    out = dec.decode(data_)
-                    times.append(time.perf_counter() - t0)
-                    st = dec.last_stats
-                hw = (-(-im.shape[0] // pad) * pad, -(-im.shape[1] // pad) * pad)
-                gm = macs[hw]
-                h16, w16 = hw[0] // 16, hw[1] // 16
-                coder = b.plan["coders"][c]
-                if coder["kind"] == "scanline":
-                    ctx_macs = gm[coder["graph"]] * h16 * w16  # one call per position, batched by wavefront step
-                else:
-                    groups = len(coder["stage_table"])
-                    ctx_macs = gm[coder["graph"]] * len(set(stage_map(coder["stage_table"], groups, h16, w16).ravel()))
-                dec_macs = gm[level_graph("h_s", w)] + ctx_macs + gm[level_graph("g_s", w)]
-                per.append(
-                    {
-                        "image": p.name,
-                        "bpp": bpp(len(data_), *im.shape[:2]),
-                        "psnr": psnr(im, out),
-                        "decode_s": statistics.median(times),
-                        "network_s": st["network_s"],
-                        "entropy_s": st["entropy_s"],
-                        "loop_s": st["loop_s"],
-                        "steps": st["sequential_steps"],
-                        "decoder_macs": dec_macs,
-                        "decoder_kmac_per_px": dec_macs / (hw[0] * hw[1]) / 1e3,
-                    }
-                )
-            rows.append(
+    for name, level in zip(named or [None] * len(chosen), chosen):
+        w, c = level["g_s"], level["context"]
+        enc = Codec.open(path, level=level, threads=threads)
+        dec = Codec.open(path, threads=threads)
+        per = []
+        for p, im in zip(paths, imgs):
+            data_ = enc.encode(im)
+            times, st, out = [], None, None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = dec.decode(data_)
+                times.append(time.perf_counter() - t0)
+                st = dec.last_stats
+            hw = (-(-im.shape[0] // pad) * pad, -(-im.shape[1] // pad) * pad)
+            gm = macs[hw]
+            h16, w16 = hw[0] // 16, hw[1] // 16
+            coder = b.plan["coders"][c]
+            if coder["kind"] == "scanline":
+                ctx_macs = gm[coder["graph"]] * h16 * w16  # one call per position, batched by wavefront step
+            else:
+                groups = len(coder["stage_table"])
+                ctx_macs = gm[coder["graph"]] * len(set(stage_map(coder["stage_table"], groups, h16, w16).ravel()))
+            dec_macs = gm[level_graph("h_s", level["h_s"])] + ctx_macs + gm[level_graph("g_s", w)]
+            per.append(
                 {
-                    "width": w,
-                    "context": c,
-                    "level": levels.format(level),
-                    "images": per,
-                    **{
-                        k: statistics.mean(r[k] for r in per)
-                        for k in (
-                            "bpp",
-                            "psnr",
-                            "decode_s",
-                            "network_s",
-                            "entropy_s",
-                            "loop_s",
-                            "steps",
-                            "decoder_kmac_per_px",
-                        )
-                    },
+                    "image": p.name,
+                    "bpp": bpp(len(data_), *im.shape[:2]),
+                    "psnr": psnr(im, out),
+                    "decode_s": statistics.median(times),
+                    "network_s": st["network_s"],
+                    "entropy_s": st["entropy_s"],
+                    "loop_s": st["loop_s"],
+                    "steps": st["sequential_steps"],
+                    "decoder_macs": dec_macs,
+                    "decoder_kmac_per_px": dec_macs / (hw[0] * hw[1]) / 1e3,
                 }
             )
+        rows.append(
+            {
+                "name": name or levels.format(level),
+                "width": w,
+                "context": c,
+                "level": levels.format(level),
+                "images": per,
+                **{
+                    k: statistics.mean(r[k] for r in per)
+                    for k in (
+                        "bpp",
+                        "psnr",
+                        "decode_s",
+                        "network_s",
+                        "entropy_s",
+                        "loop_s",
+                        "steps",
+                        "decoder_kmac_per_px",
+                    )
+                },
+            }
+        )
     return {
+        "benchmark": "basic-levels",
         "bundle": portable_path(path),
         "arch": b.arch,
         "model_hash": b.manifest["model"]["hash"],
@@ -162,12 +172,12 @@ def run(
 def format_table(res: dict) -> str:
     lines = [
         f"BaSIC levels: {res['arch']} on {len(res['images'])} image(s), median of {res['repeats']} decode(s)",
-        f"{'width':>6} {'context':<9}{'bpp':>8}{'PSNR':>8}{'decode ms':>11}{'net ms':>9}{'loop ms':>9}"
+        f"{'level':<10}{'g_s':>4} {'context':<9}{'bpp':>8}{'PSNR':>8}{'decode ms':>11}{'net ms':>9}{'loop ms':>9}"
         f"{'steps':>7}{'dec kMAC/px':>13}",
     ]
     for r in res["rows"]:
         lines.append(
-            f"{r['width']:>6} {r['context']:<9}{r['bpp']:>8.4f}{r['psnr']:>8.2f}{1e3 * r['decode_s']:>11.1f}"
+            f"{r.get('name', '')[:9]:<10}{r['width']:>4} {r['context']:<9}{r['bpp']:>8.4f}{r['psnr']:>8.2f}{1e3 * r['decode_s']:>11.1f}"
             f"{1e3 * r['network_s']:>9.1f}{1e3 * r['loop_s']:>9.1f}{r['steps']:>7.0f}"
             f"{r['decoder_kmac_per_px']:>13.2f}"
         )
@@ -182,6 +192,12 @@ def cli(
         Optional[str], typer.Option(help="comma-separated uniform widths (default: every width of the bundle)")
     ] = None,
     coders: Annotated[Optional[str], typer.Option(help="comma-separated context coders (default: all)")] = None,
+    levels: Annotated[
+        Optional[str],
+        typer.Option(
+            help="semicolon-separated levels instead of widths x coders, e.g. 'fastest;full;g_s=96,context=4stage'"
+        ),
+    ] = None,
     repeats: RepeatsOpt = 3,
     threads: ThreadsOpt = None,
     json_path: JsonOpt = None,
@@ -194,7 +210,9 @@ def cli(
     data = data or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
     width_list = [int(x) for x in widths.split(",")] if widths else None
     coder_list = coders.split(",") if coders else None
-    emit(run(str(bundle), str(data), images, width_list, coder_list, max(1, repeats), threads), json_path, format_table)
+    named = [t.strip() for t in levels.split(";") if t.strip()] if levels else None
+    res = run(str(bundle), str(data), images, width_list, coder_list, max(1, repeats), threads, named)
+    emit(res, json_path, format_table)
 
 
 def main(argv: list[str] | None = None) -> int:

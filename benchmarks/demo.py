@@ -1,19 +1,22 @@
-"""The main job: train tiny codecs at four λ, export, build engines, code real images, print the report.
+"""The main job: train tiny codecs at several λ, export, build engines, code real images, print the report.
 
-`python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--verbose]`
+`python -m benchmarks demo [--out DIR] [--fast] [--archs A,B] [--seconds S] [--images N] [--all-lambdas] [--verbose]`
 
 Target: five minutes on a fresh 2-core CPU machine (exports and engine builds run in two worker processes
 beside the training). `--fast` runs the GDN hyperprior only, for a quick look:
-  1. train `bmshj2018-hyperprior --preset tiny` and `ssmic --preset tiny`: a short base run, then a short
-     fine-tune at each of four λ from it (`python -m train ... --resume`), on the shipped crops
-     (`assets/images/train`; fallback `assets/images`, then `../shared/data/train`);
-  2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`); build TensorRT-RTX engines
-     (`python -m export.trt BUNDLE`) for the middle-λ bundle of each architecture when `tensorrt_rtx` is
-     importable, else say so;
+  1. train the ``tiny`` presets of ARCHS (bmshj2018-hyperprior, ssmic, gitssic, basic): a short base run, then a
+     short fine-tune at each of four λ from it (GIT-SSIC, BaSIC: the two ends, FEW_LAMBDAS; ``--all-lambdas``:
+     four) (`python -m train ... --resume`), on the shipped crops (`assets/images/train`; fallback
+     `assets/images`, then `../shared/data/train`); see :func:`recipe`;
+  2. export every checkpoint (`python -m export.onnx CKPT -o BUNDLE --no-check`, with `--size` for the models
+     coded at one size); build TensorRT-RTX engines (`python -m export.trt BUNDLE`) for the middle-λ bundle of
+     each architecture when `tensorrt_rtx` is importable, else say so;
   3. code the shipped Kodak images (`assets/images/kodak`) through the runtime (onnxruntime) and through the
-     PyTorch reference (CompressAI compress/decompress);
-  4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs; write `rd.png`, `demo.json` and
-     `report.md` under --out (default runs/demo).
+     PyTorch reference (CompressAI-style compress/decompress); GIT-SSIC with the Kodak group masks of
+     `../shared/data/gitssic_masks` when it has them (else one group per image, said in the notes);
+  4. print RD (bpp, PSNR per λ), BD-rate vs the reference, latency and MACs, and BaSIC's decode time at three
+     levels (fastest / middle / full) of one bundle; write `rd.png`, `demo.json` and `report.md` under --out
+     (default runs/demo).
 What it measures (MEASURES, also printed and written into the report and the plot): the pipeline end to end,
 deployment fidelity (runtime vs PyTorch reference on the same checkpoint: BD-rate, identical payloads), speed
 and MACs. Its models train for seconds, so their PSNR says nothing about the quality of these codecs; classical
@@ -40,9 +43,12 @@ from tqdm import tqdm
 from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, list_images, write_json
 from runtime.files import write_atomic
 
-ARCHS = ("bmshj2018-hyperprior", "ssmic")
+ARCHS = ("bmshj2018-hyperprior", "ssmic", "gitssic", "basic")
 FAST_ARCHS = "bmshj2018-hyperprior"  # SSMIC's CPU export and reference scan alone exceed the --fast budget
 LAMBDAS = (0.0018, 0.0067, 0.025, 0.0932)  # CompressAI zoo λ for q1, q3, q5, q7 (MSE)
+# GIT-SSIC and BaSIC: the two ends only, to fit the time budget (each export is 8-13 graphs): their deployment
+# fidelity is shown point by point (identical payloads, equal PSNR); a BD-rate needs four points
+FEW_LAMBDAS = (LAMBDAS[0], LAMBDAS[-1])
 BASE_LAMBDA = 0.0130
 # Small patches, evaluation only at the end (the shipped set is one batch: an epoch is one step), a fast base
 # run and gentle fine-tunes: a few seconds of training then give four ordered rate points.
@@ -58,8 +64,10 @@ MEASURES = (
     "This demo checks the pipeline, not codec quality. It trains tiny models for seconds, exports them, "
     "codes real images through the deployed runtime and through the PyTorch reference, and measures: "
     "(1) that every stage works end to end; (2) deployment fidelity: the runtime's rate and PSNR against "
-    "the PyTorch reference of the same checkpoint (BD-rate near 0 %, identical payloads); (3) speed: "
-    "per-graph and end-to-end latency; (4) MACs per pixel of the exported graphs. The absolute PSNR of "
+    "the PyTorch reference of the same checkpoint (BD-rate near 0 % where four λ are trained, equal rate "
+    "and PSNR point by point, identical payloads); (3) speed: "
+    "per-graph and end-to-end latency, and the decode time of each level of a scalable codec (BaSIC); "
+    "(4) MACs per pixel of the exported graphs. The absolute PSNR of "
     "models trained for seconds says nothing about these codecs; comparisons with JPEG, WebP or AVIF "
     "belong to trained checkpoints (python -m benchmarks rd --anchors jpeg,webp,avif)."
 )
@@ -116,18 +124,77 @@ def recipe(arch: str, fast: bool, seconds: float | None) -> dict:
 
     The GDN hyperprior trains for seconds and codes the full Kodak images. SSMIC's selective scan runs as the
     PyTorch reference on the CPU (about 1 s per 64x64 patch per step here), so it trains a couple of steps and
-    is coded on centre crops: a pipeline check of the spatial-context path, not a quality figure.
+    is coded on centre crops: a pipeline check of the spatial-context path, not a quality figure. GIT-SSIC
+    (Swin transforms) trains a couple of steps and codes the full images with their Kodak group masks. BaSIC
+    trains for a few seconds (every step trains its five context coders), is coded on centre crops at its full
+    level (its PyTorch reference decodes the scanline context position by position), and its middle-λ bundle
+    is decoded at three levels on a full image (``levels``). ``export_size``: the swin / scan models are
+    exported at the one size they are coded at (static shapes; dynamic-shape tracing of their window and scan
+    reshapes costs about twice the CPU time).
     """
     if arch == "ssmic":
-        return {"batch": 2, "base_steps": 2, "tune_steps": 1, "max_s": 60.0, "crop": (128, 192), "images": 1}
+        return {
+            "batch": 2,
+            "base_steps": 2,
+            "tune_steps": 1,
+            "max_s": 60.0,
+            "crop": (128, 192),
+            "images": 1,
+            "export_size": (128, 192),
+        }
+    if arch == "gitssic":
+        return {
+            "batch": 2,
+            "base_steps": 2,
+            "tune_steps": 1,
+            "max_s": 60.0,
+            "crop": None,
+            "images": 1 if fast else 3,
+            "export_size": (512, 768),
+            "masks": True,
+            "lambdas": FEW_LAMBDAS,
+        }
+    if arch == "basic":
+        base = seconds if seconds is not None else 8.0
+        return {
+            "batch": 4,
+            "base_s": base,
+            "tune_s": base / 2,
+            "crop": (128, 192),
+            "images": 1,
+            "levels": ["fastest", "middle", "full"],
+            "lambdas": FEW_LAMBDAS,
+        }
     base = seconds if seconds is not None else (12.0 if fast else 25.0)
     return {"batch": 8, "base_s": base, "tune_s": base / 2, "crop": None, "images": 1 if fast else 3}
+
+
+def find_masks_dir(test_dir: Path, names: list[str]) -> Path | None:
+    """The Kodak group masks of GIT-SSIC (``../shared/data/gitssic_masks``) when it has one for every test image."""
+    d = REPO_ROOT.parent / "shared" / "data" / "gitssic_masks"
+    if d.is_dir() and all((d / (Path(n).stem + ".png")).is_file() for n in names):
+        return d
+    return None
+
+
+def middle_level(bundle: Path) -> str:
+    """A level between BaSIC's presets: encoder transforms at the largest width, h_s and g_s at the middle one
+    (the lower middle of an even count), the middle context coder (paper: 96 / 6stage; tiny: 8 / 6stage)."""
+    from runtime.bundle import Bundle
+    from runtime.levels import levels_of
+
+    axes = dict(levels_of(Bundle.load(bundle).plan).axes)
+    mid = lambda v: v[(len(v) - 1) // 2]  # noqa: E731
+    return (
+        f"g_a={axes['g_a'][-1]},h_a={axes['h_a'][-1]},h_s={mid(axes['h_s'])},g_s={mid(axes['g_s'])},"
+        f"context={axes['context'][len(axes['context']) // 2]}"
+    )
 
 
 def train_family(
     arch: str, data: Path, ckpt_dir: Path, rec: dict, threads: int, log: io.StringIO, verbose: bool, bar
 ) -> list[Path]:
-    """A base run, then one fine-tune per λ from it: four checkpoints that share a starting point."""
+    """A base run, then one fine-tune per λ from it: checkpoints that share a starting point."""
     from train.cli import main as train_main
 
     common = [
@@ -159,7 +226,7 @@ def train_family(
         )
     bar.update(1)
     out = []
-    for lam in LAMBDAS:
+    for lam in rec.get("lambdas", LAMBDAS):
         path = ckpt_dir / f"{arch}_{lam}.pth"
         bar.set_postfix_str(f"{arch} λ={lam}")
         with _quiet(log, verbose):
@@ -173,8 +240,9 @@ def train_family(
     return out
 
 
-def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool) -> tuple[str, str]:
-    """Export one checkpoint in a worker process, then (``engine``) build its TensorRT-RTX engines.
+def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool, extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Export one checkpoint in a worker process (``extra``: more export options, e.g. ``--size``), then
+    (``engine``) build its TensorRT-RTX engines.
 
     Returns (export failure or "", engine status or "")."""
     import torch
@@ -185,7 +253,7 @@ def _export_one(ckpt: str, bundle: str, verbose: bool, engine: bool) -> tuple[st
         with _quiet(log, verbose):
             from export.onnx import main as export_main
 
-            _call(export_main, [ckpt, "-o", bundle, "--no-check"], f"export of {Path(ckpt).name}")
+            _call(export_main, [ckpt, "-o", bundle, "--no-check", *extra], f"export of {Path(ckpt).name}")
     except Exception as exc:
         return f"{_one_line(exc)} {log.getvalue().strip().splitlines()[-1:]}", ""
     if not engine:
@@ -215,7 +283,7 @@ class Exporter:
         self.jobs: dict[str, list] = {}
         self.engines = importlib.util.find_spec("tensorrt_rtx") is not None
 
-    def submit(self, arch: str, ckpts: list[Path]) -> None:
+    def submit(self, arch: str, ckpts: list[Path], extra: tuple[str, ...] = ()) -> None:
         mid = len(ckpts) // 2
         self.jobs[arch] = [
             (
@@ -226,6 +294,7 @@ class Exporter:
                     str(self.bundle_dir / (c.stem + ".bundle")),
                     self.verbose,
                     self.engines and i == mid,
+                    extra,
                 ),
             )
             for i, c in enumerate(ckpts)
@@ -267,6 +336,7 @@ def run_demo(
     seconds: float | None = None,
     images: int | None = None,
     verbose: bool = False,
+    all_lambdas: bool = False,
 ) -> dict:
     from benchmarks import latency, macs, rd
 
@@ -282,13 +352,17 @@ def run_demo(
     torch.set_num_threads(threads)
     train_dir, test_dir = find_train_dir(), find_test_dir()
     recipes = {a: recipe(a, fast, seconds) for a in archs}
+    if all_lambdas:
+        for r in recipes.values():
+            r.pop("lambdas", None)
     if images:
         for r in recipes.values():
             r["images"] = images
     log = io.StringIO()
     notes, skipped, timings = [], {}, {}
     print(
-        f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))}; train data {train_dir}; "
+        f"lictrt demo: archs {', '.join(archs)}; λ {', '.join(map(str, LAMBDAS))} (gitssic, basic: "
+        f"{', '.join(map(str, FEW_LAMBDAS))}); train data {train_dir}; "
         f"test images {test_dir}; output {out}"
     )
 
@@ -296,7 +370,8 @@ def run_demo(
     exporter = Exporter(out / "bundles", verbose)
     # step-bounded architectures (slow exports) first, so their exports overlap the timed training of the others
     order = sorted(archs, key=lambda a: "base_steps" not in recipes[a])
-    with tqdm(total=len(archs) * (1 + len(LAMBDAS)), desc="train", unit="run") as bar:
+    runs = sum(1 + len(recipes[a].get("lambdas", LAMBDAS)) for a in archs)
+    with tqdm(total=runs, desc="train", unit="run") as bar:
         t0 = time.perf_counter()
         for arch in order:
             try:
@@ -305,7 +380,8 @@ def run_demo(
                         arch, train_dir, out / "checkpoints", recipes[arch], threads, log, verbose, bar
                     )
                 }
-                exporter.submit(arch, families[arch]["ckpts"])
+                size = recipes[arch].get("export_size")
+                exporter.submit(arch, families[arch]["ckpts"], ("--size", f"{size[0]}x{size[1]}") if size else ())
             except Exception as exc:  # one architecture failing must not stop the other
                 skipped[arch] = f"training: {_one_line(exc)}"
         timings["train_s"] = time.perf_counter() - t0
@@ -328,8 +404,13 @@ def run_demo(
     for arch in list(families):
         f = families[arch]
         try:
+            rec = recipes[arch]
+            masks = None
+            if rec.get("masks"):
+                masks = find_masks_dir(test_dir, [p.name for p in list_images(test_dir, rec["images"])])
+                if masks is None:
+                    notes.append(f"{arch}: no Kodak group masks (../shared/data/gitssic_masks): one group per image")
             with _quiet(log, verbose):
-                rec = recipes[arch]
                 doc = rd.run(
                     [str(b) for b in f["bundles"]],
                     [str(c) for c in f["ckpts"]],
@@ -340,6 +421,7 @@ def run_demo(
                     progress=False,
                     crop=rec["crop"],
                     mode="compat",
+                    masks=masks,
                 )
             rd_docs.append(doc)
         except Exception as exc:
@@ -353,19 +435,26 @@ def run_demo(
     rd_doc["title"] = PLOT_TITLE
 
     t0 = time.perf_counter()
-    lat, mac = [], []
+    lat, mac, lvl = [], [], []
     for arch, f in tqdm(list(families.items()), desc="latency+MACs", unit="arch"):
         mid = f["bundles"][len(f["bundles"]) // 2]
-        size = recipes[arch]["crop"] or (512, 768)
+        rec = recipes[arch]
+        size = rec["crop"] or rec.get("export_size") or (512, 768)
         try:
             with _quiet(log, verbose):
                 lat.append(latency.measure(mid, "onnxruntime", size, iters=3 if fast else 5, warmup=1))
         except Exception as exc:
             notes.append(f"latency of {arch} failed: {_one_line(exc)}")
         try:
-            mac.append(macs.count_bundle(mid, (512, 768)))
+            # at the size the bundle was exported for (a static bundle's graphs have that size only)
+            mac.append(macs.count_bundle(mid, rec.get("export_size") or (512, 768)))
         except Exception as exc:
             notes.append(f"MACs of {arch} failed: {_one_line(exc)}")
+        if rec.get("levels"):
+            try:
+                lvl.append(decode_levels(mid, test_dir, rec["levels"], threads, log, verbose))
+            except Exception as exc:
+                notes.append(f"levels of {arch} failed: {_one_line(exc)}")
     timings["latency_macs_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -374,7 +463,7 @@ def run_demo(
         "measures": MEASURES,
         "fast": fast,
         "archs": list(archs),
-        "lambdas": list(LAMBDAS),
+        "lambdas": {a: list(recipes[a].get("lambdas", LAMBDAS)) for a in archs},
         "recipes": recipes,
         "images": rd_doc["images"],
         "skipped": skipped,
@@ -384,6 +473,7 @@ def run_demo(
         "rd": rd_doc,
         "latency": lat,
         "macs": mac,
+        "levels": lvl,
     }
     results = out / "results"
     write_json(results / "demo.json", summary)
@@ -395,6 +485,20 @@ def run_demo(
     write_atomic(out / "demo.log", log.getvalue())
     print(format_summary(summary, out))
     return summary
+
+
+def decode_levels(bundle: Path, test_dir: Path, names: list[str], threads: int, log, verbose: bool) -> dict:
+    """A scalable (BaSIC) bundle encoded at each named level (``middle``: :func:`middle_level`) on the first
+    full test image and decoded three times: decode time, steps, bpp and decoder MACs per level
+    (benchmarks.basic_levels)."""
+    from benchmarks import basic_levels
+
+    texts = [middle_level(bundle) if n == "middle" else n for n in names]
+    with _quiet(log, verbose):
+        res = basic_levels.run(str(bundle), str(test_dir), 1, None, None, 3, threads, texts)
+    for row, n in zip(res["rows"], names):
+        row["name"] = n
+    return res
 
 
 def _merge_rd(docs: list[dict]) -> dict:
@@ -415,6 +519,8 @@ def _one_line(exc: Exception) -> str:
 
 
 def format_summary(s: dict, out: Path) -> str:
+    from benchmarks.basic_levels import format_table as levels_table
+
     rd_doc = s["rd"]
     lines = [
         "",
@@ -458,7 +564,10 @@ def format_summary(s: dict, out: Path) -> str:
                 )
             )
         else:
-            lines.append(f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})")
+            lines.append(
+                f"  {e['test']} vs {e['anchor']}: n/a ({e.get('error_payload', '?')})"
+                + (f"; identical payloads {e['identical_payloads']}/{e['images']}" if "images" in e else "")
+            )
     lines.append("== latency (onnxruntime CPU, median ms) ==")
     for lt in s["latency"]:
         g = ", ".join(f"{k} {v['median_ms']:.1f}" for k, v in lt.get("graphs", {}).items())
@@ -467,14 +576,18 @@ def format_summary(s: dict, out: Path) -> str:
             f"  {lt['arch']} {lt['size'][0]}x{lt['size'][1]}: {g}; encode {e.get('encode', {}).get('median_ms', float('nan')):.1f}, "
             f"decode {e.get('decode', {}).get('median_ms', float('nan')):.1f}"
         )
-    lines.append("== MACs (512x768, counted from the exported ONNX graphs) ==")
+    lines.append("== MACs (counted from the exported ONNX graphs at the size each bundle was exported for) ==")
     for m in s["macs"]:
         k = m["kmac_per_px"]
         lines.append(
-            f"  {m['arch']}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
+            f"  {m['arch']} {m['size'][0]}x{m['size'][1]}: whole {m['kmac_per_px_whole']:.2f} kMAC/px (without scan "
             f"{m['kmac_per_px_whole_without_scan']:.2f}); encoder {k['encoder']:.2f}, decoder {k['decoder']:.2f},"
             f" parse-critical {k['parse_critical']:.2f}"
         )
+    for lv in s.get("levels", []):
+        n = len(lv["images"])
+        lines.append(f"== levels of one {lv['arch']} bundle (decode median of {lv['repeats']}, {n} full image) ==")
+        lines += ["  " + ln for ln in levels_table(lv).splitlines()[1:]]
     for a, why in s["skipped"].items():
         lines.append(f"skipped {a}: {why}")
     lines += [f"note: {n}" for n in s["notes"]]
@@ -497,6 +610,12 @@ def cli(
         Optional[float], typer.Option(help="base training seconds per architecture (fine-tunes: half)")
     ] = None,
     images: Annotated[Optional[int], typer.Option(metavar="N", help="number of Kodak images to code")] = None,
+    all_lambdas: Annotated[
+        bool,
+        typer.Option(
+            help=f"{len(LAMBDAS)} λ for every architecture (GIT-SSIC and BaSIC get a BD-rate too; about a minute more)"
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="show every stage's output and tracebacks")] = False,
 ) -> None:
     """The pipeline end to end on tiny models: train, export, build engines, code images, report.
@@ -506,7 +625,7 @@ def cli(
     arch_list = tuple(a.strip() for a in text.split(",") if a.strip())
     if not arch_list:
         raise DemoError("--archs is empty")
-    run_demo(out, fast, arch_list, seconds, images, verbose)
+    run_demo(out, fast, arch_list, seconds, images, verbose, all_lambdas)
 
 
 def main(argv: list[str] | None = None) -> int:

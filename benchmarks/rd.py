@@ -1,7 +1,8 @@
 """Rate-distortion of deployed bundles vs the PyTorch reference, BD-rate, classical anchors, RD plot.
 
 `python -m benchmarks rd --bundle B [--bundle B2 ...] --reference CKPT [--reference ...] --data DIR
- [--backend onnxruntime|torch|tensorrt] [--anchors jpeg,webp,avif] [--limit N] [--json FILE] [--plot PNG]`
+ [--backend onnxruntime|torch|tensorrt] [--anchors jpeg,webp,avif] [--limit N] [--crop HxW] [--masks DIR]
+ [--json FILE] [--plot PNG]`
 
 Every image is coded into a real bitstream: bundles through `runtime.Codec` (.lic container), checkpoints
 through CompressAI's `compress`/`decompress` (strings, no container). Per image: bpp of the whole file and of the
@@ -12,6 +13,10 @@ PCHIP, on payload bpp (the reference has no container) and on whole-file bpp (wh
 Results follow CompressAI's eval_model layout ({"name", "description", "results": {"bpp", "psnr-rgb",
 "ms-ssim-rgb"}}) plus our fields.
 
+Grouped models (GIT-SSIC) take label masks with ``--masks DIR`` (one PNG per image, same stem), given to the
+deployment (coded in the file as a mask stream: in whole-file bpp, not in payload bpp) and to the reference
+(out of band); without masks every image is one group. Scalable models (BaSIC) are coded at their default level.
+
 Classical codec curves (JPEG / WebP / AVIF, Pillow quality sweeps) are drawn only when asked for with
 ``--anchors``: they are a fair comparison only for trained checkpoints.
 """
@@ -19,7 +24,6 @@ Classical codec curves (JPEG / WebP / AVIF, Pillow quality sweeps) are drawn onl
 from __future__ import annotations
 
 import io
-import struct
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -44,6 +48,7 @@ from benchmarks.common import (
     load_rgb,
     ms_ssim,
     parse_size,
+    portable_path,
     psnr,
     read_manifest,
     to_uint8,
@@ -60,30 +65,20 @@ class RDError(BenchmarkError):
 # ---------------------------------------------------------------------------------------- container payload
 
 
-HEADER_FIXED = 4 + 1 + 1 + 2 + 32 + 4 + 4 + 2 + 1 + 1 + 1 + 1 + 2  # docs/FORMATS.md, up to the stream count
-STREAM_ENTRY = 16 + 4 + 4 + 4 + 4
+MASK_STREAM = "mask"  # the group mask's stream (plan grouped_slices): side information, not latent payload
 
 
 def container_streams(data: bytes) -> list[tuple[str, bytes]]:
-    """(kind, payload) of every stream of a .lic container, read per docs/FORMATS.md (no CRC checks here)."""
-    if len(data) < HEADER_FIXED + 4 or data[:4] != b"LICT":
-        raise RDError("not a lictrt bitstream (bad magic or too short)")
-    (count,) = struct.unpack_from("<H", data, HEADER_FIXED - 2)
-    pos = HEADER_FIXED
-    entries = []
-    for _ in range(count):
-        kind = data[pos : pos + 16].rstrip(b"\0").decode("ascii", "replace")
-        _nsym, nbytes = struct.unpack_from("<II", data, pos + 16)
-        entries.append((kind, nbytes))
-        pos += STREAM_ENTRY
-    pos += 4  # header CRC
-    out = []
-    for kind, nbytes in entries:
-        out.append((kind, data[pos : pos + nbytes]))
-        pos += nbytes
-    if pos != len(data):
-        raise RDError(f"container sizes do not add up ({pos} != {len(data)} bytes)")
-    return out
+    """(kind, payload) of every stream of a .lic container (runtime.container's parser: every header form,
+    level blocks included, CRCs checked)."""
+    from runtime.container import unpack
+    from runtime.errors import BitstreamError
+
+    try:
+        _, streams = unpack(data)
+    except BitstreamError as exc:
+        raise RDError(f"not a valid lictrt bitstream: {exc}") from None
+    return [(s.kind, bytes(s.payload)) for s in streams]
 
 
 # ----------------------------------------------------------------------------------------------- coders
@@ -106,18 +101,25 @@ class BundleCoder:
         except Exception as exc:
             raise RDError(f"cannot open bundle {self.path} on {backend}: {exc}") from None
         self.label = self.path.name
+        from runtime.codec import GROUPED_PLANS
 
-    def code(self, img: np.ndarray) -> dict:
+        self.takes_mask = self.codec.bundle.plan_kind in GROUPED_PLANS
+
+    def code(self, img: np.ndarray, mask: np.ndarray | None = None) -> dict:
+        """Encode + decode one image; ``mask`` (full-size labels) for plans with groups. The payload is the
+        latent streams; a coded group mask is side information, counted in the file and in ``mask_bytes``."""
         t0 = time.perf_counter()
-        data = self.codec.encode(img)
+        data = self.codec.encode(img, mask=mask) if mask is not None and self.takes_mask else self.codec.encode(img)
         t1 = time.perf_counter()
         rec = self.codec.decode(data)
         t2 = time.perf_counter()
         streams = container_streams(data)
+        latent = [p for kind, p in streams if kind != MASK_STREAM]
         return {
             "file_bytes": len(data),
-            "payload_bytes": sum(len(p) for _, p in streams),
-            "payloads": [p for _, p in streams],
+            "payload_bytes": sum(len(p) for p in latent),
+            "mask_bytes": sum(len(p) for kind, p in streams if kind == MASK_STREAM),
+            "payloads": latent,
             "rec": to_uint8(rec),
             "enc_s": t1 - t0,
             "dec_s": t2 - t1,
@@ -142,9 +144,15 @@ class ReferenceCoder:
         self.lmbda = meta.get("lambda")
         self.pad = int(getattr(self.model, "pad_multiple", 64))
         self.label = self.path.stem
+        from runtime.codec import GROUPED_PLANS
+        from train.graphs import plan_kind_of
+
+        self.takes_mask = plan_kind_of(self.model) in GROUPED_PLANS
         self._torch = torch
 
-    def code(self, img: np.ndarray) -> dict:
+    def code(self, img: np.ndarray, mask: np.ndarray | None = None) -> dict:
+        """``mask`` (full-size labels, grouped models): turned into the latent mask the runtime's plan builds
+        (same cells, same labels) and given to compress and decompress, out of band."""
         torch = self._torch
         from compressai.ops import compute_padding
 
@@ -152,11 +160,16 @@ class ReferenceCoder:
         x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         pad, unpad = compute_padding(h, w, min_div=self.pad)
         xp = torch.nn.functional.pad(x, pad, mode="constant", value=0)
+        kw = {}
+        if mask is not None and self.takes_mask:
+            from runtime.plans.grouped_slices import coarse_mask, latent_mask
+
+            kw["mask"] = torch.from_numpy(latent_mask(coarse_mask(mask, (h, w), self.pad)))
         with torch.no_grad():
             t0 = time.perf_counter()
-            out = self.model.compress(xp)
+            out = self.model.compress(xp, **kw)
             t1 = time.perf_counter()
-            rec = self.model.decompress(out["strings"], out["shape"])["x_hat"]
+            rec = self.model.decompress(out["strings"], out["shape"], **kw)["x_hat"]
             t2 = time.perf_counter()
         rec = torch.nn.functional.pad(rec, unpad).clamp(0, 1)
         payloads = [s for group in out["strings"] for s in group]
@@ -164,6 +177,7 @@ class ReferenceCoder:
         return {
             "file_bytes": n,
             "payload_bytes": n,
+            "mask_bytes": 0,
             "payloads": payloads,
             "rec": to_uint8(rec[0].permute(1, 2, 0).numpy()),
             "enc_s": t1 - t0,
@@ -200,6 +214,7 @@ class PillowCoder:
         return {
             "file_bytes": len(data),
             "payload_bytes": len(data),
+            "mask_bytes": 0,
             "payloads": None,
             "rec": rec,
             "enc_s": t1 - t0,
@@ -225,20 +240,45 @@ def avif_supported() -> bool:
         return False
 
 
+def load_masks(folder: str | Path, images: list[tuple[str, np.ndarray]]) -> dict:
+    """Image name -> full-size group labels from ``folder``'s mask PNG of the same stem (image, 1/16 or 1/32
+    size; labels the seed's way, benchmarks.groups.seed_labels)."""
+    from PIL import Image
+
+    from benchmarks.groups import seed_labels
+
+    out = {}
+    for name, img in images:
+        path = Path(folder) / (Path(name).stem + ".png")
+        if not path.is_file():
+            raise RDError(f"no group mask for {name} in {folder}")
+        with Image.open(path) as m:
+            labels = seed_labels(np.asarray(m.convert("L")))
+        h, w = img.shape[:2]
+        f = -(-h // labels.shape[0])
+        if labels.shape != (-(-h // f), -(-w // f)):
+            raise RDError(f"mask {path.name} is {labels.shape[1]}x{labels.shape[0]}: not a scale of the {w}x{h} image")
+        out[name] = np.ascontiguousarray(np.repeat(np.repeat(labels, f, 0), f, 1)[:h, :w])
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate_point(coder, images: list[tuple[str, np.ndarray]], bar=None) -> dict:
-    """Code every image with one rate point; per-image metrics and their means (CompressAI averages images)."""
+def evaluate_point(coder, images: list[tuple[str, np.ndarray]], bar=None, masks: dict | None = None) -> dict:
+    """Code every image with one rate point; per-image metrics and their means (CompressAI averages images).
+    ``masks``: image name -> full-size group labels, given to coders that take a mask."""
     per = []
     for name, img in images:
-        r = coder.code(img)
+        mask = (masks or {}).get(name)
+        r = coder.code(img, mask) if mask is not None and getattr(coder, "takes_mask", False) else coder.code(img)
         h, w = img.shape[:2]
         per.append(
             {
                 "image": name,
                 "bpp": bpp(r["file_bytes"], h, w),
                 "bpp-payload": bpp(r["payload_bytes"], h, w),
+                "mask_bytes": r["mask_bytes"],
                 "psnr-rgb": psnr(img, r["rec"]),
                 "ms-ssim-rgb": ms_ssim(img, r["rec"]),
                 "encoding_time": r["enc_s"],
@@ -318,13 +358,18 @@ def run(
     progress: bool = True,
     mode: str | None = None,
     crop: tuple[int, int] | None = None,
+    masks: str | Path | None = None,
 ) -> dict:
-    """The whole RD evaluation; returns the combined results document (`crop`: centre-crop every image to HxW)."""
+    """The whole RD evaluation; returns the combined results document (`crop`: centre-crop every image to HxW;
+    `masks`: folder of group-mask PNGs named like the images, for grouped models, GIT-SSIC; without it they code
+    each image as one group)."""
     paths = list_images(data, limit)
     images = [(p.name, load_rgb(p)) for p in paths]
     notes = []
+    labels = load_masks(masks, images) if masks else None
     if crop:
         images = [(n, center_crop(im, crop)) for n, im in images]
+        labels = {n: center_crop(m, crop) for n, m in labels.items()} if labels else None
         notes.append(f"images centre-cropped to {crop[0]}x{crop[1]}")
     small = [n for n, im in images if min(im.shape[:2]) < MSSSIM_MIN_SIDE]
     if small:
@@ -338,10 +383,22 @@ def run(
     coders_anchor = [PillowCoder(a, q) for a in anchors for q in ANCHOR_QUALITIES[a]]
     total = len(images) * (len(coders_dep) + len(coders_ref) + len(coders_anchor))
     with tqdm(total=total, desc="rd", unit="img", disable=not progress, leave=False) as bar:
-        dep = [evaluate_point(c, images, bar) for c in coders_dep]
-        ref = [evaluate_point(c, images, bar) for c in coders_ref]
+        dep = [evaluate_point(c, images, bar, labels) for c in coders_dep]
+        ref = [evaluate_point(c, images, bar, labels) for c in coders_ref]
         anc = [evaluate_point(c, images, bar) for c in coders_anchor]
 
+    grouped = sorted({c.arch for c in coders_dep + coders_ref if c.takes_mask})
+    if grouped:
+        if labels:
+            groups = np.mean([len(np.unique(m)) for m in labels.values()])
+            mask_b = [q["mask_bytes"] for p, c in zip(dep, coders_dep) if c.takes_mask for q in p["per_image"]]
+            notes.append(
+                f"{', '.join(grouped)}: group masks from {portable_path(masks)} ({groups:.2f} groups per image); "
+                f"the deployment codes each mask in the file ({np.mean(mask_b) if mask_b else 0:.1f} B per image, "
+                "in whole-file bpp, not in payload bpp); the reference is given it out of band"
+            )
+        else:
+            notes.append(f"{', '.join(grouped)}: no group masks given: each image coded as one group")
     families, bd = [], []
     archs = sorted({c.arch for c in coders_dep} | {c.arch for c in coders_ref})
     for arch in archs:
@@ -467,6 +524,13 @@ def cli(
     ] = "",
     limit: ImagesOpt = None,
     crop: Annotated[Optional[str], typer.Option(metavar="HxW", help="centre-crop every image to HxW first")] = None,
+    masks: Annotated[
+        Optional[Path],
+        typer.Option(
+            metavar="DIR",
+            help="folder of group-mask PNGs named like the images (GIT-SSIC; default: one group per image)",
+        ),
+    ] = None,
     json_path: JsonOpt = None,
     plot_path: Annotated[Optional[Path], typer.Option("--plot", metavar="PNG", help="write the RD plot here")] = None,
     quiet: QuietOpt = False,
@@ -492,6 +556,7 @@ def cli(
         progress=not quiet,
         mode=mode.value if mode else None,
         crop=parse_size(crop) if crop else None,
+        masks=str(masks) if masks else None,
     )
     emit(doc, json_path, format_table)
     if json_path and json_path != "-":

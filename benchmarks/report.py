@@ -4,7 +4,7 @@
 
 Every *.json under DIR (default benchmarks/results) is read and recognised by its content: RD documents
 (`families`), bare CompressAI eval_model files (`results`), MACs (`kmac_per_px`), latency (`end_to_end` /
-`graphs` with a `backend`), demo summaries (`demo`: nested documents of the other kinds). Unknown files are
+`graphs` with a `backend`), BaSIC levels (`rows` with `decode_s`), demo summaries (`demo`: nested documents of the other kinds). Unknown files are
 listed as skipped. Plots are written next to the report.
 """
 
@@ -30,6 +30,8 @@ def classify(doc) -> str | None:
         return None
     if doc.get("demo"):
         return "demo"
+    if doc.get("benchmark") == "basic-levels" or (doc.get("rows") and "decode_s" in doc["rows"][0]):
+        return "levels"
     if "families" in doc:
         return "rd"
     if "results" in doc and "bpp" in doc.get("results", {}):
@@ -129,6 +131,27 @@ def latency_section(doc: dict, title: str) -> list[str]:
     return out + [""]
 
 
+def levels_section(doc: dict, title: str) -> list[str]:
+    """A scalable bundle's levels: what each costs to decode and what it gives."""
+    out = [
+        f"### {title}",
+        "",
+        f"{doc.get('arch', '?')}: {len(doc.get('images', []))} image(s), decode median of {doc.get('repeats', '?')}"
+        f" run(s), {doc.get('threads') or 'default'} thread(s)",
+        "",
+        "| level | widths and coder | bpp | PSNR dB | decode ms | network ms | context loop ms | steps |"
+        " decoder kMAC/px |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["rows"]:
+        out.append(
+            f"| {r.get('name', r['level'])} | {r['level']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+            f"{1e3 * r['decode_s']:.1f} | {1e3 * r['network_s']:.1f} | {1e3 * r['loop_s']:.1f} | {r['steps']:.0f} | "
+            f"{r['decoder_kmac_per_px']:.2f} |"
+        )
+    return out + [""]
+
+
 def build(results: Path, out: Path) -> tuple[str, list[str]]:
     """The report text and the list of skipped files."""
     from benchmarks.rd import plot as rd_plot
@@ -154,6 +177,8 @@ def build(results: Path, out: Path) -> tuple[str, list[str]]:
             sections.extend(macs_section(doc, title))
         elif kind == "latency":
             sections.extend(latency_section(doc, title))
+        elif kind == "levels":
+            sections.extend(levels_section(doc, title))
         elif kind == "demo":
             if doc.get("measures"):
                 sections.extend([f"### {title}: what it measures", "", doc["measures"], ""])

@@ -74,9 +74,14 @@ def export_stage(
     with torch.no_grad():
         args = tuple(stage.example(x))
     dyn = None
-    if dynamic:
+    # per-position axes ("P": positions per call, e.g. context_step's windows) stay dynamic at a fixed size too
+    per_call = {
+        n: tuple(a for a in stage.dynamic.get(n, ()) if _is_per_call(stage.shapes.get(n), a)) for n in stage.inputs
+    }
+    if dynamic or any(per_call.values()):
         D = torch.export.Dim.DYNAMIC
-        dyn = [{ax: D for ax in stage.dynamic.get(name, ())} for name in stage.inputs]  # positional
+        axes = stage.dynamic if dynamic else per_call
+        dyn = [{ax: D for ax in axes.get(name, ())} for name in stage.inputs]  # positional
         n_fixed = getattr(stage.module, "n_fixed", None)  # forward(a, b, *rest): rest is one tuple to export
         if n_fixed is None or len(dyn) == n_fixed:
             dyn = tuple(dyn)
@@ -115,6 +120,10 @@ def export_stage(
     onnx.checker.check_model(mp, full_check=True)
     write_atomic(path, mp.SerializeToString())
     return mp
+
+
+def _is_per_call(shape: list | None, axis: int) -> bool:
+    return bool(shape) and axis < len(shape) and shape[axis] == "P"
 
 
 def _io(stage: Stage, names: list[str], fixed: tuple[int, int] | None) -> list[dict]:

@@ -158,3 +158,31 @@ def test_rd_cli_errors_are_one_line(tmp_path, capsys):
 def test_report_refuses_an_empty_results_folder(tmp_path, capsys):
     assert report.main(["--results", str(tmp_path)]) == 1
     assert "no results" in capsys.readouterr().err
+
+
+def test_group_masks_are_read_at_any_scale_and_cropped_with_the_image(tmp_path):
+    from PIL import Image
+
+    img = np.zeros((64, 96, 3), np.uint8)
+    lat = np.zeros((4, 6), np.uint8)  # 1/16 size: two separate foreground boxes -> labels 0, 1, 2
+    lat[0:2, 0:2] = 255
+    lat[2:4, 4:6] = 255
+    Image.fromarray(lat).save(tmp_path / "a.png")
+    labels = rd.load_masks(tmp_path, [("a.png", img)])["a.png"]
+    assert labels.shape == (64, 96) and sorted(np.unique(labels).tolist()) == [0, 1, 2]
+    assert labels[0, 0] != labels[63, 95] and labels[0, 0] != 0 and labels[63, 0] == 0  # 16-px blocks
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(rd.RDError, match="not a scale"):
+        rd.load_masks(tmp_path, [("b.png", img)])
+    with pytest.raises(rd.RDError, match="no group mask for c.png"):
+        rd.load_masks(tmp_path, [("c.png", img)])
+
+
+def test_report_renders_the_levels_of_a_scalable_bundle(tmp_path):
+    row = {"level": "g_a=8,h_a=8,h_s=8,g_s=8,context=2stage", "bpp": 0.1, "psnr": 20.0, "decode_s": 0.05}
+    row.update(network_s=0.03, loop_s=0.01, entropy_s=0.01, steps=2, decoder_kmac_per_px=0.7, name="fastest")
+    doc = {"benchmark": "basic-levels", "arch": "basic", "images": ["a.png"], "repeats": 3, "rows": [row]}
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "levels.json").write_text(json.dumps(doc))
+    text, skipped = report.build(tmp_path / "res", tmp_path / "report.md")
+    assert not skipped and "| fastest | g_a=8,h_a=8,h_s=8,g_s=8,context=2stage | 0.1000 | 20.00 | 50.0 |" in text

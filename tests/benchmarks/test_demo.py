@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_finds_the_shipped_images():
+    assert {"gitssic", "basic"} <= set(demo.ARCHS)
     assert demo.find_train_dir().is_dir()
     assert demo.find_test_dir() == ROOT / "assets" / "images" / "kodak"
     assert len(demo.LAMBDAS) >= 4 and list(demo.LAMBDAS) == sorted(demo.LAMBDAS)  # >= 4 rate points for BD-rate
@@ -61,7 +62,7 @@ def test_demo_report_says_what_it_measures_and_has_no_classical_curves(tmp_path)
 
 @pytest.mark.slow
 def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
-    """The README's main-job command as it stands (both architectures, four λ each), timed end to end."""
+    """The README's main-job command as it stands (every architecture of ARCHS, four λ each), timed end to end."""
     out = tmp_path / "demo"
     t0 = time.monotonic()
     proc = subprocess.run(
@@ -76,10 +77,27 @@ def test_demo_runs_in_five_minutes_and_reports_bd_rate(tmp_path):
     summary = json.loads((out / "results" / "demo.json").read_text())
     bd = summary["bd_rate_vs_reference"]
     assert bd, "no BD-rate against the PyTorch reference"
-    assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd)
+    four = {a for a, lams in summary["lambdas"].items() if len(lams) >= 4}
+    assert four >= {"bmshj2018-hyperprior", "ssmic"}
+    assert all(isinstance(e.get("bd_rate_payload_akima"), float) for e in bd if e["test"].split()[0] in four)
+    fams = {(f["arch"], f["kind"]): f["results"] for f in summary["rd"]["families"] if "kind" in f}
+    for arch in set(demo.ARCHS) - four:  # two λ: the deployment matches the reference point by point
+        dep, ref = fams[arch, "deployed"], fams[arch, "reference"]
+        assert len(dep["bpp"]) == len(summary["lambdas"][arch]) == len(ref["bpp"])
+        assert dep["bpp-payload"] == pytest.approx(ref["bpp-payload"], rel=0.01)
+        assert dep["psnr-rgb"] == pytest.approx(ref["psnr-rgb"], abs=0.05)
     assert "BD-rate" in proc.stdout and (out / "rd.png").stat().st_size > 1000
     assert "What this demo measures" in proc.stdout and summary["measures"] == demo.MEASURES
     assert not [f for f in summary["rd"]["families"] if f.get("kind") == "anchor"]  # no JPEG/WebP/AVIF here
     report = (out / "report.md").read_text()
-    assert "bmshj2018-hyperprior" in report and "ssmic" in report and not summary["skipped"], summary["skipped"]
+    assert all(a in report for a in demo.ARCHS) and not summary["skipped"], summary["skipped"]
+    deployed = {f["arch"] for f in summary["rd"]["families"] if f.get("kind") == "deployed"}
+    assert deployed == set(demo.ARCHS)
+    git = next(f for f in summary["rd"]["families"] if f.get("kind") == "deployed" and f["arch"] == "gitssic")
+    if demo.find_masks_dir(demo.find_test_dir(), summary["images"]):  # coded with the Kodak group masks
+        assert all(q["mask_bytes"] > 0 for pts in git["per_image"].values() for q in pts)
+    (levels,) = summary["levels"]  # BaSIC decoded at three levels of one bundle
+    assert [r["name"] for r in levels["rows"]] == ["fastest", "middle", "full"]
+    assert levels["rows"][0]["steps"] < levels["rows"][-1]["steps"]  # staged coder vs scanline wavefront
+    assert "| fastest |" in report
     assert elapsed <= 300, f"demo took {elapsed:.0f} s (> 5 minutes)"

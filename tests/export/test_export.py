@@ -246,3 +246,18 @@ def test_torch_backend_describes_the_graphs_the_exporter_wrote(exported, arch):
 
     assert io(mem) == io(man)
     assert mem["model"]["hash"] == man["model"]["hash"]
+
+
+def test_fixed_size_export_keeps_the_per_position_axis_dynamic(tmp_path):
+    """--size fixes the image axes only: context_step is called with a different number of positions per
+    wavefront step, so its leading axis stays dynamic and a fixed-size spatial-context bundle decodes."""
+    from runtime import Codec
+
+    ckpt = _checkpoint(tmp_path, "mbt2018")
+    res = export_bundle(ckpt, tmp_path / "m.bundle", size=(128, 192), check=False, progress=False)
+    m = onnx.load(str(res["bundle"] / "context_step.onnx"))
+    dims = [d for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert not dims[0].HasField("dim_value") and dims[1].dim_value > 0
+    img = (np.random.default_rng(0).random((128, 192, 3)) * 255).astype(np.uint8)
+    codec = Codec.open(res["bundle"], backend="onnxruntime")
+    assert codec.decode(codec.encode(img)).shape == img.shape

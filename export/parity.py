@@ -119,6 +119,7 @@ def check_stages(
             results += check_graph(st, sess, x, label)
             if progress is not None:
                 progress.update(1)
+        del sess  # one graph's session (weights, buffers) alive at a time
     return results
 
 

@@ -114,11 +114,12 @@ def check_stages(
         else:
             inputs.append((f"random {H}x{W}", torch.rand(1, 3, H, W, generator=g)))
     for st in stages:
-        sess = ort_session(paths[st.name])
+        sess = ort_session(paths[st.name], threads=torch.get_num_threads())  # as many threads as PyTorch's
         for label, x in inputs:
             results += check_graph(st, sess, x, label)
             if progress is not None:
                 progress.update(1)
+        del sess  # one graph's session (weights, buffers) alive at a time
     return results
 
 

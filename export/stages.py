@@ -67,6 +67,25 @@ class _Fp16(nn.Module):
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
 
+def per_image(fn: Callable[[torch.Tensor], object], keep: int = 2) -> Callable[[torch.Tensor], object]:
+    """``fn(x)`` remembered for the last ``keep`` images x, by identity (the cache holds x, so an id is never
+    reused while it is cached). Every stage of a plan derives its inputs (and oracles) from the same latents of
+    an image, and the parity check asks each stage in turn for the same images: the model's transforms then
+    run once per image instead of once per stage. The cached tensors are shared: callers must not modify them."""
+    cache: list[tuple[torch.Tensor, object]] = []
+
+    def get(x: torch.Tensor):
+        for key, value in cache:
+            if key is x:
+                return value
+        value = fn(x)
+        cache.insert(0, (x, value))
+        del cache[keep:]
+        return value
+
+    return get
+
+
 def _latents(model, x, abs_y):
     with torch.no_grad():
         y = model.g_a(x)
@@ -112,25 +131,34 @@ def _hyper(model, plan, graphs) -> list[Stage]:
     pad = int(getattr(model, "pad_multiple", 64))
     sy, sz = _stride(model, abs_y, pad)
     dyn = (2, 3)
+    analysis = graphs["analysis"].module
+
+    @per_image
+    def lat(x):  # the analysis graph's outputs (its parity reference) and their roundings
+        with torch.no_grad():
+            y, z = analysis(x)
+        return y, z, torch.round(y), torch.round(z)
 
     def ex_z(x):
-        return (torch.round(_latents(model, x, abs_y)[1]),)
+        return (lat(x)[3],)
 
     def ex_y(x):
-        return (torch.round(_latents(model, x, abs_y)[0]),)
+        return (lat(x)[2],)
 
     stages = [
-        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
+        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}, oracle=lambda x: lat(x)[:2]),
         _stage(graphs["hyper_synthesis"], ex_z, {"z_hat": dyn}),
     ]
     if plan == "spatial_context":
 
+        @per_image
         def ex_ctx(x):
             (y_hat,), (z_hat,) = ex_y(x), ex_z(x)
             with torch.no_grad():
                 params = model.h_s(z_hat)
             return params[0].flatten(1).t().contiguous(), windows_of(y_hat).contiguous()
 
+        @per_image
         def oracle_ctx(x):  # CompressAI's full-image path: masked conv over y_hat, then the 1x1 net
             return context_oracle(model, ex_y(x)[0], ex_z(x)[0])
 
@@ -193,11 +221,13 @@ def _channel_slices(model, plan, graphs) -> list[Stage]:
     Ml = lat["latent_means"].shape[1]
     dyn = (2, 3)
 
+    lat = per_image(lambda x: slice_latents(model, x))  # y, z = the analysis graph's outputs (its reference)
+
     def pick(*names):
-        return lambda x: tuple(slice_latents(model, x)[n] for n in names)
+        return lambda x: tuple(lat(x)[n] for n in names)
 
     stages = [
-        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}),
+        _stage(graphs["analysis"], lambda x: (x,), {"x": dyn}, oracle=pick("y", "z")),
         _stage(graphs["hyper_synthesis"], pick("z_hat"), {"z_hat": dyn}),
     ]
     stages[0].shapes = {"x": _nchw(3, 1), "y": _nchw(M, sy), "z": _nchw(Nz, sz)}
@@ -229,6 +259,7 @@ def _grouped_context(model, plan, graphs) -> list[Stage]:
     M, N = model.M, model.N
     dyn = (2, 3)
 
+    @per_image
     def lat(x):
         with torch.no_grad():
             y = full.g_a(x)
@@ -277,10 +308,11 @@ def _grouped_slices(model, plan, graphs) -> list[Stage]:
     chans.update(x_hat=3, mu=lat["y_hat_0"].shape[1], scale=lat["y_hat_0"].shape[1])
     strides = {"x": 1, "x_hat": 1, "z": sz, "z_hat": sz}
     stages = []
+    latents = per_image(lambda x: group_latents(model, x, example_group_mask(x)))
     for g in graphs.values():
 
         def example(x, names=tuple(g.inputs)):
-            t = group_latents(model, x, example_group_mask(x))
+            t = latents(x)
             return tuple(t[n] for n in names)
 
         st = _stage(g, example, {n: (2, 3) for n in g.inputs})

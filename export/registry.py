@@ -1,7 +1,8 @@
 """The lictrt custom-op registry: one place per op.
 
 For every op of ``export/op_contracts.py`` this module holds
-  * the torch custom op ``torch.ops.lictrt.<op>`` (eager reference + ``register_fake``),
+  * the torch custom op ``torch.ops.lictrt.<op>`` (defined in ``train.layers.native_scan``: reference kernels,
+    ``register_fake``, autograd of the scan, the native CPU kernels),
   * the ONNX node emitter used while exporting (dynamo exporter, ``torch.onnx.ops.symbolic``): one node in
     domain ``lictrt`` with ``plugin_namespace``/``plugin_version`` and the typed contract fields,
   * the model-local ONNX function body in standard ops (what ONNX Runtime runs and what TensorRT inlines when
@@ -52,8 +53,8 @@ from export.op_contracts import (
     OpContract,
 )
 from train.layers import gdn as _gdn
+from train.layers import native_scan as _torch_ops  # noqa: F401  (defines torch.ops.lictrt.*)
 from train.layers import ss2d as _ss2d
-from train.layers.ss2d import selective_scan_2d as _natural_scan_2d  # bound now: lictrt_ops() patches the module
 
 SCAN_CHUNK = 4  # Q: block length of every level of the scan body
 SCAN_LEVELS = 8  # levels before the dense base case of length L / Q**levels (L up to ~Q**(2*levels+1) cheaply)
@@ -96,41 +97,6 @@ def node_attrs(op: str, **fields) -> dict:
 # The references live with the layers (train/layers/gdn.py, train/layers/ss2d.py); re-exported for callers here.
 gdn_reference = _gdn.gdn_reference
 selective_scan_reference = _ss2d.selective_scan_2d_reference
-
-
-def _ensure_torch_ops() -> None:
-    if hasattr(torch.ops, "lictrt") and hasattr(torch.ops.lictrt, "generalized_divisive_norm"):
-        return
-
-    @torch.library.custom_op("lictrt::generalized_divisive_norm", mutates_args=())
-    def _gdn(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inverse: int) -> torch.Tensor:
-        return gdn_reference(x, gamma, beta, inverse)
-
-    @_gdn.register_fake
-    def _(x, gamma, beta, inverse):
-        return torch.empty_like(x)
-
-    @torch.library.custom_op("lictrt::selective_scan_2d", mutates_args=())
-    def _scan(
-        u: torch.Tensor,
-        delta: torch.Tensor,
-        A: torch.Tensor,
-        Bs: torch.Tensor,
-        Cs: torch.Tensor,
-        D: torch.Tensor,
-        delta_bias: torch.Tensor,
-        delta_softplus: int,
-    ) -> torch.Tensor:
-        # The models' own natural-layout chunked implementation (captured before lictrt_ops() patches it).
-        y = _natural_scan_2d(u.float(), delta.float(), A, Bs.float(), Cs.float(), D, delta_bias, bool(delta_softplus))
-        return y.to(u.dtype)
-
-    @_scan.register_fake
-    def _(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus):
-        return torch.empty_like(u)
-
-
-_ensure_torch_ops()
 
 
 # ----------------------------------------------------------------------------------------------------------------

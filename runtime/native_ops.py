@@ -4,7 +4,8 @@ registration with ONNX Runtime. Standard library only (no torch, no numpy), so t
 The library is built from ``trt_plugins/common/CpuOps.cmake`` by the package build (``pip install -e .``) and
 installed in this package; ``$LICTRT_CPU_OPS_LIB`` names another file. It holds
 
-* ``lictrt_cpu_*``: the C API the PyTorch ops call (``train.layers.native_scan``);
+* ``lictrt_cpu_*``: its C API (tests, benchmarks, and ``liblictrt_torch_ops``, the CPU kernels of the PyTorch
+  operators ``torch.ops.lictrt.*`` loaded by ``train.layers.native_scan``);
 * ``RegisterCustomOps``: the ONNX Runtime custom-op library (when the build found ONNX Runtime's headers), which
   makes ONNX Runtime run ``lictrt::SelectiveScan2D`` natively instead of its function body.
 
@@ -38,15 +39,16 @@ class NativeOpsError(RuntimeError):
     """The native library is missing, or one of its kernels rejected its arguments."""
 
 
-def library_path() -> Path | None:
-    """The library file: ``$LICTRT_CPU_OPS_LIB``, else the one installed in this package (an editable install
-    keeps compiled files apart from the sources: every folder of the package is searched); None if absent."""
-    env = os.environ.get(ENV_LIBRARY, "")
+def library_path(name: str = LIBRARY_NAME) -> Path | None:
+    """The library file: for the CPU ops library ``$LICTRT_CPU_OPS_LIB`` if set, else the file ``name`` installed
+    in this package (an editable install keeps compiled files apart from the sources: every folder of the package
+    is searched; the PyTorch operator library is installed here too); None if absent."""
+    env = os.environ.get(ENV_LIBRARY, "") if name == LIBRARY_NAME else ""
     if env:
         return Path(env) if Path(env).is_file() else None
     spec = importlib.util.find_spec(__package__ or "runtime")
     folders = [Path(__file__).resolve().parent, *(Path(f) for f in (spec.submodule_search_locations or []))]
-    return next((f / LIBRARY_NAME for f in folders if (f / LIBRARY_NAME).is_file()), None)
+    return next((f / name for f in folders if (f / name).is_file()), None)
 
 
 @functools.cache

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ SCAN_INPUTS = ["u", "delta", "A", "Bs", "Cs", "D", "delta_bias"]
 
 if not native_ops.available():  # built by `pip install -e .` (root CMakeLists.txt); a missing build is a failure
     pytest.fail(f"liblictrt_cpu_ops not built: {native_ops._load()[1]}", pytrace=False)
+if not native_scan.native_loaded():  # liblictrt_torch_ops: the CPU kernels of torch.ops.lictrt.*
+    pytest.fail(f"liblictrt_torch_ops not loaded: {native_scan._load_torch_ops()}", pytrace=False)
 
 
 @pytest.fixture
@@ -160,6 +163,49 @@ def test_ss2d_layer_uses_native_and_trains():
     assert rel_err(y, y_ref.double()) <= 1e-5
     for (name, p), g in zip(m.named_parameters(), g_native):
         assert rel_err(g, p.grad.double()) <= 1e-4, name
+
+
+# ------------------------------------------------------------------------------------------------ torch.ops.lictrt
+def test_torch_ops_run_the_native_cpu_kernels():
+    """torch.ops.lictrt.* on CPU tensors run liblictrt_torch_ops (the same library instance as the C API): outputs
+    bit-identical to the C API's, and faster than the PyTorch reference kernel."""
+    assert all(
+        torch._C._dispatch_has_kernel_for_dispatch_key(f"lictrt::{op}", "CPU")
+        for op in ("selective_scan_2d", "selective_scan_2d_backward", "generalized_divisive_norm")
+    )
+    maps = {
+        line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "liblictrt_cpu_ops" in line
+    }
+    assert len(maps) == 1, maps  # one copy of the kernels: LICTRT_OPS_SCALAR / force_scalar reach both
+    u, delta, A, Bs, Cs, D, bias = scan_inputs(1, 16, 24, 20, 16, seed=8, device="cpu")
+    y_c = torch.empty_like(u)
+    ptrs = [t.data_ptr() for t in (u, delta, A, Bs, Cs, D, bias, y_c)]
+    native_ops.check(native_ops.library().lictrt_cpu_ss2d_forward(*ptrs, 1, 16, 24, 20, 16, 1, 0, 1))
+    y_op = _threads(1, torch.ops.lictrt.selective_scan_2d, u, delta, A, Bs, Cs, D, bias, 1)
+    assert torch.equal(y_op, y_c)
+
+    def best(fn):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    args = (u, delta, A, Bs, Cs, D, bias, 1)
+    t_native = best(lambda: torch.ops.lictrt.selective_scan_2d(*args))
+    t_ref = best(lambda: native_scan.scan_reference(*args))  # the operator's PyTorch reference kernel
+    assert t_native < t_ref, (t_native, t_ref)
+
+
+def test_torch_ops_reference_kernels_agree_with_native():
+    """The operators' PyTorch reference kernels (any device) against the native CPU ones: forward and backward."""
+    inp = scan_inputs(1, 6, 5, 4, 16, seed=4, device="cpu")
+    dy = torch.randn(1, 6, 5, 4, generator=torch.Generator().manual_seed(3))
+    assert rel_err(native_scan.scan_reference(*inp, 1), native_scan.scan_forward(*inp).double()) <= 1e-5
+    ref = native_scan.scan_backward_reference(*inp, dy, 1)
+    for name, g, r in zip(SCAN_INPUTS, native_scan.scan_backward(*inp, dy), ref):
+        assert rel_err(g, r.double()) <= 1e-4, name
 
 
 # ------------------------------------------------------------------------------------------------ GDN

@@ -1,139 +1,185 @@
-"""PyTorch front end of the native CPU kernels (``runtime.native_ops``): SelectiveScan2D with autograd (forward and
-backward kernels) and GeneralizedDivisiveNorm (forward), on contiguous CPU tensors, on ``torch.get_num_threads()``
-threads (results do not depend on the thread count).
+"""The PyTorch operators of the lictrt ops, ``torch.ops.lictrt.*``, defined once here for the layers, the tests and
+ONNX export (export/registry.py emits one node per call with the same inputs and fields):
 
-``train.layers.ss2d.selective_scan_2d`` calls :func:`selective_scan_2d` for CPU tensors when the library is
-available (``LICTRT_NATIVE_OPS=0`` turns that off); the chunked PyTorch scan stays the reference.
+* ``selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus) -> y``, differentiable in every tensor
+  input through ``selective_scan_2d_backward(..., dy, delta_softplus) -> (du, ddelta, dA, dBs, dCs, dD,
+  d delta_bias)`` (fp32);
+* ``generalized_divisive_norm(x, gamma, beta, inverse) -> y`` (forward only).
+
+Every operator has a PyTorch reference kernel for any device (the chunked scan of ``train.layers.ss2d``, autograd
+through it for the backward; ``train.layers.gdn.gdn_reference``). On the CPU the native kernels of
+``liblictrt_torch_ops`` (``trt_plugins/common/torch_ops.cpp``, registered with ``TORCH_LIBRARY_IMPL`` over the same
+C++ kernels as ONNX Runtime's custom ops) take precedence once that library is loaded, which this module does on
+import when the package build installed it next to ``liblictrt_cpu_ops`` (``runtime.native_ops``). Without it the
+CPU runs the reference; the SS2D layer warns once. ``LICTRT_NATIVE_OPS=0`` makes the SS2D layer use the chunked
+PyTorch scan directly.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 
 import torch
 
 from runtime import native_ops
 
-_CODES = {torch.float32: 0, torch.float16: 1}
+TORCH_LIBRARY_NAME = "liblictrt_torch_ops.so"
+_Tensor = torch.Tensor
+
+
+# ------------------------------------------------------------------------------------------ operator definitions
+@torch.library.custom_op("lictrt::generalized_divisive_norm", mutates_args=())
+def _gdn_op(x: _Tensor, gamma: _Tensor, beta: _Tensor, inverse: int) -> _Tensor:
+    from train.layers.gdn import gdn_reference
+
+    return gdn_reference(x, gamma, beta, inverse)
+
+
+@_gdn_op.register_fake
+def _(x, gamma, beta, inverse):
+    return torch.empty_like(x)
+
+
+def scan_reference(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: int) -> torch.Tensor:
+    """The reference kernel of ``lictrt::selective_scan_2d`` (any device): the chunked scan in fp32, u's dtype."""
+    from train.layers.ss2d import selective_scan_2d_chunked
+
+    f = [t.float() for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    return selective_scan_2d_chunked(*f, bool(delta_softplus)).to(u.dtype)
+
+
+def scan_backward_reference(u, delta, A, Bs, Cs, D, delta_bias, dy, delta_softplus: int) -> tuple:
+    """The reference kernel of ``lictrt::selective_scan_2d_backward``: autograd through the chunked scan."""
+    from train.layers.ss2d import selective_scan_2d_chunked
+
+    with torch.enable_grad():
+        xs = [t.detach().float().requires_grad_() for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+        y = selective_scan_2d_chunked(*xs, bool(delta_softplus))
+        return tuple(torch.autograd.grad(y, xs, dy.float()))
+
+
+@torch.library.custom_op("lictrt::selective_scan_2d", mutates_args=())
+def _scan_op(
+    u: _Tensor,
+    delta: _Tensor,
+    A: _Tensor,
+    Bs: _Tensor,
+    Cs: _Tensor,
+    D: _Tensor,
+    delta_bias: _Tensor,
+    delta_softplus: int,
+) -> _Tensor:
+    return scan_reference(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
+
+
+@_scan_op.register_fake
+def _(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus):
+    return torch.empty_like(u)
+
+
+@torch.library.custom_op("lictrt::selective_scan_2d_backward", mutates_args=())
+def _scan_backward_op(
+    u: _Tensor,
+    delta: _Tensor,
+    A: _Tensor,
+    Bs: _Tensor,
+    Cs: _Tensor,
+    D: _Tensor,
+    delta_bias: _Tensor,
+    dy: _Tensor,
+    delta_softplus: int,
+) -> tuple[_Tensor, _Tensor, _Tensor, _Tensor, _Tensor, _Tensor, _Tensor]:
+    return scan_backward_reference(u, delta, A, Bs, Cs, D, delta_bias, dy, delta_softplus)
+
+
+@_scan_backward_op.register_fake
+def _(u, delta, A, Bs, Cs, D, delta_bias, dy, delta_softplus):
+    return tuple(torch.empty_like(t, dtype=torch.float32) for t in (u, delta, A, Bs, Cs, D, delta_bias))
+
+
+def _scan_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:7])
+    ctx.delta_softplus = inputs[7]
+
+
+def _scan_backward(ctx, dy):
+    saved = ctx.saved_tensors
+    grads = torch.ops.lictrt.selective_scan_2d_backward(*saved, dy, ctx.delta_softplus)
+    out = [g.to(x.dtype) if ctx.needs_input_grad[i] else None for i, (g, x) in enumerate(zip(grads, saved))]
+    return (*out, None)
+
+
+_scan_op.register_autograd(_scan_backward, setup_context=_scan_setup_context)
+
+
+# ------------------------------------------------------------------------------------------ native CPU kernels
+@functools.cache
+def _load_torch_ops() -> str:
+    """Loads liblictrt_torch_ops (its CPU kernels replace the reference for CPU tensors); '' or why it is not."""
+    path = native_ops.library_path(TORCH_LIBRARY_NAME)
+    if path is None:
+        return (
+            f"{TORCH_LIBRARY_NAME} not found next to the runtime package (built with the package when torch is found)"
+        )
+    try:
+        torch.ops.load_library(str(path))
+    except (OSError, RuntimeError) as e:
+        return f"cannot load {path}: {e}"
+    return ""
+
+
+def native_loaded() -> bool:
+    """True when the CPU kernels of ``torch.ops.lictrt.*`` are the native ones."""
+    return not _load_torch_ops()
 
 
 def enabled() -> bool:
-    """True when the native kernels are to be used for CPU tensors."""
-    return os.environ.get("LICTRT_NATIVE_OPS", "1") != "0" and native_ops.available()
+    """True when the SS2D layer runs ``torch.ops.lictrt.selective_scan_2d`` (native) for CPU tensors."""
+    if os.environ.get("LICTRT_NATIVE_OPS", "1") == "0":
+        return False
+    why = _load_torch_ops()
+    if why:
+        _warn_once(why)
+    return not why
 
 
-def _p(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+@functools.cache
+def _warn_once(why: str) -> None:
+    warnings.warn(
+        f"lictrt native CPU kernels for PyTorch unavailable ({why}); torch.ops.lictrt.* and the SS2D layer run the "
+        "PyTorch reference on the CPU, which is far slower at full image size",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
-def _f32(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to(torch.float32).contiguous()
+_load_torch_ops()
+
+
+# ------------------------------------------------------------------------------------------ calls
+def _bias(delta_bias, D):
+    return torch.zeros_like(D, dtype=torch.float32) if delta_bias is None else delta_bias
 
 
 def scan_forward(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: bool = True) -> torch.Tensor:
-    """y [B,Di,H,W] of the SelectiveScan2D contract; u, delta, Bs, Cs fp32 or fp16 (one dtype), y in that dtype."""
-    dtype = u.dtype if u.dtype in _CODES else torch.float32
-    act = [t.detach().to(dtype).contiguous() for t in (u, delta, Bs, Cs)]
-    A, D = _f32(A), _f32(D)
-    bias = None if delta_bias is None else _f32(delta_bias)
-    bsz, di, H, W = act[0].shape
-    y = torch.empty_like(act[0])
-    lib = native_ops.library()
-    native_ops.check(
-        lib.lictrt_cpu_ss2d_forward(
-            _p(act[0]),
-            _p(act[1]),
-            _p(A),
-            _p(act[2]),
-            _p(act[3]),
-            _p(D),
-            _p(bias),
-            _p(y),
-            bsz,
-            di,
-            H,
-            W,
-            A.shape[1],
-            int(bool(delta_softplus)),
-            _CODES[dtype],
-            torch.get_num_threads(),
-        )
-    )
-    return y
+    """y [B,Di,H,W] of the SelectiveScan2D contract (``torch.ops.lictrt.selective_scan_2d``), in u's dtype."""
+    return torch.ops.lictrt.selective_scan_2d(u, delta, A, Bs, Cs, D, _bias(delta_bias, D), int(bool(delta_softplus)))
 
 
 def scan_backward(u, delta, A, Bs, Cs, D, delta_bias, dy, delta_softplus: bool = True):
     """Gradients (du, ddelta, dA, dBs, dCs, dD, d delta_bias) of sum(dy * y), all fp32."""
-    u, delta, A, Bs, Cs, D, dy = (_f32(t) for t in (u, delta, A, Bs, Cs, D, dy))
-    bias = None if delta_bias is None else _f32(delta_bias)
-    bsz, di, H, W = u.shape
-    grads = [torch.empty_like(t) for t in (u, delta, A, Bs, Cs, D, D)]
-    lib = native_ops.library()
-    native_ops.check(
-        lib.lictrt_cpu_ss2d_backward(
-            _p(u),
-            _p(delta),
-            _p(A),
-            _p(Bs),
-            _p(Cs),
-            _p(D),
-            _p(bias),
-            _p(dy),
-            *(_p(g) for g in grads),
-            bsz,
-            di,
-            H,
-            W,
-            A.shape[1],
-            int(bool(delta_softplus)),
-            torch.get_num_threads(),
-        )
+    return torch.ops.lictrt.selective_scan_2d_backward(
+        u, delta, A, Bs, Cs, D, _bias(delta_bias, D), dy, int(bool(delta_softplus))
     )
-    return tuple(grads)
-
-
-class _Scan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u, delta, A, Bs, Cs, D, delta_bias, delta_softplus):
-        ctx.save_for_backward(u, delta, A, Bs, Cs, D, delta_bias)
-        ctx.delta_softplus = delta_softplus
-        return scan_forward(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
-
-    @staticmethod
-    def backward(ctx, dy):
-        u, delta, A, Bs, Cs, D, delta_bias = ctx.saved_tensors
-        g = scan_backward(u, delta, A, Bs, Cs, D, delta_bias, dy, ctx.delta_softplus)
-        inputs = (u, delta, A, Bs, Cs, D, delta_bias)
-        out = [gi.to(x.dtype) if ctx.needs_input_grad[i] else None for i, (gi, x) in enumerate(zip(g, inputs))]
-        return (*out, None)
 
 
 def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: bool = True) -> torch.Tensor:
-    """SelectiveScan2D on the native CPU kernels, differentiable in every tensor input."""
-    if delta_bias is None:
-        delta_bias = torch.zeros_like(D)
-    return _Scan.apply(u, delta, A, Bs, Cs, D, delta_bias, bool(delta_softplus))
+    """SelectiveScan2D through ``torch.ops.lictrt.selective_scan_2d``, differentiable in every tensor input."""
+    return scan_forward(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
 
 
 def gdn(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    """GeneralizedDivisiveNorm forward (no autograd) on the native kernel: x [B,C,H,W] fp32 or fp16."""
-    dtype = x.dtype if x.dtype in _CODES else torch.float32
-    xc = x.detach().to(dtype).contiguous()
-    gamma, beta = _f32(gamma), _f32(beta)
-    y = torch.empty_like(xc)
-    bsz, C = xc.shape[:2]
-    native_ops.check(
-        native_ops.library().lictrt_cpu_gdn_forward(
-            _p(xc),
-            _p(gamma),
-            _p(beta),
-            _p(y),
-            bsz,
-            C,
-            xc[0, 0].numel(),
-            int(bool(inverse)),
-            _CODES[dtype],
-            torch.get_num_threads(),
-        )
-    )
-    return y
+    """GeneralizedDivisiveNorm forward (``torch.ops.lictrt.generalized_divisive_norm``): x [B,C,H,W]."""
+    return torch.ops.lictrt.generalized_divisive_norm(x, gamma, beta, int(bool(inverse)))

@@ -42,8 +42,9 @@ def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
     """The ``SelectiveScan2D`` op: u [B,Di,H,W], delta [B,K*Di,H,W], A [K*Di,N], Bs/Cs [B,K,N,H,W],
     D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped back.
 
-    CPU tensors go to the native kernels (forward and backward, ``train.layers.native_scan``) when the library is
-    available and nothing is tracing; otherwise, and as the reference, :func:`selective_scan_2d_chunked`."""
+    CPU tensors go to ``torch.ops.lictrt.selective_scan_2d`` (native forward and backward kernels,
+    ``train.layers.native_scan``) when its library is loaded and nothing is tracing; otherwise, and as the
+    reference, :func:`selective_scan_2d_chunked`."""
     if (
         u.device.type == "cpu"
         and Bs.shape[1] == K_DIRECTIONS

@@ -1,9 +1,7 @@
-// C API of the CPU kernels for ctypes (PyTorch's eager CPU kernels of torch.ops.lictrt.*, tests, benchmarks).
-// Pointers are host pointers to contiguous tensors; `threads` std::threads run the fixed work items (results do
-// not depend on it). Every function returns 0, or 1 with lictrt_cpu_last_error() set (thread-local).
-#include "cpu_kernels.h"
+// The C API of cpu_c_api.h over the CPU kernels of cpu_kernels.h.
+#include "cpu_c_api.h"
 
-#define LICTRT_CPU_API extern "C" __attribute__((visibility("default")))
+#include "cpu_kernels.h"
 
 namespace {
 thread_local char const* t_error = "";
@@ -19,15 +17,12 @@ using lictrt::cpu::Ss2dShape;
 
 LICTRT_CPU_API char const* lictrt_cpu_last_error() { return t_error; }
 
-// 1 when the AVX2 path runs (CPU support, LICTRT_OPS_SCALAR unset, not forced off).
 LICTRT_CPU_API int lictrt_cpu_simd_enabled() { return lictrt::cpu::simdEnabled() ? 1 : 0; }
 
 LICTRT_CPU_API void lictrt_cpu_force_scalar(int on) { lictrt::cpu::setForceScalar(on != 0); }
 
-// iters * 64 register-resident state updates (the scan's exp + FMA ceiling); returns a checksum.
 LICTRT_CPU_API float lictrt_cpu_exp_fma_peak(int64_t iters) { return lictrt::cpu::expFmaPeak(iters); }
 
-// dtype: 0 fp32, 1 fp16 (u, delta, Bs, Cs, y).
 LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* delta, float const* A, void const* Bs,
                                            void const* Cs, float const* D, float const* delta_bias, void* y, int64_t B,
                                            int64_t Di, int64_t H, int64_t W, int64_t N, int delta_softplus, int dtype,
@@ -55,7 +50,6 @@ LICTRT_CPU_API int lictrt_cpu_gdn_forward(void const* x, float const* gamma, flo
                                         lictrt::cpu::threadPool(threads)));
 }
 
-// 1 when this build registers the ONNX Runtime custom ops (RegisterCustomOps is defined).
 LICTRT_CPU_API int lictrt_cpu_has_onnxruntime_ops() {
 #ifdef LICTRT_WITH_ONNXRUNTIME
   return 1;

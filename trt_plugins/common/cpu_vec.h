@@ -48,22 +48,15 @@ inline F8 roundNearest(F8 a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEARES
 inline F8 selectGreater(F8 x, F8 t, F8 a, F8 b) {
   return {_mm256_blendv_ps(b.v, a.v, _mm256_cmp_ps(x.v, t.v, _CMP_GT_OQ))};
 }
-// Lanes of `a` where x < t, else lanes of `b`.
-inline F8 selectLess(F8 x, F8 t, F8 a, F8 b) {
-  return {_mm256_blendv_ps(b.v, a.v, _mm256_cmp_ps(x.v, t.v, _CMP_LT_OQ))};
+// a * 2^n for integral n, by adding n to the exponent field of a (exact while the result is a normal number).
+inline F8 scaleByPow2(F8 a, F8 n) {
+  __m256i const e = _mm256_slli_epi32(_mm256_cvtps_epi32(n.v), 23);
+  return {_mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(a.v), e))};
 }
-// 2^n for integral n in [-126, 127].
-inline F8 pow2i(F8 n) {
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
-  return {_mm256_castsi256_ps(e)};
-}
-// x = m * 2^e with m in [0.5, 1) for positive normal x; returns m, sets e (as float).
-inline F8 frexpPos(F8 x, F8* e) {
-  __m256i xi = _mm256_castps_si256(x.v);
-  __m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(126));
-  e->v = _mm256_cvtepi32_ps(ei);
-  __m256i mi = _mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000));
-  return {_mm256_castsi256_ps(mi)};
+// True when |x| <= b in every lane (false for NaN).
+inline bool allAbsLessEqual(F8 x, F8 b) {
+  __m256 const ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x.v);
+  return _mm256_movemask_ps(_mm256_cmp_ps(ax, b.v, _CMP_LE_OQ)) == 0xff;
 }
 inline void transpose8(__m256 r[8]) {
   __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -140,7 +133,6 @@ inline F8 max(F8 a, F8 b) { LICTRT_F8_MAP(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); } 
 inline F8 min(F8 a, F8 b) { LICTRT_F8_MAP(a.v[i] < b.v[i] ? a.v[i] : b.v[i]); }
 inline F8 roundNearest(F8 a) { LICTRT_F8_MAP(std::nearbyint(a.v[i])); }
 inline F8 selectGreater(F8 x, F8 t, F8 a, F8 b) { LICTRT_F8_MAP(x.v[i] > t.v[i] ? a.v[i] : b.v[i]); }
-inline F8 selectLess(F8 x, F8 t, F8 a, F8 b) { LICTRT_F8_MAP(x.v[i] < t.v[i] ? a.v[i] : b.v[i]); }
 inline float fromBits(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
@@ -151,10 +143,13 @@ inline uint32_t toBits(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
-inline F8 pow2i(F8 n) { LICTRT_F8_MAP(fromBits(static_cast<uint32_t>(static_cast<int32_t>(n.v[i]) + 127) << 23)); }
-inline F8 frexpPos(F8 x, F8* e) {
-  for (int i = 0; i < kLanes; ++i) e->v[i] = static_cast<float>(static_cast<int32_t>(toBits(x.v[i]) >> 23) - 126);
-  LICTRT_F8_MAP(fromBits((toBits(x.v[i]) & 0x007fffffu) | 0x3f000000u));
+inline F8 scaleByPow2(F8 a, F8 n) {
+  LICTRT_F8_MAP(fromBits(toBits(a.v[i]) + (static_cast<uint32_t>(static_cast<int32_t>(n.v[i])) << 23)));
+}
+inline bool allAbsLessEqual(F8 x, F8 b) {
+  for (int i = 0; i < kLanes; ++i)
+    if (!(std::fabs(x.v[i]) <= b.v[i])) return false;
+  return true;
 }
 #undef LICTRT_F8_MAP
 inline void interleave8(float const* src, int64_t stride, int rows, int64_t count, float* dst) {
@@ -174,12 +169,12 @@ inline float hsum(F8 a) {
 
 constexpr float kLog2e = 1.44269504088896341f;
 
-// 2^t, relative error < 2e-8 beyond fp32 rounding for t in [-126, 127]; t below -126 gives 2^-126 * 2^(t+126
-// clamped), i.e. a value below 1.2e-38 (treated as zero by every consumer); t is clamped to [-126, 127].
-inline F8 exp2(F8 t) {
-  t = min(max(t, set1(-126.0f)), set1(127.0f));
-  F8 n = roundNearest(t);
-  F8 f = t - n;  // [-0.5, 0.5], exact
+// 2^t for t in [-125, 127] (kExp2Max below is the caller's bound when it skips the clamp): relative error < 2e-8
+// beyond fp32 rounding. 2^f on f = t - round(t) in [-0.5, 0.5] by a degree-6 polynomial, then round(t) is added to
+// the exponent field (the result is a normal number on the whole range).
+inline F8 exp2InRange(F8 t) {
+  F8 const n = roundNearest(t);
+  F8 const f = t - n;  // exact
   F8 p = set1(1.49908679e-4f);
   p = fma(p, f, set1(1.33930880e-3f));
   p = fma(p, f, set1(9.61967371e-3f));
@@ -187,44 +182,32 @@ inline F8 exp2(F8 t) {
   p = fma(p, f, set1(2.40226373e-1f));
   p = fma(p, f, set1(6.93147182e-1f));
   p = fma(p, f, set1(1.0f));
-  return p * pow2i(n);
+  return scaleByPow2(p, n);
 }
+
+// 2^t with t clamped to [-125, 127]: below -125 it gives 2^-125 (about 2.4e-38, treated as zero by every consumer).
+inline F8 exp2(F8 t) { return exp2InRange(min(max(t, set1(-125.0f)), set1(127.0f))); }
+
+// |t| <= kExp2Max (a margin below 125 for the rounding of t) needs no clamp: exp2InRange(t) == exp2(t).
+constexpr float kExp2Max = 124.0f;
 
 inline F8 exp(F8 x) { return exp2(x * set1(kLog2e)); }
 
-// Natural logarithm of positive normal x (Cephes logf polynomial).
-inline F8 log(F8 x) {
-  F8 e;
-  F8 m = frexpPos(x, &e);  // m in [0.5, 1)
-  F8 const one = set1(1.0f);
-  // m < sqrt(1/2): m = 2m - 1, e -= 1;  else m = m - 1
-  F8 small = selectLess(m, set1(0.707106781186547524f), one, zero());
-  e = e - small;
-  m = (m + m * small) - one;
-  F8 z = m * m;
-  F8 p = set1(7.0376836292e-2f);
-  p = fma(p, m, set1(-1.1514610310e-1f));
-  p = fma(p, m, set1(1.1676998740e-1f));
-  p = fma(p, m, set1(-1.2420140846e-1f));
-  p = fma(p, m, set1(1.4249322787e-1f));
-  p = fma(p, m, set1(-1.6668057665e-1f));
-  p = fma(p, m, set1(2.0000714765e-1f));
-  p = fma(p, m, set1(-2.4999993993e-1f));
-  p = fma(p, m, set1(3.3333331174e-1f));
-  F8 y = p * m * z;
-  y = fma(e, set1(-2.12194440e-4f), y);
-  y = fma(z, set1(-0.5f), y);
-  F8 r = m + y;
-  return fma(e, set1(0.693359375f), r);
-}
-
-// softplus(x) = log(1 + exp(x)), and x itself above 20 (torch's threshold).
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(z), z = exp(-|x|) in (0, 1], with log1p(z) = z * q(z) and q
+// a degree-8 polynomial (least-squares fit on Chebyshev nodes of [0, 1]; relative error of z * q(z) in fp32 below
+// 2e-7). No division, logarithm or select; above x = 20 the result is x itself, as torch's threshold gives.
 inline F8 softplus(F8 x) {
-  F8 const one = set1(1.0f);
-  F8 ex = exp(min(x, set1(20.0f)));
-  F8 w = one + ex;
-  F8 lp = log(w) - ((w - one) - ex) / w;  // log1p(ex), with the rounding of 1 + ex compensated
-  return selectGreater(x, set1(20.0f), x, lp);
+  F8 const z = exp(min(x, zero() - x));
+  F8 q = set1(5.253457929939032e-3f);
+  q = fma(q, z, set1(-2.958850748836994e-2f));
+  q = fma(q, z, set1(7.836166769266129e-2f));
+  q = fma(q, z, set1(-1.3674770295619965e-1f));
+  q = fma(q, z, set1(1.9111430644989014e-1f));
+  q = fma(q, z, set1(-2.4844369292259216e-1f));
+  q = fma(q, z, set1(3.3319270610809326e-1f));
+  q = fma(q, z, set1(-4.9999502301216125e-1f));
+  q = fma(q, z, set1(1.0f));
+  return max(x, zero()) + z * q;
 }
 
 // d softplus / dx = 1 / (1 + exp(-x)), and 1 above 20.

@@ -1,11 +1,13 @@
 // SelectiveScan2D on the CPU: the kernel bodies, compiled once per instruction set (see cpu_vec.h) by
 // selective_scan_2d_cpu.cpp (portable) and selective_scan_2d_cpu_avx2.cpp (AVX2+FMA).
 //
-// Forward: one work item per (batch, block of 8 channels). The 8 channels are the vector lanes; the item walks
-// the four directions in the order 0, 2, 1, 3 over the whole sequence, 64 steps at a time: it gathers the
-// chunk's u, delta, Bs, Cs at the direction's natural positions (no copies of whole tensors), runs the
-// recurrence with the state h[N] of the 8 channels in fp32, and adds the chunk's outputs to y at the same
-// positions, so y = ((y0 + y2) + y1) + y3.
+// Forward: B and C of every (batch, direction) are first laid out in the direction's visiting order, [L][2N] (one
+// work item each). Then one work item per (batch, block of 8 channels): the 8 channels are the vector lanes, held
+// interleaved by position in per-thread scratch, row-major for directions 0 and 2 and column-major (a tiled
+// transpose) for 1 and 3, so each direction walks contiguous memory forwards (0, 1) or backwards (2, 3). The item
+// runs the directions in the order 0, 2, 1, 3 with the state h[N] of the 8 channels in fp32 and adds each
+// direction's outputs in place, so y = ((y0 + y2) + y1) + y3. Inputs are read from the natural layout (no copies
+// of whole tensors).
 //
 // Backward: one work item per (batch, direction). A forward sweep stores the state every 64 steps; a reverse
 // sweep over the chunks recomputes each chunk's states from its checkpoint and runs the adjoint recurrence
@@ -17,6 +19,7 @@
 #include "../common/cpu_kernels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -140,12 +143,63 @@ struct Buffer {  // uninitialised floats
   float* get() const { return p.get(); }
 };
 
-// One direction of the recurrence for 8 channels: X = dt, U = u interleaved by natural position, BCk = B and C in
-// visiting order; adds (or, when `first`, writes) y_t = sum_n C_t[n] h_t[n] + D u_t at Y[p(t)]. The sum over n
-// runs as two interleaved partial sums (even n, odd n) added at the end. kN = N at compile time, or 0.
+// n uninitialised floats of the calling thread, kept for its next work items and calls (it grows to the largest
+// request and is freed when the thread ends): a work item's buffers are then not fresh pages every time.
+inline float* threadScratch(int64_t n) {
+  thread_local std::unique_ptr<float[]> buf;
+  thread_local int64_t capacity = 0;
+  if (n > capacity) buf.reset(), buf.reset(new float[static_cast<size_t>(n)]), capacity = n;
+  return buf.get();
+}
+
+// Images of 8 channels interleaved by position (32 bytes per position) are transposed in tiles of kTile x kTile
+// positions, so both sides stay in cache: directions 1 and 3 then run over column-major buffers, and every direction
+// walks contiguous memory.
+constexpr int64_t kTile = 16;
+
+// dst[(c*H + r)*8 + l] = src[(r*W + c)*8 + l] (row-major -> column-major).
+inline void toColumnMajor(float const* src, int64_t H, int64_t W, float* dst) {
+  for (int64_t r0 = 0; r0 < H; r0 += kTile)
+    for (int64_t c0 = 0; c0 < W; c0 += kTile) {
+      int64_t const r1 = std::min(H, r0 + kTile), c1 = std::min(W, c0 + kTile);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) store(dst + (c * H + r) * kLanes, load(src + (r * W + c) * kLanes));
+    }
+}
+
+// dst[(r*W + c)*8 + l] = src[(c*H + r)*8 + l] (column-major -> row-major).
+inline void toRowMajor(float const* src, int64_t H, int64_t W, float* dst) {
+  for (int64_t r0 = 0; r0 < H; r0 += kTile)
+    for (int64_t c0 = 0; c0 < W; c0 += kTile) {
+      int64_t const r1 = std::min(H, r0 + kTile), c1 = std::min(W, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) store(dst + (r * W + c) * kLanes, load(src + (c * H + r) * kLanes));
+    }
+}
+
+// X[p*8 + l] = softplus(delta[l*L + p] + bias[l]) (no softplus unless `sp`; 0 for l >= lanes), row-major.
+template <typename E>
+void loadDt(E const* delta, int64_t L, int lanes, F8 bias, bool sp, float* X) {
+  constexpr int64_t kStep = 256;
+  for (int64_t p0 = 0; p0 < L; p0 += kStep) {
+    int64_t const n = std::min(kStep, L - p0);
+    float* const x = X + p0 * kLanes;
+    loadRows(delta + p0, L, lanes, n, x);
+    for (int64_t p = 0; p < n; ++p) {
+      F8 const d = load(x + p * kLanes) + bias;
+      store(x + p * kLanes, sp ? softplus(d) : d);
+    }
+  }
+}
+
+// One direction of the recurrence for 8 channels over buffers laid out in the direction's base order (row-major
+// for directions 0 and 2, column-major for 1 and 3), walked forwards (0, 1) or backwards (2, 3): X = dt, U = u,
+// BCk = B and C in visiting order; writes (or, when `accumulate`, adds) y_t = sum_n C_t[n] h_t[n] + D u_t to Y at
+// the same index. The sum over n runs as two interleaved partial sums (even n, odd n) added at the end. kN = N at
+// compile time, or 0.
 template <int kN>
-void scanDirection(DirectionWalk walk, int64_t L, int64_t Nrt, float const* X, float const* U, float const* BCk,
-                   F8 const* A2in, F8 Dv, float* Y, bool first) {
+void scanDirection(int64_t L, bool reverse, int64_t Nrt, float const* X, float const* U, float const* BCk,
+                   F8 const* A2in, F8 Dv, float* Y, bool accumulate) {
   int64_t const N = kN ? kN : Nrt;
   F8 hbuf[kN ? kN : 1];
   std::vector<F8> hdyn(kN ? 0 : N, zero());
@@ -156,30 +210,42 @@ void scanDirection(DirectionWalk walk, int64_t L, int64_t Nrt, float const* X, f
     for (int n = 0; n < kN; ++n) hbuf[n] = zero(), A2buf[n] = A2in[n];
     A2 = A2buf;
   }
-  for (int64_t t = 0; t < L; ++t) {
-    int64_t const p = walk.next();
-    float* const yp = Y + p * kLanes;
-    F8 const dt = load(X + p * kLanes);
-    F8 const uv = load(U + p * kLanes);
-    F8 const dtu = dt * uv;
-    float const* Bt = BCk + t * 2 * N;
-    float const* Ct = Bt + N;
+  // |dt| <= dtMax keeps every |dt * A2[n]| within kExp2Max: such steps skip exp2's clamp (same results).
+  F8 amax = zero();
+  for (int64_t n = 0; n < N; ++n) amax = max(max(A2[n], zero() - A2[n]), amax);
+  F8 const dtMax = set1(kExp2Max) / max(amax, set1(1e-30f));
+  int64_t const step = reverse ? -kLanes : kLanes;
+  int64_t const first = reverse ? (L - 1) * kLanes : 0;
+  X += first, U += first, Y += first;
+  // One step over the states; kClamp: exp2 with its clamp, else exp2InRange.
+  auto update = [&](auto kClamp, F8 dt, F8 dtu, float const* Bt, float const* Ct) {
     F8 y0 = zero(), y1 = zero();
+    auto e = [&](F8 t) { return decltype(kClamp)::value ? exp2(t) : exp2InRange(t); };
     int64_t n = 0;
     for (; n + 1 < N; n += 2) {
-      F8 const e0 = exp2(dt * A2[n]);
-      F8 const e1 = exp2(dt * A2[n + 1]);
+      F8 const e0 = e(dt * A2[n]);
+      F8 const e1 = e(dt * A2[n + 1]);
       h[n] = fma(e0, h[n], dtu * set1(Bt[n]));
       h[n + 1] = fma(e1, h[n + 1], dtu * set1(Bt[n + 1]));
       y0 = fma(set1(Ct[n]), h[n], y0);
       y1 = fma(set1(Ct[n + 1]), h[n + 1], y1);
     }
     if (n < N) {
-      h[n] = fma(exp2(dt * A2[n]), h[n], dtu * set1(Bt[n]));
+      h[n] = fma(e(dt * A2[n]), h[n], dtu * set1(Bt[n]));
       y0 = fma(set1(Ct[n]), h[n], y0);
     }
-    F8 const yv = fma(Dv, uv, y0 + y1);
-    store(yp, first ? yv : load(yp) + yv);
+    return y0 + y1;
+  };
+  for (int64_t t = 0; t < L; ++t, X += step, U += step, Y += step) {
+    F8 const dt = load(X);
+    F8 const uv = load(U);
+    F8 const dtu = dt * uv;
+    float const* Bt = BCk + t * 2 * N;
+    float const* Ct = Bt + N;
+    F8 const ys = allAbsLessEqual(dt, dtMax) ? update(std::false_type{}, dt, dtu, Bt, Ct)
+                                             : update(std::true_type{}, dt, dtu, Bt, Ct);
+    F8 const yv = fma(Dv, uv, ys);
+    store(Y, accumulate ? load(Y) + yv : yv);
   }
 }
 
@@ -188,16 +254,22 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
   int64_t const Di = a.s.Di, N = a.s.N, H = a.s.H, W = a.s.W, L = H * W;
   int64_t const b = item / a.blocks, c0 = (item % a.blocks) * kLanes;
   int const lanes = static_cast<int>(std::min<int64_t>(kLanes, Di - c0));
-  // The 8 channels interleaved by position: U[p*8 + l] = u[b, c0+l, p]; X: dt of the current direction; Y: y.
-  Buffer ubuf(L * kLanes), xbuf(L * kLanes), ybuf(L * kLanes);
-  float* const U = ubuf.get();
-  float* const X = xbuf.get();
-  float* const Y = ybuf.get();
+  // The 8 channels interleaved by position: U[p*8 + l] = u[b, c0+l, p] row-major and Uc the same column-major;
+  // X: dt of the current direction in its base order; Y: y0 + y2 (row-major), Yc: Y column-major, + y1 + y3, in
+  // U's place (U is not needed after directions 0 and 2). Directions 1 and 3 load dt row-major into Y (free once
+  // Yc holds it) before transposing it into X.
+  float* const U = threadScratch(4 * L * kLanes);
+  float* const Uc = U + L * kLanes;
+  float* const X = Uc + L * kLanes;
+  float* const Y = X + L * kLanes;
+  float* const Yc = U;
   loadRows(a.u + (b * Di + c0) * L, L, lanes, L, U);
+  toColumnMajor(U, H, W, Uc);
   std::vector<F8> A2(N);
   static constexpr int kOrder[4] = {0, 2, 1, 3};
   for (int oi = 0; oi < 4; ++oi) {
     int const k = kOrder[oi];
+    bool const colMajor = k % 2 == 1;
     int64_t const ch0 = k * Di + c0;
     alignas(32) float tmp[kLanes];
     for (int64_t n = 0; n < N; ++n) {
@@ -208,21 +280,22 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
     F8 const Dv = load(tmp);
     for (int l = 0; l < kLanes; ++l) tmp[l] = (l < lanes && a.bias) ? a.bias[ch0 + l] : 0.0f;
     F8 const biasv = load(tmp);
-    loadRows(a.delta + (b * 4 * Di + ch0) * L, L, lanes, L, X);
-    for (int64_t p = 0; p < L; ++p) {
-      F8 const d = load(X + p * kLanes) + biasv;
-      store(X + p * kLanes, a.softplus ? softplus(d) : d);
-    }
+    if (oi == 2) toColumnMajor(Y, H, W, Yc);
+    loadDt(a.delta + (b * 4 * Di + ch0) * L, L, lanes, biasv, a.softplus, colMajor ? Y : X);
+    if (colMajor) toColumnMajor(Y, H, W, X);
     float const* BCk = a.BC + (b * 4 + k) * L * 2 * N;
-    DirectionWalk walk(k, H, W);
+    float const* const Uk = colMajor ? Uc : U;
+    float* const Yk = colMajor ? Yc : Y;
+    bool const reverse = k >= 2, accumulate = oi > 0;
     if (N == 16) {
-      scanDirection<16>(walk, L, N, X, U, BCk, A2.data(), Dv, Y, oi == 0);
+      scanDirection<16>(L, reverse, N, X, Uk, BCk, A2.data(), Dv, Yk, accumulate);
     } else if (N == 4) {
-      scanDirection<4>(walk, L, N, X, U, BCk, A2.data(), Dv, Y, oi == 0);
+      scanDirection<4>(L, reverse, N, X, Uk, BCk, A2.data(), Dv, Yk, accumulate);
     } else {
-      scanDirection<0>(walk, L, N, X, U, BCk, A2.data(), Dv, Y, oi == 0);
+      scanDirection<0>(L, reverse, N, X, Uk, BCk, A2.data(), Dv, Yk, accumulate);
     }
   }
+  toRowMajor(Yc, H, W, Y);
   storeRows(Y, L, a.y + (b * Di + c0) * L, L, lanes);
 }
 
@@ -251,7 +324,8 @@ void fwdRun(void const* u, void const* delta, float const* A, void const* Bs, vo
       static_cast<size_t>(s.B * a.blocks));
 }
 
-// The exp + FMA peak of one core: `iters` x 8 independent state updates h = fma(exp2(dt*A), h, x) of 8 lanes,
+// The exp + FMA peak of one core: `iters` x 8 independent state updates h = fma(exp2InRange(dt*A), h, x) of 8 lanes
+// (the scan's exp for steps within range),
 // with every operand in registers (no loads, stores or output sum). Returns a checksum (keeps the work alive).
 float expFmaPeak(int64_t iters) {
   F8 h[8], a[8];
@@ -259,7 +333,7 @@ float expFmaPeak(int64_t iters) {
   F8 dt = set1(0.37f);
   F8 const x = set1(0.01f), step = set1(1e-7f);
   for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 8; ++i) h[i] = fma(exp2(dt * a[i]), h[i], x);
+    for (int i = 0; i < 8; ++i) h[i] = fma(exp2InRange(dt * a[i]), h[i], x);
     dt = dt + step;  // a new exponent every step, as in the scan
   }
   F8 s = zero();

@@ -392,6 +392,11 @@ def plan_manifest(model: nn.Module, kind: str, graphs: list[Graph]) -> dict:
     (the context schedule; the slimmable widths present in ``graphs``, widest first)."""
     plan = dict(model.coding_plan) if isinstance(getattr(model, "coding_plan", None), dict) else {}
     plan["kind"] = kind
+    # z's stride (H/64 for these models) is read as the pad multiple unless told: say it where the two differ
+    # (MambaVC and GIT-SSIC pad to 16 x window, 128 for their paper presets)
+    z_stride = getattr(model, "downsampling_factor", None)
+    if kind != "factorized" and isinstance(z_stride, int) and z_stride != int(getattr(model, "pad_multiple", 0)):
+        plan.setdefault("z_stride", z_stride)
     if kind == "spatial_context":
         plan.setdefault("context", {"kernel": CONTEXT_K, "order": "wavefront", "step_graph": "context_step"})
     widths = sorted(

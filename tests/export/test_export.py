@@ -261,3 +261,16 @@ def test_fixed_size_export_keeps_the_per_position_axis_dynamic(tmp_path):
     img = (np.random.default_rng(0).random((128, 192, 3)) * 255).astype(np.uint8)
     codec = Codec.open(res["bundle"], backend="onnxruntime")
     assert codec.decode(codec.encode(img)).shape == img.shape
+
+
+def test_plan_records_z_stride_where_the_pad_multiple_is_larger():
+    """MambaVC and GIT-SSIC ``paper`` pad to 128 (16 x window) while z is H/64: the plan must say so, else every
+    decoder reads z's size as H/128 and refuses the stream."""
+    from train.graphs import plan_manifest
+    from train.models import create_model
+
+    for arch, kind in (("mambavc", "channel_slices"), ("gitssic", "grouped_slices")):
+        paper, tiny = create_model(arch, "paper"), create_model(arch, "tiny")
+        assert (paper.pad_multiple, paper.downsampling_factor) == (128, 64)
+        assert plan_manifest(paper, kind, [])["z_stride"] == 64
+        assert "z_stride" not in plan_manifest(tiny, kind, [])  # 64 = pad multiple: the default holds

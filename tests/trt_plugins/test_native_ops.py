@@ -304,7 +304,12 @@ def test_onnxruntime_fallback_warns_without_library(tmp_path):
 @pytest.mark.parametrize("arch", ["ssmic", "mambavc"])
 def test_paper_model_exports_with_parity_and_codes_kodak_identically(arch, tmp_path):
     """Seeded ``paper`` model: export WITH the ONNX Runtime parity check (the Kodak image at 768x512, native scan),
-    then torch and ONNX Runtime code kodim01 (768x512) to identical symbols; peak memory <= 4 GB."""
+    then the torch and the ONNX Runtime backends code kodim01 (768x512) to identical streams; peak memory <= 4 GB.
+
+    Both run the parse-critical graphs on the one pinned path (DESIGN: precision and determinism), so what is compared
+    is torch's analysis against ONNX Runtime's at full size: identical symbols. A torch *parse path* would give
+    context means that differ by ~1e-6 and flip a few round(y - mu) near .5 on an image this size, which is why the
+    parse path is pinned and recorded in the container. Each backend decodes the other's file."""
     import resource
 
     from export.onnx import export_bundle
@@ -336,10 +341,12 @@ def test_paper_model_exports_with_parity_and_codes_kodak_identically(arch, tmp_p
     assert any("512x768" in r.input for r in out["parity"])
     im = load(image)
     assert im.shape[:2] == (512, 768)
-    ct = Codec.open(out["bundle"], backend="torch", checkpoint=ck, parse_path="torch", threads=2)
-    co = Codec.open(out["bundle"], backend="onnxruntime", parse_path="onnxruntime", threads=2)
+    ct = Codec.open(out["bundle"], backend="torch", checkpoint=ck, threads=2)
+    co = Codec.open(out["bundle"], backend="onnxruntime", threads=2)
+    assert ct.parse_path == co.parse_path == "onnxruntime-cpu-fp32"
     d_t, d_o = ct.encode(im), co.encode(im)
     st, so = unpack(d_t)[1], unpack(d_o)[1]
     assert [(s.kind, s.symbols_crc, s.payload) for s in st] == [(s.kind, s.symbols_crc, s.payload) for s in so]
-    assert np.array_equal(co.decode(d_t), ct.decode(d_o))
+    out_o, out_t = co.decode(d_t), ct.decode(d_o)  # synthesis runs on each backend: equal up to float rounding
+    assert np.array_equal(out_o, out_t) or np.abs(out_o.astype(int) - out_t.astype(int)).max() <= 1
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss <= 4 * 2**20  # KiB

@@ -9,8 +9,8 @@ RANDOM weights of ``train.models.seeded.codable_model``, exported once into the 
 a 48x32 latent, 141 wavefront steps).
 
 Per image the C++ side (``runtime/cpp/bench/codec_bench.cpp``, built here with ``-DLICTRT_BUILD_BENCH=ON``: the
-lictrt Encoder/Decoder on ``OnnxRuntimeRunner``) and the Python side (``runtime.Codec`` on the onnxruntime backend)
-each encode and decode after one warm-up (sessions created), ``--repeats`` times, in ``--rounds`` rounds that
+lictrt Encoder/Decoder on ``OnnxRuntimeRunner``, one process per bundle serving every image with its sessions kept
+open) and the Python side (one ``runtime.Codec`` per bundle on the onnxruntime backend) each encode and decode after one warm-up (sessions created), ``--repeats`` times, in ``--rounds`` rounds that
 alternate which side goes first; per image the minimum over all runs (robust to other jobs on a shared machine),
 and the median beside it. ``plan_ms`` = total − network: the part the runtime's own code spends (plan, coder,
 conversions, container), which is what differs between the two sides. Both load the
@@ -110,20 +110,38 @@ def _summary(stats: list[dict]) -> dict:
     return out
 
 
-def run_cpp(exe: Path, bundle: Path, png: Path, threads: int, repeats: int) -> tuple[dict, bytes]:
-    """Raw per-run stats {"encode": [...], "decode": [...]} of one C++ benchmark process, and its bytes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        lic = Path(tmp) / "out.lic"
-        p = subprocess.run(
-            [str(exe), str(bundle), str(png), "--repeats", str(repeats), "--threads", str(threads), "--out", str(lic)],
-            capture_output=True,
-            text=True,
-            check=False,
+class CppCodec:
+    """One C++ benchmark process serving a bundle (``--serve``): its ONNX Runtime sessions stay open across images,
+    as the Python side's ``Codec`` does, so both sides are measured equally warm."""
+
+    def __init__(self, exe: Path, bundle: Path, threads: int):
+        cmd = [str(exe), str(bundle), "--serve", "--threads", str(threads)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        if p.returncode != 0:
-            raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {p.stderr.strip()}")
-        res = json.loads(p.stdout)
-        return {"encode": res["encode"], "decode": res["decode"], "onnxruntime": res["onnxruntime"]}, lic.read_bytes()
+
+    def run(self, png: Path, repeats: int) -> tuple[dict, bytes]:
+        """Raw per-run stats {"encode": [...], "decode": [...]} of one image, and its bytes."""
+        with tempfile.TemporaryDirectory() as tmp:
+            lic = Path(tmp) / "out.lic"
+            self.proc.stdin.write(f"{png} {repeats} {lic}\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read().strip()
+                raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {err}")
+            res = json.loads(line)
+            return {
+                "encode": res["encode"],
+                "decode": res["decode"],
+                "onnxruntime": res["onnxruntime"],
+            }, lic.read_bytes()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
 
 
 def run_python(codec, image: np.ndarray, repeats: int) -> tuple[dict, bytes]:
@@ -148,43 +166,54 @@ def measure(
     from runtime import Codec
 
     codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
-    rows = []
-    for path in images:
-        image = load_rgb(path)
-        raw = {"cpp": {"encode": [], "decode": []}, "python": {"encode": [], "decode": []}}
-        ort = ""
-        for k in range(rounds):
-            for side in ("cpp", "python") if k % 2 == 0 else ("python", "cpp"):
-                if side == "cpp":
-                    r, cpp_bytes = run_cpp(exe, bundle, path, threads, repeats)
-                    ort = r["onnxruntime"]
-                else:
-                    r, py_bytes = run_python(codec, image, repeats)
-                for op in ("encode", "decode"):
-                    raw[side][op] += r[op]
-        cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
-        cpp["onnxruntime"] = ort
-        py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
-        if cpp_bytes != py_bytes:
-            raise CppRuntimeError(
-                f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs {len(py_bytes)} bytes)"
-            )
-        row = {
-            "image": path.name,
-            "size": list(image.shape[:2]),
-            "bytes": len(py_bytes),
-            "identical_bytes": True,
-            "cpp": cpp,
-            "python": py,
-        }
-        for op in ("encode", "decode"):
-            row[f"{op}_speedup"] = py[op]["total_ms"] / cpp[op]["total_ms"]
-            row[f"{op}_plan_speedup"] = py[op]["plan_ms"] / cpp[op]["plan_ms"]
-        rows.append(row)
-        progress(
-            f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
-            f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms"
+    cpp_codec = CppCodec(exe, bundle, threads)
+    try:
+        rows = [_measure_image(cpp_codec, codec, path, repeats, rounds, progress) for path in images]
+    finally:
+        cpp_codec.close()
+    return _totals(rows)
+
+
+def _measure_image(cpp_codec: CppCodec, codec, path: Path, repeats: int, rounds: int, progress) -> dict:
+    """Both sides on one image: per-run stats over ``rounds`` alternating rounds, minima and speed-ups."""
+    image = load_rgb(path)
+    raw = {"cpp": {"encode": [], "decode": []}, "python": {"encode": [], "decode": []}}
+    ort = ""
+    for k in range(rounds):
+        for side in ("cpp", "python") if k % 2 == 0 else ("python", "cpp"):
+            if side == "cpp":
+                r, cpp_bytes = cpp_codec.run(path, repeats)
+                ort = r["onnxruntime"]
+            else:
+                r, py_bytes = run_python(codec, image, repeats)
+            for op in ("encode", "decode"):
+                raw[side][op] += r[op]
+    cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
+    cpp["onnxruntime"] = ort
+    py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
+    if cpp_bytes != py_bytes:
+        raise CppRuntimeError(
+            f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs {len(py_bytes)} bytes)"
         )
+    row = {
+        "image": path.name,
+        "size": list(image.shape[:2]),
+        "bytes": len(py_bytes),
+        "identical_bytes": True,
+        "cpp": cpp,
+        "python": py,
+    }
+    for op in ("encode", "decode"):
+        row[f"{op}_speedup"] = py[op]["total_ms"] / cpp[op]["total_ms"]
+        row[f"{op}_plan_speedup"] = py[op]["plan_ms"] / cpp[op]["plan_ms"]
+    progress(
+        f"  {path.name}: encode C++ {cpp['encode']['total_ms']:.1f} ms / Python {py['encode']['total_ms']:.1f}"
+        f" ms, decode C++ {cpp['decode']['total_ms']:.1f} ms / Python {py['decode']['total_ms']:.1f} ms"
+    )
+    return row
+
+
+def _totals(rows: list[dict]) -> dict:
     out = {"images": rows}
     for op in ("encode", "decode"):
         cpp_t = sum(r["cpp"][op]["total_ms"] for r in rows)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-import typer
-
-from runtime.cli import CONTEXT, run
+from runtime.cli import new_app, run
 
 COMMANDS = {
     "coder": "entropy-coder throughput: fast / compat / CompressAI, M symbols/s",
@@ -79,13 +77,10 @@ EXAMPLES = {
     "demo": ("python -m benchmarks demo --fast", "python -m benchmarks demo --archs bmshj2018-factorized --seconds 30"),
 }
 
-app = typer.Typer(
-    name="python -m benchmarks",
-    help="lictrt benchmarks: latency, MACs, rate-distortion, coder speed, reports and the demo.",
-    context_settings=CONTEXT,
+app = new_app(
+    "python -m benchmarks",
+    "lictrt benchmarks: latency, MACs, rate-distortion, coder speed, reports and the demo.",
     no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode=None,
 )
 
 

@@ -38,7 +38,7 @@ from runtime.bundle import (
     referenced_files,
     safe_member,
 )
-from runtime.cli import CONTEXT, UsageError, run
+from runtime.cli import UsageError, new_app, run
 from runtime.files import building_dir, write_atomic
 from train.coding import CodingError, coder_tables, model_hash
 from train.graphs import plan_manifest
@@ -304,7 +304,7 @@ def summary(res: dict) -> str:
     return "\n".join(lines)
 
 
-app = typer.Typer(name="python -m export.onnx", context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
+app = new_app("python -m export.onnx")
 
 
 class GraphPasses(str, Enum):

@@ -24,7 +24,7 @@ import typer
 from export import bundle as B
 from export.registry import RegistryError, load_library
 from runtime.bundle import file_digest, read_manifest
-from runtime.cli import CONTEXT, run
+from runtime.cli import new_app, run
 from runtime.files import write_atomic
 
 DEFAULT_SHAPES = "MINxMIN:512x768:1024x1536"  # MIN = the bundle's pad multiple
@@ -212,7 +212,7 @@ def build_bundle(
     return new
 
 
-app = typer.Typer(name="python -m export.trt", context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
+app = new_app("python -m export.trt")
 
 
 class Precision(str, Enum):

@@ -23,7 +23,6 @@ from typing import Annotated, Optional
 import typer
 
 from .cli import (
-    CONTEXT,
     EXIT_ERROR,
     BundleArg,
     CoderMode,
@@ -31,6 +30,7 @@ from .cli import (
     UsageError,
     VerboseOpt,
     error_line,
+    new_app,
     progress,
     run,
     step_progress,
@@ -38,13 +38,8 @@ from .cli import (
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
-app = typer.Typer(
-    name="python -m runtime",
-    help="lictrt codec runtime: image ⇄ .lic bitstream with a codec bundle.",
-    context_settings=CONTEXT,
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode=None,
+app = new_app(
+    "python -m runtime", "lictrt codec runtime: image ⇄ .lic bitstream with a codec bundle.", no_args_is_help=True
 )
 
 

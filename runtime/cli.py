@@ -56,10 +56,16 @@ __all__ = [
     "VerboseOpt",
     "BundleArg",
     "CoderMode",
+    "new_app",
 ]
 
 #: Typer/click context settings every lictrt app uses (``-h`` as well as ``--help``)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def new_app(name: str, help: str | None = None, **kw) -> typer.Typer:
+    """A lictrt command-line app: ``-h``/``--help``, shell completion, plain (non-rich) help text."""
+    return typer.Typer(name=name, help=help, context_settings=CONTEXT, add_completion=True, rich_markup_mode=None, **kw)
 
 
 class CoderMode(str, Enum):

@@ -7,6 +7,7 @@
 - ``kodak_dir`` / ``shared_train_dir``: ``../shared/data/{kodak,train}`` beside the checkout, else skipped.
 - ``make_checkpoint``: ``make_checkpoint(arch, preset="tiny", seed=0)`` → path of an untrained, seeded lictrt
   checkpoint (written once per session).
+- ``one_thread``: torch on one intra-op thread for the test, restored after (``pytest.mark.usefixtures``).
 """
 
 from __future__ import annotations
@@ -83,3 +84,13 @@ def make_checkpoint(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,18 +18,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from runtime.cli import CONTEXT, UsageError
+from runtime.cli import UsageError, new_app
 from runtime.cli import run as cli_run
 from train.loss import METRICS
 from train.models import ARCHS
 
-app = typer.Typer(
-    name="python -m train",
-    help="Train a lictrt learned image codec, resume it, or inspect a checkpoint.",
-    context_settings=CONTEXT,
-    add_completion=True,
-    rich_markup_mode=None,
-)
+app = new_app("python -m train", "Train a lictrt learned image codec, resume it, or inspect a checkpoint.")
 
 Arch = Enum("Arch", {a: a for a in ARCHS}, type=str)
 Metric = Enum("Metric", {m: m for m in METRICS}, type=str)

@@ -25,12 +25,7 @@ ARCH = "bmshj2018-hyperprior"
 CDF_KEYS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed=0, preset="tiny", arch=ARCH):

@@ -25,12 +25,7 @@ from train.trainer import TrainConfig, Trainer, TrainError
 HYPER = "bmshj2018-hyperprior"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(path, split="eval", width=""):

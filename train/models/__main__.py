@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 import typer
 
-from runtime.cli import CONTEXT, progress, run
+from runtime.cli import new_app, progress, run
 from train.models import ARCHS, count_parameters, create_model, resolve_config
 
 
@@ -45,7 +45,7 @@ def table(quiet: bool = False) -> list[dict]:
     return rows
 
 
-app = typer.Typer(name="python -m train.models", context_settings=CONTEXT, add_completion=True, rich_markup_mode=None)
+app = new_app("python -m train.models")
 
 
 @app.command(epilog="Examples:\n\n  python -m train.models\n\n  python -m train.models --json > models.json")

@@ -157,23 +157,14 @@ inline float* threadScratch(int64_t n) {
 // walks contiguous memory.
 constexpr int64_t kTile = 16;
 
-// dst[(c*H + r)*8 + l] = src[(r*W + c)*8 + l] (row-major -> column-major).
-inline void toColumnMajor(float const* src, int64_t H, int64_t W, float* dst) {
-  for (int64_t r0 = 0; r0 < H; r0 += kTile)
-    for (int64_t c0 = 0; c0 < W; c0 += kTile) {
-      int64_t const r1 = std::min(H, r0 + kTile), c1 = std::min(W, c0 + kTile);
+// dst[(c*rows + r)*8 + l] = src[(r*cols + c)*8 + l]: a rows x cols image of 8-lane positions transposed (row-major ->
+// column-major as transpose(src, H, W, dst); back as transpose(src, W, H, dst)).
+inline void transpose(float const* src, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      int64_t const r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
       for (int64_t c = c0; c < c1; ++c)
-        for (int64_t r = r0; r < r1; ++r) store(dst + (c * H + r) * kLanes, load(src + (r * W + c) * kLanes));
-    }
-}
-
-// dst[(r*W + c)*8 + l] = src[(c*H + r)*8 + l] (column-major -> row-major).
-inline void toRowMajor(float const* src, int64_t H, int64_t W, float* dst) {
-  for (int64_t r0 = 0; r0 < H; r0 += kTile)
-    for (int64_t c0 = 0; c0 < W; c0 += kTile) {
-      int64_t const r1 = std::min(H, r0 + kTile), c1 = std::min(W, c0 + kTile);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) store(dst + (r * W + c) * kLanes, load(src + (c * H + r) * kLanes));
+        for (int64_t r = r0; r < r1; ++r) store(dst + (c * rows + r) * kLanes, load(src + (r * cols + c) * kLanes));
     }
 }
 
@@ -264,7 +255,7 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
   float* const Y = X + L * kLanes;
   float* const Yc = U;
   loadRows(a.u + (b * Di + c0) * L, L, lanes, L, U);
-  toColumnMajor(U, H, W, Uc);
+  transpose(U, H, W, Uc);
   std::vector<F8> A2(N);
   static constexpr int kOrder[4] = {0, 2, 1, 3};
   for (int oi = 0; oi < 4; ++oi) {
@@ -280,9 +271,9 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
     F8 const Dv = load(tmp);
     for (int l = 0; l < kLanes; ++l) tmp[l] = (l < lanes && a.bias) ? a.bias[ch0 + l] : 0.0f;
     F8 const biasv = load(tmp);
-    if (oi == 2) toColumnMajor(Y, H, W, Yc);
+    if (oi == 2) transpose(Y, H, W, Yc);
     loadDt(a.delta + (b * 4 * Di + ch0) * L, L, lanes, biasv, a.softplus, colMajor ? Y : X);
-    if (colMajor) toColumnMajor(Y, H, W, X);
+    if (colMajor) transpose(Y, H, W, X);
     float const* BCk = a.BC + (b * 4 + k) * L * 2 * N;
     float const* const Uk = colMajor ? Uc : U;
     float* const Yk = colMajor ? Yc : Y;
@@ -295,7 +286,7 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
       scanDirection<0>(L, reverse, N, X, Uk, BCk, A2.data(), Dv, Yk, accumulate);
     }
   }
-  toRowMajor(Yc, H, W, Y);
+  transpose(Yc, W, H, Y);
   storeRows(Y, L, a.y + (b * Di + c0) * L, L, lanes);
 }
 

@@ -1,7 +1,7 @@
 """C++ runtime vs Python runtime: encode and decode time of the same bundles on CPU, one run.
 
 `python -m benchmarks cpp-runtime [--data DIR] [--images N] [--spatial-images N] [--threads T] [--repeats R]
- [--build DIR] [--cache DIR] [--json PATH] [--verbose]`
+ [--rounds R] [--cpu N] [--build DIR] [--cache DIR] [--json PATH] [--verbose]`
 
 Models: bmshj2018-hyperprior at quality 3 (N=128, M=192) and a tiny mbt2018 (spatial context), both with the seeded
 RANDOM weights of ``train.models.seeded.codable_model``, exported once into the kodak-decode cache. Images: the first
@@ -11,7 +11,7 @@ a 48x32 latent, 141 wavefront steps).
 Per image the C++ side (``runtime/cpp/bench/codec_bench.cpp``, built here with ``-DLICTRT_BUILD_BENCH=ON``: the
 lictrt Encoder/Decoder on ``OnnxRuntimeRunner``, one process per bundle serving every image with its sessions kept
 open) and the Python side (one ``runtime.Codec`` per bundle on the onnxruntime backend) each encode and decode after one warm-up (sessions created), ``--repeats`` times, in ``--rounds`` rounds that
-alternate which side goes first; per image the minimum over all runs (robust to other jobs on a shared machine),
+alternate which side goes first, both pinned to one CPU with one thread (``--cpu``); per image the minimum over all runs (robust to other jobs on a shared machine),
 and the median beside it. ``plan_ms`` = total − network: the part the runtime's own code spends (plan, coder,
 conversions, container), which is what differs between the two sides. Both load the
 same ONNX Runtime library with the same session settings (``--threads`` intra-op threads for analysis and synthesis,
@@ -80,6 +80,20 @@ def build(build_dir: Path, verbose: bool = False) -> Path:
                 "Runtime headers and libpng"
             )
     return build_dir / "lictrt_codec_bench"
+
+
+def pin_cpu(cpu: int | None, threads: int) -> int | None:
+    """Pin this thread, and so the ONNX Runtime threads and the C++ process started after it, to one CPU: both
+    sides then run on the same core and are not moved between cores mid-run. ``None``: the last CPU when one
+    thread is used; -1 (or no sched_setaffinity): no pinning. Returns the CPU pinned to."""
+    if not hasattr(os, "sched_setaffinity") or cpu == -1 or (cpu is None and threads != 1):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[-1] if cpu is None else cpu
+    if cpu not in cpus:
+        raise CppRuntimeError(f"--cpu {cpu} is not one of this process's CPUs {cpus}")
+    os.sched_setaffinity(0, {cpu})
+    return cpu
 
 
 def _median(v) -> float:
@@ -251,10 +265,12 @@ def run(args) -> dict:
     data = Path(args.data) if args.data else default_data()
     cache = Path(args.cache) if args.cache else default_cache()
     exe = build(Path(args.build), args.verbose)
+    pinned = pin_cpu(args.cpu, args.threads)
     res = {
         "threads": args.threads,
         "repeats": args.repeats,
         "rounds": args.rounds,
+        "pinned_cpu": pinned,
         "statistic": "per image: minimum over rounds x repeats runs per side (median_total_ms beside it)",
         "data": portable_path(data),
         "machine": f"{os.cpu_count()} CPUs, shared with other jobs: compare ratios within this run",
@@ -315,6 +331,13 @@ def cli(
     threads: Annotated[int, typer.Option(metavar="N", help="intra-op threads of analysis/synthesis, both sides")] = 1,
     repeats: Annotated[int, typer.Option(metavar="N", help="timed runs per side per round")] = 3,
     rounds: Annotated[int, typer.Option(metavar="N", help="rounds per image, alternating which side goes first")] = 2,
+    cpu: Annotated[
+        Optional[int],
+        typer.Option(
+            metavar="N",
+            help="pin both sides to this CPU (Linux; default: the last CPU when --threads is 1; -1: no pinning)",
+        ),
+    ] = None,
     build: Annotated[
         Optional[Path], typer.Option(metavar="DIR", help="C++ build folder (default build/bench-cpp in the repository)")
     ] = None,
@@ -334,6 +357,7 @@ def cli(
         threads=threads,
         repeats=repeats,
         rounds=rounds,
+        cpu=cpu,
         build=str(build or REPO_ROOT / "build" / "bench-cpp"),
         cache=str(cache) if cache else None,
         verbose=verbose,

@@ -232,12 +232,14 @@ def export_bundle(
             )
 
         results: list[P.ParityResult] = []
-        if check:
+        refs: list[P.Reference] = []
+        pb = None
+        if check:  # PyTorch's side first, so that the model is released before ONNX Runtime runs the graphs
             sizes = parity_sizes or ([(512, 768), (2 * pad, 3 * pad)] if dynamic else [size, size])
-            image = P.find_image()
-            n = len(stages) * len(sizes)
-            with tqdm(total=n, desc="parity", unit="check", disable=not progress, file=sys.stderr) as pb:
-                results = P.check_stages(stages, paths, sizes, image, progress=pb)
+            inputs = P.parity_inputs(sizes, P.find_image())
+            n = 2 * len(stages) * len(sizes)
+            pb = tqdm(total=n, desc="parity", unit="step", disable=not progress, file=sys.stderr)
+            refs = P.references(stages, inputs, progress=pb)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -248,12 +250,17 @@ def export_bundle(
             "plan": plan_manifest(model, kind, stages),
             "graphs": graphs,
             "tables": TABLES,
-            "parity": {
-                "checked": bool(check),
-                "fp32_rel_tol": P.FP32_REL_TOL,
-                "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs},
-            },
             "engines": {},
+        }
+        if check:
+            # the stages' closures (and the loop's last stage) hold the model: release it for ONNX Runtime's runs
+            del model, stages, st, bar, mp
+            with pb:
+                results = P.check_references(refs, paths, progress=pb)
+        manifest["parity"] = {
+            "checked": bool(check),
+            "fp32_rel_tol": P.FP32_REL_TOL,
+            "max_rel": {g: max((r.rel for r in results if r.graph == g), default=None) for g in graphs},
         }
         files = {name: file_digest(out / name) for name in referenced_files(manifest)}
         if (final / MANIFEST).is_file():  # keep engines built earlier for the same weights

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,15 @@ def ort_session(path_or_bytes, threads: int = 1):
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
 
+def _release_free_heap() -> None:
+    """Return the C heap's free memory to the system (glibc ``malloc_trim``; nothing elsewhere)."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
+
+
 def find_image(repo_root: Path | None = None) -> Path | None:
     """A real photo: ``assets/images/*`` of the repo, else ``../shared/data/kodak`` next to it, else None."""
     root = repo_root or Path(__file__).resolve().parents[1]
@@ -80,19 +91,85 @@ def expected(stage: Stage, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], t
     return inputs, ref if isinstance(ref, tuple) else (ref,)
 
 
-def check_graph(stage: Stage, session, x: torch.Tensor, label: str) -> list[ParityResult]:
-    inputs, ref = expected(stage, x)
-    outs = session.run(stage.outputs, {n: t.numpy() for n, t in zip(stage.inputs, inputs)})
-    tol = FP32_REL_TOL if stage.precision == "fp32" else FP16_REL_TOL
+@dataclass
+class Reference:
+    """One check prepared on the PyTorch side: a graph's feeds for one image and the outputs it must give."""
+
+    graph: str
+    label: str
+    precision: str
+    feeds: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def parity_inputs(sizes: list[tuple[int, int]], image: Path | None, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+    """(label, image tensor): the real ``image`` (if any) at the first size, random input at the others."""
+    g = torch.Generator().manual_seed(seed)
+    inputs = []
+    for i, (H, W) in enumerate(sizes):
+        if i == 0 and image is not None:
+            inputs.append((f"{image.name} {H}x{W}", load_image(image, H, W)))
+        else:
+            inputs.append((f"random {H}x{W}", torch.rand(1, 3, H, W, generator=g)))
+    return inputs
+
+
+def references(stages: list[Stage], inputs: list[tuple[str, torch.Tensor]], progress=None) -> list[Reference]:
+    """Every stage's feeds and expected outputs for every input, computed by PyTorch. Only numpy arrays are kept,
+    so the model can be released before ONNX Runtime runs (:func:`check_references`)."""
+    refs = []
+    for st in stages:
+        for label, x in inputs:
+            feeds, ref = expected(st, x)
+            refs.append(
+                Reference(
+                    st.name,
+                    label,
+                    st.precision,
+                    {n: t.detach().numpy() for n, t in zip(st.inputs, feeds)},
+                    {n: r.detach().float().numpy() for n, r in zip(st.outputs, ref)},
+                )
+            )
+            if progress is not None:
+                progress.update(1)
+    return refs
+
+
+def compare(ref: Reference, outs: list[np.ndarray]) -> list[ParityResult]:
+    """ONNX Runtime's ``outs`` (in the order of ``ref.outputs``) against the PyTorch outputs."""
+    tol = FP32_REL_TOL if ref.precision == "fp32" else FP16_REL_TOL
     res = []
-    for name, o, r in zip(stage.outputs, outs, ref):
-        r = r.detach().float().numpy()
+    for (name, r), o in zip(ref.outputs.items(), outs):
         if o.shape != r.shape:
-            raise ParityError(f"{stage.name}.{name}: ONNX shape {o.shape} != PyTorch {r.shape} ({label})")
+            raise ParityError(f"{ref.graph}.{name}: ONNX shape {o.shape} != PyTorch {r.shape} ({ref.label})")
         err = float(np.abs(o.astype(np.float64) - r).max()) if r.size else 0.0
         scale = float(np.abs(r).max()) if r.size else 0.0
-        res.append(ParityResult(stage.name, label, name, err, err / scale if scale > 0 else err, tol))
+        res.append(ParityResult(ref.graph, ref.label, name, err, err / scale if scale > 0 else err, tol))
     return res
+
+
+def check_references(
+    refs: list[Reference], paths: dict[str, Path], threads: int | None = None, progress=None
+) -> list[ParityResult]:
+    """Run every reference's graph in ONNX Runtime and compare; one graph's session alive at a time, free heap
+    memory handed back to the system before each, so the process peak is about one graph's run."""
+    threads = threads or torch.get_num_threads()  # as many threads as PyTorch's
+    results: list[ParityResult] = []
+    for name in dict.fromkeys(r.graph for r in refs):
+        _release_free_heap()
+        sess = ort_session(paths[name], threads=threads)
+        for ref in (r for r in refs if r.graph == name):
+            results += compare(ref, sess.run(list(ref.outputs), ref.feeds))
+            if progress is not None:
+                progress.update(1)
+        del sess  # one graph's session (weights, buffers) alive at a time
+    return results
+
+
+def check_graph(stage: Stage, session, x: torch.Tensor, label: str) -> list[ParityResult]:
+    """One stage on one image: PyTorch's outputs against ``session``'s."""
+    (ref,) = references([stage], [(label, x)])
+    return compare(ref, session.run(list(ref.outputs), ref.feeds))
 
 
 def check_stages(
@@ -104,23 +181,9 @@ def check_stages(
     progress=None,
 ) -> list[ParityResult]:
     """ORT vs PyTorch for every stage: the real ``image`` (if any) at the first size, random input at the others
-    (at every size when there is no image).  One real + one random size keeps SSM graphs affordable on CPU."""
-    results: list[ParityResult] = []
-    g = torch.Generator().manual_seed(seed)
-    inputs = []
-    for i, (H, W) in enumerate(sizes):
-        if i == 0 and image is not None:
-            inputs.append((f"{image.name} {H}x{W}", load_image(image, H, W)))
-        else:
-            inputs.append((f"random {H}x{W}", torch.rand(1, 3, H, W, generator=g)))
-    for st in stages:
-        sess = ort_session(paths[st.name], threads=torch.get_num_threads())  # as many threads as PyTorch's
-        for label, x in inputs:
-            results += check_graph(st, sess, x, label)
-            if progress is not None:
-                progress.update(1)
-        del sess  # one graph's session (weights, buffers) alive at a time
-    return results
+    (at every size when there is no image).  One real + one random size keeps SSM graphs affordable on CPU.
+    ``progress`` advances twice per check: once for PyTorch's side, once for ONNX Runtime's."""
+    return check_references(references(stages, parity_inputs(sizes, image, seed), progress), paths, None, progress)
 
 
 def assert_ok(results: list[ParityResult]) -> None:

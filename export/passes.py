@@ -18,6 +18,12 @@ phases is an ordinary (correlation) Conv of the input at its own resolution, and
 Both compute the same sums as the ConvTranspose in another order: equal within float rounding (not bit-exact),
 which is why they are for reconstruction-only graphs. Applies where the output is exactly s× the input
 (k + op − pb − pe = s per axis), equal strides, group 1, dilation 1, constant weights; other nodes stay as they are.
+
+``split_projection``: a MatMul by a constant [K, N] weight (optionally + a constant bias) whose only reader is a
+Split of its last axis (the SSM blocks' ``in_proj`` followed by ``x, z = chunk(2)``) becomes one MatMul per part
+with that part's weight columns. Each output element is the same dot product; what goes away is the [.., N]
+product and the Split's copy of it, which at full resolution are the largest live tensors of a VSS block besides
+the scan's step sizes (MambaVC synthesis at 768×512: a 384 MB product, live through the block's scan).
 """
 
 from __future__ import annotations
@@ -254,6 +260,102 @@ def _drop_unused(model: onnx.ModelProto, names: set) -> None:
     model.graph.initializer.extend(keep)
 
 
+def _last_axis(name: str, axis: int, ranks: dict) -> bool:
+    """Whether ``axis`` of tensor ``name`` is its last axis (rank from shape inference; unknown rank: only -1)."""
+    r = ranks.get(name)
+    return axis == -1 or (r is not None and axis == r - 1)
+
+
+def _split_sizes(split, inits: dict, n: int) -> list[int] | None:
+    """Sizes of a Split of an axis of length ``n``: its ``split`` input, else ``num_outputs`` parts (ONNX rule:
+    ceil(n / parts) each, the last one smaller); None when the sizes are not constant."""
+    if len(split.input) > 1 and split.input[1]:
+        sizes = inits.get(split.input[1])
+        return None if sizes is None else [int(v) for v in sizes.reshape(-1)]
+    a = _attrs(split)
+    if "split" in a:
+        return [int(v) for v in a["split"]]
+    parts = int(a.get("num_outputs", len(split.output)))
+    step = -(-n // parts)
+    return [min(step, n - i * step) for i in range(parts)]
+
+
+def split_projection(model: onnx.ModelProto) -> int:
+    """Rewrite every top-level MatMul (+ bias Add) → Split-of-the-last-axis into one MatMul per part, in place;
+    returns how many were rewritten."""
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    readers = _readers(g)
+    kept = {o.name for o in g.output} | _subgraph_reads(g)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        ranks = {
+            v.name: len(v.type.tensor_type.shape.dim)
+            for v in [*inferred.value_info, *inferred.input, *inferred.output]
+            if v.type.tensor_type.HasField("shape")
+        }
+    except Exception:  # custom ops without shape functions, etc.: only axis=-1 qualifies
+        ranks = {}
+
+    def only_reader(name: str, op: str):
+        rs = readers.get(name, [])
+        ok = len(rs) == 1 and name not in kept and rs[0].op_type == op and rs[0].domain in ("", "ai.onnx")
+        return rs[0] if ok else None
+
+    plans = {}  # id(MatMul) -> (MatMul, Add or None, Split, weight, bias, sizes)
+    for mm in g.node:
+        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or mm.input[1] not in inits:
+            continue
+        w = inits[mm.input[1]]
+        if w.ndim != 2:
+            continue
+        add, bias, src = None, None, mm.output[0]
+        nxt = readers.get(src, [])
+        if len(nxt) == 1 and nxt[0].op_type == "Add" and src not in kept:
+            add = nxt[0]
+            other = add.input[1] if add.input[0] == src else add.input[0]
+            bias = inits.get(other)
+            if bias is None or bias.shape != (w.shape[1],):
+                continue
+            src = add.output[0]
+        split = only_reader(src, "Split")
+        if split is None or not _last_axis(src, int(_attrs(split).get("axis", 0)), ranks):
+            continue
+        sizes = _split_sizes(split, inits, w.shape[1])
+        if sizes is None or sum(sizes) != w.shape[1] or len(sizes) != len(split.output) or min(sizes) < 1:
+            continue
+        plans[id(mm)] = (mm, add, split, w, bias, sizes)
+    if not plans:
+        return 0
+    dropped = {id(n) for p in plans.values() for n in p[1:3] if n is not None}
+    new_nodes, new_inits, replaced = [], [], set()
+    for node in g.node:
+        if id(node) in dropped:
+            continue
+        if id(node) not in plans:
+            new_nodes.append(node)
+            continue
+        mm, add, split, w, bias, sizes = plans[id(node)]
+        replaced.update([mm.input[1], *(add.input if add is not None else [])])
+        base = (mm.name or mm.output[0]).replace("/", "_") + "_split"
+        start = 0
+        for i, (n, out) in enumerate(zip(sizes, split.output)):
+            wname = f"{base}_w{i}"
+            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(w[:, start : start + n]), wname))
+            prod = out if add is None else f"{base}_mm{i}"
+            new_nodes.append(helper.make_node("MatMul", [mm.input[0], wname], [prod], name=f"{base}_mm{i}"))
+            if add is not None:
+                bname = f"{base}_b{i}"
+                new_inits.append(numpy_helper.from_array(np.ascontiguousarray(bias[start : start + n]), bname))
+                new_nodes.append(helper.make_node("Add", [prod, bname], [out], name=f"{base}_add{i}"))
+            start += n
+    del g.node[:]
+    g.node.extend(new_nodes)
+    g.initializer.extend(new_inits)
+    _drop_unused(model, replaced)
+    return len(plans)
+
+
 def optimize_reconstruction(
     model: onnx.ModelProto, form: str = DEFAULT_FORM, min_out_channels: int = MIN_OUT_CHANNELS
 ) -> dict:
@@ -265,9 +367,10 @@ def optimize_reconstruction(
     if meta.get("lictrt.parse_critical") == "true":
         raise PassError(f"graph '{meta.get('lictrt.graph', '?')}' is parse-critical: graph passes are not allowed")
     n = subpixel_conv_transpose(model, form, min_out_channels)
-    applied = {"subpixel_conv_transpose": n, "form": form}
-    if n:
-        text = f"subpixel_conv_transpose:{form}:{n}"
+    m = split_projection(model)
+    applied = {"subpixel_conv_transpose": n, "form": form, "split_projection": m}
+    text = ",".join(t for c, t in ((n, f"subpixel_conv_transpose:{form}:{n}"), (m, f"split_projection:{m}")) if c)
+    if text:
         for p in model.metadata_props:
             if p.key == METADATA_KEY:
                 p.value = f"{p.value},{text}"

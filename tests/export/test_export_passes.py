@@ -1,4 +1,4 @@
-"""export/passes.py: the sub-pixel ConvTranspose rewrite equals the original graph (float tolerance), touches only
+"""export/passes.py: the sub-pixel ConvTranspose and split-projection rewrites equal the original graph (float tolerance), touch only
 what it can rewrite exactly, and never runs on parse-critical graphs."""
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 ort = pytest.importorskip("onnxruntime")
 
-from export.passes import FORMS, PassError, optimize_reconstruction, subpixel_conv_transpose  # noqa: E402
+from export.passes import (  # noqa: E402
+    FORMS,
+    PassError,
+    optimize_reconstruction,
+    split_projection,
+    subpixel_conv_transpose,
+)
 
 
 def conv_transpose_model(cin=6, cout=20, k=5, s=2, pads=(2, 2, 2, 2), op=(1, 1), bias=True, group=1, seed=0):
@@ -191,3 +197,72 @@ def test_a_weight_still_read_elsewhere_is_kept():
     names = {t.name for t in m.graph.initializer}
     assert "w" in names and "b" not in names
     onnx.checker.check_model(m, full_check=True)
+
+
+def projection_model(n=12, sizes=None, bias=False, axis=3, extra_reader=False, seed=0):
+    """x [1, h, w, 8] → MatMul by a constant [8, n] (→ + bias) → Split(axis) into 2 parts (or ``sizes``)."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, n)).astype(np.float32), "w")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"], name="in_proj")]
+    src = "p"
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "b"))
+        nodes.append(helper.make_node("Add", ["p", "b"], ["pb"], name="in_proj_bias"))
+        src = "pb"
+    split_in, kw = [src], {"num_outputs": 2}
+    if sizes is not None:
+        inits.append(numpy_helper.from_array(np.asarray(sizes, dtype=np.int64), "sizes"))
+        split_in, kw = [src, "sizes"], {}
+    parts = len(sizes) if sizes is not None else 2
+    outs = [f"y{i}" for i in range(parts)]
+    nodes.append(helper.make_node("Split", split_in, outs, name="chunk", axis=axis, **kw))
+    graph_outs = [
+        helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, "h", "w", f"c{i}"]) for i, o in enumerate(outs)
+    ]
+    if extra_reader:
+        nodes.append(helper.make_node("Identity", [src], ["whole"]))
+        graph_outs.append(helper.make_tensor_value_info("whole", TensorProto.FLOAT, [1, "h", "w", n]))
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "h", "w", 8])], graph_outs, inits
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def run_all(model, x):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("n,sizes", [(12, None), (13, None), (12, [3, 5, 4])])
+@pytest.mark.parametrize("axis", [3, -1])
+def test_split_projection_gives_each_part_its_own_matmul_with_the_same_values(bias, n, sizes, axis):
+    x = np.random.default_rng(1).standard_normal((1, 5, 7, 8)).astype(np.float32)
+    m = projection_model(n, sizes, bias, axis)
+    want = run_all(m, x)
+    assert split_projection(m) == 1
+    onnx.checker.check_model(m, full_check=True)
+    assert "Split" not in ops(m) and ops(m).count("MatMul") == len(want)
+    assert {t.name for t in m.graph.initializer}.isdisjoint({"w", "b"})  # the whole weight is gone
+    got = run_all(m, x)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(axis=1), dict(axis=2), dict(extra_reader=True)])
+def test_split_projection_leaves_other_splits_and_shared_products_alone(kwargs):
+    m = projection_model(**kwargs)
+    before = m.SerializeToString()
+    assert split_projection(m) == 0
+    assert m.SerializeToString() == before
+
+
+def test_optimize_reconstruction_runs_both_passes_and_records_them():
+    m = projection_model()
+    applied = optimize_reconstruction(m)
+    assert applied["split_projection"] == 1 and applied["subpixel_conv_transpose"] == 0
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["lictrt.passes"] == "split_projection:1"

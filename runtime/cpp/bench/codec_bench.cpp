@@ -4,7 +4,7 @@
 //   lictrt_codec_bench BUNDLE --serve [--threads T] [--level LEVEL]
 //
 // One warm-up encode and decode (sessions created), then R timed encodes and R timed decodes, each with the codec's
-// own stats; prints one JSON object: per-repeat totals and splits (network, entropy, context loop, steps).
+// own stats; prints one JSON object: per-repeat totals and splits (network, per graph, entropy, context loop, steps).
 // --serve keeps the runner (its ONNX Runtime sessions) across requests, as the Python runtime keeps an open Codec:
 // each stdin line "IMAGE.png R OUT.lic" is answered by one JSON line on stdout; an empty line ends it.
 #include <cstdio>
@@ -29,10 +29,17 @@ std::string stats_json(const lictrt::CodecStats& s) {
   auto g = s.network_by_graph_s.find("context_step");
   std::snprintf(buf, sizeof buf,
                 "{\"total_s\": %.9f, \"network_s\": %.9f, \"entropy_s\": %.9f, \"loop_s\": %.9f, "
-                "\"context_step_s\": %.9f, \"network_calls\": %d, \"sequential_steps\": %d}",
+                "\"context_step_s\": %.9f, \"network_calls\": %d, \"sequential_steps\": %d, ",
                 s.total_s, s.network_s, s.entropy_s, s.loop_s, g == s.network_by_graph_s.end() ? 0.0 : g->second,
                 s.network_calls, s.sequential_steps);
-  return buf;
+  std::string out = buf;
+  out += "\"network_by_graph_s\": {";
+  for (auto it = s.network_by_graph_s.begin(); it != s.network_by_graph_s.end(); ++it) {
+    std::snprintf(buf, sizeof buf, "%s\"%s\": %.9f", it == s.network_by_graph_s.begin() ? "" : ", ",
+                  it->first.c_str(), it->second);
+    out += buf;
+  }
+  return out + "}}";
 }
 
 }  // namespace

@@ -15,12 +15,18 @@ Tensor image_to_input(const uint8_t* rgb, uint32_t height, uint32_t width, int m
   float scaled[256];  // v / 255 in float32, as numpy divides
   for (int v = 0; v < 256; ++v) scaled[v] = float(v) / 255.0f;
   Tensor x({1, 3, int64_t(ph), int64_t(pw)}, std::vector<float>(size_t(3) * ph * pw, 0.0f));
-  for (uint32_t ch = 0; ch < 3; ++ch)
-    for (uint32_t i = 0; i < height; ++i) {
-      float* row = x.data.data() + (size_t(ch) * ph + top + i) * pw + left;
-      const uint8_t* src = rgb + size_t(i) * width * 3 + ch;
-      for (uint32_t j = 0; j < width; ++j) row[j] = scaled[src[size_t(j) * 3]];
+  const size_t plane = size_t(ph) * pw;
+  for (uint32_t i = 0; i < height; ++i) {  // one pass over the interleaved rows, three planes written
+    float* r = x.data.data() + (size_t(top) + i) * pw + left;
+    float* g = r + plane;
+    float* b = g + plane;
+    const uint8_t* src = rgb + size_t(i) * width * 3;
+    for (uint32_t j = 0; j < width; ++j, src += 3) {
+      r[j] = scaled[src[0]];
+      g[j] = scaled[src[1]];
+      b[j] = scaled[src[2]];
     }
+  }
   return x;
 }
 

@@ -93,6 +93,19 @@ void unit_tests() {
   CHECK(m.scale_index(0.0f) == 0 && m.scale_index(0.11f) == 0 && m.scale_index(0.2f) == 1);
   CHECK(m.scale_index(0.2000001f) == 2 && m.scale_index(1.0f) == 3 && m.scale_index(100.0f) == 3);
   CHECK(m.scale_index(NAN) == 3);
+  // the branch-free search equals std::lower_bound's count for every table length, at, between and beside entries
+  for (size_t T = 1; T <= 66; ++T) {
+    m.scale_table.resize(T);
+    for (size_t i = 0; i < T; ++i) m.scale_table[i] = 0.11f * std::pow(2.0f, 0.2f * float(i));
+    m.scale_bound = m.scale_table[0];
+    for (size_t i = 0; i < T; ++i)
+      for (float v : {m.scale_table[i], std::nextafter(m.scale_table[i], 0.0f), std::nextafter(m.scale_table[i], 1e9f),
+                      m.scale_table[i] * 1.05f, 0.0f, -1.0f, 1e30f}) {
+        const float s = std::max(v, m.scale_bound);
+        const auto want = std::lower_bound(m.scale_table.begin(), m.scale_table.end() - 1, s) - m.scale_table.begin();
+        CHECK(m.scale_index(v) == int32_t(want));
+      }
+  }
 }
 
 std::string hex_of(const std::vector<int64_t>& s) {

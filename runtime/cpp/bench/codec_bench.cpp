@@ -35,8 +35,8 @@ std::string stats_json(const lictrt::CodecStats& s) {
   std::string out = buf;
   out += "\"network_by_graph_s\": {";
   for (auto it = s.network_by_graph_s.begin(); it != s.network_by_graph_s.end(); ++it) {
-    std::snprintf(buf, sizeof buf, "%s\"%s\": %.9f", it == s.network_by_graph_s.begin() ? "" : ", ",
-                  it->first.c_str(), it->second);
+    std::snprintf(buf, sizeof buf, "%s\"%s\": %.9f", it == s.network_by_graph_s.begin() ? "" : ", ", it->first.c_str(),
+                  it->second);
     out += buf;
   }
   return out + "}}";

@@ -116,7 +116,7 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len, const std::vector<
       for (uint32_t ch = 0; ch < 3; ++ch) {
         float v = src[ch * plane + j];
         v = std::isnan(v) ? 0.0f : std::min(std::max(v, 0.0f), 1.0f) * 255.0f;  // NaN -> 0 (defined, unlike a cast)
-        *dst++ = uint8_t(plans::round_half_even_small(v));                       // like np.rint
+        *dst++ = uint8_t(plans::round_half_even_small(v));                      // like np.rint
       }
   }
   stats.total_s = plans::now_s() - t0;

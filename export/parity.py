@@ -103,7 +103,8 @@ class Reference:
 
 
 def parity_inputs(sizes: list[tuple[int, int]], image: Path | None, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
-    """(label, image tensor): the real ``image`` (if any) at the first size, random input at the others."""
+    """(label, image tensor): the real ``image`` (if any) at the first size, random input at the others (at every
+    size when there is no image). One real + one random size keeps SSM graphs affordable on CPU."""
     g = torch.Generator().manual_seed(seed)
     inputs = []
     for i, (H, W) in enumerate(sizes):
@@ -164,26 +165,6 @@ def check_references(
                 progress.update(1)
         del sess  # one graph's session (weights, buffers) alive at a time
     return results
-
-
-def check_graph(stage: Stage, session, x: torch.Tensor, label: str) -> list[ParityResult]:
-    """One stage on one image: PyTorch's outputs against ``session``'s."""
-    (ref,) = references([stage], [(label, x)])
-    return compare(ref, session.run(list(ref.outputs), ref.feeds))
-
-
-def check_stages(
-    stages: list[Stage],
-    paths: dict[str, Path],
-    sizes: list[tuple[int, int]],
-    image: Path | None = None,
-    seed: int = 0,
-    progress=None,
-) -> list[ParityResult]:
-    """ORT vs PyTorch for every stage: the real ``image`` (if any) at the first size, random input at the others
-    (at every size when there is no image).  One real + one random size keeps SSM graphs affordable on CPU.
-    ``progress`` advances twice per check: once for PyTorch's side, once for ONNX Runtime's."""
-    return check_references(references(stages, parity_inputs(sizes, image, seed), progress), paths, None, progress)
 
 
 def assert_ok(results: list[ParityResult]) -> None:

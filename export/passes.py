@@ -260,6 +260,20 @@ def _drop_unused(model: onnx.ModelProto, names: set) -> None:
     model.graph.initializer.extend(keep)
 
 
+def _ranks(model: onnx.ModelProto) -> dict:
+    """tensor name -> rank from ONNX shape inference; empty where inference fails (custom ops without shape
+    functions, ...), so that only axis=-1 then qualifies."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:
+        return {}
+    return {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in [*inferred.value_info, *inferred.input, *inferred.output]
+        if v.type.tensor_type.HasField("shape")
+    }
+
+
 def _last_axis(name: str, axis: int, ranks: dict) -> bool:
     """Whether ``axis`` of tensor ``name`` is its last axis (rank from shape inference; unknown rank: only -1)."""
     r = ranks.get(name)
@@ -287,15 +301,13 @@ def split_projection(model: onnx.ModelProto) -> int:
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     readers = _readers(g)
     kept = {o.name for o in g.output} | _subgraph_reads(g)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model).graph
-        ranks = {
-            v.name: len(v.type.tensor_type.shape.dim)
-            for v in [*inferred.value_info, *inferred.input, *inferred.output]
-            if v.type.tensor_type.HasField("shape")
-        }
-    except Exception:  # custom ops without shape functions, etc.: only axis=-1 qualifies
-        ranks = {}
+    ranks: dict | None = None  # tensor name -> rank, inferred once, when a Split names its axis by index
+
+    def is_last_axis(name: str, axis: int) -> bool:
+        nonlocal ranks
+        if axis != -1 and ranks is None:
+            ranks = _ranks(model)
+        return _last_axis(name, axis, ranks or {})
 
     def only_reader(name: str, op: str):
         rs = readers.get(name, [])
@@ -319,7 +331,7 @@ def split_projection(model: onnx.ModelProto) -> int:
                 continue
             src = add.output[0]
         split = only_reader(src, "Split")
-        if split is None or not _last_axis(src, int(_attrs(split).get("axis", 0)), ranks):
+        if split is None or not is_last_axis(src, int(_attrs(split).get("axis", 0))):
             continue
         sizes = _split_sizes(split, inits, w.shape[1])
         if sizes is None or sum(sizes) != w.shape[1] or len(sizes) != len(split.output) or min(sizes) < 1:

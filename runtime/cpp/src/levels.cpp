@@ -95,6 +95,18 @@ std::string py_str(const Json& v) {
   }
 }
 
+// An axis value given in JSON: an integral number (number = true) or a string; false for any other JSON value.
+bool plain_value(const Json& v, std::string& text, bool& number) {
+  number = v.is_number() && v.num() == double(int64_t(v.num()));
+  if (number)
+    text = std::to_string(v.integer());
+  else if (v.is_string())
+    text = v.str();
+  else
+    return false;
+  return true;
+}
+
 [[noreturn]] void malformed(const std::string& what) { throw BundleError("plan levels are malformed: " + what); }
 
 }  // namespace
@@ -132,13 +144,11 @@ Levels::Levels(const Json& spec) {
       if (!kv.second.is_object()) malformed("preset '" + kv.first + "' must map axes to values");
       Partial p;
       for (auto& av : kv.second.items()) {
-        const Json& v = av.second;
-        if (v.is_number() && v.num() == double(int64_t(v.num())))
-          p.emplace_back(av.first, Value{std::to_string(v.integer()), true});
-        else if (v.is_string())
-          p.emplace_back(av.first, Value{v.str(), false});
-        else
+        std::string text;
+        bool number;
+        if (!plain_value(av.second, text, number))
           malformed("preset '" + kv.first + "' axis '" + av.first + "' must be a number or a string");
+        p.emplace_back(av.first, Value{text, number});
       }
       presets_.emplace_back(kv.first, std::move(p));
       names.push_back(kv.first);
@@ -239,13 +249,12 @@ Level Levels::resolve(const Json& given) const {
   if (!given.is_object()) throw LevelError("level: expected a mapping of axis to value");
   Partial level;
   for (auto& kv : given.items()) {
-    const Json& v = kv.second;
-    if (v.is_number() && v.num() == double(int64_t(v.num())))
-      level.emplace_back(kv.first, Value{std::to_string(v.integer()), true});
-    else if (v.is_string())
-      level.emplace_back(kv.first, Value{v.str(), false});
+    std::string text;
+    bool number;
+    if (plain_value(kv.second, text, number))
+      level.emplace_back(kv.first, Value{text, number});
     else
-      level.emplace_back(kv.first, Value{py_str(v), false, true, v.is_null()});
+      level.emplace_back(kv.first, Value{py_str(kv.second), false, true, kv.second.is_null()});
   }
   return complete(level, "level", false);
 }

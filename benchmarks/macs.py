@@ -7,7 +7,8 @@ Formulas (1 MAC = one multiply-add; elementwise ops and exps are listed separate
   ConvTranspose   kh·kw·Cin·Cout/groups·Hin·Win  -- per INPUT pixel (thop counts per output pixel: 4x too many)
   Gemm / MatMul   M·K·N (·batch dims)
   GeneralizedDivisiveNorm   C·C·H·W (the 1x1 sum of gamma·x²) + elementwise (x², +beta, sqrt, div/mul)
-  SelectiveScan2D per direction 3·L·Di·N + 2·L·Di MACs and L·Di·N exps, times K=4 directions, L = H·W
+  SelectiveScan2D per direction L·Di·R (dt_proj) + 3·L·Di·N + 2·L·Di MACs and L·Di·N exps, times K=4 directions,
+  L = H·W
 A plain (decomposed) GDN -- Pow(x,2)/Mul(x,x) feeding a Conv -- is counted as `gdn` as well.
 Shapes come from onnx.shape_inference with the lictrt custom-op output shapes filled in from the contracts
 (export/op_contracts.py: both ops return a tensor shaped like their first input).
@@ -209,9 +210,12 @@ def _prod(v) -> int:
     return int(math.prod(int(x) for x in v))
 
 
-def scan_cost(batch: int, d_inner: int, d_state: int, length: int, directions: int = 4) -> tuple[int, int]:
-    """(MACs, exps) of a sequential 2-D selective scan: per direction 3·L·Di·N + 2·L·Di MACs, L·Di·N exps."""
-    macs = batch * directions * (3 * length * d_inner * d_state + 2 * length * d_inner)
+def scan_cost(
+    batch: int, d_inner: int, d_state: int, length: int, directions: int = 4, dt_rank: int = 0
+) -> tuple[int, int]:
+    """(MACs, exps) of a sequential 2-D selective scan: per direction L·Di·R (dt_proj, inside the op) + 3·L·Di·N +
+    2·L·Di MACs, L·Di·N exps."""
+    macs = batch * directions * (length * d_inner * dt_rank + 3 * length * d_inner * d_state + 2 * length * d_inner)
     exps = batch * directions * length * d_inner * d_state
     return macs, exps
 
@@ -239,12 +243,12 @@ def count_graph(model, input_shapes: dict[str, list[int]], name: str = "graph") 
                 count.elementwise += 4 * b * c * h * w  # x², +beta, sqrt, div/mul
             elif op == "SelectiveScan2D" and x and len(x) == 4:
                 b, di, h, w = x
-                a_shape = shapes.get(node.input[2])
-                if not a_shape:
+                w_shape, a_shape = shapes.get(node.input[2]), shapes.get(node.input[3])  # dt_weight, A
+                if not a_shape or not w_shape:
                     miss(op)
                     continue
                 k = a_shape[0] // di
-                macs, exps = scan_cost(b, di, a_shape[1], h * w, k)
+                macs, exps = scan_cost(b, di, a_shape[1], h * w, k, w_shape[1])
                 count.macs["scan"] += macs
                 count.scan_macs += macs
                 count.exps += exps
@@ -517,9 +521,9 @@ def _scan_flop_mapping() -> dict:
         if not isinstance(packet, torch._ops.OpOverloadPacket):
             continue
 
-        def formula(u_shape, delta_shape, a_shape, *args, out_shape=None, **kwargs):
+        def formula(u_shape, dts_shape, w_shape, a_shape, *args, out_shape=None, **kwargs):
             b, di, hh, ww = u_shape
-            macs, _ = scan_cost(b, di, a_shape[1], hh * ww, a_shape[0] // di)
+            macs, _ = scan_cost(b, di, a_shape[1], hh * ww, a_shape[0] // di, w_shape[1])
             return 2 * macs
 
         mapping[packet] = formula

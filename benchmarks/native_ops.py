@@ -37,7 +37,7 @@ from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, load_rgb
 from runtime import native_ops
 from runtime.cli import VerboseOpt
 
-SCAN_SHAPE = (1, 256, 256, 384, 16)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N
+SCAN_SHAPE = (1, 256, 256, 384, 16, 8)  # SSMIC paper, first stage at 768x512: B, Di, H, W, N, dt rank R
 MATRIX_OPS = ("MatMul", "Gemm", "FusedMatMul", "Conv", "ConvTranspose", "FusedConv", "FusedGemm")
 
 
@@ -80,8 +80,8 @@ def scan_throughput(repeats: int = 3) -> dict:
     from train.layers import native_scan
     from trt_plugins.reference import scan_inputs
 
-    B, Di, H, W, N = SCAN_SHAPE
-    inputs = scan_inputs(B, Di, H, W, N, seed=0, device="cpu")
+    B, Di, H, W, N, R = SCAN_SHAPE
+    inputs = scan_inputs(B, Di, H, W, N, seed=0, device="cpu", R=R)
     updates = 4 * B * Di * H * W * N
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -102,7 +102,7 @@ def scan_throughput(repeats: int = 3) -> dict:
     lib.lictrt_cpu_exp_fma_peak(iters)
     peak_cpu = time.thread_time() - c0
     return {
-        "shape": dict(zip(("B", "Di", "H", "W", "N"), SCAN_SHAPE)),
+        "shape": dict(zip(("B", "Di", "H", "W", "N", "R"), SCAN_SHAPE)),
         "simd": native_ops.simd_enabled(),
         "state_updates_per_call": updates,
         "wall_s": wall,

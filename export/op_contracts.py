@@ -5,7 +5,7 @@ emitter and the ONNX function body).  The TensorRT plugins in ``trt_plugins/<op>
 these names, versions, namespace and plugin fields; ``tests/trt_plugins/test_trt_plugins.py`` ties them together.
 
 Every node is in ONNX domain ``lictrt`` (version 1) and carries the string attributes
-``plugin_namespace="lictrt"`` and ``plugin_version="1"`` (read by TensorRT's ONNX parser, never a plugin
+``plugin_namespace="lictrt"`` and ``plugin_version="2"`` (read by TensorRT's ONNX parser, never a plugin
 field) plus the typed op attributes below, which are the plugin fields.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 DOMAIN = "lictrt"
 DOMAIN_VERSION = 1
 PLUGIN_NAMESPACE = "lictrt"
-PLUGIN_VERSION = "1"
+PLUGIN_VERSION = "2"  # "2": SelectiveScan2D takes dts and dt_weight (dt_proj inside the op)
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,14 @@ GENERALIZED_DIVISIVE_NORM = OpContract(
 
 SELECTIVE_SCAN_2D = OpContract(
     name="SelectiveScan2D",
-    inputs=("u", "delta", "A", "Bs", "Cs", "D", "delta_bias"),
+    inputs=("u", "dts", "dt_weight", "A", "Bs", "Cs", "D", "delta_bias"),
     outputs=("y",),
     fields=(Field("delta_softplus", "INT", 1),),
     doc=(
         "The SS2D core of VMamba v2, with every tensor in natural (row-major) layout and K=4 directions.\n"
         "  u[B,Di,H,W]            input, shared by all directions\n"
-        "  delta[B,K*Di,H,W]      dt after dt_proj, channel k*Di+c belongs to direction k\n"
+        "  dts[B,K,R,H,W]         low-rank step sizes (x_proj rows 0..R-1 of direction k), before dt_proj\n"
+        "  dt_weight[K*Di,R]      dt_proj weights (fp32); channel k*Di+c belongs to direction k\n"
         "  A[K*Di,N]              A = -exp(A_log) (fp32, folded at export)\n"
         "  Bs[B,K,N,H,W], Cs[B,K,N,H,W]   per-direction input/output projections\n"
         "  D[K*Di], delta_bias[K*Di]      fp32\n"
@@ -70,7 +71,8 @@ SELECTIVE_SCAN_2D = OpContract(
         "  k=0 row-major p = t;   k=1 column-major p = (t % H)*W + t // H;\n"
         "  k=2 = k=0 reversed (t -> L-1-t);   k=3 = k=1 reversed.\n"
         "Recurrence per batch b, direction k, channel c (ch = k*Di + c), state n, h_{-1} = 0, fp32:\n"
-        "  dt  = softplus(delta[b,ch,p] + delta_bias[ch])   (no softplus if delta_softplus=0)\n"
+        "  delta = sum_r dt_weight[ch,r] * dts[b,k,r,p]      (dt_proj, inside the op: no [B,K*Di,H,W] tensor)\n"
+        "  dt  = softplus(delta + delta_bias[ch])   (no softplus if delta_softplus=0)\n"
         "  h_t[n] = exp(dt*A[ch,n]) * h_{t-1}[n] + dt * Bs[b,k,n,p] * u[b,c,p]\n"
         "  y[b,c,p] += sum_n Cs[b,k,n,p] * h_t[n] + D[ch] * u[b,c,p]"
     ),

@@ -119,20 +119,20 @@ def generalized_divisive_norm(x, gamma, beta, inverse: int = 0) -> torch.Tensor:
     return torch.ops.lictrt.generalized_divisive_norm(x, gamma, beta, int(inverse))
 
 
-def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus: bool = True) -> torch.Tensor:
+def selective_scan_2d(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus: bool = True) -> torch.Tensor:
     """SS2D core as one ``lictrt::SelectiveScan2D`` node while exporting, the torch custom op otherwise."""
-    A, D = A.float(), D.float()
+    dt_weight, A, D = dt_weight.float(), A.float(), D.float()
     delta_bias = delta_bias.float() if delta_bias is not None else torch.zeros_like(D)
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic(
             f"{DOMAIN}::{SELECTIVE_SCAN_2D.name}",
-            (u, delta, A, Bs, Cs, D, delta_bias),
+            (u, dts, dt_weight, A, Bs, Cs, D, delta_bias),
             node_attrs(SELECTIVE_SCAN_2D.name, delta_softplus=int(bool(delta_softplus))),
             dtype=u.dtype,
             shape=u.shape,
             version=DOMAIN_VERSION,
         )
-    return torch.ops.lictrt.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, int(bool(delta_softplus)))
+    return torch.ops.lictrt.selective_scan_2d(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, int(bool(delta_softplus)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,13 +355,17 @@ def _scan_body(opset: int) -> onnx.FunctionProto:
     f32 = TensorProto.FLOAT
     u = b.op("Cast", "u", to=f32)
     shape = b.op("Shape", u)  # [B, Di, H, W]
-    dt = b.op(
-        "Add", b.op("Cast", "delta", to=f32), b.op("Unsqueeze", b.op("Cast", "delta_bias", to=f32), b.const([1, 2]))
-    )
-    sp = b.op("Cast", b.attr_const("delta_softplus"), to=TensorProto.BOOL)
-    dt = b.op("Where", sp, b.op("Softplus", dt), dt)
     b0 = b.op("Slice", shape, b.const([0]), b.const([1]))
     hw = b.op("Slice", shape, b.const([2]), b.const([4]))
+    # dt_proj: [4,Di,R] @ [B,4,R,L] -> [B,4,Di,L], then + delta_bias, softplus
+    dts = b.op("Reshape", b.op("Cast", "dts", to=f32), b.op("Concat", b0, b.const([4, 0, -1]), axis=0))
+    rank = b.op("Shape", "dt_weight", start=1)  # [R]
+    w = b.op("Reshape", b.op("Cast", "dt_weight", to=f32), b.op("Concat", b.const([4, -1]), rank, axis=0))
+    delta = b.op("MatMul", w, dts)
+    bias = b.op("Reshape", b.op("Cast", "delta_bias", to=f32), b.const([4, -1, 1]))
+    dt = b.op("Add", delta, bias)
+    sp = b.op("Cast", b.attr_const("delta_softplus"), to=TensorProto.BOOL)
+    dt = b.op("Where", sp, b.op("Softplus", dt), dt)
     dt5 = b.op("Reshape", dt, b.op("Concat", b0, b.const([4, -1]), hw, axis=0))  # [B,4,Di,H,W]
     dtu5 = b.op("Mul", dt5, b.op("Unsqueeze", u, b.const([1])))
     dt_s = _to_sequences(b, dt5)  # [B,4,Di,L]

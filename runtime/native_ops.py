@@ -67,7 +67,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     lib.lictrt_cpu_exp_fma_peak.restype = ctypes.c_float
     lib.lictrt_cpu_exp_fma_peak.argtypes = [_i64]
     lib.lictrt_cpu_force_scalar.argtypes = [_int]
-    lib.lictrt_cpu_ss2d_forward.argtypes = [_ptr] * 8 + [_i64] * 5 + [_int] * 3
+    lib.lictrt_cpu_ss2d_forward.argtypes = [_ptr] * 9 + [_i64] * 6 + [_int] * 3
     lib.lictrt_cpu_ss2d_backward.argtypes = [_ptr] * 15 + [_i64] * 5 + [_int] * 2
     lib.lictrt_cpu_gdn_forward.argtypes = [_ptr] * 4 + [_i64] * 3 + [_int] * 3
     return lib, ""

@@ -2,7 +2,7 @@
 
     from trt_plugins.harness import Kernels
     k = Kernels.load()                       # finds (or builds, with build=True) the library
-    y = k.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias)
+    y = k.selective_scan_2d(u, dts, dt_weight, A, Bs, Cs, D, delta_bias)
     y = k.generalized_divisive_norm(x, gamma, beta, inverse=False)
 
 The launchers take raw device pointers (``tensor.data_ptr()``) and the current torch CUDA stream; they only
@@ -113,9 +113,9 @@ class Kernels:
         L, i64, c_int, vp, sz = self.lib, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
         L.lictrt_status_string.argtypes, L.lictrt_status_string.restype = [c_int], ctypes.c_char_p
         L.lictrt_kernels_version.argtypes, L.lictrt_kernels_version.restype = [], ctypes.c_char_p
-        L.lictrt_ss2d_workspace_size.argtypes = [i64, i64, i64, i64, i64, c_int, ctypes.POINTER(sz)]
+        L.lictrt_ss2d_workspace_size.argtypes = [i64] * 6 + [c_int, ctypes.POINTER(sz)]
         L.lictrt_ss2d_workspace_size.restype = c_int
-        L.lictrt_ss2d_forward.argtypes = [vp] * 8 + [i64] * 5 + [c_int, c_int, vp, sz, vp]
+        L.lictrt_ss2d_forward.argtypes = [vp] * 9 + [i64] * 6 + [c_int, c_int, vp, sz, vp]
         L.lictrt_ss2d_forward.restype = c_int
         L.lictrt_gdn_forward.argtypes = [vp] * 4 + [i64] * 3 + [c_int, c_int, vp]
         L.lictrt_gdn_forward.restype = c_int
@@ -147,10 +147,11 @@ class Kernels:
         if status != STATUS_OK:
             raise KernelError(f"{what}: {self.status_string(status)} (status {status})", status)
 
-    def ss2d_workspace_size(self, B: int, Di: int, H: int, W: int, N: int, dtype: int = FP32) -> int:
+    def ss2d_workspace_size(self, B: int, Di: int, H: int, W: int, N: int, R: int, dtype: int = FP32) -> int:
         out = ctypes.c_size_t(0)
         self._check(
-            self.lib.lictrt_ss2d_workspace_size(B, Di, H, W, N, dtype, ctypes.byref(out)), "lictrt_ss2d_workspace_size"
+            self.lib.lictrt_ss2d_workspace_size(B, Di, H, W, N, R, dtype, ctypes.byref(out)),
+            "lictrt_ss2d_workspace_size",
         )
         return out.value
 
@@ -166,7 +167,7 @@ class Kernels:
             raise KernelError(f"all tensors must be contiguous {want} tensors for {self.path.name}")
 
     def selective_scan_2d(
-        self, u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus: bool = True, out=None, workspace=None
+        self, u, dts, dt_weight, A, Bs, Cs, D, delta_bias=None, delta_softplus: bool = True, out=None, workspace=None
     ):
         """SelectiveScan2D on CUDA tensors (shapes and dtypes as in export/op_contracts.py); returns y.
 
@@ -175,12 +176,15 @@ class Kernels:
         """
         import torch
 
-        if u.dim() != 4:
-            raise KernelError(f"u must be [B, Di, H, W], got {tuple(u.shape)}")
+        if u.dim() != 4 or dt_weight.dim() != 2:
+            raise KernelError(
+                f"u must be [B, Di, H, W] and dt_weight [4Di, R], got {tuple(u.shape)}, {tuple(dt_weight.shape)}"
+            )
         B, Di, H, W = u.shape
-        N = A.shape[-1]
+        N, R = A.shape[-1], dt_weight.shape[-1]
         expect = {
-            "delta": (delta, (B, 4 * Di, H, W)),
+            "dts": (dts, (B, 4, R, H, W)),
+            "dt_weight": (dt_weight, (4 * Di, R)),
             "A": (A, (4 * Di, N)),
             "Bs": (Bs, (B, 4, N, H, W)),
             "Cs": (Cs, (B, 4, N, H, W)),
@@ -191,24 +195,25 @@ class Kernels:
         for name, (t, shape) in expect.items():
             if tuple(t.shape) != shape:
                 raise KernelError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
-        act = [u, delta, Bs, Cs]
-        weights = [A, D] + ([delta_bias] if delta_bias is not None else [])
+        act = [u, dts, Bs, Cs]
+        weights = [dt_weight, A, D] + ([delta_bias] if delta_bias is not None else [])
         dtype = _dtype_code(u)
         if any(t.dtype != u.dtype for t in act):
-            raise KernelError("u, delta, Bs and Cs must share one dtype")
+            raise KernelError("u, dts, Bs and Cs must share one dtype")
         if any(t.dtype != torch.float32 for t in weights):
-            raise KernelError("A, D and delta_bias must be float32")
+            raise KernelError("dt_weight, A, D and delta_bias must be float32")
         self._check_device(act + weights)
         if out is None:
             out = torch.empty_like(u)
-        nbytes = self.ss2d_workspace_size(B, Di, H, W, N, dtype)
+        nbytes = self.ss2d_workspace_size(B, Di, H, W, N, R, dtype)
         ws = workspace if workspace is not None else torch.empty(max(nbytes, 1), dtype=torch.uint8, device=u.device)
         if ws.dtype != torch.uint8 or ws.numel() < nbytes:
             raise KernelError(f"workspace must be a uint8 tensor of at least {nbytes} bytes")
         self._check_device([ws])
         st = self.lib.lictrt_ss2d_forward(
             u.data_ptr(),
-            delta.data_ptr(),
+            dts.data_ptr(),
+            dt_weight.data_ptr(),
             A.data_ptr(),
             Bs.data_ptr(),
             Cs.data_ptr(),
@@ -220,6 +225,7 @@ class Kernels:
             H,
             W,
             N,
+            R,
             int(bool(delta_softplus)),
             dtype,
             ws.data_ptr(),
@@ -261,18 +267,6 @@ class Kernels:
 
 
 # ---------------------------------------------------------------------- timing helpers for the GPU suite
-def ss2d_min_bytes(B: int, Di: int, H: int, W: int, N: int, itemsize: int = 4) -> int:
-    """Bytes SelectiveScan2D must move at least once: u, delta, Bs, Cs read, y written, fp32 weights read."""
-    L = H * W
-    act = B * Di * L + B * 4 * Di * L + 2 * B * 4 * N * L + B * Di * L
-    return act * itemsize + (4 * Di * N + 2 * 4 * Di) * 4
-
-
-def gdn_min_bytes(B: int, C: int, H: int, W: int, itemsize: int = 4) -> int:
-    """Bytes GeneralizedDivisiveNorm must move at least once: x read, y written, gamma and beta read."""
-    return 2 * B * C * H * W * itemsize + (C * C + C) * 4
-
-
 def time_cuda_ms(fn, warmup: int = 20, iters: int = 100) -> float:
     """Median time of ``fn()`` in milliseconds, measured with CUDA events (``benchmarks.gpu.timing``)."""
     from benchmarks.gpu.timing import time_cuda
@@ -281,13 +275,16 @@ def time_cuda_ms(fn, warmup: int = 20, iters: int = 100) -> float:
 
 
 def bench(
-    shapes=((1, 256, 256, 384, 16), (1, 512, 256, 384, 16)),
+    shapes=((1, 256, 256, 384, 16, 8), (1, 512, 256, 384, 16, 16)),
     gdn_shapes=((1, 128, 256, 384),),
     warmup: int = 20,
     iters: int = 100,
 ) -> dict:
-    """Times the CUDA kernels at the given shapes (fp32 and fp16); returns a JSON-ready dict of measured figures."""
+    """Times the CUDA kernels at the given shapes ((B, Di, H, W, N, R) for the scan; fp32 and fp16); returns a
+    JSON-ready dict of measured figures."""
     import torch
+
+    from benchmarks.gpu.roofline import gdn_min_bytes, ss2d_min_bytes
 
     if not torch.cuda.is_available():
         raise HarnessError("bench needs a CUDA GPU")
@@ -302,26 +299,27 @@ def bench(
         "selective_scan_2d": [],
         "generalized_divisive_norm": [],
     }
-    for B, Di, H, W, N in shapes:
+    for B, Di, H, W, N, R in shapes:
         for dtype in (torch.float32, torch.float16):
             act = [
                 torch.randn(*s, device=dev).to(dtype)
-                for s in ((B, Di, H, W), (B, 4 * Di, H, W), (B, 4, N, H, W), (B, 4, N, H, W))
+                for s in ((B, Di, H, W), (B, 4, R, H, W), (B, 4, N, H, W), (B, 4, N, H, W))
             ]
+            w = torch.randn(4 * Di, R, device=dev) * (0.5 / R**0.5)
             A = -torch.rand(4 * Di, N, device=dev) - 0.1
             D, bias = torch.randn(4 * Di, device=dev), torch.randn(4 * Di, device=dev)
             out = torch.empty_like(act[0])
-            nbytes = k.ss2d_workspace_size(B, Di, H, W, N, FP32 if dtype == torch.float32 else FP16)
+            nbytes = k.ss2d_workspace_size(B, Di, H, W, N, R, FP32 if dtype == torch.float32 else FP16)
             ws = torch.empty(max(nbytes, 1), dtype=torch.uint8, device=dev)
             ms = time_cuda_ms(
-                lambda: k.selective_scan_2d(act[0], act[1], A, act[2], act[3], D, bias, out=out, workspace=ws),
+                lambda: k.selective_scan_2d(act[0], act[1], w, A, act[2], act[3], D, bias, out=out, workspace=ws),
                 warmup,
                 iters,
             )
-            moved = ss2d_min_bytes(B, Di, H, W, N, act[0].element_size())
+            moved = ss2d_min_bytes(B, Di, H, W, N, R, act[0].element_size())
             result["selective_scan_2d"].append(
                 {
-                    "shape": [B, Di, H, W, N],
+                    "shape": [B, Di, H, W, N, R],
                     "dtype": str(dtype).split(".")[-1],
                     "median_ms": ms,
                     "min_bytes": moved,

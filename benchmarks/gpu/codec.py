@@ -67,8 +67,8 @@ def kernel_scan(kernels):
 
     original = ss2d.selective_scan_2d
 
-    def cuda_scan(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
-        c = [t.contiguous() for t in (u, delta, A, Bs, Cs, D)]
+    def cuda_scan(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+        c = [t.contiguous() for t in (u, dts, dt_weight, A, Bs, Cs, D)]
         bias = None if delta_bias is None else delta_bias.contiguous()
         return kernels.selective_scan_2d(*c, bias, delta_softplus=delta_softplus)
 

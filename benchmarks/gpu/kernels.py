@@ -16,11 +16,11 @@ from .budget import SectionContext
 from .schema import derive
 from .timing import time_cuda
 
-STAGE_SHAPES = {  # (B, Di, H, W, N): first VSS stage of a 768x512 image (tokens at H/2 x W/2)
-    "ssmic-stage1-768x512": (1, 256, 256, 384, 16),
-    "mambavc-stage1-768x512": (1, 512, 256, 384, 16),
+STAGE_SHAPES = {  # (B, Di, H, W, N, R): first VSS stage of a 768x512 image (tokens at H/2 x W/2), R = dt rank
+    "ssmic-stage1-768x512": (1, 256, 256, 384, 16, 8),
+    "mambavc-stage1-768x512": (1, 512, 256, 384, 16, 16),
 }
-SCAN_ACCURACY = {"small-odd": (2, 37, 33, 65, 16), **STAGE_SHAPES}
+SCAN_ACCURACY = {"small-odd": (2, 37, 33, 65, 16, 3), **STAGE_SHAPES}
 SCAN_TOL = {"fp32": 1e-4, "fp16": 1e-2}
 GDN_TOL = {"fp32": 1e-5, "fp16": 1e-2}
 GDN_ACCURACY = {
@@ -84,7 +84,7 @@ def accuracy(ctx: SectionContext) -> dict:
         figs = ctx.measure_many(units, fn, need_s=20 if name != "small-odd" else 2)
         for d, tol in SCAN_TOL.items():
             figs[f"rel_err_{d}"]["tolerance"] = tol
-        out["selective_scan_2d"][name] = {"shape_B_Di_H_W_N": list(shape), "seed": seed, **figs}
+        out["selective_scan_2d"][name] = {"shape_B_Di_H_W_N_R": list(shape), "seed": seed, **figs}
     for name, shape in GDN_ACCURACY.items():
         for inverse in (False, True):
             seed = fresh_seed()
@@ -118,7 +118,7 @@ def _scan_case(k, shape, seed, with_chunked, device="cuda"):
 
     from trt_plugins.reference import rel_err, run_scan_poisoned, scan_inputs, ss2d_reference
 
-    inputs = scan_inputs(*shape, seed=seed, device=device)
+    inputs = scan_inputs(*shape[:5], seed=seed, device=device, R=shape[5])
     ref = ss2d_reference(*inputs)
     values = {}
     for d, dtype in _dtypes().items():
@@ -189,14 +189,14 @@ def speed(ctx: SectionContext) -> dict:
         raise RuntimeError(f"kernels library not loaded ({load_error})")
 
     scan = out["selective_scan_2d"] = {}
-    for name, (B, Di, H, W, N) in STAGE_SHAPES.items():
+    for name, shape in STAGE_SHAPES.items():
         for d in ("fp32", "fp16"):
             itemsize = 4 if d == "fp32" else 2
-            nbytes = roofline.ss2d_min_bytes(B, Di, H, W, N, itemsize)
-            fn = unusable if load_error else functools.partial(_time_scan_kernel, ctx, k, (B, Di, H, W, N), d, iters)
+            nbytes = roofline.ss2d_min_bytes(*shape, itemsize)
+            fn = unusable if load_error else functools.partial(_time_scan_kernel, ctx, k, shape, d, iters)
             ms = ctx.measure("ms", fn, need_s=5, what="CUDA kernel (liblictrt_kernels)")
             case = {
-                "shape_B_Di_H_W_N": [B, Di, H, W, N],
+                "shape_B_Di_H_W_N_R": list(shape),
                 "dtype": d,
                 "min_bytes": nbytes,
                 "kernel_median": ms,
@@ -209,13 +209,13 @@ def speed(ctx: SectionContext) -> dict:
             if name.startswith("ssmic") and d == "fp32":
                 chunk = ctx.measure(
                     "ms",
-                    functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "chunked"),
+                    functools.partial(_time_scan_torch, ctx, shape, "chunked"),
                     need_s=30,
                     what="train.layers.ss2d.selective_scan_2d (chunked, natural layout)",
                 )
                 four = ctx.measure(
                     "ms",
-                    functools.partial(_time_scan_torch, ctx, (B, Di, H, W, N), "fourcopy"),
+                    functools.partial(_time_scan_torch, ctx, shape, "fourcopy"),
                     need_s=30,
                     what="CrossScan 4x copies -> chunked scan -> CrossMerge",
                 )
@@ -297,23 +297,26 @@ def _l2_and_free():
 def _scan_set(shape, dtype, device="cuda"):
     import torch
 
-    B, Di, H, W, N = shape
+    B, Di, H, W, N, R = shape
     u = torch.randn(B, Di, H, W, device=device).to(dtype)
-    delta = (0.5 * torch.randn(B, 4 * Di, H, W, device=device) - 1.0).to(dtype)
+    dts = torch.randn(B, 4, R, H, W, device=device).to(dtype)
     Bs = torch.randn(B, 4, N, H, W, device=device).to(dtype)
     Cs = torch.randn(B, 4, N, H, W, device=device).to(dtype)
-    return u, delta, Bs, Cs
+    return u, dts, Bs, Cs
 
 
 def _scan_weights(shape, device="cuda"):
+    """dt_weight, A, D, delta_bias: delta = dt_proj(dts) about N(-1, 0.5^2) before the softplus."""
     import torch
 
-    B, Di, H, W, N = shape
+    B, Di, H, W, N, R = shape
     A = -torch.exp(
         torch.log(torch.arange(1, N + 1, dtype=torch.float32, device=device)).repeat(4 * Di, 1)
         + 0.1 * torch.randn(4 * Di, N, device=device)
     )
-    return A, torch.randn(4 * Di, device=device), 0.1 * torch.randn(4 * Di, device=device)
+    dt_weight = torch.randn(4 * Di, R, device=device) * (0.5 / R**0.5)
+    bias = -1.0 + 0.1 * torch.randn(4 * Di, device=device)
+    return dt_weight, A, torch.randn(4 * Di, device=device), bias
 
 
 def _time_scan_kernel(ctx, k, shape, d, iters):
@@ -322,16 +325,18 @@ def _time_scan_kernel(ctx, k, shape, d, iters):
     from trt_plugins.harness import FP16, FP32
 
     dtype = _dtypes()[d]
-    B, Di, H, W, N = shape
+    B, Di, H, W, N, R = shape
     l2, free = _l2_and_free()
     per_set = roofline.ss2d_min_bytes(*shape, 4 if d == "fp32" else 2)
     sets = [_scan_set(shape, dtype) for _ in range(roofline.rotation_sets(per_set, l2, free, max_sets=4))]
-    A, D, bias = _scan_weights(shape)
+    w, A, D, bias = _scan_weights(shape)
     out = torch.empty_like(sets[0][0])
     ws = torch.empty(
-        max(1, k.ss2d_workspace_size(B, Di, H, W, N, FP32 if d == "fp32" else FP16)), dtype=torch.uint8, device="cuda"
+        max(1, k.ss2d_workspace_size(B, Di, H, W, N, R, FP32 if d == "fp32" else FP16)),
+        dtype=torch.uint8,
+        device="cuda",
     )
-    fns = [lambda s=s: k.selective_scan_2d(s[0], s[1], A, s[2], s[3], D, bias, out=out, workspace=ws) for s in sets]
+    fns = [lambda s=s: k.selective_scan_2d(s[0], s[1], w, A, s[2], s[3], D, bias, out=out, workspace=ws) for s in sets]
     t = time_cuda(fns, warmup=10, iters=iters, deadline=_deadline(ctx))
     del sets, out, ws
     torch.cuda.empty_cache()
@@ -345,13 +350,13 @@ def _time_scan_torch(ctx, shape, variant):
     from train.layers import ss2d
 
     sets = [_scan_set(shape, torch.float32) for _ in range(2)]
-    A, D, bias = _scan_weights(shape)
+    w, A, D, bias = _scan_weights(shape)
     if variant == "chunked":
-        fns = [lambda s=s: ss2d.selective_scan_2d(s[0], s[1], A, s[2], s[3], D, bias, True) for s in sets]
+        fns = [lambda s=s: ss2d.selective_scan_2d(s[0], s[1], w, A, s[2], s[3], D, bias, True) for s in sets]
     else:
         scan_fn = functools.partial(scan_mod.selective_scan_chunked, chunk=ss2d.SCAN_CHUNK)
         fns = [
-            lambda s=s: ss2d.selective_scan_2d_fourcopy(s[0], s[1], A, s[2], s[3], D, bias, True, scan_fn=scan_fn)
+            lambda s=s: ss2d.selective_scan_2d_fourcopy(s[0], s[1], w, A, s[2], s[3], D, bias, True, scan_fn=scan_fn)
             for s in sets
         ]
     with torch.no_grad():

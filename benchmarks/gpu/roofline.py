@@ -1,10 +1,11 @@
 """Memory-roofline arithmetic: the fewest bytes an op must move, and what fraction of the measured HBM
 bandwidth a timing achieves.
 
-Minimal bytes (each input read once, each output written once; the fp32 weights A, D, delta_bias, gamma, beta
-are < 0.1 % of the traffic at the shapes timed and are left out):
+Minimal bytes (each input read once, each output written once; the fp32 weights dt_weight, A, D, delta_bias, gamma,
+beta are < 0.1 % of the traffic at the shapes timed and are left out):
 
-- SelectiveScan2D: read u [B,Di,L], delta [B,4Di,L], Bs and Cs [B,4,N,L]; write y [B,Di,L].
+- SelectiveScan2D: read u [B,Di,L], dts [B,4,R,L], Bs and Cs [B,4,N,L]; write y [B,Di,L] (dt_proj happens inside
+  the op, so delta [B,4Di,L] is not part of the floor).
 - GeneralizedDivisiveNorm: read x [B,C,H,W]; write y of the same shape.
 
 The bandwidth ceiling is measured in the same run as a large device-to-device copy, counting bytes read plus
@@ -24,11 +25,11 @@ def _positive(**kw) -> None:
             raise RooflineError(f"{k} must be positive, got {v!r}")
 
 
-def ss2d_min_bytes(B: int, Di: int, H: int, W: int, N: int, itemsize: int) -> int:
-    """Bytes SelectiveScan2D must move at least: u, delta, Bs, Cs read once, y written once."""
-    _positive(B=B, Di=Di, H=H, W=W, N=N, itemsize=itemsize)
+def ss2d_min_bytes(B: int, Di: int, H: int, W: int, N: int, R: int, itemsize: int) -> int:
+    """Bytes SelectiveScan2D must move at least: u, dts, Bs, Cs read once, y written once."""
+    _positive(B=B, Di=Di, H=H, W=W, N=N, R=R, itemsize=itemsize)
     L = H * W
-    elements = B * Di * L + B * 4 * Di * L + 2 * B * 4 * N * L + B * Di * L
+    elements = B * Di * L + B * 4 * R * L + 2 * B * 4 * N * L + B * Di * L
     return elements * itemsize
 
 

@@ -25,12 +25,12 @@ def _toy_graph():
         helper.make_node("Gemm", ["g", "gb"], ["gm"], transB=1),  # [5,3]
         helper.make_node(
             "SelectiveScan2D",
-            ["u", "delta", "A", "Bs", "Cs", "D", "db"],
+            ["u", "dts", "dtw", "A", "Bs", "Cs", "D", "db"],
             ["s"],
             domain="lictrt",
             delta_softplus=1,
             plugin_namespace="lictrt",
-            plugin_version="1",
+            plugin_version="2",
         ),
         helper.make_node("Conv", ["s", "w1"], ["s1"]),  # needs the scan's output shape from the contract
         helper.make_node("GeneralizedDivisiveNorm", ["x", "gamma", "beta"], ["n"], domain="lictrt", inverse=0),
@@ -42,7 +42,7 @@ def _toy_graph():
         f("a", [1, 2, 5, 7]),
         f("g", [5, 7]),
         f("u", [1, 4, 8, 8]),
-        f("delta", [1, 16, 8, 8]),
+        f("dts", [1, 4, 2, 8, 8]),
         f("Bs", [1, 4, 3, 8, 8]),
         f("Cs", [1, 4, 3, 8, 8]),
     ]
@@ -51,6 +51,7 @@ def _toy_graph():
         _init("wt", [6, 3, 4, 4]),
         _init("b", [7, 3]),
         _init("gb", [3, 7]),
+        _init("dtw", [16, 2]),
         _init("A", [16, 3]),
         _init("D", [16]),
         _init("db", [16]),
@@ -71,7 +72,7 @@ def test_each_op_counted_with_its_formula():
     conv_after_scan = 2 * 8 * 8 * 4  # 1x1 conv on the scan output (shape from the contract)
     deconv = 1 * 6 * 8 * 8 * 3 * 4 * 4  # per INPUT pixel: Cin·Hin·Win·Cout·kh·kw
     matmul = 2 * 5 * 7 * 3 + 5 * 7 * 3  # batched MatMul + Gemm(transB)
-    scan = 4 * (3 * 64 * 4 * 3 + 2 * 64 * 4)  # K=4 · (3·L·Di·N + 2·L·Di)
+    scan = 4 * (64 * 4 * 2 + 3 * 64 * 4 * 3 + 2 * 64 * 4)  # K=4 · (L·Di·R + 3·L·Di·N + 2·L·Di)
     gdn = 4 * 4 * 8 * 8  # C·C·H·W
     assert c.macs == {"conv": conv + conv_after_scan, "deconv": deconv, "gdn": gdn, "matmul": matmul, "scan": scan}
     assert c.exps == 4 * 64 * 4 * 3  # L·Di·N per direction, listed separately

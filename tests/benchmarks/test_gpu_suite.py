@@ -112,11 +112,13 @@ def test_result_file_names_are_safe_device_slugs():
 
 
 # ---------------------------------------------------------------------------------------------- roofline
-def test_scan_minimal_bytes_count_u_delta_B_C_read_and_y_written():
+def test_scan_minimal_bytes_count_u_dts_B_C_read_and_y_written():
     L = 256 * 384
-    # SSMIC stage 1: u and y [256, L], delta [1024, L], Bs and Cs [4, 16, L]
-    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 4) == (256 + 1024 + 2 * 64 + 256) * L * 4
-    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 2) * 2 == roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 4)
+    # SSMIC stage 1: u and y [256, L], dts [4, 8, L] (dt rank 8), Bs and Cs [4, 16, L]
+    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 8, 4) == (256 + 32 + 2 * 64 + 256) * L * 4
+    assert roofline.ss2d_min_bytes(1, 256, 256, 384, 16, 8, 2) * 2 == roofline.ss2d_min_bytes(
+        1, 256, 256, 384, 16, 8, 4
+    )
     assert roofline.gdn_min_bytes(1, 128, 256, 384, 2) == 2 * 128 * L * 2
 
 
@@ -129,7 +131,7 @@ def test_roofline_percent_is_achieved_over_measured_copy_bandwidth():
     with pytest.raises(roofline.RooflineError):
         roofline.gb_per_s(100, 0.0)
     with pytest.raises(roofline.RooflineError):
-        roofline.ss2d_min_bytes(1, 0, 4, 4, 16, 4)
+        roofline.ss2d_min_bytes(1, 0, 4, 4, 16, 2, 4)
 
 
 def test_rotation_sets_outgrow_the_l2_within_free_memory():
@@ -356,7 +358,7 @@ def emulated_kernels():
 def test_accuracy_cases_compare_kernels_with_the_float64_reference(emulated_kernels):
     from benchmarks.gpu.kernels import GDN_TOL, SCAN_TOL, _gdn_case, _scan_case
 
-    v = _scan_case(emulated_kernels, (1, 3, 5, 7, 2), seed=1, with_chunked=True, device="cpu")
+    v = _scan_case(emulated_kernels, (1, 3, 5, 7, 2, 2), seed=1, with_chunked=True, device="cpu")
     assert v["nonfinite_fp32"] == v["nonfinite_fp16"] == 0
     assert 0 < v["rel_err_fp32"] <= SCAN_TOL["fp32"] and v["rel_err_fp16"] <= SCAN_TOL["fp16"]
     assert 0 < v["torch_chunked_rel_err_fp32"] <= SCAN_TOL["fp32"]

@@ -94,7 +94,7 @@ def test_bundle_graphs_are_valid_onnx_with_custom_ops(exported, arch):
             if n.domain == DOMAIN:
                 seen_ops.add(n.op_type)
                 attrs = {a.name: a for a in n.attribute}
-                assert attrs["plugin_namespace"].s == b"lictrt" and attrs["plugin_version"].s == b"1"
+                assert attrs["plugin_namespace"].s == b"lictrt" and attrs["plugin_version"].s == b"2"
                 assert (DOMAIN, n.op_type) in funcs, f"{name}: {n.op_type} has no function body"
         for f in funcs.values():
             assert [o.version for o in f.opset_import if o.domain == ""] == [opset]

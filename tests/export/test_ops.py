@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 def _single_op_model(op: str, inputs: dict, out_shape, dtype=TensorProto.FLOAT, opset=20, **fields):
     ins = [
         helper.make_tensor_value_info(
-            n, TensorProto.FLOAT if n in ("A", "D", "delta_bias", "gamma", "beta") else dtype, s
+            n, TensorProto.FLOAT if n in ("dt_weight", "A", "D", "delta_bias", "gamma", "beta") else dtype, s
         )
         for n, s in inputs.items()
     ]
@@ -36,7 +36,8 @@ def _run(m, feed):
 
 SCAN_SHAPES = dict(
     u=["b", "d", "h", "w"],
-    delta=["b", "kd", "h", "w"],
+    dts=["b", 4, "r", "h", "w"],
+    dt_weight=["kd", "r"],
     A=["kd", "n"],
     Bs=["b", 4, "n", "h", "w"],
     Cs=["b", 4, "n", "h", "w"],
@@ -45,12 +46,13 @@ SCAN_SHAPES = dict(
 )
 
 
-def _scan_inputs(B, Di, N, H, W, a_scale=1.0, seed=0):
+def _scan_inputs(B, Di, N, H, W, a_scale=1.0, seed=0, R=2):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     return dict(
         u=r(B, Di, H, W),
-        delta=r(B, 4 * Di, H, W),
+        dts=r(B, 4, R, H, W),
+        dt_weight=r(4 * Di, R) / R**0.5,  # delta = dt_proj(dts) ~ N(0, 1)
         A=-(torch.rand(4 * Di, N, generator=g) * a_scale + 0.01),
         Bs=r(B, 4, N, H, W),
         Cs=r(B, 4, N, H, W),
@@ -66,7 +68,7 @@ def scan_model():
 
 def test_contract_fields_are_typed_node_attributes():
     a = R.node_attrs("SelectiveScan2D")
-    assert a == {"plugin_namespace": "lictrt", "plugin_version": "1", "delta_softplus": 1}
+    assert a == {"plugin_namespace": "lictrt", "plugin_version": "2", "delta_softplus": 1}
     assert R.node_attrs("GeneralizedDivisiveNorm", inverse=True)["inverse"] == 1
     assert R.plugin_fields("GeneralizedDivisiveNorm") == [("inverse", "INT32")]
     with pytest.raises(R.RegistryError):
@@ -160,7 +162,7 @@ def test_reference_scan_matches_train_sequence_reference():
     d = _scan_inputs(1, 3, 2, 4, 5)
     B, Di, H, W = d["u"].shape
     u_seq = torch.cat([ss2d.to_direction(d["u"], k) for k in range(4)], 1).double()
-    dl = d["delta"].unflatten(1, (4, Di))
+    dl = ss2d.dt_project(d["dts"].double(), d["dt_weight"].double()).unflatten(1, (4, Di))
     d_seq = torch.cat([ss2d.to_direction(dl[:, k], k) for k in range(4)], 1).double()
     B_seq = torch.stack([ss2d.to_direction(d["Bs"][:, k], k) for k in range(4)], 1).double()
     C_seq = torch.stack([ss2d.to_direction(d["Cs"][:, k], k) for k in range(4)], 1).double()
@@ -183,7 +185,7 @@ def test_reference_scan_matches_train_sequence_reference():
 def test_scan_body_matches_float64_reference(scan_model, shape, a_scale):
     d = _scan_inputs(*shape, a_scale=a_scale)
     if a_scale > 10:
-        d["delta"] = d["delta"] + 3.0  # large dt too
+        d["delta_bias"] = d["delta_bias"] + 3.0  # large dt too
     out = _run(scan_model, d)
     ref = R.selective_scan_reference(**{k: v.double() for k, v in d.items()}).numpy()
     assert np.isfinite(out).all()
@@ -195,14 +197,14 @@ def test_scan_body_long_sequence_matches_train_reference(scan_model):
     from train.layers import ss2d
 
     d = _scan_inputs(1, 2, 2, 64, 64, a_scale=2.0, seed=3)
-    d["delta"] = d["delta"] - 2.0  # small dt: long memory, the inter-block state carries far
+    d["delta_bias"] = d["delta_bias"] - 2.0  # small dt: long memory, the inter-block state carries far
     out = _run(scan_model, d)
     from train.layers import scan as S
 
     B, Di, H, W = d["u"].shape
     dd = {k: v.double() for k, v in d.items()}
     u_seq = torch.cat([ss2d.to_direction(dd["u"], k) for k in range(4)], 1)
-    dl = dd["delta"].unflatten(1, (4, Di))
+    dl = ss2d.dt_project(dd["dts"], dd["dt_weight"]).unflatten(1, (4, Di))
     d_seq = torch.cat([ss2d.to_direction(dl[:, k], k) for k in range(4)], 1)
     B_seq = torch.stack([ss2d.to_direction(dd["Bs"][:, k], k) for k in range(4)], 1)
     C_seq = torch.stack([ss2d.to_direction(dd["Cs"][:, k], k) for k in range(4)], 1)
@@ -213,7 +215,7 @@ def test_scan_body_long_sequence_matches_train_reference(scan_model):
 
 def test_scan_without_softplus_attribute():
     d = _scan_inputs(1, 2, 2, 3, 4)
-    d["delta"] = d["delta"].abs()
+    d["dts"], d["dt_weight"] = d["dts"].abs(), d["dt_weight"].abs()  # delta >= 0: a valid step without softplus
     m = _single_op_model("SelectiveScan2D", SCAN_SHAPES, ["b", "d", "h", "w"], delta_softplus=0)
     d["delta_bias"] = d["delta_bias"].abs()
     out = _run(m, d)

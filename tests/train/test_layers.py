@@ -138,13 +138,14 @@ def test_scan_rejects_inconsistent_shapes():
 
 
 # ------------------------------------------------------------------------------------------- SelectiveScan2D
-def ss2d_inputs(b=2, Di=3, H=5, W=7, N=4, seed=0):
+def ss2d_inputs(b=2, Di=3, H=5, W=7, N=4, R=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=F64)  # noqa: E731
     K = 4
     return dict(
         u=r(b, Di, H, W),
-        delta=r(b, K * Di, H, W),
+        dts=r(b, K, R, H, W),
+        dt_weight=r(K * Di, R),
         A=-torch.exp(r(K * Di, N)),
         Bs=r(b, K, N, H, W),
         Cs=r(b, K, N, H, W),
@@ -153,10 +154,19 @@ def ss2d_inputs(b=2, Di=3, H=5, W=7, N=4, seed=0):
     )
 
 
-def literal_contract(u, delta, A, Bs, Cs, D, delta_bias):
-    """SelectiveScan2D exactly as op_contracts words it: direction k visits p(t) by the stated formulas."""
+def literal_contract(u, dts, dt_weight, A, Bs, Cs, D, delta_bias):
+    """SelectiveScan2D exactly as op_contracts words it: delta = sum_r dt_weight[ch, r] * dts[b, k, r, p]; direction
+    k visits p(t) by the stated formulas."""
     bsz, Di, H, W = u.shape
     L = H * W
+    delta = torch.stack(
+        [
+            sum(dt_weight[k * Di + c, r] * dts[:, k, r] for r in range(dts.shape[2]))
+            for k in range(4)
+            for c in range(Di)
+        ],
+        dim=1,
+    )  # [B, 4*Di, H, W]
     y = torch.zeros(bsz, Di, L, dtype=u.dtype)
     for k in range(4):
         t = torch.arange(L)
@@ -248,10 +258,11 @@ def test_ss2d_calls_the_swappable_selective_scan_2d_exactly_once(monkeypatch):
     m = ss2d.SS2D(8, d_state=4)
     m(torch.randn(1, 3, 5, 8))
     assert len(calls) == 1
-    u, delta, A, Bs, Cs, D, bias, softplus = calls[0]
-    assert (u, delta, A, Bs, Cs, D, bias, softplus) == (
+    u, dts, dt_weight, A, Bs, Cs, D, bias, softplus = calls[0]
+    assert (u, dts, dt_weight, A, Bs, Cs, D, bias, softplus) == (
         (1, 16, 3, 5),
-        (1, 64, 3, 5),
+        (1, 4, 1, 3, 5),  # dt rank ceil(8 / 16) = 1: dt_proj happens inside the op
+        (64, 1),
         (64, 4),
         (1, 4, 4, 3, 5),
         (1, 4, 4, 3, 5),

@@ -69,7 +69,7 @@ def test_selective_scan_2d_matches_the_float64_reference(kernels, shape):
 @needs_cuda
 def test_selective_scan_2d_without_softplus_and_without_bias(kernels):
     inputs = scan_inputs(1, 16, 24, 40, 16, seed=7, device="cuda", softplus=False)
-    ref = ss2d_reference(*inputs[:6], delta_bias=None, delta_softplus=False)
+    ref = ss2d_reference(*inputs[:7], delta_bias=None, delta_softplus=False)
     y = run_scan_poisoned(kernels, inputs, torch.float32, softplus=False, use_bias=False)
     assert rel_err(y, ref) <= SCAN_TOL[torch.float32]
 
@@ -127,7 +127,7 @@ def test_direction_positions_follow_the_contract():
         assert sorted(pos[k]) == list(range(H * W))
 
 
-def _literal_contract_ss2d(u, delta, A, Bs, Cs, D, bias, softplus):
+def _literal_contract_ss2d(u, dts, dt_weight, A, Bs, Cs, D, bias, softplus):
     """The contract text, loop by loop, in Python floats."""
     Bsz, Di, H, W = u.shape
     N, L = A.shape[1], H * W
@@ -141,7 +141,8 @@ def _literal_contract_ss2d(u, delta, A, Bs, Cs, D, bias, softplus):
                     tt = t if k < 2 else L - 1 - t
                     p = tt if k % 2 == 0 else (tt % H) * W + tt // H
                     i, j = divmod(p, W)
-                    x = float(delta[b, ch, i, j]) + float(bias[ch])
+                    delta = sum(float(dt_weight[ch, r]) * float(dts[b, k, r, i, j]) for r in range(dts.shape[2]))
+                    x = delta + float(bias[ch])
                     dt = math.log1p(math.exp(x)) if softplus else x
                     uu = float(u[b, c, i, j])
                     for n in range(N):

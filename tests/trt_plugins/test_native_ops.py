@@ -22,7 +22,8 @@ from train.layers import native_scan
 from train.layers.gdn import gdn_reference
 from trt_plugins.reference import gdn_inputs, rel_err, scan_inputs, ss2d_reference
 
-SCAN_INPUTS = ["u", "delta", "A", "Bs", "Cs", "D", "delta_bias"]
+SCAN_INPUTS = ["u", "dts", "dt_weight", "A", "Bs", "Cs", "D", "delta_bias"]
+BACKWARD_INPUTS = ["u", "delta", "A", "Bs", "Cs", "D", "delta_bias"]  # the backward kernel's: the scan after dt_proj
 
 if not native_ops.available():  # built by `pip install -e .` (root CMakeLists.txt); a missing build is a failure
     pytest.fail(f"liblictrt_cpu_ops not built: {native_ops._load()[1]}", pytrace=False)
@@ -60,11 +61,18 @@ SHAPES = [  # (B, Di, H, W, N): odd H x W, H = 1, W = 1, batch > 1, Di not a mul
 ]
 
 
+def _after_dt_proj(inp):
+    """(u, delta, A, Bs, Cs, D, delta_bias): the backward kernel's inputs for forward inputs ``inp``."""
+    from train.layers.ss2d import dt_project
+
+    u, dts, w, *rest = inp
+    return [u, dt_project(dts, w), *rest]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("softplus", [True, False])
 def test_scan_forward_matches_float64(shape, softplus):
     inp = list(scan_inputs(*shape, seed=sum(shape), device="cpu", softplus=softplus))
-    inp[6] = inp[6] if softplus else inp[6].abs()  # dt = delta + bias stays positive without the softplus
     ref = ss2d_reference(*inp, delta_softplus=softplus)
     y32 = native_scan.scan_forward(*inp, delta_softplus=softplus)
     assert y32.dtype == torch.float32 and rel_err(y32, ref) <= 1e-5
@@ -72,14 +80,22 @@ def test_scan_forward_matches_float64(shape, softplus):
     assert y16.dtype == torch.float16 and rel_err(y16.float(), ref) <= 1e-2
 
 
+@pytest.mark.parametrize("rank", [1, 5, 16])
+def test_scan_dt_proj_ranks(rank):
+    """dt_proj inside the kernel for dt ranks 1, 5 and 16 (L = 63: the 4-position blocks end with a remainder)."""
+    inp = scan_inputs(2, 10, 7, 9, 16, seed=rank, device="cpu", R=rank)
+    assert inp[1].shape == (2, 4, rank, 7, 9) and inp[2].shape == (40, rank)
+    assert rel_err(native_scan.scan_forward(*inp), ss2d_reference(*inp)) <= 1e-5
+
+
 def test_scan_each_direction_alone():
     """Zero B of all directions but one: each of the four walks is checked on its own."""
     inp = list(scan_inputs(2, 9, 7, 5, 16, seed=3, device="cpu"))
     for k in range(4):
-        Bs = torch.zeros_like(inp[3])
-        Bs[:, k] = inp[3][:, k]
-        D = torch.zeros_like(inp[5])
-        args = [inp[0], inp[1], inp[2], Bs, inp[4], D, inp[6]]
+        Bs = torch.zeros_like(inp[4])
+        Bs[:, k] = inp[4][:, k]
+        D = torch.zeros_like(inp[6])
+        args = [inp[0], inp[1], inp[2], inp[3], Bs, inp[5], D, inp[7]]
         ref = ss2d_reference(*args)
         assert ref.abs().max() > 0
         assert rel_err(native_scan.scan_forward(*args), ref) <= 1e-5, f"direction {k}"
@@ -131,7 +147,7 @@ def test_scan_gradients_match_float64_autograd(shape):
 
 
 def test_scan_backward_simd_portable_and_threads_bit_identical(portable):
-    inp = scan_inputs(2, 13, 6, 7, 16, seed=2, device="cpu")
+    inp = _after_dt_proj(scan_inputs(2, 13, 6, 7, 16, seed=2, device="cpu"))
     dy = torch.randn(2, 13, 6, 7, generator=torch.Generator().manual_seed(0))
     lib = native_ops.library()
     lib.lictrt_cpu_force_scalar(0)
@@ -139,7 +155,7 @@ def test_scan_backward_simd_portable_and_threads_bit_identical(portable):
     b = _threads(2, native_scan.scan_backward, *inp, dy)
     lib.lictrt_cpu_force_scalar(1)
     c = _threads(2, native_scan.scan_backward, *inp, dy)
-    for name, x, y, z in zip(SCAN_INPUTS, a, b, c):
+    for name, x, y, z in zip(BACKWARD_INPUTS, a, b, c):
         assert torch.equal(x, y) and torch.equal(x, z), name
 
 
@@ -177,11 +193,11 @@ def test_torch_ops_run_the_native_cpu_kernels():
         line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "liblictrt_cpu_ops" in line
     }
     assert len(maps) == 1, maps  # one copy of the kernels: LICTRT_OPS_SCALAR / force_scalar reach both
-    u, delta, A, Bs, Cs, D, bias = scan_inputs(1, 16, 24, 20, 16, seed=8, device="cpu")
-    y_c = torch.empty_like(u)
-    ptrs = [t.data_ptr() for t in (u, delta, A, Bs, Cs, D, bias, y_c)]
-    native_ops.check(native_ops.library().lictrt_cpu_ss2d_forward(*ptrs, 1, 16, 24, 20, 16, 1, 0, 1))
-    y_op = _threads(1, torch.ops.lictrt.selective_scan_2d, u, delta, A, Bs, Cs, D, bias, 1)
+    inp = scan_inputs(1, 16, 24, 20, 16, seed=8, device="cpu")
+    y_c = torch.empty_like(inp[0])
+    ptrs = [t.data_ptr() for t in (*inp, y_c)]
+    native_ops.check(native_ops.library().lictrt_cpu_ss2d_forward(*ptrs, 1, 16, 24, 20, 16, 3, 1, 0, 1))
+    y_op = _threads(1, torch.ops.lictrt.selective_scan_2d, *inp, 1)
     assert torch.equal(y_op, y_c)
 
     def best(fn):
@@ -192,7 +208,7 @@ def test_torch_ops_run_the_native_cpu_kernels():
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    args = (u, delta, A, Bs, Cs, D, bias, 1)
+    args = (*inp, 1)
     t_native = best(lambda: torch.ops.lictrt.selective_scan_2d(*args))
     t_ref = best(lambda: native_scan.scan_reference(*args))  # the operator's PyTorch reference kernel
     assert t_native < t_ref, (t_native, t_ref)
@@ -203,8 +219,9 @@ def test_torch_ops_reference_kernels_agree_with_native():
     inp = scan_inputs(1, 6, 5, 4, 16, seed=4, device="cpu")
     dy = torch.randn(1, 6, 5, 4, generator=torch.Generator().manual_seed(3))
     assert rel_err(native_scan.scan_reference(*inp, 1), native_scan.scan_forward(*inp).double()) <= 1e-5
-    ref = native_scan.scan_backward_reference(*inp, dy, 1)
-    for name, g, r in zip(SCAN_INPUTS, native_scan.scan_backward(*inp, dy), ref):
+    after = _after_dt_proj(inp)
+    ref = native_scan.scan_backward_reference(*after, dy, 1)
+    for name, g, r in zip(BACKWARD_INPUTS, native_scan.scan_backward(*after, dy), ref):
         assert rel_err(g, r.double()) <= 1e-4, name
 
 
@@ -232,7 +249,9 @@ def test_gdn_simd_portable_and_threads_bit_identical(portable):
 # ------------------------------------------------------------------------------------------------ ONNX Runtime
 def _scan_model(dtype=TensorProto.FLOAT, softplus=1) -> bytes:
     ins = [
-        helper.make_tensor_value_info(n, TensorProto.FLOAT if n in ("A", "D", "delta_bias") else dtype, None)
+        helper.make_tensor_value_info(
+            n, TensorProto.FLOAT if n in ("dt_weight", "A", "D", "delta_bias") else dtype, None
+        )
         for n in SCAN_INPUTS
     ]
     node = helper.make_node(
@@ -264,7 +283,6 @@ def _run_profiled(model: bytes, feeds: dict, native: bool, tmp_path, threads=1):
 @pytest.mark.parametrize("softplus", [1, 0])
 def test_onnxruntime_native_kernel_runs_and_agrees_with_body(softplus, tmp_path):
     inp = list(scan_inputs(2, 9, 5, 7, 16, seed=9, device="cpu", softplus=bool(softplus)))
-    inp[6] = inp[6] if softplus else inp[6].abs()
     feeds = {n: t.numpy() for n, t in zip(SCAN_INPUTS, inp)}
     model = _scan_model(softplus=softplus)
     y_body, ops_body = _run_profiled(model, feeds, False, tmp_path)

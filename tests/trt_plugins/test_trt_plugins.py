@@ -100,7 +100,7 @@ def test_creators_match_the_op_contracts(build_dir):
 
 
 # Activation inputs/outputs take fp32 or fp16 (one type per node); weights are fp32 only.
-WEIGHT_INPUTS = {"GeneralizedDivisiveNorm": {"gamma", "beta"}, "SelectiveScan2D": {"A", "D", "delta_bias"}}
+WEIGHT_INPUTS = {"GeneralizedDivisiveNorm": {"gamma", "beta"}, "SelectiveScan2D": {"dt_weight", "A", "D", "delta_bias"}}
 
 
 def test_plugins_behave_as_the_contract_says_without_a_gpu(build_dir):
@@ -148,23 +148,24 @@ def test_status_strings_and_version(kernels):
     assert kernels.version().startswith("lictrt-kernels")
 
 
-def test_ss2d_workspace_holds_an_fp32_accumulator_only_for_fp16_output(kernels):
-    B, Di, H, W, N = 2, 24, 33, 65, 16
-    fp32 = kernels.ss2d_workspace_size(B, Di, H, W, N, FP32)
-    fp16 = kernels.ss2d_workspace_size(B, Di, H, W, N, FP16)
+def test_ss2d_workspace_holds_delta_and_an_fp32_accumulator_only_for_fp16_output(kernels):
+    B, Di, H, W, N, R = 2, 24, 33, 65, 16, 3
+    fp32 = kernels.ss2d_workspace_size(B, Di, H, W, N, R, FP32)
+    fp16 = kernels.ss2d_workspace_size(B, Di, H, W, N, R, FP16)
     assert fp16 - fp32 == B * Di * H * W * 4
-    # chunk states grow with d_state: at least 4 directions x one N-vector per (b, c)
-    assert fp32 >= 4 * B * Di * N * 4
-    assert kernels.ss2d_workspace_size(B, Di, H, W, 1, FP32) < fp32
+    # dt_proj's fp32 output plus chunk states that grow with d_state: 4 directions x one N-vector per (b, c)
+    assert fp32 >= B * 4 * Di * H * W * 4 + 4 * B * Di * N * 4
+    assert kernels.ss2d_workspace_size(B, Di, H, W, 1, R, FP32) < fp32
 
 
 @pytest.mark.parametrize(
     "shape, dtype, status",
     [
-        ((1, 8, 4, 4, 17), FP32, 2),  # d_state above LICTRT_SS2D_MAX_DSTATE
-        ((1, 8, 4, 4, 0), FP32, 1),  # d_state 0
-        ((1, -1, 4, 4, 4), FP32, 1),  # negative size
-        ((1, 8, 4, 4, 4), 7, 1),  # unknown dtype
+        ((1, 8, 4, 4, 17, 2), FP32, 2),  # d_state above LICTRT_SS2D_MAX_DSTATE
+        ((1, 8, 4, 4, 0, 2), FP32, 1),  # d_state 0
+        ((1, -1, 4, 4, 4, 2), FP32, 1),  # negative size
+        ((1, 8, 4, 4, 4, -1), FP32, 1),  # negative dt rank
+        ((1, 8, 4, 4, 4, 2), 7, 1),  # unknown dtype
     ],
 )
 def test_ss2d_workspace_rejects_bad_shapes_with_a_status(kernels, shape, dtype, status):
@@ -176,17 +177,17 @@ def test_ss2d_workspace_rejects_bad_shapes_with_a_status(kernels, shape, dtype, 
 def _ss2d_call(kernels, ptr, shape, softplus=1, dtype=FP32, ws_bytes=0):
     fake = ctypes.c_void_p(ptr) if ptr else None
     return kernels.lib.lictrt_ss2d_forward(
-        fake, fake, fake, fake, fake, fake, None, fake, *shape, softplus, dtype, fake, ws_bytes, None
+        fake, fake, fake, fake, fake, fake, fake, None, fake, *shape, softplus, dtype, fake, ws_bytes, None
     )
 
 
 def test_ss2d_forward_checks_arguments_before_touching_the_gpu(kernels):
-    shape = (1, 8, 4, 4, 4)
+    shape = (1, 8, 4, 4, 4, 2)  # B, Di, H, W, N, R
     assert _ss2d_call(kernels, 0, shape) == 1  # null pointers
     assert _ss2d_call(kernels, 0x1000, shape, softplus=2) == 1  # delta_softplus must be 0 or 1
     assert _ss2d_call(kernels, 0x1000, shape, ws_bytes=16) == 3  # workspace too small (fake pointers unused)
-    assert _ss2d_call(kernels, 0x1000, (1, 8, 4, 4, 32)) == 2
-    assert _ss2d_call(kernels, 0, (1, 8, 0, 4, 4)) == 0  # empty output: nothing to do
+    assert _ss2d_call(kernels, 0x1000, (1, 8, 4, 4, 32, 2)) == 2
+    assert _ss2d_call(kernels, 0, (1, 8, 0, 4, 4, 2)) == 0  # empty output: nothing to do
 
 
 def test_gdn_forward_checks_arguments_before_touching_the_gpu(kernels):
@@ -240,7 +241,7 @@ def test_emulated_selective_scan_2d_matches_the_float64_reference(emulated, shap
 def test_emulated_selective_scan_2d_without_softplus_or_bias(emulated):
     inputs = scan_inputs(1, 4, 9, 11, 3, seed=2, device="cpu", softplus=False)
     y = run_scan_poisoned(emulated, inputs, torch.float32, softplus=False, use_bias=False)
-    assert rel_err(y, ss2d_reference(*inputs[:6], delta_bias=None, delta_softplus=False)) <= 1e-4
+    assert rel_err(y, ss2d_reference(*inputs[:7], delta_bias=None, delta_softplus=False)) <= 1e-4
 
 
 def test_emulated_selective_scan_2d_is_deterministic(emulated):
@@ -252,7 +253,7 @@ def test_emulated_selective_scan_2d_is_deterministic(emulated):
 def test_harness_rejects_inputs_that_break_the_contract(emulated):
     inputs = scan_inputs(1, 2, 3, 3, 1, seed=0, device="cpu")
     with pytest.raises(KernelError, match="shape"):
-        emulated.selective_scan_2d(inputs[0], inputs[0], *inputs[2:])  # delta has the wrong shape
+        emulated.selective_scan_2d(inputs[0], inputs[0], *inputs[2:])  # dts has the wrong shape
     x, gamma, beta = gdn_inputs(1, 4, 3, 3, seed=0, dtype=torch.float32, device="cpu")
     with pytest.raises(KernelError, match="float32"):
         emulated.generalized_divisive_norm(x, gamma.double(), beta)

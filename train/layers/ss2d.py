@@ -1,10 +1,11 @@
 """SS2D, the 2-D selective-scan mixer of VMamba v2 (as carried by SSMIC and MambaVC), in natural layout.
 
-``selective_scan_2d`` implements the ``SelectiveScan2D`` contract of ``export/op_contracts.py``: u, delta, B, C
-arrive in natural (row-major) layout; the four scan directions are formed inside the function and the outputs
-are merged back, so callers never hold the 4x cross-scanned copies. ``SS2D.forward`` computes x_proj/dt_proj
-per position in natural order and makes exactly ONE call to this module's ``selective_scan_2d``, resolved at
-call time, so the exporter can swap in the lictrt custom op by assigning ``ss2d.selective_scan_2d``.
+``selective_scan_2d`` implements the ``SelectiveScan2D`` contract of ``export/op_contracts.py``: u, the low-rank
+step sizes dts, B and C arrive in natural (row-major) layout with the dt_proj weights beside them; dt_proj, the four
+scan directions and the merge of their outputs all happen inside, so callers never hold the [B, 4*Di, H, W] step
+sizes or the 4x cross-scanned copies. ``SS2D.forward`` computes x_proj per position in natural order and makes
+exactly ONE call to this module's ``selective_scan_2d``, resolved at call time, so the exporter can swap in the
+lictrt custom op by assigning ``ss2d.selective_scan_2d``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,18 @@ def from_direction(y: torch.Tensor, k: int, H: int, W: int) -> torch.Tensor:
     return y.unflatten(-1, (W, H)).transpose(-1, -2)
 
 
-def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
-    """The ``SelectiveScan2D`` op: u [B,Di,H,W], delta [B,K*Di,H,W], A [K*Di,N], Bs/Cs [B,K,N,H,W],
-    D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped back.
+def dt_project(dts: torch.Tensor, dt_weight: torch.Tensor) -> torch.Tensor:
+    """dt_proj of every direction: dts [B,K,R,H,W], dt_weight [K*Di,R] -> delta [B,K*Di,H,W] (the contract's
+    delta = sum_r dt_weight[k*Di+c, r] * dts[b,k,r,p])."""
+    bsz, K, R, H, W = dts.shape
+    w = dt_weight.to(dts.dtype).unflatten(0, (K, -1))  # [K, Di, R]
+    return torch.matmul(w, dts.flatten(3)).reshape(bsz, -1, H, W)
+
+
+def selective_scan_2d(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+    """The ``SelectiveScan2D`` op: u [B,Di,H,W], dts [B,K,R,H,W], dt_weight [K*Di,R], A [K*Di,N],
+    Bs/Cs [B,K,N,H,W], D/delta_bias [K*Di] -> y [B,Di,H,W] (fp32), the sum over directions of each scan mapped
+    back.
 
     CPU tensors go to ``torch.ops.lictrt.selective_scan_2d`` (native forward and backward kernels,
     ``train.layers.native_scan``) when its library is loaded and nothing is tracing; otherwise, and as the
@@ -52,12 +62,17 @@ def selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
         and not torch.jit.is_tracing()
         and _native.enabled()
     ):
-        return _native.selective_scan_2d(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus).float()
-    return selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus)
+        return _native.selective_scan_2d(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus).float()
+    return selective_scan_2d_chunked(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus)
 
 
-def selective_scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
-    """:func:`selective_scan_2d` in PyTorch: the four directions formed here, one chunked scan
+def selective_scan_2d_chunked(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+    """:func:`selective_scan_2d` in PyTorch: dt_proj (:func:`dt_project`), then :func:`scan_2d_chunked`."""
+    return scan_2d_chunked(u, dt_project(dts, dt_weight), A, Bs, Cs, D, delta_bias, delta_softplus)
+
+
+def scan_2d_chunked(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True):
+    """The scan after dt_proj, delta [B,K*Di,H,W]: the four directions formed here, one chunked scan
     (:func:`train.layers.scan.selective_scan_chunked`), the outputs merged back. Any device."""
     bsz, di, H, W = u.shape
     K = Bs.shape[1]
@@ -89,14 +104,14 @@ def cross_merge(ys: torch.Tensor, H: int, W: int) -> torch.Tensor:
     return rows.view(bsz, c, H, W) + cols
 
 
-def selective_scan_2d_fourcopy(u, delta, A, Bs, Cs, D, delta_bias, delta_softplus=True, scan_fn=None):
-    """Test oracle for :func:`selective_scan_2d`: CrossScan -> one grouped scan -> CrossMerge, as VMamba does.
-    ``scan_fn`` defaults to the float64-capable sequential :func:`train.layers.scan.selective_scan_ref`."""
+def selective_scan_2d_fourcopy(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, delta_softplus=True, scan_fn=None):
+    """Test oracle for :func:`selective_scan_2d`: dt_proj, CrossScan -> one grouped scan -> CrossMerge, as VMamba
+    does. ``scan_fn`` defaults to the float64-capable sequential :func:`train.layers.scan.selective_scan_ref`."""
     scan_fn = scan_fn or _scan.selective_scan_ref
     bsz, di, H, W = u.shape
     K = Bs.shape[1]
     xs = cross_scan(u).flatten(1, 2)  # [B, K*Di, L]
-    dl = delta.unflatten(1, (K, di))
+    dl = dt_project(dts, dt_weight).unflatten(1, (K, di))
     d_seq = torch.stack([cross_scan(dl[:, k])[:, k] for k in range(K)], dim=1).flatten(1, 2)
     B_seq = torch.stack([cross_scan(Bs[:, k])[:, k] for k in range(K)], dim=1)
     C_seq = torch.stack([cross_scan(Cs[:, k])[:, k] for k in range(K)], dim=1)
@@ -147,24 +162,25 @@ class SS2D(nn.Module):
         self.out_proj = nn.Linear(di, d_model, bias=bias)
 
     def projections(self, x: torch.Tensor):
-        """x (B, Di, H, W) after conv+SiLU -> delta [B,K*Di,H,W], Bs, Cs [B,K,N,H,W] in natural order."""
+        """x (B, Di, H, W) after conv+SiLU -> dts [B,K,R,H,W], Bs, Cs [B,K,N,H,W] in natural order (x_proj; dt_proj
+        happens inside the scan op)."""
         bsz, di, H, W = x.shape
         K, R, N = K_DIRECTIONS, self.dt_rank, self.d_state
         x_dbl = torch.matmul(self.x_proj_weight.reshape(K * (R + 2 * N), di), x.flatten(2))  # [B, K*(R+2N), L]
-        x_dbl = x_dbl.unflatten(1, (K, R + 2 * N))
+        x_dbl = x_dbl.unflatten(1, (K, R + 2 * N)).unflatten(-1, (H, W))
         dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
-        delta = torch.matmul(self.dt_projs_weight, dts)  # [K,Di,R] @ [B,K,R,L] -> [B,K,Di,L]
-        return (delta.reshape(bsz, K * di, H, W), Bs.unflatten(-1, (H, W)), Cs.unflatten(-1, (H, W)))
+        return dts, Bs, Cs
 
     def forward_core(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Di, H, W) -> (B, H, W, Di): the scan part, through the swappable ``ss2d.selective_scan_2d``."""
-        delta, Bs, Cs = self.projections(x)
+        dts, Bs, Cs = self.projections(x)
         A = -torch.exp(self.A_logs.float())
         # A plain global name: resolved in this module's namespace at call time, so assigning
         # ``train.layers.ss2d.selective_scan_2d = custom_op`` (the exporter) reroutes every SS2D.
         y = selective_scan_2d(
             x.float(),
-            delta.float(),
+            dts.float(),
+            self.dt_projs_weight.float().flatten(0, 1),
             A,
             Bs.float(),
             Cs.float(),
@@ -184,11 +200,11 @@ class SS2D(nn.Module):
 
 
 def selective_scan_2d_reference(
-    u, delta, A, Bs, Cs, D, delta_bias=None, delta_softplus=True, dtype: torch.dtype = torch.float64
+    u, dts, dt_weight, A, Bs, Cs, D, delta_bias=None, delta_softplus=True, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """The reference of the ``SelectiveScan2D`` op (the one every test compares with): VMamba's four-copy form
-    over the exact sequential scan, computed in ``dtype`` (float64: an oracle); returns u's dtype."""
-    args = [None if t is None else t.to(dtype) for t in (u, delta, A, Bs, Cs, D, delta_bias)]
+    """The reference of the ``SelectiveScan2D`` op (the one every test compares with): dt_proj, then VMamba's
+    four-copy form over the exact sequential scan, computed in ``dtype`` (float64: an oracle); returns u's dtype."""
+    args = [None if t is None else t.to(dtype) for t in (u, dts, dt_weight, A, Bs, Cs, D, delta_bias)]
     y = selective_scan_2d_fourcopy(*args, bool(delta_softplus), scan_fn=_scan.selective_scan_ref)
     return y.to(u.dtype)
 

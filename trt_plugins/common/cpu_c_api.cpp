@@ -23,12 +23,12 @@ LICTRT_CPU_API void lictrt_cpu_force_scalar(int on) { lictrt::cpu::setForceScala
 
 LICTRT_CPU_API float lictrt_cpu_exp_fma_peak(int64_t iters) { return lictrt::cpu::expFmaPeak(iters); }
 
-LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* delta, float const* A, void const* Bs,
-                                           void const* Cs, float const* D, float const* delta_bias, void* y, int64_t B,
-                                           int64_t Di, int64_t H, int64_t W, int64_t N, int delta_softplus, int dtype,
-                                           int threads) {
+LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* dts, float const* dt_weight, float const* A,
+                                           void const* Bs, void const* Cs, float const* D, float const* delta_bias,
+                                           void* y, int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R,
+                                           int delta_softplus, int dtype, int threads) {
   if (dtype != 0 && dtype != 1) return report("SelectiveScan2D: dtype must be 0 (fp32) or 1 (fp16)");
-  return report(lictrt::cpu::ss2dForward(u, delta, A, Bs, Cs, D, delta_bias, y, Ss2dShape{B, Di, H, W, N},
+  return report(lictrt::cpu::ss2dForward(u, dts, dt_weight, A, Bs, Cs, D, delta_bias, y, Ss2dShape{B, Di, H, W, N, R},
                                          delta_softplus != 0, static_cast<DType>(dtype),
                                          lictrt::cpu::threadPool(threads)));
 }

@@ -22,14 +22,15 @@ LICTRT_CPU_API void lictrt_cpu_force_scalar(int on);
 // iters * 64 register-resident state updates (the scan's exp + FMA ceiling); returns a checksum.
 LICTRT_CPU_API float lictrt_cpu_exp_fma_peak(int64_t iters);
 
-// SelectiveScan2D forward; dtype: 0 fp32, 1 fp16 (u, delta, Bs, Cs, y); A, D, delta_bias fp32 (delta_bias may be
-// null).
-LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* delta, float const* A, void const* Bs,
-                                           void const* Cs, float const* D, float const* delta_bias, void* y, int64_t B,
-                                           int64_t Di, int64_t H, int64_t W, int64_t N, int delta_softplus, int dtype,
-                                           int threads);
+// SelectiveScan2D forward; dtype: 0 fp32, 1 fp16 (u, dts, Bs, Cs, y); dt_weight, A, D, delta_bias fp32
+// (delta_bias may be null); R: the dt rank (dts [B,4,R,H,W], dt_weight [4Di,R]).
+LICTRT_CPU_API int lictrt_cpu_ss2d_forward(void const* u, void const* dts, float const* dt_weight, float const* A,
+                                           void const* Bs, void const* Cs, float const* D, float const* delta_bias,
+                                           void* y, int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R,
+                                           int delta_softplus, int dtype, int threads);
 
-// Gradients of sum(dy * y), all fp32; any output may be null when not wanted.
+// Gradients of sum(dy * y) of the scan after dt_proj (delta [B,4Di,H,W]), all fp32; any output may be null when
+// not wanted.
 LICTRT_CPU_API int lictrt_cpu_ss2d_backward(float const* u, float const* delta, float const* A, float const* Bs,
                                             float const* Cs, float const* D, float const* delta_bias, float const* dy,
                                             float* du, float* ddelta, float* dA, float* dBs, float* dCs, float* dD,

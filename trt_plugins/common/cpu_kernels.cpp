@@ -116,16 +116,17 @@ uint16_t floatToHalf(float f) {
   return static_cast<uint16_t>(sign | r);
 }
 
-char const* ss2dForward(void const* u, void const* delta, float const* A, void const* Bs, void const* Cs,
-                        float const* D, float const* deltaBias, void* y, Ss2dShape const& s, bool deltaSoftplus,
-                        DType io, Parallel const& par) {
-  if (!validDims(s)) return "SelectiveScan2D: negative dimension";
+char const* ss2dForward(void const* u, void const* dts, float const* dtWeight, float const* A, void const* Bs,
+                        void const* Cs, float const* D, float const* deltaBias, void* y, Ss2dShape const& s,
+                        bool deltaSoftplus, DType io, Parallel const& par) {
+  if (!validDims(s) || s.R < 0) return "SelectiveScan2D: negative dimension";
   if (s.B * s.Di * s.H * s.W == 0) return nullptr;
-  if (!u || !delta || !A || !Bs || !Cs || !D || !y || !par.run) return "SelectiveScan2D: null pointer";
+  if (!u || (s.R && (!dts || !dtWeight)) || !A || !Bs || !Cs || !D || !y || !par.run)
+    return "SelectiveScan2D: null pointer";
   if (simdEnabled()) {
-    detail::avx2::ss2dForward(u, delta, A, Bs, Cs, D, deltaBias, y, s, deltaSoftplus, io, par);
+    detail::avx2::ss2dForward(u, dts, dtWeight, A, Bs, Cs, D, deltaBias, y, s, deltaSoftplus, io, par);
   } else {
-    detail::portable::ss2dForward(u, delta, A, Bs, Cs, D, deltaBias, y, s, deltaSoftplus, io, par);
+    detail::portable::ss2dForward(u, dts, dtWeight, A, Bs, Cs, D, deltaBias, y, s, deltaSoftplus, io, par);
   }
   return nullptr;
 }

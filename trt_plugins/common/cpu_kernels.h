@@ -36,16 +36,19 @@ void setForceScalar(bool on);
 // Contract: export/op_contracts.py SELECTIVE_SCAN_2D (natural layout, four directions read in place).
 struct Ss2dShape {
   int64_t B, Di, H, W, N;
+  int64_t R = 0;  // dt rank (forward only)
 };
 
-// y = SelectiveScan2D(u, delta, A, Bs, Cs, D, delta_bias); u, delta, Bs, Cs, y have `io`; A, D, delta_bias fp32
-// (delta_bias may be null). fp32 state and arithmetic. Directions are merged as ((y0 + y2) + y1) + y3.
+// y = SelectiveScan2D(u, dts, dt_weight, A, Bs, Cs, D, delta_bias); u, dts, Bs, Cs, y have `io`; dt_weight, A, D,
+// delta_bias fp32 (delta_bias may be null). fp32 state and arithmetic; delta = sum_r dt_weight[ch,r] * dts[b,k,r,p]
+// as fma steps in order r = 0..R-1 from 0. Directions are merged as ((y0 + y2) + y1) + y3.
 // Returns nullptr, or a message for bad arguments.
-char const* ss2dForward(void const* u, void const* delta, float const* A, void const* Bs, void const* Cs,
-                        float const* D, float const* deltaBias, void* y, Ss2dShape const& s, bool deltaSoftplus,
-                        DType io, Parallel const& par);
+char const* ss2dForward(void const* u, void const* dts, float const* dtWeight, float const* A, void const* Bs,
+                        void const* Cs, float const* D, float const* deltaBias, void* y, Ss2dShape const& s,
+                        bool deltaSoftplus, DType io, Parallel const& par);
 
-// Gradients of sum(dy * y) w.r.t. every input, all fp32 (the inputs of the forward and dy [B,Di,H,W]).
+// Gradients of sum(dy * y) of the scan after dt_proj (delta [B,4Di,H,W] in place of dts and dt_weight) w.r.t.
+// every input, all fp32 (dy [B,Di,H,W]).
 // Outputs (each may be null when not wanted, except that du needs nothing else): du [B,Di,H,W],
 // ddelta [B,4Di,H,W], dA [4Di,N], dBs, dCs [B,4,N,H,W], dD [4Di], dDeltaBias [4Di]. The state is recomputed
 // from checkpoints every 64 steps (memory O(Di·N·L/64) per (batch, direction)).
@@ -73,8 +76,8 @@ namespace detail {
 namespace avx2 {
 bool compiled();
 float expFmaPeak(int64_t);
-void ss2dForward(void const*, void const*, float const*, void const*, void const*, float const*, float const*, void*,
-                 Ss2dShape const&, bool, DType, Parallel const&);
+void ss2dForward(void const*, void const*, float const*, float const*, void const*, void const*, float const*,
+                 float const*, void*, Ss2dShape const&, bool, DType, Parallel const&);
 void ss2dBackward(float const*, float const*, float const*, float const*, float const*, float const*, float const*,
                   float const*, float*, float*, float*, float*, float*, float*, float*, Ss2dShape const&, bool,
                   Parallel const&);
@@ -83,8 +86,8 @@ void gdnForward(void const*, float const*, float const*, void*, int64_t, int64_t
 }  // namespace avx2
 namespace portable {
 float expFmaPeak(int64_t);
-void ss2dForward(void const*, void const*, float const*, void const*, void const*, float const*, float const*, void*,
-                 Ss2dShape const&, bool, DType, Parallel const&);
+void ss2dForward(void const*, void const*, float const*, float const*, void const*, void const*, float const*,
+                 float const*, void*, Ss2dShape const&, bool, DType, Parallel const&);
 void ss2dBackward(float const*, float const*, float const*, float const*, float const*, float const*, float const*,
                   float const*, float*, float*, float*, float*, float*, float*, float*, Ss2dShape const&, bool,
                   Parallel const&);

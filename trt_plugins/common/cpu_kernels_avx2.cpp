@@ -19,8 +19,8 @@ namespace detail {
 namespace avx2 {
 bool compiled() { return false; }
 float expFmaPeak(int64_t) { std::abort(); }
-void ss2dForward(void const*, void const*, float const*, void const*, void const*, float const*, float const*, void*,
-                 Ss2dShape const&, bool, DType, Parallel const&) {
+void ss2dForward(void const*, void const*, float const*, float const*, void const*, void const*, float const*,
+                 float const*, void*, Ss2dShape const&, bool, DType, Parallel const&) {
   std::abort();
 }
 void ss2dBackward(float const*, float const*, float const*, float const*, float const*, float const*, float const*,

@@ -40,21 +40,17 @@ LICTRT_API const char* lictrt_kernels_version(void);
 // Largest d_state (N) supported.
 #define LICTRT_SS2D_MAX_DSTATE 16
 
-// Bytes of device workspace lictrt_ss2d_forward needs for this shape (chunk states, chunk decay sums and,
-// for fp16 output, an fp32 accumulator).  Host-only arithmetic.
-LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int dtype,
+// Bytes of device workspace lictrt_ss2d_forward needs for this shape (chunk states, chunk decay sums, delta
+// [B,4Di,L] in fp32 (dt_proj's output) and, for fp16 output, an fp32 accumulator).  Host-only arithmetic.
+LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R, int dtype,
                                           size_t* bytes);
 
-// y[B,Di,H,W] = SelectiveScan2D(u[B,Di,H,W], delta[B,4Di,H,W], A[4Di,N], Bs[B,4,N,H,W], Cs[B,4,N,H,W],
-//                               D[4Di], delta_bias[4Di])  -- see export/op_contracts.py.
-// u, delta, Bs, Cs, y have `dtype`; A, D, delta_bias are fp32.  delta_bias may be NULL (zero bias).
-// All tensors contiguous (NCHW-style row-major).  Deterministic: no atomics, fixed summation order.
-LICTRT_API int lictrt_ss2d_forward(const void* u, const void* delta, const float* A, const void* Bs, const void* Cs,
-                                   const float* D, const float* delta_bias, void* y, int64_t B, int64_t Di, int64_t H,
-                                   int64_t W, int64_t N, int delta_softplus, int dtype, void* workspace,
-                                   size_t workspace_bytes, cudaStream_t stream);
+LICTRT_API int lictrt_ss2d_forward(const void* u, const void* dts, const float* dt_weight, const float* A,
+                                   const void* Bs, const void* Cs, const float* D, const float* delta_bias, void* y,
+                                   int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R,
+                                   int delta_softplus, int dtype, void* workspace, size_t workspace_bytes,
+                                   cudaStream_t stream);
 
-// ---------------------------------------------------------------- GeneralizedDivisiveNorm
 #define LICTRT_GDN_MAX_CHANNELS 1024
 
 // y = x / sqrt(beta + gamma @ x^2)  (inverse=0)  or  x * sqrt(...)  (inverse=1), per pixel, fp32 accumulation.

@@ -7,7 +7,7 @@
 // --plugins in polygraphy); compiled against the C API headers only (lictrt::onnxruntime_headers) and linked
 // against no onnxruntime library: the API comes from the OrtApiBase passed to RegisterCustomOps.
 //
-// Two kernels per op name: fp32 and fp16 activations (u, delta, Bs, Cs, y); A, D, delta_bias are fp32.
+// Two kernels per op name: fp32 and fp16 activations (u, dts, Bs, Cs, y); dt_weight, A, D, delta_bias are fp32.
 #define ORT_API_MANUAL_INIT
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
@@ -44,25 +44,28 @@ struct Ss2dKernel {
 
   void Compute(OrtKernelContext* raw) {
     Ort::KernelContext ctx(raw);
-    Ort::ConstValue in[7];
-    for (size_t i = 0; i < 7; ++i) in[i] = ctx.GetInput(i);
+    Ort::ConstValue in[8];  // u, dts, dt_weight, A, Bs, Cs, D, delta_bias
+    for (size_t i = 0; i < 8; ++i) in[i] = ctx.GetInput(i);
     std::vector<int64_t> const su = in[0].GetTensorTypeAndShapeInfo().GetShape();
-    std::vector<int64_t> const sa = in[2].GetTensorTypeAndShapeInfo().GetShape();
-    if (su.size() != 4 || sa.size() != 2)
-      ORT_CXX_API_THROW("lictrt::SelectiveScan2D: u must be [B,Di,H,W] and A [4Di,N]", ORT_INVALID_ARGUMENT);
-    cpu::Ss2dShape s{su[0], su[1], su[2], su[3], sa[1]};
-    check(in[1], {s.B, 4 * s.Di, s.H, s.W}, "delta");
-    check(in[2], {4 * s.Di, s.N}, "A");
-    check(in[3], {s.B, 4, s.N, s.H, s.W}, "Bs");
-    check(in[4], {s.B, 4, s.N, s.H, s.W}, "Cs");
-    check(in[5], {4 * s.Di}, "D");
-    check(in[6], {4 * s.Di}, "delta_bias");
+    std::vector<int64_t> const sw = in[2].GetTensorTypeAndShapeInfo().GetShape();
+    std::vector<int64_t> const sa = in[3].GetTensorTypeAndShapeInfo().GetShape();
+    if (su.size() != 4 || sw.size() != 2 || sa.size() != 2)
+      ORT_CXX_API_THROW("lictrt::SelectiveScan2D: u must be [B,Di,H,W], dt_weight [4Di,R] and A [4Di,N]",
+                        ORT_INVALID_ARGUMENT);
+    cpu::Ss2dShape s{su[0], su[1], su[2], su[3], sa[1], sw[1]};
+    check(in[1], {s.B, 4, s.R, s.H, s.W}, "dts");
+    check(in[2], {4 * s.Di, s.R}, "dt_weight");
+    check(in[3], {4 * s.Di, s.N}, "A");
+    check(in[4], {s.B, 4, s.N, s.H, s.W}, "Bs");
+    check(in[5], {s.B, 4, s.N, s.H, s.W}, "Cs");
+    check(in[6], {4 * s.Di}, "D");
+    check(in[7], {4 * s.Di}, "delta_bias");
     Ort::UnownedValue y = ctx.GetOutput(0, su.data(), su.size());
     cpu::Parallel par{runOnOrtPool, raw};
-    char const* err =
-        cpu::ss2dForward(in[0].GetTensorRawData(), in[1].GetTensorRawData(), in[2].GetTensorData<float>(),
-                         in[3].GetTensorRawData(), in[4].GetTensorRawData(), in[5].GetTensorData<float>(),
-                         in[6].GetTensorData<float>(), y.GetTensorMutableRawData(), s, softplus_, io_, par);
+    char const* err = cpu::ss2dForward(in[0].GetTensorRawData(), in[1].GetTensorRawData(), in[2].GetTensorData<float>(),
+                                       in[3].GetTensorData<float>(), in[4].GetTensorRawData(), in[5].GetTensorRawData(),
+                                       in[6].GetTensorData<float>(), in[7].GetTensorData<float>(),
+                                       y.GetTensorMutableRawData(), s, softplus_, io_, par);
     if (err) ORT_CXX_API_THROW(std::string("lictrt::") + err, ORT_INVALID_ARGUMENT);
   }
 
@@ -83,9 +86,9 @@ struct Ss2dOp : Ort::CustomOpBase<Ss2dOp<kAct>, Ss2dKernel> {
   }
   char const* GetName() const { return "SelectiveScan2D"; }
   char const* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
-  size_t GetInputTypeCount() const { return 7; }
-  ONNXTensorElementDataType GetInputType(size_t i) const {
-    return (i == 2 || i == 5 || i == 6) ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : kAct;
+  size_t GetInputTypeCount() const { return 8; }
+  ONNXTensorElementDataType GetInputType(size_t i) const {  // u, dts, Bs, Cs in the activation type
+    return (i == 0 || i == 1 || i == 4 || i == 5) ? kAct : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return kAct; }

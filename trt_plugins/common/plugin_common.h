@@ -14,7 +14,7 @@
 namespace lictrt {
 
 constexpr char const* kPluginNamespace = "lictrt";  // export/op_contracts.py PLUGIN_NAMESPACE
-constexpr char const* kPluginVersion = "1";         // export/op_contracts.py PLUGIN_VERSION
+constexpr char const* kPluginVersion = "2";         // export/op_contracts.py PLUGIN_VERSION
 
 #define LICTRT_STR2(x) #x
 #define LICTRT_STR(x) LICTRT_STR2(x)

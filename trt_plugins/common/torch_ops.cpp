@@ -23,20 +23,22 @@ at::ScalarType ioType(Tensor const& t) { return t.scalar_type() == at::kHalf ? a
 
 Tensor f32(Tensor const& t) { return t.to(at::kFloat).contiguous(); }
 
-Tensor scanForward(Tensor const& u, Tensor const& delta, Tensor const& A, Tensor const& Bs, Tensor const& Cs,
-                   Tensor const& D, Tensor const& deltaBias, int64_t deltaSoftplus) {
-  TORCH_CHECK(u.dim() == 4 && Bs.dim() == 5 && A.dim() == 2,
-              "lictrt::selective_scan_2d: u [B,Di,H,W], Bs [B,4,N,H,W]"
+Tensor scanForward(Tensor const& u, Tensor const& dts, Tensor const& dtWeight, Tensor const& A, Tensor const& Bs,
+                   Tensor const& Cs, Tensor const& D, Tensor const& deltaBias, int64_t deltaSoftplus) {
+  TORCH_CHECK(u.dim() == 4 && dts.dim() == 5 && dtWeight.dim() == 2 && Bs.dim() == 5 && A.dim() == 2,
+              "lictrt::selective_scan_2d: u [B,Di,H,W], dts [B,4,R,H,W], dt_weight [4Di,R], Bs [B,4,N,H,W]"
               ", A [4Di,N] expected");
+  TORCH_CHECK(dts.size(2) == dtWeight.size(1) && dtWeight.size(0) == 4 * u.size(1),
+              "lictrt::selective_scan_2d: dts [B,4,R,H,W] and dt_weight [4Di,R] disagree");
   at::ScalarType const io = ioType(u);
-  Tensor const uc = u.to(io).contiguous(), dc = delta.to(io).contiguous(), bc = Bs.to(io).contiguous(),
+  Tensor const uc = u.to(io).contiguous(), dc = dts.to(io).contiguous(), bc = Bs.to(io).contiguous(),
                cc = Cs.to(io).contiguous();
-  Tensor const a = f32(A), d = f32(D), bias = f32(deltaBias);
+  Tensor const w = f32(dtWeight), a = f32(A), d = f32(D), bias = f32(deltaBias);
   Tensor y = at::empty_like(uc);
-  check(lictrt_cpu_ss2d_forward(uc.data_ptr(), dc.data_ptr(), a.data_ptr<float>(), bc.data_ptr(), cc.data_ptr(),
-                                d.data_ptr<float>(), bias.data_ptr<float>(), y.data_ptr(), uc.size(0), uc.size(1),
-                                uc.size(2), uc.size(3), a.size(1), deltaSoftplus ? 1 : 0, io == at::kHalf ? 1 : 0,
-                                at::get_num_threads()));
+  check(lictrt_cpu_ss2d_forward(uc.data_ptr(), dc.data_ptr(), w.data_ptr<float>(), a.data_ptr<float>(), bc.data_ptr(),
+                                cc.data_ptr(), d.data_ptr<float>(), bias.data_ptr<float>(), y.data_ptr(), uc.size(0),
+                                uc.size(1), uc.size(2), uc.size(3), a.size(1), w.size(1), deltaSoftplus ? 1 : 0,
+                                io == at::kHalf ? 1 : 0, at::get_num_threads()));
   return y.to(u.scalar_type());
 }
 

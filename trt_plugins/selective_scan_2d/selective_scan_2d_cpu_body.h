@@ -2,18 +2,20 @@
 // selective_scan_2d_cpu.cpp (portable) and selective_scan_2d_cpu_avx2.cpp (AVX2+FMA).
 //
 // Forward: B and C of every (batch, direction) are first laid out in the direction's visiting order, [L][2N] (one
-// work item each). Then one work item per (batch, block of 8 channels): the 8 channels are the vector lanes, held
+// work item each). Then one work item per (batch, block of 8 channels): dt_proj is applied per direction as the
+// block's step sizes are formed (R fma steps per position from the dts rows, which are shared by all channels, so
+// no [B,4Di,L] delta exists anywhere); the 8 channels are the vector lanes, held
 // interleaved by position in per-thread scratch, row-major for directions 0 and 2 and column-major (a tiled
 // transpose) for 1 and 3, so each direction walks contiguous memory forwards (0, 1) or backwards (2, 3). The item
 // runs the directions in the order 0, 2, 1, 3 with the state h[N] of the 8 channels in fp32 and adds each
 // direction's outputs in place, so y = ((y0 + y2) + y1) + y3. Inputs are read from the natural layout (no copies
 // of whole tensors).
 //
-// Backward: one work item per (batch, direction). A forward sweep stores the state every 64 steps; a reverse
-// sweep over the chunks recomputes each chunk's states from its checkpoint and runs the adjoint recurrence
-// dh_{t-1} = exp(dt_t A) * (dh_t + C_t dy_t) for all channel blocks, reducing the channel sums of dBs and dCs in
-// a fixed order (lane-wise over blocks, then across the 8 lanes). du of each direction goes to its own buffer;
-// du, dA, dD and d delta_bias are summed over directions / batches afterwards, in order.
+// Backward (of the scan after dt_proj: delta given): one work item per (batch, direction). A forward sweep stores the
+// state every 64 steps; a reverse sweep over the chunks recomputes each chunk's states from its checkpoint and runs the
+// adjoint recurrence dh_{t-1} = exp(dt_t A) * (dh_t + C_t dy_t) for all channel blocks, reducing the channel sums of
+// dBs and dCs in a fixed order (lane-wise over blocks, then across the 8 lanes). du of each direction goes to its own
+// buffer; du, dA, dD and d delta_bias are summed over directions / batches afterwards, in order.
 #pragma once
 
 #include "../common/cpu_kernels.h"
@@ -72,7 +74,8 @@ class DirectionWalk {
 template <typename E>
 struct FwdArgs {
   E const* u;
-  E const* delta;
+  E const* dts;           // [B][4][R][L]
+  float const* dtWeight;  // [4Di][R]
   float const* A;
   E const* Bs;
   E const* Cs;
@@ -168,17 +171,44 @@ inline void transpose(float const* src, int64_t rows, int64_t cols, float* dst) 
     }
 }
 
-// X[p*8 + l] = softplus(delta[l*L + p] + bias[l]) (no softplus unless `sp`; 0 for l >= lanes), row-major.
+// X[p*8 + l] = softplus(delta_l(p) + bias[l]) (no softplus unless `sp`; lanes without a channel have weights 0),
+// row-major, where delta_l(p) = sum_r w[r][l] * dts[r*L + p] is dt_proj of lane l's channel: fma steps in order
+// r = 0..R-1 from 0 (the contract's order; every ISA path gives the same bits).
 template <typename E>
-void loadDt(E const* delta, int64_t L, int lanes, F8 bias, bool sp, float* X) {
-  constexpr int64_t kStep = 256;
+void foldDt(E const* dts, int64_t R, int64_t L, F8 const* w, F8 bias, bool sp, float* X) {
+  constexpr int64_t kStep = 64;  // positions per pass: the R rows' slices stay in L1
+  constexpr int64_t kBlock = 4;  // positions per register block
+  std::vector<float> tmpBuf(std::is_same_v<E, float> ? 0 : static_cast<size_t>(R * kStep));
   for (int64_t p0 = 0; p0 < L; p0 += kStep) {
     int64_t const n = std::min(kStep, L - p0);
+    float const* d = nullptr;  // d[r*ld + j] = dts[r*L + p0 + j]
+    int64_t ld = L;
+    if constexpr (std::is_same_v<E, float>) {
+      d = dts + p0;
+    } else {
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t j = 0; j < n; ++j) tmpBuf[r * kStep + j] = toF(dts[r * L + p0 + j]);
+      d = tmpBuf.data(), ld = kStep;
+    }
     float* const x = X + p0 * kLanes;
-    loadRows(delta + p0, L, lanes, n, x);
-    for (int64_t p = 0; p < n; ++p) {
-      F8 const d = load(x + p * kLanes) + bias;
-      store(x + p * kLanes, sp ? softplus(d) : d);
+    int64_t j = 0;
+    for (; j + kBlock <= n; j += kBlock) {
+      F8 a0 = zero(), a1 = zero(), a2 = zero(), a3 = zero();
+      for (int64_t r = 0; r < R; ++r) {
+        float const* dr = d + r * ld + j;
+        a0 = fma(w[r], set1(dr[0]), a0);
+        a1 = fma(w[r], set1(dr[1]), a1);
+        a2 = fma(w[r], set1(dr[2]), a2);
+        a3 = fma(w[r], set1(dr[3]), a3);
+      }
+      F8 const v[kBlock] = {a0 + bias, a1 + bias, a2 + bias, a3 + bias};
+      for (int64_t i = 0; i < kBlock; ++i) store(x + (j + i) * kLanes, sp ? softplus(v[i]) : v[i]);
+    }
+    for (; j < n; ++j) {
+      F8 a = zero();
+      for (int64_t r = 0; r < R; ++r) a = fma(w[r], set1(d[r * ld + j]), a);
+      F8 const v = a + bias;
+      store(x + j * kLanes, sp ? softplus(v) : v);
     }
   }
 }
@@ -256,7 +286,8 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
   float* const Yc = U;
   loadRows(a.u + (b * Di + c0) * L, L, lanes, L, U);
   transpose(U, H, W, Uc);
-  std::vector<F8> A2(N);
+  int64_t const R = a.s.R;
+  std::vector<F8> A2(N), Wv(R);
   static constexpr int kOrder[4] = {0, 2, 1, 3};
   for (int oi = 0; oi < 4; ++oi) {
     int const k = kOrder[oi];
@@ -271,8 +302,12 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
     F8 const Dv = load(tmp);
     for (int l = 0; l < kLanes; ++l) tmp[l] = (l < lanes && a.bias) ? a.bias[ch0 + l] : 0.0f;
     F8 const biasv = load(tmp);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int l = 0; l < kLanes; ++l) tmp[l] = l < lanes ? a.dtWeight[(ch0 + l) * R + r] : 0.0f;
+      Wv[r] = load(tmp);
+    }
     if (oi == 2) transpose(Y, H, W, Yc);
-    loadDt(a.delta + (b * 4 * Di + ch0) * L, L, lanes, biasv, a.softplus, colMajor ? Y : X);
+    foldDt(a.dts + (b * 4 + k) * R * L, R, L, Wv.data(), biasv, a.softplus, colMajor ? Y : X);
     if (colMajor) transpose(Y, H, W, X);
     float const* BCk = a.BC + (b * 4 + k) * L * 2 * N;
     float const* const Uk = colMajor ? Uc : U;
@@ -291,10 +326,11 @@ void fwdItem(FwdArgs<E> const& a, int64_t item) {
 }
 
 template <typename E>
-void fwdRun(void const* u, void const* delta, float const* A, void const* Bs, void const* Cs, float const* D,
-            float const* bias, void* y, Ss2dShape const& s, bool softplus, Parallel const& par) {
+void fwdRun(void const* u, void const* dts, float const* dtWeight, float const* A, void const* Bs, void const* Cs,
+            float const* D, float const* bias, void* y, Ss2dShape const& s, bool softplus, Parallel const& par) {
   FwdArgs<E> a{static_cast<E const*>(u),
-               static_cast<E const*>(delta),
+               static_cast<E const*>(dts),
+               dtWeight,
                A,
                static_cast<E const*>(Bs),
                static_cast<E const*>(Cs),
@@ -332,12 +368,13 @@ float expFmaPeak(int64_t iters) {
   return hsum(s);
 }
 
-void ss2dForward(void const* u, void const* delta, float const* A, void const* Bs, void const* Cs, float const* D,
-                 float const* bias, void* y, Ss2dShape const& s, bool softplus, DType io, Parallel const& par) {
+void ss2dForward(void const* u, void const* dts, float const* dtWeight, float const* A, void const* Bs, void const* Cs,
+                 float const* D, float const* bias, void* y, Ss2dShape const& s, bool softplus, DType io,
+                 Parallel const& par) {
   if (io == DType::kF32) {
-    fwdRun<float>(u, delta, A, Bs, Cs, D, bias, y, s, softplus, par);
+    fwdRun<float>(u, dts, dtWeight, A, Bs, Cs, D, bias, y, s, softplus, par);
   } else {
-    fwdRun<uint16_t>(u, delta, A, Bs, Cs, D, bias, y, s, softplus, par);
+    fwdRun<uint16_t>(u, dts, dtWeight, A, Bs, Cs, D, bias, y, s, softplus, par);
   }
 }
 

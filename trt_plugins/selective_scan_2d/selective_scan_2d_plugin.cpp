@@ -8,24 +8,26 @@ using namespace nvinfer1;
 namespace lictrt {
 namespace {
 
-enum Input : int32_t { kU = 0, kDelta, kA, kBs, kCs, kD, kDeltaBias };
+enum Input : int32_t { kU = 0, kDts, kDtWeight, kA, kBs, kCs, kD, kDeltaBias };
 
-bool isActivationInput(int32_t pos) { return pos == kU || pos == kDelta || pos == kBs || pos == kCs; }
+bool isActivationInput(int32_t pos) { return pos == kU || pos == kDts || pos == kBs || pos == kCs; }
 
 }  // namespace
 
-// Dims are u[B,Di,H,W], delta[B,4Di,H,W], A[4Di,N], Bs/Cs[B,4,N,H,W], D/delta_bias[4Di].
+// Dims are u[B,Di,H,W], dts[B,4,R,H,W], dt_weight[4Di,R], A[4Di,N], Bs/Cs[B,4,N,H,W], D/delta_bias[4Di].
 bool SelectiveScan2DPlugin::shapesValid(PluginTensorDesc const* in) {
   Dims const& u = in[kU].dims;
-  Dims const& dl = in[kDelta].dims;
+  Dims const& dt = in[kDts].dims;
+  Dims const& wt = in[kDtWeight].dims;
   Dims const& a = in[kA].dims;
   Dims const& bs = in[kBs].dims;
   Dims const& cs = in[kCs].dims;
-  if (u.nbDims != 4 || dl.nbDims != 4 || a.nbDims != 2 || bs.nbDims != 5 || cs.nbDims != 5) return false;
+  if (u.nbDims != 4 || dt.nbDims != 5 || wt.nbDims != 2 || a.nbDims != 2 || bs.nbDims != 5 || cs.nbDims != 5)
+    return false;
   if (in[kD].dims.nbDims != 1 || in[kDeltaBias].dims.nbDims != 1) return false;
-  int64_t const B = u.d[0], Di = u.d[1], H = u.d[2], W = u.d[3], N = a.d[1];
-  if (dl.d[0] != B || dl.d[1] != 4 * Di || dl.d[2] != H || dl.d[3] != W) return false;
-  if (a.d[0] != 4 * Di) return false;
+  int64_t const B = u.d[0], Di = u.d[1], H = u.d[2], W = u.d[3], N = a.d[1], R = wt.d[1];
+  if (dt.d[0] != B || dt.d[1] != 4 || dt.d[2] != R || dt.d[3] != H || dt.d[4] != W) return false;
+  if (wt.d[0] != 4 * Di || a.d[0] != 4 * Di) return false;
   for (Dims const* x : {&bs, &cs})
     if (x->d[0] != B || x->d[1] != 4 || x->d[2] != N || x->d[3] != H || x->d[4] != W) return false;
   return in[kD].dims.d[0] == 4 * Di && in[kDeltaBias].dims.d[0] == 4 * Di;
@@ -36,9 +38,9 @@ bool SelectiveScan2DPlugin::supportsFormatCombination(int32_t pos, DynamicPlugin
   if (nbInputs != kNbInputs || nbOutputs != 1 || pos < 0 || pos >= kNbInputs + 1) return false;
   PluginTensorDesc const& d = inOut[pos].desc;
   if (pos == kU) return isLinearActivation(d);
-  if (pos == kNbInputs || isActivationInput(pos))  // output y, delta, Bs, Cs: same type as u
+  if (pos == kNbInputs || isActivationInput(pos))  // output y, dts, Bs, Cs: same type as u
     return isLinearActivation(d) && d.type == inOut[kU].desc.type;
-  return isLinearFloat(d);  // A, D, delta_bias
+  return isLinearFloat(d);  // dt_weight, A, D, delta_bias
 }
 
 size_t SelectiveScan2DPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -47,11 +49,12 @@ size_t SelectiveScan2DPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* in
   if (nbInputs != kNbInputs) return 0;
   Dims const& u = inputs[kU].max;
   Dims const& a = inputs[kA].max;
-  if (u.nbDims != 4 || a.nbDims != 2) return 0;
+  Dims const& wt = inputs[kDtWeight].max;
+  if (u.nbDims != 4 || a.nbDims != 2 || wt.nbDims != 2) return 0;
   size_t bytes = 0;
   int const dtype = toKernelDtype(inputs[kU].desc.type);
-  if (lictrt_ss2d_workspace_size(u.d[0], u.d[1], u.d[2], u.d[3], a.d[1], dtype < 0 ? LICTRT_FP16 : dtype, &bytes) !=
-      LICTRT_OK)
+  if (lictrt_ss2d_workspace_size(u.d[0], u.d[1], u.d[2], u.d[3], a.d[1], wt.d[1], dtype < 0 ? LICTRT_FP16 : dtype,
+                                 &bytes) != LICTRT_OK)
     return 0;
   return bytes;
 }
@@ -61,14 +64,15 @@ int32_t SelectiveScan2DPlugin::enqueue(PluginTensorDesc const* inputDesc, Plugin
                                        cudaStream_t stream) noexcept {
   if (!shapesValid(inputDesc)) return -1;
   Dims const& u = inputDesc[kU].dims;
-  int64_t const N = inputDesc[kA].dims.d[1];
+  int64_t const N = inputDesc[kA].dims.d[1], R = inputDesc[kDtWeight].dims.d[1];
   int const dtype = toKernelDtype(inputDesc[kU].type);
   size_t bytes = 0;
-  if (dtype < 0 || lictrt_ss2d_workspace_size(u.d[0], u.d[1], u.d[2], u.d[3], N, dtype, &bytes) != LICTRT_OK) return -1;
-  int const st =
-      lictrt_ss2d_forward(inputs[kU], inputs[kDelta], static_cast<float const*>(inputs[kA]), inputs[kBs], inputs[kCs],
-                          static_cast<float const*>(inputs[kD]), static_cast<float const*>(inputs[kDeltaBias]),
-                          outputs[0], u.d[0], u.d[1], u.d[2], u.d[3], N, mField, dtype, workspace, bytes, stream);
+  if (dtype < 0 || lictrt_ss2d_workspace_size(u.d[0], u.d[1], u.d[2], u.d[3], N, R, dtype, &bytes) != LICTRT_OK)
+    return -1;
+  int const st = lictrt_ss2d_forward(
+      inputs[kU], inputs[kDts], static_cast<float const*>(inputs[kDtWeight]), static_cast<float const*>(inputs[kA]),
+      inputs[kBs], inputs[kCs], static_cast<float const*>(inputs[kD]), static_cast<float const*>(inputs[kDeltaBias]),
+      outputs[0], u.d[0], u.d[1], u.d[2], u.d[3], N, R, mField, dtype, workspace, bytes, stream);
   return st == LICTRT_OK ? 0 : -1;
 }
 

@@ -1,5 +1,5 @@
-// TensorRT IPluginV3 plugin "SelectiveScan2D" (namespace "lictrt", version "1").
-// Inputs: u, delta, A, Bs, Cs, D, delta_bias (export/op_contracts.py SELECTIVE_SCAN_2D); output y.
+// TensorRT IPluginV3 plugin "SelectiveScan2D" (namespace "lictrt", version "2").
+// Inputs: u, dts, dt_weight, A, Bs, Cs, D, delta_bias (export/op_contracts.py SELECTIVE_SCAN_2D); output y.
 // Field: delta_softplus (kINT32).  Enqueue calls lictrt_ss2d_forward.  The rest is common/plugin_base.h.
 #pragma once
 
@@ -12,7 +12,7 @@ class SelectiveScan2DPlugin : public PluginBase<SelectiveScan2DPlugin> {
   static constexpr char const* kName = "SelectiveScan2D";
   static constexpr char const* kFieldName = "delta_softplus";
   static constexpr int32_t kFieldDefault = 1;
-  static constexpr int32_t kNbInputs = 7;
+  static constexpr int32_t kNbInputs = 8;
 
   explicit SelectiveScan2DPlugin(int32_t deltaSoftplus) : PluginBase(deltaSoftplus) {}
 

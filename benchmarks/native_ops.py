@@ -51,7 +51,7 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _reset_peak() -> bool:
+def reset_peak_rss() -> bool:
     """Start a new peak-RSS window (Linux: /proc/self/clear_refs); False where the process peak cannot be reset."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -61,8 +61,8 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_gb() -> float:
-    """Peak resident memory of this process in GB: since the last :func:`_reset_peak` (VmHWM), else since start."""
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process in GB: since the last :func:`reset_peak_rss` (VmHWM), else since start."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -154,7 +154,7 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
     bundle = work / f"{arch}_paper.bundle"
     torch.set_num_threads(threads)
     load0 = _load()
-    windowed = _reset_peak()
+    windowed = reset_peak_rss()
     t0, c0 = time.perf_counter(), _cpu()
     out = export_bundle(ckpt, bundle, check=True, progress=False) if export else None  # else: the bundle in --work
     res["export"] = (
@@ -163,7 +163,7 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
         else {
             "seconds": time.perf_counter() - t0,
             "cpu_s": _cpu() - c0,
-            "peak_rss_gb": _peak_gb(),
+            "peak_rss_gb": peak_rss_gb(),
             "peak_rss_scope": "export + parity" if windowed else "process so far",
             "parity_checked": True,
             "parity": [
@@ -211,7 +211,7 @@ def run_model(arch: str, image: Path, threads: int, work: Path, codec: bool = Tr
                 "codec_load_average": [load0, _load()],
             }
         )
-    res["peak_rss_gb"] = max(_peak_gb(), (res["export"] or {}).get("peak_rss_gb", 0.0))  # the whole run
+    res["peak_rss_gb"] = max(peak_rss_gb(), (res["export"] or {}).get("peak_rss_gb", 0.0))  # the whole run
     return res
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from .. import native_ops
 from . import BackendError
 
+OPS_VERSION = "2"  # plugin_version of the lictrt ops the native kernels implement (export/op_contracts.py)
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
 RECON_OPT_LEVEL = "ORT_ENABLE_ALL"
 OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
@@ -57,6 +58,25 @@ def pinned_session_options():
     so.add_session_config_entry("session.set_denormal_as_zero", "0")
     native_ops.register_onnxruntime(so)
     return so
+
+
+def _other_ops_versions(path) -> list[str]:
+    """The ``plugin_version`` values of the lictrt nodes in ONNX file ``path`` other than :data:`OPS_VERSION` (a graph
+    exported before the ops' contract changed); [] when there are none or the file cannot be read."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return []
+    found = {
+        a.s.decode()
+        for n in model.graph.node
+        if n.domain == "lictrt"
+        for a in n.attribute
+        if a.name == "plugin_version"
+    }
+    return sorted(found - {OPS_VERSION})
 
 
 class OrtBackend:
@@ -131,6 +151,13 @@ class OrtBackend:
                     try:
                         s = ort.InferenceSession(str(path), sess_options=so, providers=self.providers)
                     except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+                        old = _other_ops_versions(path)
+                        if old:
+                            raise BackendError(
+                                f"graph '{graph}' ({path.name}) holds lictrt ops of version {', '.join(old)}; this "
+                                f"runtime runs version {OPS_VERSION}: re-export the bundle (python -m export.onnx "
+                                "CHECKPOINT)"
+                            ) from None
                         raise BackendError(f"onnxruntime cannot load graph '{graph}' ({path.name}): {e}") from None
                     self._sessions[graph] = s
         return s

@@ -40,8 +40,8 @@ LICTRT_API const char* lictrt_kernels_version(void);
 // Largest d_state (N) supported.
 #define LICTRT_SS2D_MAX_DSTATE 16
 
-// Bytes of device workspace lictrt_ss2d_forward needs for this shape (chunk states, chunk decay sums, delta
-// [B,4Di,L] in fp32 (dt_proj's output) and, for fp16 output, an fp32 accumulator).  Host-only arithmetic.
+// Bytes of device workspace lictrt_ss2d_forward needs for this shape (chunk states, chunk decay sums and, for
+// fp16 output, an fp32 accumulator; dt_proj is fused, so R does not change it).  Host-only arithmetic.
 LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R, int dtype,
                                           size_t* bytes);
 

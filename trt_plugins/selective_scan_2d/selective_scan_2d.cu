@@ -1,13 +1,14 @@
 // SelectiveScan2D CUDA kernels: the SS2D core with four scan directions read by index (no copies).
 //
 // Contract: export/op_contracts.py (SELECTIVE_SCAN_2D).  Per batch b, direction k, channel c, state n:
-//   delta = sum_r dt_weight[k*Di+c,r] * dts[b,k,r,p]   (dt_proj: phase 0 below)
+//   delta = sum_r dt_weight[k*Di+c,r] * dts[b,k,r,p]   (dt_proj, formed where delta is loaded: see below)
 //   dt = softplus(delta + bias);  h = exp(dt*A)*h + dt*Bs[b,k,n,p]*u[b,c,p];
 //   y[b,c,p] += sum_n Cs[b,k,n,p]*h[n] + D*u[b,c,p]
 // with p = p_k(t): k=0 row-major, k=1 column-major, k=2/3 the same reversed.
 //
-// Phase 0 (dt_proj): delta [B,4Di,L] in fp32 is formed in the workspace, fma steps in order r = 0..R-1 from 0 (the
-// CPU kernel's order); every later phase reads it there.
+// dt_proj is fused into the loads: each thread forms delta for its (channel, position) from the R dts rows, which
+// all channels of a direction share, as fma steps in order r = 0..R-1 from 0 (the CPU kernel's order, so both give
+// the same delta bits); no [B,4Di,L] tensor is written anywhere.
 // Parallel (chunked) scan, three phases, all state in fp32 registers:
 //   1. chunk state:  every chunk is walked from h=0; its end state h_end[n] and sum(dt) are stored.
 //                    Because A is constant along a row, the chunk's decay is exp(A[n] * sum(dt)).
@@ -16,7 +17,8 @@
 //   3. output:       every chunk is walked again from h_in, producing y.
 // Two axes, each with a memory mapping that keeps loads coalesced:
 //   axis 0 (k=0,2, row-major): chunks are kChunk0 contiguous positions; a warp owns 32 channels and
-//     stages 32-position tiles of u/delta through shared memory (coalesced loads, transposed reads);
+//     stages 32-position tiles of u/delta through shared memory (coalesced loads, transposed reads), delta
+//     formed from dts as the tile is staged;
 //     Bs/Cs tiles are shared by the whole block (all channels use the same B/C).
 //   axis 1 (k=1,3, column-major): chunks are segments of kChunk1 rows of one column; the 32 lanes of a
 //     warp own 32 adjacent columns, so each step reads 32 consecutive positions.
@@ -46,9 +48,18 @@ __device__ __forceinline__ int64_t min64(int64_t x, int64_t y) { return x < y ? 
 
 __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
+// delta of one (channel, position): sum_r w[r] * d[r * L], fma steps in order r = 0..R-1 from 0.
+template <typename T>
+__device__ __forceinline__ float dt_proj(const float* w, const T* d, int64_t R, int64_t L) {
+  float acc = 0.f;
+  for (int64_t r = 0; r < R; ++r) acc = fmaf(w[r], to_f32(d[r * L]), acc);
+  return acc;
+}
+
 // Shape and derived sizes shared by all kernels.
 struct Geo {
   int64_t B, Di, H, W, N, L;
+  int64_t R;    // dt rank
   int64_t nC0;  // axis-0 chunks per (b, c) row
   int64_t nH1;  // axis-1 row segments per column
   int64_t nC1;  // axis-1 chunks per (b, c) row = W * nH1
@@ -65,7 +76,8 @@ struct Work {
 
 struct Args {
   const void* u;
-  const float* delta;  // [B,4Di,L] fp32, formed by ss2d_dt_proj in the workspace
+  const void* dts;         // [B,4,R,L], the activation type
+  const float* dt_weight;  // [4Di,R]
   const float* A;
   const void* Bs;
   const void* Cs;
@@ -92,7 +104,7 @@ __global__ void __launch_bounds__(32 * kWarps0) ss2d_axis0(Args a, Geo g, Work w
   const int len = (int)min64(kChunk0, g.L - p0);
   const int ntiles = (len + 31) / 32;
   const T* u = static_cast<const T*>(a.u);
-  const float* delta = a.delta;
+  const T* dts = static_cast<const T*>(a.dts);
   const T* Bs = static_cast<const T*>(a.Bs);
   const T* Cs = static_cast<const T*>(a.Cs);
 
@@ -121,7 +133,8 @@ __global__ void __launch_bounds__(32 * kWarps0) ss2d_axis0(Args a, Geo g, Work w
         const int64_t cc = c_warp + row;
         if (cc < g.Di && lane < tl) {
           s_u[warp][row][lane] = to_f32(u[(b * g.Di + cc) * g.L + q0 + lane]);
-          s_d[warp][row][lane] = delta[((b * 4 + k) * g.Di + cc) * g.L + q0 + lane];
+          s_d[warp][row][lane] =
+              dt_proj(a.dt_weight + (k * g.Di + cc) * g.R, dts + (b * 4 + k) * g.R * g.L + q0 + lane, g.R, g.L);
         }
       }
       for (int e = threadIdx.x; e < NMAX * 32; e += blockDim.x) {
@@ -186,7 +199,7 @@ __global__ void __launch_bounds__(32 * kRows1) ss2d_axis1(Args a, Geo g, Work w)
   const int64_t h1 = min64(g.H, h0 + kChunk1);
   const int64_t j = col * g.nH1 + hs;  // chunk index in column-major scan order
   const T* u = static_cast<const T*>(a.u);
-  const float* delta = a.delta;
+  const T* dts = static_cast<const T*>(a.dts);
   const T* Bs = static_cast<const T*>(a.Bs);
   const T* Cs = static_cast<const T*>(a.Cs);
   const T* u_row = u + (b * g.Di + c) * g.L;
@@ -196,7 +209,8 @@ __global__ void __launch_bounds__(32 * kRows1) ss2d_axis1(Args a, Geo g, Work w)
   for (int r = 0; r < 2; ++r) {  // r=0: direction 1 (down the column), r=1: direction 3 (up)
     const int k = 1 + 2 * r;
     const int64_t ch = k * g.Di + c;
-    const float* d_row = delta + ((b * 4 + k) * g.Di + c) * g.L;
+    const T* dts_k = dts + (b * 4 + k) * g.R * g.L;
+    const float* w_row = a.dt_weight + (k * g.Di + c) * g.R;
     const T* B_k = Bs + (b * 4 + k) * g.N * g.L;
     const T* C_k = Cs + (b * 4 + k) * g.N * g.L;
     const int64_t hidx = ((b * g.Di + c) * g.nC1 + j) * g.N;
@@ -213,7 +227,7 @@ __global__ void __launch_bounds__(32 * kRows1) ss2d_axis1(Args a, Geo g, Work w)
       const int64_t row = r ? h1 - 1 - i : h0 + i;
       const int64_t p = row * g.W + col;
       const float uu = to_f32(u_row[p]);
-      float dt = d_row[p] + bias;
+      float dt = dt_proj(w_row, dts_k + p, g.R, g.L) + bias;
       if (g.softplus) dt = softplus(dt);
       const float du = dt * uu;
       float yv = Dk * uu;
@@ -244,27 +258,6 @@ __global__ void __launch_bounds__(32 * kRows1) ss2d_axis1(Args a, Geo g, Work w)
 
 // ------------------------------------------------------------------------------------------ carry
 // One thread per (b, k, c, n): turns chunk end states into chunk entry states, in scan order.
-constexpr int kProjThreads = 256;  // positions per block of the dt_proj kernel
-constexpr int kProjChannels = 16;  // channels per block (each thread loops over them)
-
-// delta[(b*4 + k)*Di + c][p] = sum_r w[(k*Di + c)*R + r] * dts[((b*4 + k)*R + r)*L + p]: one thread per position
-// (coalesced dts reads, re-read from L1 for each channel), the block's weights uniform across threads.
-template <typename T>
-__global__ void __launch_bounds__(kProjThreads)
-    ss2d_dt_proj(const T* dts, const float* w, float* delta, int64_t Di, int64_t R, int64_t L) {
-  const int64_t p = (int64_t)blockIdx.x * kProjThreads + threadIdx.x;
-  const int64_t bk = blockIdx.z, k = bk % 4;
-  const int64_t c0 = (int64_t)blockIdx.y * kProjChannels;
-  if (p >= L) return;
-  const T* d = dts + bk * R * L + p;
-  for (int64_t c = c0; c < c0 + kProjChannels && c < Di; ++c) {
-    const float* wc = w + (k * Di + c) * R;
-    float acc = 0.f;
-    for (int64_t r = 0; r < R; ++r) acc = fmaf(wc[r], to_f32(d[r * L]), acc);
-    delta[(bk * Di + c) * L + p] = acc;
-  }
-}
-
 __global__ void ss2d_carry(const float* A, Geo g, Work w) {
   const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   const int64_t total = g.B * 4 * g.Di * g.N;
@@ -287,8 +280,9 @@ __global__ void ss2d_carry(const float* A, Geo g, Work w) {
   }
 }
 
-Geo make_geo(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int softplus) {
+Geo make_geo(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R, int softplus) {
   Geo g;
+  g.R = R;
   g.B = B;
   g.Di = Di;
   g.H = H;
@@ -302,9 +296,8 @@ Geo make_geo(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int softplu
   return g;
 }
 
-// Workspace layout in floats: per direction the chunk states and sums, delta (dt_proj's output), then acc only when
-// the output is not fp32.
-size_t workspace_floats(const Geo& g, int dtype, size_t off_h[4], size_t off_s[4], size_t* off_delta, size_t* off_acc) {
+// Workspace layout in floats: per direction the chunk states and sums, then acc only when the output is not fp32.
+size_t workspace_floats(const Geo& g, int dtype, size_t off_h[4], size_t off_s[4], size_t* off_acc) {
   size_t off = 0;
   for (int k = 0; k < 4; ++k) {
     const int64_t nC = (k % 2 == 0) ? g.nC0 : g.nC1;
@@ -314,9 +307,6 @@ size_t workspace_floats(const Geo& g, int dtype, size_t off_h[4], size_t off_s[4
     off += (size_t)(g.B * g.Di * nC);
     off = (off + 31) & ~size_t(31);  // 128-byte alignment of every view
   }
-  *off_delta = off;
-  off += (size_t)(g.B * 4 * g.Di * g.L);
-  off = (off + 31) & ~size_t(31);
   *off_acc = off;
   if (dtype != LICTRT_FP32) off += (size_t)(g.B * g.Di * g.L);
   return off;
@@ -327,16 +317,7 @@ int check_shape(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t 
   if (dtype != LICTRT_FP32 && dtype != LICTRT_FP16) return LICTRT_ERR_ARGUMENT;
   if (N > LICTRT_SS2D_MAX_DSTATE) return LICTRT_ERR_UNSUPPORTED;
   if (B > 65535 || (Di + kRows1 - 1) / kRows1 > 65535) return LICTRT_ERR_UNSUPPORTED;  // grid.z / grid.y
-  if (4 * B > 65535) return LICTRT_ERR_UNSUPPORTED;                                    // dt_proj grid.z
   return LICTRT_OK;
-}
-
-template <typename T>
-void launch_dt_proj(const void* dts, const float* w, float* delta, const Geo& g, int64_t R, cudaStream_t stream) {
-  const dim3 grid((unsigned)((g.L + kProjThreads - 1) / kProjThreads),
-                  (unsigned)((g.Di + kProjChannels - 1) / kProjChannels), (unsigned)(g.B * 4));
-  auto* proj = ss2d_dt_proj<T>;
-  LICTRT_LAUNCH(proj, grid, dim3(kProjThreads), 0, stream)(static_cast<const T*>(dts), w, delta, g.Di, R, g.L);
 }
 
 template <typename T, int NMAX>
@@ -365,9 +346,9 @@ extern "C" LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int6
   if (!bytes) return LICTRT_ERR_ARGUMENT;
   const int st = check_shape(B, Di, H, W, N, R, dtype);
   if (st != LICTRT_OK) return st;
-  const Geo g = make_geo(B, Di, H, W, N, 1);
-  size_t oh[4], os[4], od, oa;
-  *bytes = workspace_floats(g, dtype, oh, os, &od, &oa) * sizeof(float);
+  const Geo g = make_geo(B, Di, H, W, N, R, 1);
+  size_t oh[4], os[4], oa;
+  *bytes = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
   return LICTRT_OK;
 }
 
@@ -381,9 +362,9 @@ extern "C" LICTRT_API int lictrt_ss2d_forward(const void* u, const void* dts, co
   if (delta_softplus != 0 && delta_softplus != 1) return LICTRT_ERR_ARGUMENT;
   if (B == 0 || Di == 0 || H == 0 || W == 0) return LICTRT_OK;  // empty output
   if (!u || (R && (!dts || !dt_weight)) || !A || !Bs || !Cs || !D || !y) return LICTRT_ERR_ARGUMENT;
-  const Geo g = make_geo(B, Di, H, W, N, delta_softplus);
-  size_t oh[4], os[4], od, oa;
-  const size_t need = workspace_floats(g, dtype, oh, os, &od, &oa) * sizeof(float);
+  const Geo g = make_geo(B, Di, H, W, N, R, delta_softplus);
+  size_t oh[4], os[4], oa;
+  const size_t need = workspace_floats(g, dtype, oh, os, &oa) * sizeof(float);
   if (!workspace || workspace_bytes < need) return LICTRT_ERR_WORKSPACE;
   float* ws = static_cast<float*>(workspace);
   Work w;
@@ -392,13 +373,7 @@ extern "C" LICTRT_API int lictrt_ss2d_forward(const void* u, const void* dts, co
     w.s[k] = ws + os[k];
   }
   w.acc = dtype == LICTRT_FP32 ? static_cast<float*>(y) : ws + oa;
-  float* delta = ws + od;
-  if (dtype == LICTRT_FP32) {
-    launch_dt_proj<float>(dts, dt_weight, delta, g, R, stream);
-  } else {
-    launch_dt_proj<__half>(dts, dt_weight, delta, g, R, stream);
-  }
-  const Args a{u, delta, A, Bs, Cs, D, delta_bias, y};
+  const Args a{u, dts, dt_weight, A, Bs, Cs, D, delta_bias, y};
   if (dtype == LICTRT_FP32)
     return N <= 4 ? launch_all<float, 4>(a, g, w, stream) : launch_all<float, 16>(a, g, w, stream);
   return N <= 4 ? launch_all<__half, 4>(a, g, w, stream) : launch_all<__half, 16>(a, g, w, stream);

@@ -22,8 +22,8 @@ which is why they are for reconstruction-only graphs. Applies where the output i
 ``split_projection``: a MatMul by a constant [K, N] weight (optionally + a constant bias) whose only reader is a
 Split of its last axis (the SSM blocks' ``in_proj`` followed by ``x, z = chunk(2)``) becomes one MatMul per part
 with that part's weight columns. Each output element is the same dot product; what goes away is the [.., N]
-product and the Split's copy of it, which at full resolution are the largest live tensors of a VSS block besides
-the scan's step sizes (MambaVC synthesis at 768×512: a 384 MB product, live through the block's scan).
+product and the Split's copy of it, which at full resolution are among the largest live tensors of a VSS block
+(MambaVC synthesis at 768×512: a 384 MB product, live through the block's scan).
 """
 
 from __future__ import annotations

@@ -11,23 +11,6 @@
 
 namespace lictrt {
 
-int32_t EntropyModel::scale_index(float scale) const noexcept {
-  if (std::isnan(scale)) return int32_t(scale_table.size()) - 1;
-  const float s = std::max(scale, scale_bound);
-  // number of entries of scale_table[:-1] strictly below s (the table is increasing): a binary search without
-  // branches on the data (the answer stays within [base, base + n]), as std::lower_bound's count but ~3x faster
-  // on scales that vary from one element to the next
-  const float* base = scale_table.data();
-  size_t n = scale_table.size() - 1;
-  if (n == 0) return 0;
-  while (n > 1) {
-    const size_t half = n / 2;
-    base += size_t(base[half - 1] < s) * half;
-    n -= half;
-  }
-  return int32_t(base - scale_table.data()) + int32_t(*base < s);
-}
-
 static std::map<std::string, EntropyModel> entropy_models(const std::map<std::string, NpyArray>& arrays) {
   std::map<std::string, std::map<std::string, const NpyArray*>> groups;
   for (auto& kv : arrays) {
@@ -66,14 +49,15 @@ static std::map<std::string, EntropyModel> entropy_models(const std::map<std::st
       if (int(m.medians.size()) != T) throw BundleError("tables '" + name + "': medians do not match the channels");
     }
     if (g.second.count("scale_table")) {
-      m.scale_table = g.second["scale_table"]->as_float32();
-      if (int(m.scale_table.size()) != T) throw BundleError("tables '" + name + "': scale_table must have T entries");
-      for (size_t k = 1; k < m.scale_table.size(); ++k)
-        if (!(m.scale_table[k] > m.scale_table[k - 1]))
-          throw BundleError("tables '" + name + "': scale_table must be increasing");
+      auto table = g.second["scale_table"]->as_float32();
+      if (int(table.size()) != T) throw BundleError("tables '" + name + "': scale_table must have T entries");
       auto b = need("scale_bound").as_float32();
       if (b.size() != 1) throw BundleError("tables '" + name + "': scale_bound must be a scalar");
-      m.scale_bound = b[0];
+      try {
+        m.scales = ScaleIndex(std::move(table), b[0]);
+      } catch (const InvalidArgument& e) {
+        throw BundleError("tables '" + name + "': " + e.what());
+      }
     }
     out.emplace(name, std::move(m));
   }

@@ -6,10 +6,43 @@
 #include <cstdio>
 #include <fstream>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "lictrt/format.hpp"
 #include "plans/plans.hpp"
 
 namespace lictrt {
+
+namespace {
+
+/// x_hat in [0, 1] to 8 bits as runtime/codec.py does: clip, * 255, round half to even (np.rint); NaN -> 0
+/// (defined, unlike a cast). SSE2 (every x86-64 CPU) four values at a time, the same float operations.
+void to_8bit(const float* src, uint8_t* dst, size_t n) {
+  size_t j = 0;
+#if defined(__SSE2__)
+  const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.0f), scale = _mm_set1_ps(255.0f),
+               magic = _mm_set1_ps(12582912.0f);
+  for (; j + 16 <= n; j += 16) {
+    __m128i q[4];
+    for (int k = 0; k < 4; ++k) {
+      __m128 v = _mm_min_ps(_mm_max_ps(_mm_loadu_ps(src + j + 4 * k), zero), one);  // maxps: NaN -> 0
+      v = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(v, scale), magic), magic);
+      q[k] = _mm_cvttps_epi32(v);
+    }
+    const __m128i lo = _mm_packs_epi32(q[0], q[1]), hi = _mm_packs_epi32(q[2], q[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm_packus_epi16(lo, hi));
+  }
+#endif
+  for (; j < n; ++j) {
+    float v = src[j] > 0.0f ? src[j] : 0.0f;
+    v = v < 1.0f ? v : 1.0f;
+    dst[j] = uint8_t(int32_t(plans::round_half_even_small(v * 255.0f)));
+  }
+}
+
+}  // namespace
 
 Tensor::Tensor(std::vector<int64_t> s, std::vector<float> d) : shape(std::move(s)), data(std::move(d)) {}
 
@@ -97,8 +130,9 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len, const std::vector<
   res.groups_decoded = c.groups_decoded;
 
   TensorMap syn = std::move(c.synthesis_inputs);  // y_hat, and what the plan adds (grouped_slices: mask)
-  syn["y_hat"] = res.y_hat;
+  syn["y_hat"] = std::move(res.y_hat);            // lent to the synthesis feed, taken back below
   TensorMap out = c.run(c.synthesis, syn, {"x_hat"});
+  res.y_hat = std::move(syn["y_hat"]);
   res.network_calls = stats.network_calls;
   res.sequential_steps = stats.sequential_steps;
   res.x_hat = std::move(out["x_hat"]);
@@ -107,17 +141,22 @@ DecodeResult Decoder::decode(const uint8_t* data, size_t len, const std::vector<
     throw BundleError("synthesis output does not have the padded image shape 1x3x" + std::to_string(ph) + "x" +
                       std::to_string(pw));
   const uint32_t top = uint32_t(ph - int(hd.height)) / 2, left = uint32_t(pw - int(hd.width)) / 2;
-  res.rgb.resize(size_t(hd.height) * hd.width * 3);
+  const uint32_t w = hd.width;
+  res.rgb.resize(size_t(hd.height) * w * 3);
   const size_t plane = size_t(ph) * pw;
-  for (uint32_t i = 0; i < hd.height; ++i) {  // three planes read, one interleaved row written
-    const float* src = x.data.data() + (size_t(top) + i) * pw + left;
-    uint8_t* dst = res.rgb.data() + size_t(i) * hd.width * 3;
-    for (uint32_t j = 0; j < hd.width; ++j)
-      for (uint32_t ch = 0; ch < 3; ++ch) {
-        float v = src[ch * plane + j];
-        v = std::isnan(v) ? 0.0f : std::min(std::max(v, 0.0f), 1.0f) * 255.0f;  // NaN -> 0 (defined, unlike a cast)
-        *dst++ = uint8_t(plans::round_half_even_small(v));                      // like np.rint
-      }
+  std::vector<uint8_t> planar(size_t(w) * 3);
+  for (uint32_t i = 0; i < hd.height; ++i) {  // per row: three plane rows to 8 bits, then interleaved
+    for (uint32_t ch = 0; ch < 3; ++ch) {
+      const float* src = x.data.data() + ch * plane + (size_t(top) + i) * pw + left;
+      uint8_t* q = planar.data() + size_t(ch) * w;
+      to_8bit(src, q, w);
+    }
+    uint8_t* dst = res.rgb.data() + size_t(i) * w * 3;
+    for (uint32_t j = 0; j < w; ++j, dst += 3) {
+      dst[0] = planar[j];
+      dst[1] = planar[w + j];
+      dst[2] = planar[2 * size_t(w) + j];
+    }
   }
   stats.total_s = plans::now_s() - t0;
   return res;

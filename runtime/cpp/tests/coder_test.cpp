@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "check.hpp"
-#include "../src/rans_core.hpp"  // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
+#include "../src/crc32_detail.hpp"  // the portable CRC path, to check the PCLMULQDQ path against
+#include "../src/rans_core.hpp"     // force_scalar / simd_enabled: the AVX2-vs-scalar test hooks
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
@@ -93,6 +94,23 @@ void test_crc() {
   const char* text = "The quick brown fox jumps over the lazy dog";
   CHECK(lictrt::crc32(text, std::strlen(text)) == 0x414FA339u);
   CHECK(lictrt::crc32(text + 10, std::strlen(text) - 10, lictrt::crc32(text, 10)) == 0x414FA339u);
+  // the folding path (x86-64 CPUs with PCLMULQDQ, buffers >= 256 bytes) equals the portable one for every length
+  // near its block sizes, at every alignment, from any starting CRC
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  CHECK(lictrt::detail::crc32_clmul_enabled() == bool(__builtin_cpu_supports("pclmul")));
+#endif
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buf(70000);
+  for (auto& b : buf) b = uint8_t(rng());
+  for (size_t len : {size_t(0), size_t(255), size_t(256), size_t(257), size_t(271), size_t(319), size_t(320),
+                     size_t(333), size_t(1000), size_t(4096), size_t(65536 + 61)})
+    for (size_t off = 0; off < 16; ++off)
+      for (uint32_t crc : {0u, 0xFFFFFFFFu, 0x12345678u})
+        CHECK(lictrt::crc32(buf.data() + off, len, crc) == lictrt::detail::crc32_portable(buf.data() + off, len, crc));
+  const size_t half = 12345;
+  CHECK(lictrt::crc32(buf.data() + half, buf.size() - half, lictrt::crc32(buf.data(), half)) ==
+        lictrt::detail::crc32_portable(buf.data(), buf.size()));
 }
 
 void test_fixture(const Fixture& f, const char* name) {

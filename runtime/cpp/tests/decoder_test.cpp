@@ -88,23 +88,67 @@ void unit_tests() {
 
   // CompressAI's index rule: entries of scale_table[:-1] strictly below max(scale, bound); NaN -> T-1
   EntropyModel m;
-  m.scale_table = {0.11f, 0.2f, 0.5f, 1.0f};
-  m.scale_bound = 0.11f;
+  m.scales = ScaleIndex({0.11f, 0.2f, 0.5f, 1.0f}, 0.11f);
   CHECK(m.scale_index(0.0f) == 0 && m.scale_index(0.11f) == 0 && m.scale_index(0.2f) == 1);
   CHECK(m.scale_index(0.2000001f) == 2 && m.scale_index(1.0f) == 3 && m.scale_index(100.0f) == 3);
-  CHECK(m.scale_index(NAN) == 3);
-  // the branch-free search equals std::lower_bound's count for every table length, at, between and beside entries
+  CHECK(m.scale_index(NAN) == 3 && m.scale_index(INFINITY) == 3 && m.scale_index(-INFINITY) == 0);
+  // the bucket lookup equals std::lower_bound's count for every table length, at, between and beside entries, for
+  // CompressAI-like geometric tables, for dense tables (many entries per octave), with entries below the bound and
+  // for a bound above every entry
+  auto agrees = [](const std::vector<float>& table, float bound, const std::vector<float>& probes) {
+    const ScaleIndex index(table, bound);
+    std::vector<int32_t> batch(probes.size());
+    index(probes.data(), batch.data(), probes.size());  // AVX2 lanes where the CPU has them, then the tail
+    for (size_t k = 0; k < probes.size(); ++k) {
+      const float v = probes[k];
+      const float s = std::max(v, bound);
+      const auto want =
+          std::isnan(v) ? table.size() - 1 : std::lower_bound(table.begin(), table.end() - 1, s) - table.begin();
+      if (index(v) != int32_t(want) || batch[k] != int32_t(want)) return false;
+    }
+    return true;
+  };
+  auto probes_of = [](const std::vector<float>& table, float bound) {
+    std::vector<float> p{
+        0.0f, -1.0f,    1e30f,    1e-30f, 1e-45f, bound, std::nextafter(bound, 0.0f), std::nextafter(bound, 1e9f),
+        NAN,  INFINITY, -INFINITY};
+    for (float t : table)
+      for (float v : {t, std::nextafter(t, -1e9f), std::nextafter(t, 1e9f), t * 1.05f, t * 0.97f}) p.push_back(v);
+    for (int k = -40; k <= 40; ++k) p.push_back(std::ldexp(1.0f, k));
+    p.push_back(NAN);  // an odd count: the batch form's scalar tail runs too
+    return p;
+  };
   for (size_t T = 1; T <= 66; ++T) {
-    m.scale_table.resize(T);
-    for (size_t i = 0; i < T; ++i) m.scale_table[i] = 0.11f * std::pow(2.0f, 0.2f * float(i));
-    m.scale_bound = m.scale_table[0];
-    for (size_t i = 0; i < T; ++i)
-      for (float v : {m.scale_table[i], std::nextafter(m.scale_table[i], 0.0f), std::nextafter(m.scale_table[i], 1e9f),
-                      m.scale_table[i] * 1.05f, 0.0f, -1.0f, 1e30f}) {
-        const float s = std::max(v, m.scale_bound);
-        const auto want = std::lower_bound(m.scale_table.begin(), m.scale_table.end() - 1, s) - m.scale_table.begin();
-        CHECK(m.scale_index(v) == int32_t(want));
-      }
+    std::vector<float> t(T);
+    for (size_t i = 0; i < T; ++i) t[i] = 0.11f * std::pow(2.0f, 0.2f * float(i));
+    CHECK(agrees(t, t[0], probes_of(t, t[0])));
+  }
+  std::vector<float> dense(3000), below(40), low(5);
+  for (size_t i = 0; i < dense.size(); ++i) dense[i] = 1.0f + float(i) * 1e-4f;   // 3000 entries in [1, 1.3)
+  for (size_t i = 0; i < below.size(); ++i) below[i] = -2.0f + 0.25f * float(i);  // negative, zero, positive
+  for (size_t i = 0; i < low.size(); ++i) low[i] = 0.01f * float(i + 1);          // all below the bound
+  CHECK(agrees(dense, 0.5f, probes_of(dense, 0.5f)));
+  CHECK(agrees(below, 0.3f, probes_of(below, 0.3f)));
+  CHECK(agrees(low, 0.11f, probes_of(low, 0.11f)));
+  // bad tables and bounds are refused
+  for (auto bad : {std::vector<float>{}, std::vector<float>{1.0f, 1.0f}, std::vector<float>{2.0f, 1.0f},
+                   std::vector<float>{1.0f, NAN}, std::vector<float>{1.0f, INFINITY}}) {
+    bool thrown = false;
+    try {
+      ScaleIndex s(bad, 0.11f);
+    } catch (const InvalidArgument&) {
+      thrown = true;
+    }
+    CHECK(thrown);
+  }
+  for (float bound : {0.0f, -1.0f, NAN, INFINITY}) {
+    bool thrown = false;
+    try {
+      ScaleIndex s({0.11f, 1.0f}, bound);
+    } catch (const InvalidArgument&) {
+      thrown = true;
+    }
+    CHECK(thrown);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "lictrt/coder.hpp"
 #include "lictrt/json.hpp"
 #include "lictrt/npz.hpp"
+#include "lictrt/scale_index.hpp"
 
 namespace lictrt {
 
@@ -22,12 +23,11 @@ struct EntropyModel {
   std::string name;
   std::shared_ptr<const Tables> tables;
   int num_tables = 0;
-  std::vector<float> medians;      ///< EntropyBottleneck: [C] (empty otherwise)
-  std::vector<float> scale_table;  ///< GaussianConditional: [T] increasing (empty otherwise)
-  float scale_bound = 0.0f;
-  bool gaussian() const noexcept { return !scale_table.empty(); }
+  std::vector<float> medians;  ///< EntropyBottleneck: [C] (empty otherwise)
+  ScaleIndex scales;           ///< GaussianConditional: scale_table [T] and scale_bound (empty otherwise)
+  bool gaussian() const noexcept { return !scales.empty(); }
   /// CompressAI build_indexes: #{ t in scale_table[:-1] : t < max(scale, bound) } (NaN -> T-1).
-  int32_t scale_index(float scale) const noexcept;
+  int32_t scale_index(float scale) const noexcept { return scales(scale); }
 };
 
 struct TensorSpec {

@@ -63,7 +63,7 @@ Tensor run(PlanContext& c, TensorMap known, const Tensor* y) {
     const Tensor &mu = p["mu"], &scale = p["scale"];
     if (mu.shape != scale.shape) throw BundleError("graph '" + slice + "': 'mu' and 'scale' differ in shape");
     std::vector<int32_t> idx(scale.data.size());
-    for (size_t k = 0; k < idx.size(); ++k) idx[k] = m.scale_index(scale.data[k]);
+    m.scales(scale.data.data(), idx.data(), idx.size());
     std::vector<int32_t> q;
     if (y) {
       const int64_t c0 = i * size, c1 = std::min<int64_t>(y->shape[1], c0 + size);

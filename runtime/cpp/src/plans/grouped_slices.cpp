@@ -166,7 +166,7 @@ void encode(PlanContext& c, Tensor x) {
     std::vector<int32_t> q(count), idx(count);
     for (size_t k = 0; k < count; ++k) {
       q[k] = to_symbol(y.data[size_t(i) * count + k], mu[k]);
-      idx[k] = nearest_index(p["scale"].data[k], m.scale_table);
+      idx[k] = nearest_index(p["scale"].data[k], m.scales.table());
     }
     for (int32_t g : groups) {
       std::vector<int32_t> gs, gi;
@@ -223,7 +223,7 @@ Tensor decode(PlanContext& c, int ph, int pw) {
       std::vector<int32_t> gi;
       for (size_t k = 0; k < count; ++k)
         if (is_group(lab[k % size_t(hw)], g))
-          at.push_back(k), gi.push_back(nearest_index(scale.data[k], m.scale_table));
+          at.push_back(k), gi.push_back(nearest_index(scale.data[k], m.scales.table()));
       const std::vector<int32_t> q = c.decode(stream_name(g, i), "y", gi);
       for (size_t k = 0; k < at.size(); ++k) hat.data[at[k]] = float(q[k]) + mu.data[at[k]];
     }

@@ -17,7 +17,7 @@ Tensor decode_hyperprior_y(PlanContext& c, int ph, int pw, bool means) {
   const EntropyModel& m = c.tables("y");
   if (!m.gaussian()) throw BundleError("tables '" + m.name + "' have no scale_table");
   std::vector<int32_t> idx(scales.data.size());
-  for (size_t k = 0; k < idx.size(); ++k) idx[k] = m.scale_index(scales.data[k]);
+  m.scales(scales.data.data(), idx.data(), idx.size());
   auto q = c.decode("y", "y", idx);
   Tensor y(scales.shape, std::vector<float>(q.size()));
   auto mu = out.find("means");
@@ -42,10 +42,8 @@ void encode_hyperprior(PlanContext& c, Tensor x, bool means) {
   auto mu = out.find("means");
   if (mu != out.end()) expect_count(mu->second, y.data.size(), "hyper_synthesis 'means'");
   std::vector<int32_t> idx(y.data.size()), sym(y.data.size());
-  for (size_t k = 0; k < idx.size(); ++k) {
-    idx[k] = m.scale_index(scales.data[k]);
-    sym[k] = to_symbol(y.data[k], mu == out.end() ? 0.0f : mu->second.data[k]);
-  }
+  m.scales(scales.data.data(), idx.data(), idx.size());
+  for (size_t k = 0; k < sym.size(); ++k) sym[k] = to_symbol(y.data[k], mu == out.end() ? 0.0f : mu->second.data[k]);
   c.encode("y", "y", sym, idx);
   c.stats.sequential_steps += 2;
 }

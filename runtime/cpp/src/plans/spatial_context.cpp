@@ -64,7 +64,7 @@ Tensor context_loop(PlanContext& c, const Tensor& params, const Tensor* y, const
     expect_count(out["means"], PM, step_graph + " 'means'");
     const std::vector<float>& mu = out["means"].data;
     idx.resize(PM);
-    for (size_t k = 0; k < PM; ++k) idx[k] = m.scale_index(out["scales"].data[k]);
+    m.scales(out["scales"].data.data(), idx.data(), PM);
     if (y) {
       sym.resize(PM);
       for (int64_t p = 0; p < P; ++p) {

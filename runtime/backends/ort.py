@@ -22,10 +22,10 @@ import threading
 
 import numpy as np
 
-from .. import native_ops
+from .. import _lictrt, native_ops
 from . import BackendError
 
-OPS_VERSION = "2"  # plugin_version of the lictrt ops the native kernels implement (export/op_contracts.py)
+OPS_VERSION = _lictrt.OPS_VERSION  # plugin_version of the lictrt ops the kernels implement (export/op_contracts.py)
 PINNED_OPT_LEVEL = "ORT_ENABLE_BASIC"
 RECON_OPT_LEVEL = "ORT_ENABLE_ALL"
 OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
@@ -62,21 +62,9 @@ def pinned_session_options():
 
 def _other_ops_versions(path) -> list[str]:
     """The ``plugin_version`` values of the lictrt nodes in ONNX file ``path`` other than :data:`OPS_VERSION` (a graph
-    exported before the ops' contract changed); [] when there are none or the file cannot be read."""
-    try:
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return []
-    found = {
-        a.s.decode()
-        for n in model.graph.node
-        if n.domain == "lictrt"
-        for a in n.attribute
-        if a.name == "plugin_version"
-    }
-    return sorted(found - {OPS_VERSION})
+    exported before the ops' contract changed); [] when there are none or the file cannot be read. The C++
+    runtime's reader (``lictrt::lictrt_op_versions``), so both runtimes name such a graph alike."""
+    return [v for v in _lictrt.lictrt_op_versions(str(path)) if v != OPS_VERSION]
 
 
 class OrtBackend:

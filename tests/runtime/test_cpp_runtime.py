@@ -287,6 +287,18 @@ def _error_line(p) -> tuple[int, str]:
     return p.returncode, lines[0]
 
 
+def _old_scan_graph(path: Path) -> None:
+    """A graph with one SelectiveScan2D node of plugin version 1 (7 inputs, delta instead of dts and dt_weight)."""
+    from onnx import TensorProto, helper, save
+
+    names = ["u", "delta", "A", "Bs", "Cs", "D", "delta_bias"]
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
+    node = helper.make_node("SelectiveScan2D", names, ["x_hat"], domain="lictrt", plugin_version="1")
+    out = [helper.make_tensor_value_info("x_hat", TensorProto.FLOAT, None)]
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("lictrt", 1)]
+    save(helper.make_model(helper.make_graph([node], "synthesis", ins, out), opset_imports=opsets), path)
+
+
 def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
     pytest.importorskip("torch")
     from test_runtime_support import cached_bundle, test_image
@@ -318,8 +330,20 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
         )
         return c, p
 
+    # a bundle whose synthesis graph holds a lictrt op of the old contract (plugin version 1)
+    from runtime.bundle import file_digest
+
+    old_ops = tmp_path / "old-ops"
+    shutil.copytree(bundle, old_ops)
+    manifest = json.loads((old_ops / "manifest.json").read_text())
+    syn = manifest["graphs"]["synthesis"]["file"]
+    _old_scan_graph(old_ops / syn)
+    manifest["files"][syn] = file_digest(old_ops / syn)
+    (old_ops / "manifest.json").write_text(json.dumps(manifest))
+
     out = tmp_path / "out.png"
     cases = [
+        ("decode", old_ops, tmp_path / "ok.lic", "-o", out),  # "... holds lictrt ops of version 1 ...: re-export"
         ("decode", bundle, tmp_path / "truncated.lic", "-o", out),
         ("decode", bundle, tmp_path / "flipped.lic", "-o", out),
         ("decode", bundle, tmp_path / "header.lic", "-o", out),
@@ -340,6 +364,8 @@ def test_cli_bad_input_like_the_python_cli(lictrt, tmp_path, tmp_path_factory):
             assert cline.startswith("error: cannot read image ") and pline.startswith("error: cannot read image ")
         else:
             assert cline == pline, (args, cline, pline)
+        if args[1] == old_ops:
+            assert "holds lictrt ops of version 1; this runtime runs version" in cline and "re-export" in cline
         assert not out.exists()
     # the good file decodes, and info prints the same text as python -m runtime info
     c, p = both("info", tmp_path / "ok.lic")

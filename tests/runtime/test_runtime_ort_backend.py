@@ -30,7 +30,10 @@ def _scan_graph(path, inputs, version):
 
 
 def test_runtime_ops_version_is_the_contracts():
-    assert ort_backend.OPS_VERSION == PLUGIN_VERSION
+    """The version the runtimes check graphs against is lictrt::kOpsVersion (C++), which is the contract's."""
+    from runtime import _lictrt
+
+    assert ort_backend.OPS_VERSION == _lictrt.OPS_VERSION == PLUGIN_VERSION
 
 
 def test_a_graph_with_ops_of_the_old_contract_asks_for_a_re_export(tmp_path):
@@ -49,3 +52,31 @@ def test_other_load_errors_keep_onnxruntime_s_message(tmp_path):
     (tmp_path / "analysis.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(BackendError, match="onnxruntime cannot load graph 'analysis'"):
         ort_backend.OrtBackend(_Graphs(tmp_path)).session("analysis")
+
+
+def test_the_op_version_reader_lists_the_main_graph_s_lictrt_versions(tmp_path):
+    """runtime._lictrt.lictrt_op_versions (the C++ reader both runtimes use): the plugin_version of each lictrt node,
+    sorted and unique; standard nodes and other attributes ignored; [] for an unreadable or truncated file."""
+    from runtime import _lictrt
+
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a", "b")]
+    nodes = [
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("GeneralizedDivisiveNorm", ["r"], ["g"], domain="lictrt", inverse=0, plugin_version="3"),
+        helper.make_node("SelectiveScan2D", ["g", "b"], ["s"], domain="lictrt", plugin_version="1"),
+        helper.make_node("SelectiveScan2D", ["s", "b"], ["y"], domain="lictrt", plugin_version="1"),
+        helper.make_node("Foo", ["y"], ["z"], domain="other", plugin_version="9"),
+    ]
+    out = [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", ins, out),
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("lictrt", 1), helper.make_opsetid("other", 1)],
+    )
+    path = tmp_path / "m.onnx"
+    save(model, path)
+    assert _lictrt.lictrt_op_versions(str(path)) == ["1", "3"]
+    data = path.read_bytes()
+    for name, blob in (("cut.onnx", data[: len(data) // 2]), ("junk.onnx", b"\xff" * 64), ("empty.onnx", b"")):
+        (tmp_path / name).write_bytes(blob)
+        assert _lictrt.lictrt_op_versions(str(tmp_path / name)) == []
+    assert _lictrt.lictrt_op_versions(str(tmp_path / "missing.onnx")) == []

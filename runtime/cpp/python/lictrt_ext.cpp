@@ -15,6 +15,7 @@
 #include "lictrt/coder.hpp"
 #include "lictrt/container.hpp"
 #include "lictrt/crc32.hpp"
+#include "lictrt/onnx_ops.hpp"
 #include "lictrt/format.hpp"
 #include "lictrt/json.hpp"
 #include "lictrt/levels.hpp"
@@ -334,6 +335,9 @@ NB_MODULE(_lictrt, m) {
         return std::make_pair(h, out);
       },
       "data"_a.noconvert());
+
+  m.attr("OPS_VERSION") = lictrt::kOpsVersion;
+  m.def("lictrt_op_versions", &lictrt::lictrt_op_versions, "path"_a);
 
   m.attr("CONTAINER_MAJOR") = lictrt::kContainerMajor;
   m.attr("CONTAINER_MINOR") = lictrt::kContainerMinor;

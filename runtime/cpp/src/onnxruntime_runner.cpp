@@ -14,6 +14,8 @@
 #include <mutex>
 #include <vector>
 
+#include "lictrt/onnx_ops.hpp"
+
 #ifndef LICTRT_ONNXRUNTIME_SEARCH_DIRS
 #define LICTRT_ONNXRUNTIME_SEARCH_DIRS ""
 #endif
@@ -122,16 +124,10 @@ float from_half(uint16_t h) {
   return f;
 }
 
-using Shapes = std::vector<std::vector<int64_t>>;
-
 struct Session {
   std::unique_ptr<Ort::Session> session;
   std::vector<std::string> inputs, outputs;
   std::vector<ONNXTensorElementDataType> input_types;
-  // Output shapes seen for given input shapes (float outputs only): on a repeat, the outputs are allocated here
-  // and bound, so ONNX Runtime writes them in place instead of into its own buffers that are then copied.
-  std::mutex shapes_mu;
-  std::map<Shapes, Shapes> output_shapes;
 };
 
 }  // namespace
@@ -222,6 +218,15 @@ struct OnnxRuntimeRunner::Impl {
       for (size_t i = 0; i < s->session->GetOutputCount(); ++i)
         s->outputs.push_back(s->session->GetOutputNameAllocated(i, alloc).get());
     } catch (const Ort::Exception& e) {
+      std::vector<std::string> old = lictrt_op_versions(file);
+      old.erase(std::remove(old.begin(), old.end(), std::string(kOpsVersion)), old.end());
+      if (!old.empty()) {  // runtime/backends/ort.py words it the same
+        std::string v;
+        for (auto& o : old) v += (v.empty() ? "" : ", ") + o;
+        throw OnnxRuntimeError("graph '" + graph + "' (" + std::filesystem::path(file).filename().string() +
+                               ") holds lictrt ops of version " + v + "; this runtime runs version " + kOpsVersion +
+                               ": re-export the bundle (python -m export.onnx CHECKPOINT)");
+      }
       std::string msg = e.what();
       throw OnnxRuntimeError("onnxruntime cannot load graph '" + graph + "' (" + g.file +
                              "): " + msg.substr(0, msg.find('\n')));
@@ -280,52 +285,13 @@ TensorMap OnnxRuntimeRunner::run(const std::string& graph, const TensorMap& inpu
     in_names.push_back(s.inputs[i].c_str());
   }
   for (auto& o : s.outputs) out_names.push_back(o.c_str());
-  auto fail = [&](const Ort::Exception& e) {
-    std::string msg = e.what();
-    return OnnxRuntimeError("onnxruntime failed on graph '" + graph + "': " + msg.substr(0, msg.find('\n')));
-  };
-  Shapes in_shapes;
-  for (auto& name : s.inputs) in_shapes.push_back(inputs.find(name)->second.shape);
-  Shapes known;
-  {
-    std::lock_guard<std::mutex> lock(s.shapes_mu);
-    auto it = s.output_shapes.find(in_shapes);
-    if (it != s.output_shapes.end()) known = it->second;
-  }
-  if (!known.empty()) {
-    TensorMap result;
-    std::vector<Ort::Value> outs;
-    for (size_t i = 0; i < known.size(); ++i) {
-      Tensor& t = result[s.outputs[i]];
-      t.shape = known[i];
-      t.data.resize(t.count());
-      outs.push_back(
-          Ort::Value::CreateTensor<float>(mem, t.data.data(), t.data.size(), t.shape.data(), t.shape.size()));
-    }
-    try {
-      s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(), values.size(), out_names.data(),
-                     outs.data(), outs.size());
-      return result;
-    } catch (const Ort::Exception&) {  // shapes that depend on values, not only on input shapes: run unbound
-      std::lock_guard<std::mutex> lock(s.shapes_mu);
-      s.output_shapes.erase(in_shapes);
-    }
-  }
   std::vector<Ort::Value> outs;
   try {
     outs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(), values.size(), out_names.data(),
                           out_names.size());
   } catch (const Ort::Exception& e) {
-    throw fail(e);
-  }
-  Shapes out_shapes;
-  for (auto& o : outs) {
-    auto info = o.GetTensorTypeAndShapeInfo();
-    if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) out_shapes.push_back(info.GetShape());
-  }
-  if (out_shapes.size() == outs.size()) {
-    std::lock_guard<std::mutex> lock(s.shapes_mu);
-    s.output_shapes.emplace(in_shapes, std::move(out_shapes));
+    std::string msg = e.what();
+    throw OnnxRuntimeError("onnxruntime failed on graph '" + graph + "': " + msg.substr(0, msg.find('\n')));
   }
   TensorMap result;
   for (size_t i = 0; i < outs.size(); ++i) {

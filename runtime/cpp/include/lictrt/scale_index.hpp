@@ -2,7 +2,7 @@
 // scale_table[:-1] strictly below max(scale, bound), NaN -> T-1. One call per latent element, so it is a lookup:
 // the float bits of the clamped scale (monotone for positive floats) select a bucket that stores how many entries
 // lie below the bucket, and at most a few comparisons with the entries inside the bucket finish the count.
-// Plans index whole tensors at once through the batch form.
+// Plans that index a whole tensor use the batch form.
 #pragma once
 
 #include <cmath>

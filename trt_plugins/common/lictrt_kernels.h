@@ -45,12 +45,17 @@ LICTRT_API const char* lictrt_kernels_version(void);
 LICTRT_API int lictrt_ss2d_workspace_size(int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R, int dtype,
                                           size_t* bytes);
 
+// y[B,Di,H,W] = SelectiveScan2D(u[B,Di,H,W], dts[B,4,R,H,W], dt_weight[4Di,R], A[4Di,N], Bs[B,4,N,H,W],
+//                               Cs[B,4,N,H,W], D[4Di], delta_bias[4Di])  -- see export/op_contracts.py.
+// u, dts, Bs, Cs, y have `dtype`; dt_weight, A, D, delta_bias are fp32.  delta_bias may be NULL (zero bias).
+// All tensors contiguous (NCHW-style row-major).  Deterministic: no atomics, fixed summation order.
 LICTRT_API int lictrt_ss2d_forward(const void* u, const void* dts, const float* dt_weight, const float* A,
                                    const void* Bs, const void* Cs, const float* D, const float* delta_bias, void* y,
                                    int64_t B, int64_t Di, int64_t H, int64_t W, int64_t N, int64_t R,
                                    int delta_softplus, int dtype, void* workspace, size_t workspace_bytes,
                                    cudaStream_t stream);
 
+// ---------------------------------------------------------------- GeneralizedDivisiveNorm
 #define LICTRT_GDN_MAX_CHANNELS 1024
 
 // y = x / sqrt(beta + gamma @ x^2)  (inverse=0)  or  x * sqrt(...)  (inverse=1), per pixel, fp32 accumulation.

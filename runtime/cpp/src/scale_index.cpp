@@ -17,12 +17,6 @@
 namespace lictrt {
 namespace {
 
-uint32_t bits_of(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-
 float float_of(uint32_t b) {
   float f;
   std::memcpy(&f, &b, 4);
@@ -89,10 +83,11 @@ ScaleIndex::ScaleIndex(std::vector<float> table, float bound) : table_(std::move
 
   // Buckets of keys bits(s) >> shift for s >= bound; bucket b covers [lo(b), lo(b + 1)). The last bucket takes
   // every key above the largest edge's (all edges below).
+  const uint32_t low = bits(bound_), high = bits(n ? std::max(edges_[n - 1], bound_) : bound_);
+  auto buckets = [&](uint32_t shift) { return size_t((high >> shift) - (low >> shift)) + 2; };
   auto build = [&](uint32_t shift) {
-    key0_ = bits_of(bound_) >> shift;
-    const uint32_t kmax = n ? bits_of(std::max(edges_[n - 1], bound_)) >> shift : key0_;
-    std::vector<uint32_t> below(size_t(kmax - key0_) + 2);
+    key0_ = low >> shift;
+    std::vector<uint32_t> below(buckets(shift));
     for (size_t b = 0; b + 1 < below.size(); ++b) {
       const float lo = std::max(float_of(uint32_t(key0_ + b) << shift), bound_);
       below[b] = uint32_t(std::lower_bound(edges_.begin(), edges_.begin() + long(n), lo) - edges_.begin());
@@ -105,11 +100,7 @@ ScaleIndex::ScaleIndex(std::vector<float> table, float bound) : table_(std::move
     below_ = std::move(below);
   };
   build(23);  // one bucket per octave
-  for (uint32_t shift = 22; steps_ > 2 && shift >= 8; --shift) {
-    const uint32_t kmax = n ? bits_of(std::max(edges_[n - 1], bound_)) >> shift : 0;
-    if (size_t(kmax - (bits_of(bound_) >> shift)) + 2 > kMaxBuckets) break;
-    build(shift);
-  }
+  for (uint32_t shift = 22; steps_ > 2 && shift >= 8 && buckets(shift) <= kMaxBuckets; --shift) build(shift);
 }
 
 }  // namespace lictrt

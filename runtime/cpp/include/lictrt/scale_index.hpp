@@ -25,9 +25,7 @@ class ScaleIndex {
   int32_t operator()(float scale) const noexcept {
     if (std::isnan(scale)) return last_;
     const float s = scale > bound_ ? scale : bound_;
-    uint32_t bits;
-    std::memcpy(&bits, &s, 4);
-    const uint32_t key = (bits >> shift_) - key0_;  // s >= bound > 0: no wrap-around
+    const uint32_t key = (bits(s) >> shift_) - key0_;  // s >= bound > 0: no wrap-around
     uint32_t i = below_[key < below_.size() ? key : below_.size() - 1];
     for (uint32_t k = 0; k < steps_; ++k) i += uint32_t(edges_[i] < s);  // edges_ ends in +inf
     return int32_t(i);
@@ -36,6 +34,12 @@ class ScaleIndex {
   void operator()(const float* scales, int32_t* out, size_t n) const noexcept;
 
  private:
+  static uint32_t bits(float f) noexcept {  // monotone in f for f > 0
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+  }
+
   std::vector<float> table_, edges_;  // edges_: table[:-1], then +inf
   std::vector<uint32_t> below_;       // per bucket: #edges below its smallest float; last: #edges
   float bound_ = 0.0f;

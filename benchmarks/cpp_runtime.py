@@ -8,16 +8,19 @@ RANDOM weights of ``train.models.seeded.codable_model``, exported once into the 
 ``--images`` Kodak images for the hyperprior, the first ``--spatial-images`` for the spatial-context model (768x512:
 a 48x32 latent, 141 wavefront steps).
 
-Per image the C++ side (``runtime/cpp/bench/codec_bench.cpp``, built here with ``-DLICTRT_BUILD_BENCH=ON``: the
-lictrt Encoder/Decoder on ``OnnxRuntimeRunner``, one process per bundle serving every image with its sessions kept
-open) and the Python side (one ``runtime.Codec`` per bundle on the onnxruntime backend) each encode and decode after one warm-up (sessions created), ``--repeats`` times, in ``--rounds`` rounds that
-alternate which side goes first, both pinned to one CPU with one thread (``--cpu``); per image the minimum over all runs (robust to other jobs on a shared machine),
-and the median beside it. ``plan_ms`` = total − network: the part the runtime's own code spends (plan, coder,
-conversions, container), which is what differs between the two sides. Both load the
-same ONNX Runtime library with the same session settings (``--threads`` intra-op threads for analysis and synthesis,
-the pinned 1-thread path for parse-critical graphs), so the networks cost the same; the difference is the plan code
-around them. Both encodes must give the same bytes. The spatial-context loop is reported per step: the whole loop,
-the context_step call (runner + ONNX Runtime), and the rest (window gathering, index building, coder, scatter).
+Both sides run as processes that serve a bundle (``ServeProcess``): the C++ side ``runtime/cpp/bench/codec_bench.cpp``
+(built here with ``-DLICTRT_BUILD_BENCH=ON``: the lictrt Encoder/Decoder on ``OnnxRuntimeRunner``), the Python side
+one ``runtime.Codec`` on the onnxruntime backend in an interpreter that imports only the runtime. Each keeps its
+sessions open across images. Per image each side encodes and decodes after one warm-up, ``--repeats`` times, in each
+of ``--rounds`` rounds; every round starts fresh processes (the memory layout of one process alone moves a network's
+time measurably, the same program in two processes differs) and alternates which side goes first. Both are pinned
+to one CPU with one thread (``--cpu``). Per image: the minimum over all runs (robust to other jobs on a shared
+machine), and the median beside it. ``plan_ms`` = total − network: the part the runtime's own code spends (plan,
+coder, conversions, container), which is what differs between the two sides. Both load the same ONNX Runtime
+library with the same session settings (``--threads`` intra-op threads for analysis and synthesis, the pinned
+1-thread path for parse-critical graphs), so the networks cost the same; the difference is the plan code around
+them. Both encodes must give the same bytes. The spatial-context loop is reported per step: the whole loop, the
+context_step call (runner + ONNX Runtime), and the rest (window gathering, index building, coder, scatter).
 """
 
 from __future__ import annotations
@@ -124,38 +127,50 @@ def _summary(stats: list[dict]) -> dict:
     return out
 
 
-class CppCodec:
-    """One C++ benchmark process serving a bundle (``--serve``): its ONNX Runtime sessions stay open across images,
-    as the Python side's ``Codec`` does, so both sides are measured equally warm."""
+class ServeProcess:
+    """One runtime process serving a bundle over a line protocol: each stdin line ``IMAGE.png R OUT.lic`` is
+    answered by one JSON line of raw per-run stats ({"encode": [...], "decode": [...], "onnxruntime": version});
+    an empty line ends it. Its ONNX Runtime sessions stay open across images, as an application's would."""
 
-    def __init__(self, exe: Path, bundle: Path, threads: int):
-        cmd = [str(exe), str(bundle), "--serve", "--threads", str(threads)]
+    def __init__(self, name: str, cmd: list[str]):
+        self.name = name
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT
         )
 
     def run(self, png: Path, repeats: int) -> tuple[dict, bytes]:
-        """Raw per-run stats {"encode": [...], "decode": [...]} of one image, and its bytes."""
+        """Raw per-run stats of one image (after one warm-up encode and decode), and its bytes."""
         with tempfile.TemporaryDirectory() as tmp:
             lic = Path(tmp) / "out.lic"
-            self.proc.stdin.write(f"{png} {repeats} {lic}\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            try:
+                self.proc.stdin.write(f"{png} {repeats} {lic}\n")
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+            except BrokenPipeError:  # it has ended
+                line = ""
             if not line:
-                err = self.proc.stderr.read().strip()
-                raise CppRuntimeError(f"C++ benchmark failed on {png.name}: {err}")
-            res = json.loads(line)
-            return {
-                "encode": res["encode"],
-                "decode": res["decode"],
-                "onnxruntime": res["onnxruntime"],
-            }, lic.read_bytes()
+                err = (self.proc.stderr.read().strip().splitlines() or ["(no message)"])[-1]
+                raise CppRuntimeError(f"the {self.name} benchmark process failed on {png.name}: {err}")
+            return json.loads(line), lic.read_bytes()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.write("\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=60)
+        """End the process (the empty line; killed if it does not end within a minute)."""
+        try:
+            self.proc.communicate("\n", timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def cpp_process(exe: Path, bundle: Path, threads: int) -> ServeProcess:
+    """The C++ side: ``lictrt_codec_bench BUNDLE --serve``."""
+    return ServeProcess("C++", [str(exe), str(bundle), "--serve", "--threads", str(threads)])
+
+
+def python_process(bundle: Path, threads: int) -> ServeProcess:
+    """The Python side: :func:`serve_python` in a fresh interpreter that imports only the runtime."""
+    code = "import sys; from benchmarks.cpp_runtime import serve_python; serve_python(sys.argv[1], int(sys.argv[2]))"
+    return ServeProcess("Python", [sys.executable, "-c", code, str(bundle), str(threads)])
 
 
 def run_python(codec, image: np.ndarray, repeats: int) -> tuple[dict, bytes]:
@@ -174,44 +189,65 @@ def run_python(codec, image: np.ndarray, repeats: int) -> tuple[dict, bytes]:
     return {"encode": enc, "decode": dec}, data
 
 
-def measure(
-    exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, rounds: int = 2, progress=print
-) -> dict:
+def serve_python(bundle: str, threads: int) -> None:
+    """The Python side of :class:`ServeProcess`'s protocol: one ``runtime.Codec`` on the onnxruntime backend."""
+    import onnxruntime
+
     from runtime import Codec
 
     codec = Codec.open(bundle, backend="onnxruntime", threads=threads)
-    cpp_codec = CppCodec(exe, bundle, threads)
-    try:
-        rows = [_measure_image(cpp_codec, codec, path, repeats, rounds, progress) for path in images]
-    finally:
-        cpp_codec.close()
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        png, repeats, lic = line.split()
+        res, data = run_python(codec, load_rgb(Path(png)), int(repeats))
+        Path(lic).write_bytes(data)
+        res["onnxruntime"] = onnxruntime.__version__
+        print(json.dumps(res), flush=True)
+
+
+SIDES = ("cpp", "python")
+
+
+def measure(
+    exe: Path, bundle: Path, images: list[Path], threads: int, repeats: int, rounds: int = 2, progress=print
+) -> dict:
+    """Both sides on every image in ``rounds`` rounds. Each round starts a fresh process per side, so that no one
+    process's memory layout decides a side's figure; within a round the side that goes first alternates from image
+    to image."""
+    raw = {p: {side: {"encode": [], "decode": []} for side in SIDES} for p in images}
+    out: dict[Path, dict] = {p: {} for p in images}
+    for k in range(rounds):
+        procs = {"cpp": cpp_process(exe, bundle, threads), "python": python_process(bundle, threads)}
+        try:
+            for i, path in enumerate(images):
+                for side in SIDES if (k + i) % 2 == 0 else SIDES[::-1]:
+                    r, data = procs[side].run(path, repeats)
+                    out[path][side] = (data, r["onnxruntime"])
+                    for op in ("encode", "decode"):
+                        raw[path][side][op] += r[op]
+        finally:
+            for p in procs.values():
+                p.close()
+        progress(f"  round {k + 1}/{rounds} done")
+    rows = [_row(path, raw[path], out[path], progress) for path in images]
     return _totals(rows)
 
 
-def _measure_image(cpp_codec: CppCodec, codec, path: Path, repeats: int, rounds: int, progress) -> dict:
-    """Both sides on one image: per-run stats over ``rounds`` alternating rounds, minima and speed-ups."""
-    image = load_rgb(path)
-    raw = {"cpp": {"encode": [], "decode": []}, "python": {"encode": [], "decode": []}}
-    ort = ""
-    for k in range(rounds):
-        for side in ("cpp", "python") if k % 2 == 0 else ("python", "cpp"):
-            if side == "cpp":
-                r, cpp_bytes = cpp_codec.run(path, repeats)
-                ort = r["onnxruntime"]
-            else:
-                r, py_bytes = run_python(codec, image, repeats)
-            for op in ("encode", "decode"):
-                raw[side][op] += r[op]
-    cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
-    cpp["onnxruntime"] = ort
-    py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
+def _row(path: Path, raw: dict, out: dict, progress) -> dict:
+    """One image's row: per side the minima of its runs over all rounds, and the speed-ups."""
+    (cpp_bytes, ort), (py_bytes, _) = out["cpp"], out["python"]
     if cpp_bytes != py_bytes:
         raise CppRuntimeError(
             f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs {len(py_bytes)} bytes)"
         )
+    cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
+    cpp["onnxruntime"] = ort
+    py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
+    h, w = load_rgb(path).shape[:2]
     row = {
         "image": path.name,
-        "size": list(image.shape[:2]),
+        "size": [h, w],
         "bytes": len(py_bytes),
         "identical_bytes": True,
         "cpp": cpp,

@@ -216,31 +216,36 @@ def measure(
     process's memory layout decides a side's figure; within a round the side that goes first alternates from image
     to image."""
     raw = {p: {side: {"encode": [], "decode": []} for side in SIDES} for p in images}
-    out: dict[Path, dict] = {p: {} for p in images}
+    nbytes: dict[Path, int] = {}
+    ort = ""
     for k in range(rounds):
         procs = {"cpp": cpp_process(exe, bundle, threads), "python": python_process(bundle, threads)}
         try:
             for i, path in enumerate(images):
+                data = {}
                 for side in SIDES if (k + i) % 2 == 0 else SIDES[::-1]:
-                    r, data = procs[side].run(path, repeats)
-                    out[path][side] = (data, r["onnxruntime"])
+                    r, data[side] = procs[side].run(path, repeats)
+                    if side == "cpp":
+                        ort = r["onnxruntime"]
                     for op in ("encode", "decode"):
                         raw[path][side][op] += r[op]
+                if data["cpp"] != data["python"]:
+                    raise CppRuntimeError(
+                        f"{path.name}: the C++ and Python encodes differ ({len(data['cpp'])} vs "
+                        f"{len(data['python'])} bytes)"
+                    )
+                nbytes[path] = len(data["python"])
         finally:
             for p in procs.values():
                 p.close()
         progress(f"  round {k + 1}/{rounds} done")
-    rows = [_row(path, raw[path], out[path], progress) for path in images]
+    rows = [_row(path, raw[path], nbytes[path], ort, progress) for path in images]
     return _totals(rows)
 
 
-def _row(path: Path, raw: dict, out: dict, progress) -> dict:
-    """One image's row: per side the minima of its runs over all rounds, and the speed-ups."""
-    (cpp_bytes, ort), (py_bytes, _) = out["cpp"], out["python"]
-    if cpp_bytes != py_bytes:
-        raise CppRuntimeError(
-            f"{path.name}: the C++ and Python encodes differ ({len(cpp_bytes)} vs {len(py_bytes)} bytes)"
-        )
+def _row(path: Path, raw: dict, nbytes: int, ort: str, progress) -> dict:
+    """One image's row (its encodes byte-identical in every round): per side the minima of its runs over all
+    rounds, and the speed-ups."""
     cpp = {op: _summary(raw["cpp"][op]) for op in ("encode", "decode")}
     cpp["onnxruntime"] = ort
     py = {op: _summary(raw["python"][op]) for op in ("encode", "decode")}
@@ -248,7 +253,7 @@ def _row(path: Path, raw: dict, out: dict, progress) -> dict:
     row = {
         "image": path.name,
         "size": [h, w],
-        "bytes": len(py_bytes),
+        "bytes": nbytes,
         "identical_bytes": True,
         "cpp": cpp,
         "python": py,

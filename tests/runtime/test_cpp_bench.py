@@ -91,3 +91,24 @@ def test_a_failing_side_is_named_and_no_process_is_left(bench_exe, spatial, tmp_
     with pytest.raises(cpp_runtime.CppRuntimeError, match=r"the C\+\+ benchmark process failed on a\.png: .*manifest"):
         cpp_runtime.measure(bench_exe, tmp_path, pngs, threads=1, repeats=1, rounds=1, progress=lambda _: None)
     assert len(started) == 2 and all(p.proc.poll() is not None for p in started)
+
+
+def test_encodes_that_differ_in_any_round_stop_the_benchmark(bench_exe, spatial, monkeypatch):
+    from benchmarks import cpp_runtime
+
+    bundle, pngs = spatial
+    run = cpp_runtime.ServeProcess.run
+
+    def run_flipping_python_bytes_in_round_1(self, png, repeats):
+        stats, data = run(self, png, repeats)
+        if self.name == "Python" and png == pngs[1]:
+            calls.append(png)
+            if len(calls) == 1:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+        return stats, data
+
+    calls = []
+    monkeypatch.setattr(cpp_runtime.ServeProcess, "run", run_flipping_python_bytes_in_round_1)
+    with pytest.raises(cpp_runtime.CppRuntimeError, match=r"b\.png: the C\+\+ and Python encodes differ"):
+        cpp_runtime.measure(bench_exe, bundle, pngs, threads=1, repeats=1, rounds=2, progress=lambda _: None)
+    assert len(calls) == 1  # stopped in the round where they differed

@@ -20,6 +20,18 @@ def bench_exe(installed) -> object:  # noqa: F811
     return build / "lictrt_codec_bench"
 
 
+@pytest.fixture
+def started(monkeypatch) -> list:
+    """Every ServeProcess the benchmark starts, in order."""
+    from benchmarks import cpp_runtime
+
+    procs = []
+    for name in ("cpp_process", "python_process"):
+        make = getattr(cpp_runtime, name)
+        monkeypatch.setattr(cpp_runtime, name, lambda *a, _make=make: procs.append(_make(*a)) or procs[-1])
+    return procs
+
+
 @pytest.fixture(scope="module")
 def spatial(tmp_path_factory):
     """A tiny mbt2018 bundle and two PNGs (padded to 64: a 4×4 and a 4×8 latent)."""
@@ -35,14 +47,10 @@ def spatial(tmp_path_factory):
     return bundle, pngs
 
 
-def test_each_round_runs_both_sides_in_fresh_processes(bench_exe, spatial, monkeypatch):
+def test_each_round_runs_both_sides_in_fresh_processes(bench_exe, spatial, started):
     from benchmarks import cpp_runtime
 
     bundle, pngs = spatial
-    started = []
-    for name in ("cpp_process", "python_process"):
-        make = getattr(cpp_runtime, name)
-        monkeypatch.setattr(cpp_runtime, name, lambda *a, _make=make: started.append(_make(*a)) or started[-1])
     said = []
     res = cpp_runtime.measure(bench_exe, bundle, pngs, threads=1, repeats=2, rounds=3, progress=said.append)
     assert [p.name for p in started] == ["C++", "Python"] * 3
@@ -80,14 +88,10 @@ def test_the_figures_come_from_the_runs_of_both_sides(bench_exe, spatial):
         assert t["cpp_not_slower_anywhere"] == all(r[f"{op}_speedup"] >= 1.0 for r in rows)
 
 
-def test_a_failing_side_is_named_and_no_process_is_left(bench_exe, spatial, tmp_path, monkeypatch):
+def test_a_failing_side_is_named_and_no_process_is_left(bench_exe, spatial, tmp_path, started):
     from benchmarks import cpp_runtime
 
     _, pngs = spatial
-    started = []
-    for name in ("cpp_process", "python_process"):
-        make = getattr(cpp_runtime, name)
-        monkeypatch.setattr(cpp_runtime, name, lambda *a, _make=make: started.append(_make(*a)) or started[-1])
     with pytest.raises(cpp_runtime.CppRuntimeError, match=r"the C\+\+ benchmark process failed on a\.png: .*manifest"):
         cpp_runtime.measure(bench_exe, tmp_path, pngs, threads=1, repeats=1, rounds=1, progress=lambda _: None)
     assert len(started) == 2 and all(p.proc.poll() is not None for p in started)

@@ -89,9 +89,9 @@ void unit_tests() {
   // CompressAI's index rule: entries of scale_table[:-1] strictly below max(scale, bound); NaN -> T-1
   EntropyModel m;
   m.scales = ScaleIndex({0.11f, 0.2f, 0.5f, 1.0f}, 0.11f);
-  CHECK(m.scale_index(0.0f) == 0 && m.scale_index(0.11f) == 0 && m.scale_index(0.2f) == 1);
-  CHECK(m.scale_index(0.2000001f) == 2 && m.scale_index(1.0f) == 3 && m.scale_index(100.0f) == 3);
-  CHECK(m.scale_index(NAN) == 3 && m.scale_index(INFINITY) == 3 && m.scale_index(-INFINITY) == 0);
+  CHECK(m.scales(0.0f) == 0 && m.scales(0.11f) == 0 && m.scales(0.2f) == 1);
+  CHECK(m.scales(0.2000001f) == 2 && m.scales(1.0f) == 3 && m.scales(100.0f) == 3);
+  CHECK(m.scales(NAN) == 3 && m.scales(INFINITY) == 3 && m.scales(-INFINITY) == 0);
   // the bucket lookup equals std::lower_bound's count for every table length, at, between and beside entries, for
   // CompressAI-like geometric tables, for dense tables (many entries per octave), with entries below the bound and
   // for a bound above every entry

@@ -24,10 +24,8 @@ struct EntropyModel {
   std::shared_ptr<const Tables> tables;
   int num_tables = 0;
   std::vector<float> medians;  ///< EntropyBottleneck: [C] (empty otherwise)
-  ScaleIndex scales;           ///< GaussianConditional: scale_table [T] and scale_bound (empty otherwise)
+  ScaleIndex scales;           ///< GaussianConditional: scales(s) is CompressAI's build_indexes (empty otherwise)
   bool gaussian() const noexcept { return !scales.empty(); }
-  /// CompressAI build_indexes: #{ t in scale_table[:-1] : t < max(scale, bound) } (NaN -> T-1).
-  int32_t scale_index(float scale) const noexcept { return scales(scale); }
 };
 
 struct TensorSpec {

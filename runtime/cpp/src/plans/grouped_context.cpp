@@ -118,7 +118,7 @@ Tensor staged_loop(PlanContext& c, const Tensor& params, const Tensor* y, const 
     expect_count(out["means"], n, graph + " 'means'");
     const std::vector<float>&scales = out["scales"].data, &mu = out["means"].data;
     idx.resize(pos.size());
-    for (size_t k = 0; k < pos.size(); ++k) idx[k] = m.scale_index(scales[pos[k]]);
+    for (size_t k = 0; k < pos.size(); ++k) idx[k] = m.scales(scales[pos[k]]);
     if (y) {
       sym.resize(pos.size());
       for (size_t k = 0; k < pos.size(); ++k) sym[k] = to_symbol(y->data[pos[k]], mu[pos[k]]);

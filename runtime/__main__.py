@@ -54,6 +54,7 @@ class ParsePath(str, Enum):
     auto = "auto"
     onnxruntime = "onnxruntime"
     torch = "torch"
+    torch_cuda = "torch-cuda"
 
 
 class Order(str, Enum):
@@ -74,7 +75,11 @@ CkptOpt = Annotated[
     ),
 ]
 ParseOpt = Annotated[
-    ParsePath, typer.Option(help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32)")
+    ParsePath,
+    typer.Option(
+        help="where parse-critical graphs run (default: pinned ONNX Runtime CPU fp32; torch-cuda: fastest on a GPU, "
+        "exact only for decoders on the same GPU model)"
+    ),
 ]
 JobsOpt = Annotated[int, typer.Option("-j", "--jobs", min=1, help="files coded in parallel threads")]
 

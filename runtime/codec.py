@@ -7,6 +7,9 @@ Determinism policy (docs/FORMATS.md, parse-critical graphs):
     because torch's CPU convolutions and ORT's may differ in the last float bits;
   * ``parse_path="torch"`` (or a bundle-less ``Codec.from_model``) uses the PyTorch reference instead, recorded
     as parse path 1 in the container;
+  * ``parse_path="torch-cuda"`` runs them with PyTorch on the GPU in strict fp32 (no TF32, deterministic cuDNN),
+    recorded as parse path 2: the fastest GPU decode, exact only for a decoder on the same GPU model and
+    software (any other decoder's mismatch is caught by the stream CRCs);
   * with ``parse_path="auto"`` the decoder follows the container's parse path when it can run it (an explicit
     ``parse_path`` is always used as given), else its own default: then the stream
     CRCs and the coder's final-state check tell whether the symbols survived (a mismatch raises
@@ -124,7 +127,8 @@ class Codec:
         """Open a bundle directory (or a :class:`Bundle`) on ``backend``.
 
         ``backend="torch"`` needs ``checkpoint`` (path) or ``model``: the bundle holds no torch weights.
-        ``parse_path``: "auto" (= "onnxruntime"), "onnxruntime" or "torch".
+        ``parse_path``: "auto" (= "onnxruntime"), "onnxruntime", "torch" or "torch-cuda" (the last two need a
+        torch model; "torch-cuda" a CUDA device).
         ``context_order`` (spatial_context): "wavefront" (default) or "raster"; recorded in the header flags.
         ``level`` (scalable bundles, plan ``grouped_context``): the level to encode at, a preset name
         ("fastest", "full") or ``"g_a=48,g_s=96,context=4stage"`` (runtime/levels.py); written into the header.
@@ -156,9 +160,13 @@ class Codec:
             if b.path is not None:  # an exported bundle: the weights must be the ones it was exported from
                 torch_ref.check_matches(torch_model, b, f"checkpoint {checkpoint}" if checkpoint else "the model")
             recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
-        if torch_model is not None:
-            parse["torch-cpu-fp32"] = _cpu_torch_backend(torch_model, b.plan_kind, recon)
         pp = _parse_path_name(parse_path, default="onnxruntime-cpu-fp32")
+        if torch_model is not None:
+            parse["torch-cpu-fp32"] = _torch_parse_backend(torch_model, b.plan_kind, recon, "cpu")
+            if pp == "torch-cuda-fp32":
+                parse[pp] = _torch_parse_backend(torch_model, b.plan_kind, recon, "cuda")
+        elif pp != "onnxruntime-cpu-fp32":
+            raise CodecError(f"parse path '{parse_path}' needs backend 'torch' (a checkpoint or model)")
         return cls(
             b,
             recon,
@@ -174,19 +182,32 @@ class Codec:
 
     @classmethod
     def from_model(
-        cls, model, mode: str = "fast", device: str | None = None, threads: int | None = None, substreams: int = 1
+        cls,
+        model,
+        mode: str = "fast",
+        device: str | None = None,
+        threads: int | None = None,
+        substreams: int = 1,
+        parse_path: str = "torch",
+        context_order: str | None = None,
     ) -> "Codec":
-        """A torch-only codec from an updated model (``update(force=True)``): no bundle files, parse path torch.
+        """A torch-only codec from an updated model (``update(force=True)``): no bundle files; parse path "torch"
+        (CPU) or "torch-cuda".
 
         Its model hash covers the weights and tables, so its bitstreams decode only with a codec of the same
         model built the same way.
         """
         from .backends import torch_ref
 
+        pp = _parse_path_name(parse_path, default="torch-cpu-fp32")
+        if not pp.startswith("torch-"):
+            raise CodecError(f"a codec built from a model has no '{parse_path}' parse path (torch, torch-cuda)")
         b = torch_ref.bundle_from_model(model)
         recon = torch_ref.TorchBackend(model, kind=b.plan_kind, device=device, threads=threads)
-        parse = {"torch-cpu-fp32": _cpu_torch_backend(model, b.plan_kind, recon)}
-        return cls(b, recon, parse, "torch-cpu-fp32", mode, substreams)
+        parse = {"torch-cpu-fp32": _torch_parse_backend(model, b.plan_kind, recon, "cpu")}
+        if pp == "torch-cuda-fp32":
+            parse[pp] = _torch_parse_backend(model, b.plan_kind, recon, "cuda")
+        return cls(b, recon, parse, pp, mode, substreams, context_order=context_order)
 
     @property
     def context_order(self) -> str:
@@ -381,20 +402,25 @@ def _parse_path_name(name: str, default: str) -> str:
         "onnxruntime": "onnxruntime-cpu-fp32",
         "ort": "onnxruntime-cpu-fp32",
         "torch": "torch-cpu-fp32",
+        "torch-cuda": "torch-cuda-fp32",
     }
     pp = aliases.get(name, name)
     if pp not in PARSE_PATHS:
-        raise CodecError(f"unknown parse path '{name}' (auto, onnxruntime, torch)")
+        raise CodecError(f"unknown parse path '{name}' (auto, onnxruntime, torch, torch-cuda)")
     return pp
 
 
-def _cpu_torch_backend(model, kind, recon):
-    """The torch parse path runs on CPU: reuse the recon backend when it is on CPU, else a CPU copy."""
+def _torch_parse_backend(model, kind, recon, device: str):
+    """A torch parse path on ``device`` ("cpu" or "cuda"), strict fp32: the recon backend when it already runs
+    there, else a copy of the model on that device."""
     from .backends import torch_ref
 
-    if isinstance(recon, torch_ref.TorchBackend) and recon.device.type == "cpu":
+    if device == "cuda" and not torch_ref.cuda_available():
+        raise CodecError("parse path 'torch-cuda' needs a CUDA device, and torch sees none")
+    if isinstance(recon, torch_ref.TorchBackend) and recon.device.type == device:
+        recon.strict_fp32 = True
         return recon
-    return torch_ref.TorchBackend(copy.deepcopy(model).cpu(), kind=kind, device="cpu")
+    return torch_ref.TorchBackend(copy.deepcopy(model).to(device), kind=kind, device=device, strict_fp32=True)
 
 
 def _trt_ready(bundle) -> bool:

@@ -8,6 +8,8 @@ runtime module that imports torch and ``train``.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -104,23 +106,50 @@ def bundle_from_model(model, kind: str | None = None) -> Bundle:
     return Bundle.from_parts(manifest, tables_from_arrays(arrays))
 
 
-class TorchBackend:
-    """Runs graphs as the model's graph modules in fp32 under ``torch.no_grad``."""
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
 
-    def __init__(self, model, kind: str | None = None, device: str | None = None, threads: int | None = None):
+
+@contextlib.contextmanager
+def strict_fp32_cuda():
+    """IEEE fp32 on CUDA for the block: no TF32 in convolutions or matrix products, deterministic cuDNN
+    algorithms, no autotuning (PyTorch's default lets cuDNN convolutions use TF32)."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32)
+    cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32 = False, False, True, False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32 = saved
+
+
+class TorchBackend:
+    """Runs graphs as the model's graph modules in fp32 under ``torch.no_grad``; ``strict_fp32`` (parse paths)
+    also rules out TF32 and nondeterministic cuDNN algorithms on a GPU."""
+
+    def __init__(
+        self,
+        model,
+        kind: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+        strict_fp32: bool = False,
+    ):
         self.kind = kind or plan_kind_of(model)
         self.device = torch.device(device or "cpu")
         self.model = model.eval().to(self.device)
         if threads:
             torch.set_num_threads(int(threads))
         self.name = f"torch-{self.device.type}"
+        self.strict_fp32 = strict_fp32
         self._graphs = {g.name: g for g in _graphs(self.model, self.kind)}
 
     def run(self, graph: str, feeds: dict) -> dict:
         g = self._graphs.get(graph)
         if g is None:
             raise BackendError(f"the torch backend has no graph '{graph}' for plan '{self.kind}'")
-        with torch.no_grad():
+        strict = self.strict_fp32 and self.device.type == "cuda"
+        with torch.no_grad(), strict_fp32_cuda() if strict else contextlib.nullcontext():
             t = {
                 k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in feeds.items()
             }

@@ -105,7 +105,8 @@ def test_missing_files_and_bad_tables(tmp_path):
 def test_parse_path_plan_and_mode_codes_come_from_the_extension():
     from runtime import _lictrt, codec, coder, container, plans
 
-    assert container.PARSE_PATHS == ("onnxruntime-cpu-fp32", "torch-cpu-fp32") == tuple(_lictrt.PARSE_PATHS)
+    assert container.PARSE_PATHS == ("onnxruntime-cpu-fp32", "torch-cpu-fp32", "torch-cuda-fp32")
+    assert container.PARSE_PATHS == tuple(_lictrt.PARSE_PATHS)
     assert container.PLAN_KINDS == plans.KINDS == tuple(_lictrt.PLAN_KINDS)  # every plan kind is implemented
     assert coder.MODES == {"compat": 0, "fast": 1} and container.CODER_MODES == tuple(_lictrt.CODER_MODES)
     assert container.MAX_PIXELS == 1 << 28 == codec.MAX_PIXELS and container.FLAG_RASTER_CONTEXT == 1

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from test_runtime_support import Perturb, cached_bundle, test_image  # noqa: E402
 
-from runtime import BitstreamError, Codec  # noqa: E402
+from runtime import BitstreamError, Codec, CodecError  # noqa: E402
 from runtime import image as img  # noqa: E402
 from runtime.container import unpack  # noqa: E402
 
@@ -223,6 +223,70 @@ def test_torch_backend_defaults_to_the_pinned_parse_path(bundle):
     from runtime import container
 
     assert container.unpack(data)[0].parse_path_name == "onnxruntime-cpu-fp32"
+
+
+def test_the_gpu_parse_path_needs_a_torch_model_and_a_cuda_device(bundle):
+    ck, b, model = bundle
+    with pytest.raises(CodecError, match="needs backend 'torch'"):
+        Codec.open(b, backend="onnxruntime", parse_path="torch-cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(CodecError, match="needs a CUDA device"):
+            Codec.from_model(model, parse_path="torch-cuda")
+        with pytest.raises(CodecError, match="needs a CUDA device"):
+            Codec.open(b, backend="torch", checkpoint=ck, parse_path="torch-cuda")
+    with pytest.raises(CodecError, match="no 'onnxruntime' parse path"):
+        Codec.from_model(model, parse_path="onnxruntime")
+
+
+def test_a_stream_recorded_on_another_parse_path_decodes_when_its_symbols_survive(bundle):
+    """A decoder without the recorded parse path (here: torch-cuda-fp32, run on the CPU for the test) uses its
+    own; the stats name both, and the CRCs would have refused symbols that did not survive."""
+    from runtime.backends.torch_ref import TorchBackend
+    from runtime.codec import _torch_parse_backend
+
+    _, _, model = bundle
+    fm = Codec.from_model(model)
+    cpu = _torch_parse_backend(model, fm.bundle.plan_kind, fm.recon, "cpu")
+    gpu_like = Codec(fm.bundle, fm.recon, {"torch-cuda-fp32": cpu}, "torch-cuda-fp32")
+    im = test_image(64, 64)
+    data = gpu_like.encode(im)
+    assert unpack(data)[0].parse_path_name == "torch-cuda-fp32"
+    np.testing.assert_array_equal(fm.decode(data), gpu_like.decode(data))
+    assert fm.last_stats["parse_path"] == "torch-cpu-fp32"
+    assert fm.last_stats["parse_path_recorded"] == "torch-cuda-fp32"
+    assert cpu is fm.recon and isinstance(cpu, TorchBackend) and cpu.strict_fp32
+
+
+def test_strict_fp32_rules_out_tf32_for_the_block_and_restores_the_flags():
+    from runtime.backends.torch_ref import strict_fp32_cuda
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32)
+    with strict_fp32_cuda():
+        assert (cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32) == (
+            False,
+            False,
+            True,
+            False,
+        )
+    assert (cudnn.allow_tf32, cudnn.benchmark, cudnn.deterministic, matmul.allow_tf32) == before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_parse_path_round_trips_and_a_cpu_decoder_never_returns_a_wrong_image(bundle):
+    _, _, model = bundle
+    gpu = Codec.from_model(model, device="cuda", parse_path="torch-cuda")
+    im = test_image(96, 128)
+    data = gpu.encode(im)
+    assert unpack(data)[0].parse_path_name == "torch-cuda-fp32" and gpu.recon.name == "torch-cuda"
+    out = gpu.decode(data)
+    np.testing.assert_array_equal(gpu.decode(data), out)
+    try:
+        cpu_out = Codec.from_model(model).decode(data)
+    except BitstreamError:
+        return  # σ from the GPU and the CPU differed: refused, never a wrong image
+    assert abs(img.psnr(im, cpu_out) - img.psnr(im, out)) < 0.05
 
 
 def test_torch_and_pinned_ort_scales_differ_in_the_last_bits(bundle):

@@ -14,8 +14,9 @@ inline constexpr const char* kPlanKinds[] = {"factorized",     "hyperprior",    
                                              "channel_slices", "grouped_context", "grouped_slices"};
 /// u8 coder mode (lictrt::Mode): the rANS flavour of every stream.
 inline constexpr const char* kCoderModes[] = {"compat", "fast"};
-/// u8 parse path: where the encoder ran its parse-critical graphs.
-inline constexpr const char* kParsePaths[] = {"onnxruntime-cpu-fp32", "torch-cpu-fp32"};
+/// u8 parse path: where the encoder ran its parse-critical graphs. torch-cuda-fp32 (strict fp32, no TF32) matches
+/// only a decoder on the same GPU model and software; the stream CRCs catch any other decoder's mismatch.
+inline constexpr const char* kParsePaths[] = {"onnxruntime-cpu-fp32", "torch-cpu-fp32", "torch-cuda-fp32"};
 
 /// u16 header flags.
 constexpr uint16_t kFlagRasterContext = 1;  ///< spatial_context coded in raster order (else wavefront)

@@ -11,6 +11,7 @@ counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,21 +59,29 @@ def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime")
     kind = read_manifest(bundle).get("plan", {}).get("kind")
     if kind != "spatial_context":
         raise WavefrontError(f"{bundle.name} has plan '{kind}', not 'spatial_context': nothing to compare")
-    out = {"bundle": str(bundle), "backend": backend, "size": list(image.shape[:2])}
+    return {"bundle": str(bundle), "backend": backend, **compare_orders(lambda o: _codec(bundle, backend, o), image)}
+
+
+def compare_orders(codec_for, image: np.ndarray, repeats: int = 1) -> dict:
+    """The comparison itself: ``codec_for(order)`` gives a spatial-context Codec coding in that order; each order
+    encodes `image` once and decodes it ``repeats`` times (decode_s: the median)."""
+    out = {"size": list(image.shape[:2]), "repeats": repeats}
     recs = {}
     for order in ("wavefront", "raster"):
-        codec = _codec(bundle, backend, order)
+        codec = codec_for(order)
         data = codec.encode(image)
         enc = dict(codec.last_stats)
-        t0 = time.perf_counter()
-        recs[order] = codec.decode(data)
-        dec_s = time.perf_counter() - t0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            recs[order] = codec.decode(data)
+            times.append(time.perf_counter() - t0)
         st = dict(codec.last_stats)
         by_graph = st.get("network_by_graph_s") or {}
         ctx_s = by_graph.get("context_step")
         out[order] = {
             "context_loop_s": None if ctx_s is None else ctx_s + (st.get("entropy_s") or 0.0),
-            "decode_s": dec_s,
+            "decode_s": statistics.median(times),
             "encode_s": enc.get("total_s"),
             "bytes": len(data),
             "steps": st.get("sequential_steps"),

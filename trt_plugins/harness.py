@@ -48,11 +48,15 @@ def build(
     plugins: bool = True,
     cuda_archs: str | None = None,
     verbose: bool = False,
+    cpu_emulation: bool = True,
+    log=None,
 ) -> Path:
     """Configure and build ``trt_plugins`` with CMake (incremental when ``build_dir`` exists); returns build_dir.
 
     ``plugins=False`` builds the kernels library only (no TensorRT headers needed, e.g. on an offline GPU box).
     ``cuda_archs`` overrides CMAKE_CUDA_ARCHITECTURES (e.g. ``"90-real"`` for a quick single-arch build).
+    ``cpu_emulation=False`` leaves out the CPU-emulated kernels (tests only). ``log``: an open text file that
+    receives the commands and their output.
     """
     for tool in ("cmake", "nvcc"):
         if shutil.which(tool) is None:
@@ -65,13 +69,20 @@ def build(
         "-B",
         str(build_dir),
         f"-DLICTRT_BUILD_PLUGINS={'ON' if plugins else 'OFF'}",
+        f"-DLICTRT_BUILD_CPU_EMULATION={'ON' if cpu_emulation else 'OFF'}",
     ]
     if cuda_archs:
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}")
-    for cmd in (configure, ["cmake", "--build", str(build_dir), "-j", str(min(os.cpu_count() or 1, 8))]):
-        proc = subprocess.run(cmd, capture_output=not verbose, text=True)
-        if proc.returncode != 0:
+    for cmd in (configure, ["cmake", "--build", str(build_dir), "-j", str(min(os.cpu_count() or 1, 16))]):
+        if log is not None:
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+            tail = "(see the build log)"
+        else:
+            proc = subprocess.run(cmd, capture_output=not verbose, text=True)
             tail = "" if verbose else (proc.stdout + proc.stderr)[-4000:]
+        if proc.returncode != 0:
             raise HarnessError(f"command failed: {' '.join(cmd)}\n{tail}")
     return build_dir
 

@@ -1,7 +1,8 @@
 """CPU-side preparation of what the device calls carry (driven by ``benchmarks/gpu/prepare.sh``).
 
-``python -m benchmarks.gpu.prepare split WHEEL [--part1-mib 56]``  RTX libs wheel -> .rtx/p1, .rtx/p2 (+ manifest)
-``python -m benchmarks.gpu.prepare bundles [--out .gpu/bundles]``   tiny bundles (+ CPU-built RTX engines)
+``python -m benchmarks.gpu.prepare libs``                          kernels library (sm_90) + coder extension (cp312)
+``python -m benchmarks.gpu.prepare bundles [--out .rtx/bundles]``  tiny bundles (+ CPU-built RTX engines)
+``python -m benchmarks.gpu.prepare split WHEEL [--part1-mib auto]`` RTX libs wheel -> .rtx/p1, .rtx/p2 (+ manifest)
 ``python -m benchmarks.gpu.prepare sizes``                          what each of the two calls carries, vs 64 MiB
 """
 
@@ -16,11 +17,12 @@ from .rtx import RtxError, split_file
 
 REPO = Path(__file__).resolve().parents[2]
 CARRY_LIMIT = 64 * 2**20
+CARRY_MARGIN = 2 * 2**20  # files that appear between preparing and calling (logs, a results JSON)
 BUNDLE_ARCHS = ("bmshj2018-hyperprior", "ssmic")  # GeneralizedDivisiveNorm and SelectiveScan2D bodies
 BUNDLE_SIZE = "256x256"
 MAX_ENGINE_BYTES = 4 * 2**20  # CPU-built SSMIC engines are ~25 MB: too large to carry; the device builds them
-# what each device call carries besides the working tree (README.md: the two-call protocol)
-CALLS = {"call 1 (stash)": [".rtx/p1"], "call 2 (suite)": [".whl", ".rtx/p2", ".gpu"]}
+# what each device call carries besides the working tree (README.md: the two calls)
+CALLS = {"call 1 (suite)": [".gpu", ".whl", ".rtx/p1"], "call 2 (rtx)": [".rtx/p2", ".rtx/bundles"]}
 
 
 class PrepareError(RuntimeError):
@@ -49,6 +51,16 @@ def path_bytes(path: Path) -> int:
 def call_sizes(repo: Path = REPO, tree: int | None = None) -> dict[str, int]:
     tree = tree_bytes(repo) if tree is None else tree
     return {name: tree + sum(path_bytes(repo / c) for c in carry) for name, carry in CALLS.items()}
+
+
+def part1_bytes(repo: Path = REPO, tree: int | None = None) -> int:
+    """The largest RTX chunk 1 that still lets call 1 (the working tree, .gpu, .whl and the chunk) fit."""
+    tree = tree_bytes(repo) if tree is None else tree
+    others = sum(path_bytes(repo / c) for c in CALLS["call 1 (suite)"] if not c.startswith(".rtx"))
+    room = CARRY_LIMIT - CARRY_MARGIN - tree - others
+    if room <= 0:
+        raise PrepareError(f"call 1 is full before the RTX chunk ({(tree + others) / 2**20:.1f} MiB)")
+    return room
 
 
 def make_bundles(out: Path, force: bool = False) -> list[str]:
@@ -128,19 +140,25 @@ def drop_large_engines(bundle: Path, limit: int = MAX_ENGINE_BYTES) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu.prepare", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("libs")
     sp = sub.add_parser("split")
     sp.add_argument("wheel")
-    sp.add_argument("--part1-mib", type=float, default=56.0)
+    sp.add_argument("--part1-mib", default="auto", help="chunk 1 size, or 'auto': what call 1 has room for")
     sp.add_argument("--rtx-dir", default=str(REPO / ".rtx"))
     bp = sub.add_parser("bundles")
-    bp.add_argument("--out", default=str(REPO / ".gpu" / "bundles"))
+    bp.add_argument("--out", default=str(REPO / ".rtx" / "bundles"))
     bp.add_argument("--force", action="store_true")
     sub.add_parser("sizes")
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "split":
+        if args.cmd == "libs":
+            from .artifacts import prepare
+
+            prepare()
+        elif args.cmd == "split":
             rtx = Path(args.rtx_dir)
-            m = split_file(Path(args.wheel), [rtx / "p1", rtx / "p2"], int(args.part1_mib * 2**20))
+            first = part1_bytes() if args.part1_mib == "auto" else int(float(args.part1_mib) * 2**20)
+            m = split_file(Path(args.wheel), [rtx / "p1", rtx / "p2"], first)
             print(
                 f"{m['wheel']}: {m['bytes'] / 2**20:.1f} MiB -> "
                 + ", ".join(f"{p['name']} {p['bytes'] / 2**20:.1f} MiB" for p in m["parts"])

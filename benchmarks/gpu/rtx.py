@@ -4,9 +4,10 @@ bundle has one), run both on random inputs and compare with ONNX Runtime CPU.  E
 error text when it fails) goes into the JSON; a step that cannot run leaves its figures "not measured".
 
 The 95 MB ``tensorrt_rtx_cu13_libs`` wheel does not fit one device call (64 MiB carried per call), so
-``prepare.sh`` splits it: ``.rtx/p1/`` (chunk 1) travels in a short first call that only stashes it in
-``<temp>/lictrt-rtx`` on the device (``tempfile.gettempdir()``); ``.rtx/p2/`` (chunk 2, the bindings wheel, ``rtx-manifest.json``) travels
-with the full suite in the second call, made while the machine is still warm.  See README.md.
+``prepare.sh`` splits it: ``.rtx/p1/`` (chunk 1) travels with the suite's call, whose first step stashes it in
+``<temp>/lictrt-rtx`` on the device (``tempfile.gettempdir()``); ``.rtx/p2/`` (chunk 2, the bindings wheel,
+``rtx-manifest.json``) and ``.rtx/bundles/`` travel in the second call, made while the machine is still warm,
+which runs this section alone.  See README.md.
 
 Run by the suite as a subprocess (a crash inside TensorRT-RTX cannot take the suite down):
 ``python -m benchmarks.gpu.rtx --out part.json [--rtx-dir .rtx] [--stash DIR] [--bundles DIR]``
@@ -416,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="JSON file for this section's record")
     ap.add_argument("--rtx-dir", default=".rtx")
     ap.add_argument("--stash", default=DEFAULT_STASH)
-    ap.add_argument("--bundles", default=".gpu/bundles")
+    ap.add_argument("--bundles", default=".rtx/bundles")
     ap.add_argument("--stash-only", action="store_true", help="copy .rtx/p1 into the stash and exit")
     ap.add_argument("--seconds", type=float, default=1e9, help="time budget of the section")
     args = ap.parse_args(argv)

@@ -141,7 +141,8 @@ HEADLINES = [  # figures shown in the short report (the JSON holds every figure)
     r"torch_fourcopy_median|speedup_vs_chunked|speedup_vs_fourcopy)$",
     r"^/sections/speed/generalized_divisive_norm/gdn-N192-256x384-fp(32|16)/(kernel_median|speedup_vs_torch|"
     r"kernel_roofline)$",
-    r"^/sections/e2e/models/(?![^/]*-tiny)[^/]+/(encode_network|decode_network|encode_coding|decode_coding)$",
+    r"^/sections/codec/models/[^/]+/(encode_total|decode_total|decode_synthesis|decode_context_loop|decode_entropy)$",
+    r"^/sections/wavefront/(wavefront_decode|raster_decode|speedup)$",
     r"^/sections/rtx/steps_ok$",
     r"^/sections/rtx/graphs/.+/(device_built|cpu_built)_median$",
 ]

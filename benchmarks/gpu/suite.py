@@ -1,15 +1,21 @@
 """``python -m benchmarks.gpu.suite``: the GPU validation suite, in one command inside one time budget.
 
-Sections, in order (each inside its own time budget; one that no longer fits is skipped with the reason):
+Sections, most valuable first (each inside its own time budget; one that no longer fits is skipped with the
+reason):
   environment  device, driver, CUDA, torch, nvcc, SM count, L2, date
-  build        the kernels library with nvcc for the device's architecture (sm_90 on H100/H200)
-  pytest       ``pytest tests/trt_plugins/test_kernels_gpu.py -m gpu``: pass/fail counts
+  build        the kernels library and the runtime's coder extension: the carried ones (.gpu/lib, built on the
+               CPU machine by prepare.sh) when they load and fit the GPU, else built here
   accuracy     kernel error figures vs float64 references (fresh random inputs, poisoned outputs)
   speed        HBM copy ceiling; SelectiveScan2D kernel vs PyTorch chunked and four-copy; GDN kernel vs PyTorch
-  e2e          torch-CUDA codecs on Kodak (random weights), network and entropy coding separately
-  rtx          TensorRT-RTX on the device (subprocess; see benchmarks/gpu/rtx.py)
+  codec        torch-CUDA codecs through the runtime on Kodak (random weights): decode split network / entropy /
+               context loop
+  wavefront    spatial-context decode, wavefront vs raster order, on the GPU
+  pytest       ``pytest tests/trt_plugins/test_kernels_gpu.py -m gpu``: pass/fail counts
+  rtx          TensorRT-RTX on the device (subprocess; see benchmarks/gpu/rtx.py), in a second call
 Writes ``<out>/gpu-<device>-<date>.json`` (+ ``.md``) after every section, and a copy under
-``benchmarks/results/``.  ``--dry-run`` measures nothing and marks every GPU figure "not measured".
+``benchmarks/results/``.  ``--resume`` starts from the document the previous call on this machine left in the
+temp folder, so a second call (rtx) completes the first one's document.  ``--dry-run`` measures nothing and marks
+every GPU figure "not measured".
 """
 
 from __future__ import annotations
@@ -33,17 +39,21 @@ from .budget import Budget, SectionContext
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO / "build" / "trt_plugins"
-DEFAULT_BUDGET_S = 540.0  # the device tool kills a command at 600 s; run.sh needs a few seconds around it
+# The device lends 15 minutes in all (start, calls, idle time): call 1 (every section but rtx) plans inside 400 s
+# and run.sh stops it at 430 s; call 2 (rtx) inside 150 s.
+DEFAULT_BUDGET_S = 400.0
 # name: (budget s, minimum s it needs to start)
 SECTIONS = {
-    "environment": (20, 1),
-    "build": (150, 30),
-    "pytest": (150, 30),
-    "accuracy": (70, 10),
-    "speed": (110, 20),
-    "e2e": (110, 20),
+    "environment": (10, 1),
+    "build": (120, 5),
+    "accuracy": (60, 10),
+    "speed": (100, 20),
+    "codec": (120, 20),
+    "wavefront": (45, 10),
+    "pytest": (60, 15),
     "rtx": (150, 20),
 }
+STATE = Path(tempfile.gettempdir()) / "lictrt-gpu-suite.json"  # the last document, for --resume
 
 
 class SuiteError(Exception):
@@ -65,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated sections to run")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip")
     ap.add_argument("--iters", type=int, default=100, help="timed runs per kernel measurement")
-    ap.add_argument("--images", type=int, default=4, help="Kodak images per model in e2e (0 = all)")
+    ap.add_argument("--images", type=int, default=4, help="Kodak images per model in the codec section (0 = all)")
     ap.add_argument("--kodak", default=None, help="Kodak folder (default .gpu/kodak, else assets/images/kodak)")
     ap.add_argument("--rtx-dir", default=str(REPO / ".rtx"))
     ap.add_argument(
@@ -73,9 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=str(Path(tempfile.gettempdir()) / "lictrt-rtx"),
         help="where the first call stashed RTX chunk 1",
     )
-    ap.add_argument("--bundles", default=str(REPO / ".gpu" / "bundles"), help="tiny exported bundles for rtx")
+    ap.add_argument("--bundles", default=str(REPO / ".rtx" / "bundles"), help="tiny exported bundles for rtx")
     ap.add_argument("--cuda-arch", default=None, help="CMAKE_CUDA_ARCHITECTURES (default: the device's, -real)")
     ap.add_argument("--date", default=None, help=argparse.SUPPRESS)  # tests pin the file name
+    ap.add_argument(
+        "--resume", action="store_true", help="keep the sections of the previous call's document (see --state)"
+    )
+    ap.add_argument("--state", default=str(STATE), help="where each call leaves its document (default %(default)s)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     chosen = [s for s in args.sections.split(",") if s]
@@ -174,51 +188,90 @@ def _device_arch() -> str:
     return f"{major}{minor}-real"
 
 
+def _sass(lib: Path) -> list[str] | None:
+    """The SASS architectures embedded in ``lib`` (cuobjdump), None when cuobjdump is not there."""
+    elf = _cmd_output(["cuobjdump", "--list-elf", str(lib)])
+    return None if elf is None else sorted(set(re.findall(r"sm_\d+a?", elf)))
+
+
 def section_build(ctx: SectionContext, args, out_dir: Path) -> dict:
-    """cmake configure + build of the kernels library only (no TensorRT headers, no CPU emulation)."""
-    rec: dict = {"build_dir": str(BUILD_DIR.relative_to(REPO))}
+    """The kernels library and the coder extension: the carried ones when they load and fit, else built here."""
+    rec: dict = {}
 
     def run():
-        arch = args.cuda_arch or _device_arch()
-        rec["cuda_architectures"] = arch
-        log = out_dir / "build.log"
-        cmds = [
-            [
-                "cmake",
-                "-S",
-                str(REPO / "trt_plugins"),
-                "-B",
-                str(BUILD_DIR),
-                "-DLICTRT_BUILD_PLUGINS=OFF",
-                "-DLICTRT_BUILD_CPU_EMULATION=OFF",
-                f"-DCMAKE_CUDA_ARCHITECTURES={arch}",
-            ],
-            ["cmake", "--build", str(BUILD_DIR), "-j", str(min(os.cpu_count() or 1, 16))],
-        ]
         t0 = time.monotonic()
-        with open(log, "w") as f:
-            for cmd in cmds:
-                f.write("$ " + " ".join(cmd) + "\n")
-                f.flush()
-                proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=max(5.0, ctx.left()))
-                if proc.returncode != 0:
-                    raise RuntimeError(f"{' '.join(cmd[:2])} failed (exit {proc.returncode}); see build.log")
-        lib = BUILD_DIR / "liblictrt_kernels.so"
-        if not lib.is_file():
-            raise RuntimeError(f"{lib.name} was not produced")
-        rec["library"] = str(lib.relative_to(REPO))
-        elf = _cmd_output(["cuobjdump", "--list-elf", str(lib)])
-        rec["embedded_sass"] = sorted(set(re.findall(r"sm_\d+a?", elf or "")))
-        usage = _cmd_output(["cuobjdump", "--dump-resource-usage", str(lib)], timeout=60) or ""
-        with open(log, "a") as f:
-            f.write(usage + "\n")
-        rec["resource_usage"] = [" ".join(line.split()) for line in usage.splitlines() if "REG:" in line][:24]
+        with open(out_dir / "build.log", "w") as log:
+            rec["kernels_library"] = _kernels_library(args, log)
+            rec["coder_extension"] = _coder_extension(log)
         return time.monotonic() - t0
 
-    rec["build_time"] = ctx.measure("s", run, need_s=10, note="cmake configure + build, kernels only")
-    if not ctx.dry_run and schema.is_measured(rec["build_time"]):
-        os.environ["LICTRT_KERNELS_LIB"] = str(BUILD_DIR / "liblictrt_kernels.so")
+    rec["build_time"] = ctx.measure("s", run, need_s=5, note="carried files checked; builds only what did not load")
     return rec
+
+
+def _kernels_library(args, log) -> dict:
+    from trt_plugins.harness import Kernels
+
+    from . import artifacts
+
+    arch = args.cuda_arch or _device_arch()
+    sm = "sm_" + arch.split("-")[0]
+    carried, info = artifacts.LIB_DIR / artifacts.KERNELS, {}
+    lib = None
+    if carried.is_file() and not args.cuda_arch:
+        sass = _sass(carried)
+        if sass is not None and sm not in sass:
+            info["carried_rejected"] = f"no {sm} code in it (has {', '.join(sass) or 'none'})"
+        else:
+            try:
+                Kernels(carried)
+                lib, info["source"] = (
+                    carried,
+                    f"carried (.gpu/lib, built by prepare.sh for CUDA arch {artifacts.CARRIED_ARCH})",
+                )
+            except Exception as exc:
+                info["carried_rejected"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if lib is None:
+        lib = artifacts.build_kernels(BUILD_DIR, arch, log)
+        info["source"] = f"built on the device (CUDA arch {arch})"
+    os.environ["LICTRT_KERNELS_LIB"] = str(lib)
+    info["version"] = Kernels.load().version()
+    info["embedded_sass"] = _sass(lib)
+    usage = _cmd_output(["cuobjdump", "--dump-resource-usage", str(lib)], timeout=60) or ""
+    log.write(usage + "\n")
+    info["resource_usage"] = [" ".join(line.split()) for line in usage.splitlines() if "REG:" in line][:24]
+    return info
+
+
+def _coder_extension(log) -> dict:
+    """``runtime._lictrt`` importable: already, or from the carried build, or built here."""
+    import importlib
+    import sysconfig
+
+    from . import artifacts
+
+    def importable() -> bool:
+        importlib.invalidate_caches()
+        try:
+            importlib.import_module("runtime._lictrt")
+            return True
+        except ImportError:
+            return False
+
+    if importable():
+        return {"source": "already importable"}
+    name = "_lictrt" + sysconfig.get_config_var("EXT_SUFFIX")
+    dest, carried = REPO / "runtime" / name, artifacts.LIB_DIR / name
+    if carried.is_file():
+        shutil.copy2(carried, dest)
+        if importable():
+            return {"source": f"carried (.gpu/lib/{name})"}
+        dest.unlink()
+    built = artifacts.build_extension(sys.executable, REPO / "build" / "device-ext", log)
+    shutil.copy2(built, dest)
+    if not importable():
+        raise RuntimeError(f"{name} was built but does not import")
+    return {"source": "built on the device"}
 
 
 def parse_junit(path: Path) -> dict:
@@ -332,8 +385,17 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
     budget = Budget(args.budget)
     now = dt.datetime.now(dt.timezone.utc)
     date = args.date or now.strftime("%Y-%m-%d")
-    doc = schema.new_document(sys.argv[:1] + list(args.argv), args.dry_run, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    out_env = os.environ.get("OUT")
+    command = ["python", "-m", "benchmarks.gpu.suite"] + ["$OUT" if a == out_env else a for a in args.argv]
+    doc = schema.new_document(command, args.dry_run, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     doc["budget_s"] = args.budget
+    previous = _previous_document(Path(args.state), args.dry_run, log) if args.resume else None
+    if previous is not None:
+        doc["environment"], doc["sections"] = previous["environment"], previous["sections"]
+        doc["previous_calls"] = previous.get("previous_calls", []) + [
+            {k: previous.get(k) for k in ("generated_utc", "command", "budget_s")}
+        ]
+        date = args.date or previous["generated_utc"][:10]
     if not args.dry_run and not _cuda_ok():
         log("warning: torch sees no CUDA device; GPU figures will be 'not measured' with the error")
     results_dir = (
@@ -347,7 +409,7 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
 
     def save():
         paths = [out_dir / f"{stem()}.json"] + ([results_dir / f"{stem()}.json"] if results_dir else [])
-        for p in paths:
+        for p in paths + [Path(args.state)]:
             schema.write_json(p, doc)
         (out_dir / f"{stem()}.md").write_text(schema.markdown(doc))
         written[:] = paths + [out_dir / f"{stem()}.md"]
@@ -355,7 +417,8 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
     names = list(SECTIONS)
     for name in names:
         if name not in args.run:
-            doc["sections"][name] = {"status": "skipped", "reason": "not selected"}
+            if name not in doc["sections"]:  # a resumed document keeps the previous call's sections
+                doc["sections"][name] = {"status": "skipped", "reason": "not selected"}
             continue
         own, need = SECTIONS[name]
         later_need = sum(SECTIONS[n][1] for n in names[names.index(name) + 1 :] if n in args.run)
@@ -409,6 +472,19 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
     return doc, written
 
 
+def _previous_document(path: Path, dry_run: bool, log) -> dict | None:
+    """The document a previous call left at ``path`` (same kind of run), or None with a note why not."""
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        log(f"note: --resume found no previous document ({type(exc).__name__}); starting a new one")
+        return None
+    if schema.validate(prev) or prev.get("dry_run") != dry_run:
+        log(f"note: the document at {path} is not a valid {'dry' if dry_run else 'measured'} run; starting a new one")
+        return None
+    return prev
+
+
 def _run_section(name: str, ctx: SectionContext, args, out_dir: Path) -> dict:
     if name == "environment":
         return {"environment": section_environment(ctx)}
@@ -424,10 +500,14 @@ def _run_section(name: str, ctx: SectionContext, args, out_dir: Path) -> dict:
         from .kernels import speed
 
         return speed(ctx)
-    if name == "e2e":
+    if name == "codec":
         from .codec import end_to_end
 
         return end_to_end(ctx, REPO)
+    if name == "wavefront":
+        from .codec import wavefront
+
+        return wavefront(ctx, REPO)
     if name == "rtx":
         return section_rtx(ctx, args)
     raise SuiteError(f"unknown section {name}")

@@ -23,6 +23,15 @@ from benchmarks.gpu.suite import SECTIONS, SuiteError, main, parse_args, parse_j
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path, monkeypatch):
+    """Each test's suite runs leave their --resume document in the test's own folder."""
+    from benchmarks.gpu import suite
+
+    monkeypatch.setattr(suite, "STATE", tmp_path / "suite-state.json")
+    return tmp_path / "suite-state.json"
+
+
 # ---------------------------------------------------------------------------------------------- arguments
 def test_default_arguments_run_every_section_in_order():
     args = parse_args([])
@@ -216,7 +225,10 @@ def test_dry_run_on_cpu_writes_a_valid_document_with_nothing_measured(tmp_path):
         "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_fourcopy",
         "/sections/speed/generalized_divisive_norm/gdn-N128-256x384-fp16/speedup_vs_torch",
         "/sections/accuracy/selective_scan_2d/mambavc-stage1-768x512/rel_err_fp16",
-        "/sections/e2e/models/ssmic-paper-scan-cuda-kernel/decode_coding",
+        "/sections/codec/models/ssmic-paper/decode_context_loop",
+        "/sections/codec/models/ssmic-paper-scan-torch-chunked/decode_total",
+        "/sections/codec/models/bmshj2018-hyperprior-q8/decode_synthesis",
+        "/sections/wavefront/speedup",
         "/sections/rtx/steps_ok",
     ):
         assert expected in paths, expected
@@ -277,6 +289,37 @@ def test_without_a_gpu_a_real_run_reports_every_failure_as_not_measured(tmp_path
     unrelated = {r for r in errors if not re.search(r"CUDA|cuda|NVIDIA driver|kernels library", r)}
     assert errors and not unrelated, unrelated
     assert {doc["sections"][s]["status"] for s in ("environment", "accuracy", "speed")} == {"partial"}
+
+
+def test_a_second_call_completes_the_first_calls_document(tmp_path, monkeypatch, private_state):
+    """Call 1 runs every section but rtx, call 2 (--resume) runs rtx: one document holds both calls' sections."""
+    from benchmarks.gpu import suite
+
+    ran = []
+
+    def fake_section(name, ctx, args, out_dir):
+        ran.append(name)
+        if name == "environment":
+            return {"environment": {"python": "3.12", "device_name": "Fake GPU"}}
+        return {"figure": schema.figure(len(ran), "runs")}
+
+    monkeypatch.setattr(suite, "_run_section", fake_section)
+    out1, out2, results = tmp_path / "o1", tmp_path / "o2", tmp_path / "results"
+    common = ["--results-dir", str(results), "--date", "2026-01-04"]
+    assert main(["--skip", "rtx", "--out", str(out1), *common]) == 0
+    assert ran == [s for s in SECTIONS if s != "rtx"] and private_state.is_file()
+    assert main(["--sections", "environment,rtx", "--resume", "--out", str(out2), *common]) == 0
+    doc = json.loads((out2 / "gpu-fake-gpu-2026-01-04.json").read_text())
+    assert {k: v["status"] for k, v in doc["sections"].items()} == {s: "ok" for s in SECTIONS}
+    assert doc["sections"]["codec"]["figure"]["value"] == list(SECTIONS).index("codec") + 1  # from call 1
+    assert doc["sections"]["rtx"]["figure"]["value"] == len(SECTIONS) + 1  # from call 2
+    assert [c["command"][-1] for c in doc["previous_calls"]] == ["2026-01-04"] and schema.validate(doc) == []
+    assert (results / "gpu-fake-gpu-2026-01-04.json").read_text() == (out2 / "gpu-fake-gpu-2026-01-04.json").read_text()
+
+
+def test_resume_without_a_previous_document_starts_a_new_one(tmp_path, capsys):
+    assert main(["--dry-run", "--sections", "environment", "--resume", "--out", str(tmp_path)]) == 0
+    assert "starting a new one" in capsys.readouterr().out
 
 
 def test_shell_entry_points_parse():
@@ -366,34 +409,56 @@ def test_accuracy_cases_compare_kernels_with_the_float64_reference(emulated_kern
     assert g["rel_err_fp32"] <= GDN_TOL["fp32"] and g["rel_err_fp16"] <= GDN_TOL["fp16"]
 
 
-def test_kernel_scan_swaps_the_ss2d_op_and_restores_it(emulated_kernels):
+def test_kernel_ops_swap_the_scan_and_gdn_for_one_device_type_and_restore_them(emulated_kernels):
     import torch
+    from compressai.layers import GDN
 
-    from benchmarks.gpu.codec import kernel_scan
+    from benchmarks.gpu.codec import kernel_ops
     from train.layers import ss2d
     from trt_plugins.reference import scan_inputs
 
-    original = ss2d.selective_scan_2d
+    original, forward = ss2d.selective_scan_2d, GDN.forward
     inputs = scan_inputs(1, 4, 3, 5, 4, seed=3, device="cpu")
-    with kernel_scan(emulated_kernels):
-        assert ss2d.selective_scan_2d is not original
+    gdn = GDN(6, inverse=True)
+    x = torch.randn(1, 6, 4, 5)
+    with kernel_ops(emulated_kernels, on="cpu"):
+        assert ss2d.selective_scan_2d is not original and GDN.forward is not forward
         y = ss2d.selective_scan_2d(*inputs, True)
-    assert ss2d.selective_scan_2d is original
+        g = gdn(x)
+    with kernel_ops(None):  # on="cuda": CPU tensors keep the originals (the kernels are never called)
+        torch.testing.assert_close(ss2d.selective_scan_2d(*inputs, True), original(*inputs, True))
+    assert ss2d.selective_scan_2d is original and GDN.forward is forward
     torch.testing.assert_close(y, original(*inputs, True), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g, gdn(x), rtol=1e-5, atol=1e-6)
 
 
-def test_end_to_end_core_times_network_and_coding_separately_on_cpu(train_dir):
+def test_codec_core_splits_the_runtimes_decode_on_cpu(train_dir):
     torch = pytest.importorskip("torch")
-    pytest.importorskip("compressai")
-    from benchmarks.gpu.codec import _run_model
+    from benchmarks.gpu.codec import UNITS, run_codec
 
     torch.set_num_threads(1)
     images = sorted(train_dir.glob("*.png"))[:1]
-    v = _run_model("bmshj2018-hyperprior", "tiny", None, None, images, time.monotonic() + 60, device="cpu")
-    assert v["images_timed"] == 1 and v["bpp"] > 0
-    for k in ("encode_network", "hyper_synthesis", "decode_network", "compress_total", "decompress_total"):
-        assert v[k] > 0, k
-    assert v["decode_network"] >= v["hyper_synthesis"]
+    for arch, sequential in (("bmshj2018-hyperprior", False), ("mbt2018", True)):
+        v = run_codec(arch, "tiny", None, images, time.monotonic() + 60, device="cpu", parse_path="torch")
+        assert set(v) == set(UNITS) - {"peak_memory"} and v["images_timed"] == 1 and v["bpp"] > 0
+        parts = ("decode_synthesis", "decode_hyper_synthesis", "decode_context_loop", "decode_rest")
+        assert all(v[k] > 0 for k in parts + ("encode_total", "decode_entropy"))
+        assert v["decode_total"] == pytest.approx(sum(v[k] for k in parts), rel=1e-6)
+        assert v["decode_context_loop"] >= v["decode_entropy"]
+        assert (v["sequential_steps"] > 2) == sequential, arch  # the wavefront steps of a spatial context
+
+
+def test_wavefront_core_compares_the_two_orders_on_cpu(train_dir):
+    torch = pytest.importorskip("torch")
+    from benchmarks.gpu.codec import run_wavefront
+    from runtime import image as img
+
+    torch.set_num_threads(1)
+    crop = img.load(sorted(train_dir.glob("*.png"))[0])[:128, :192]
+    v = run_wavefront("mbt2018", "tiny", None, crop, device="cpu", parse_path="torch", repeats=1)
+    h, w = 128 // 16, 192 // 16
+    assert (v["wavefront_steps"], v["raster_steps"]) == (3 * (h - 1) + w, h * w)
+    assert v["max_abs_pixel_diff"] == 0 and v["speedup"] > 0 and v["raster_decode"] > 0
 
 
 def test_engine_input_shapes_come_from_the_onnx_file(tmp_path):
@@ -414,3 +479,52 @@ def test_engine_input_shapes_come_from_the_onnx_file(tmp_path):
     io = onnx_inputs(path)
     assert io == {"inputs": [{"name": "params", "shape": ["P", 48]}]}  # initializers are not inputs
     assert _shapes(io)["params"] == ((1, 48), (16, 48), (256, 48))
+
+
+# ---------------------------------------------------------------------------------------------- carried builds
+def test_the_coder_extension_builds_for_a_named_interpreter(tmp_path):
+    """What prepare.sh does for the device's Python 3.12, and the device's fallback: the root CMakeLists.txt,
+    target _lictrt alone; the product imports and codes."""
+    import sys
+
+    pytest.importorskip("nanobind")
+    from benchmarks.gpu.artifacts import build_extension, ext_suffix
+
+    with open(tmp_path / "build.log", "w") as log:
+        ext = build_extension(sys.executable, tmp_path / "build", log)
+    assert ext.name == "_lictrt" + ext_suffix(sys.executable)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _lictrt; "
+        "print(','.join(_lictrt.PARSE_PATHS), _lictrt.crc32(b'123456789'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(ext.parent)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["onnxruntime-cpu-fp32,torch-cpu-fp32,torch-cuda-fp32", str(0xCBF43926)]
+
+
+def test_an_importable_coder_extension_is_used_as_it_is(tmp_path):
+    from benchmarks.gpu.suite import _coder_extension
+
+    with open(tmp_path / "log", "w") as log:
+        assert _coder_extension(log) == {"source": "already importable"}
+
+
+def test_no_interpreter_of_a_missing_version_is_found():
+    from benchmarks.gpu.artifacts import find_python
+
+    assert find_python("2.1") is None
+
+
+def test_rtx_chunk_one_takes_what_call_one_has_left(tmp_path):
+    from benchmarks.gpu.prepare import CALLS, CARRY_LIMIT, CARRY_MARGIN, call_sizes, part1_bytes
+
+    (tmp_path / ".gpu" / "kodak").mkdir(parents=True)
+    (tmp_path / ".gpu" / "kodak" / "a.png").write_bytes(b"x" * 3000)
+    (tmp_path / ".whl").mkdir()
+    (tmp_path / ".whl" / "c.whl").write_bytes(b"x" * 2000)
+    room = part1_bytes(tmp_path, tree=10_000)
+    assert room == CARRY_LIMIT - CARRY_MARGIN - 15_000
+    (tmp_path / ".rtx" / "p1").mkdir(parents=True)
+    (tmp_path / ".rtx" / "p1" / "w.part1").write_bytes(b"x" * 1000)
+    sizes = call_sizes(tmp_path, tree=10_000)
+    assert sizes == {"call 1 (suite)": 16_000, "call 2 (rtx)": 10_000} and list(sizes) == list(CALLS)

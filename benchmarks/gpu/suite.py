@@ -200,9 +200,19 @@ def section_build(ctx: SectionContext, args, out_dir: Path) -> dict:
 
     def run():
         t0 = time.monotonic()
+        failed = []
         with open(out_dir / "build.log", "w") as log:
-            rec["kernels_library"] = _kernels_library(args, log)
-            rec["coder_extension"] = _coder_extension(log)
+            for key, get in (
+                ("kernels_library", lambda: _kernels_library(args, log)),
+                ("coder_extension", lambda: _coder_extension(log)),
+            ):
+                try:  # independent: the codec section needs the extension even if the kernels do not load
+                    rec[key] = get()
+                except Exception as exc:
+                    rec[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+                    failed.append(f"{key}: {rec[key]['error']}")
+        if failed:
+            raise RuntimeError("; ".join(failed))
         return time.monotonic() - t0
 
     rec["build_time"] = ctx.measure("s", run, need_s=5, note="carried files checked; builds only what did not load")

@@ -10,7 +10,7 @@ reason):
   codec        torch-CUDA codecs through the runtime on Kodak (random weights): decode split network / entropy /
                context loop
   wavefront    spatial-context decode, wavefront vs raster order, on the GPU
-  pytest       ``pytest tests/trt_plugins/test_kernels_gpu.py -m gpu``: pass/fail counts
+  pytest       the GPU tests (kernels, the torch-cuda parse path): pass/fail counts
   rtx          TensorRT-RTX on the device (subprocess; see benchmarks/gpu/rtx.py), in a second call
 Writes ``<out>/gpu-<device>-<date>.json`` (+ ``.md``) after every section, and a copy under
 ``benchmarks/results/``.  ``--resume`` starts from the document the previous call on this machine left in the
@@ -305,8 +305,20 @@ def parse_junit(path: Path) -> dict:
     return counts
 
 
+# the GPU tests: kernels (their first-stage shapes are the accuracy section's, with fresh inputs) and the
+# torch-cuda parse path
+PYTEST_ARGS = [
+    "tests/trt_plugins/test_kernels_gpu.py",
+    "tests/runtime/test_runtime_codec.py",
+    "-m",
+    "gpu",
+    "-k",
+    "not stage1",
+]
+
+
 def section_pytest(ctx: SectionContext, out_dir: Path) -> dict:
-    rec: dict = {"command": "python -m pytest tests/trt_plugins/test_kernels_gpu.py -m gpu"}
+    rec: dict = {"command": "python -m pytest " + " ".join(a if " " not in a else f"'{a}'" for a in PYTEST_ARGS)}
     units = {k: "tests" for k in ("tests", "passed", "failed", "errors", "skipped")}
 
     def run():
@@ -323,9 +335,7 @@ def section_pytest(ctx: SectionContext, out_dir: Path) -> dict:
                         sys.executable,
                         "-m",
                         "pytest",
-                        "tests/trt_plugins/test_kernels_gpu.py",
-                        "-m",
-                        "gpu",
+                        *PYTEST_ARGS,
                         "-q",
                         "-p",
                         "no:cacheprovider",

@@ -274,8 +274,13 @@ def test_strict_fp32_rules_out_tf32_for_the_block_and_restores_the_flags():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_gpu_parse_path_round_trips_and_a_cpu_decoder_never_returns_a_wrong_image(bundle):
-    _, _, model = bundle
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gpu_parse_path_round_trips_and_a_cpu_decoder_never_returns_a_wrong_image(arch):
+    from train.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(arch, preset="tiny").eval()
+    model.update(force=True)
     gpu = Codec.from_model(model, device="cuda", parse_path="torch-cuda")
     im = test_image(96, 128)
     data = gpu.encode(im)

@@ -117,7 +117,7 @@ def make_bundles(out: Path, force: bool = False) -> list[str]:
 
 def drop_large_engines(bundle: Path, limit: int = MAX_ENGINE_BYTES) -> list[str]:
     """Delete CPU-built engines over ``limit`` bytes (leaving a ``.too-large`` marker so they are not rebuilt)
-    and their manifest entries; the device builds those graphs itself."""
+    and their manifest entries and digests, so the bundle still loads; the device builds those graphs itself."""
     import json
 
     notes = []
@@ -131,8 +131,12 @@ def drop_large_engines(bundle: Path, limit: int = MAX_ENGINE_BYTES) -> list[str]
     manifest = json.loads(mpath.read_text())
     engines = manifest.get("engines") or {}
     kept = {k: v for k, v in engines.items() if not isinstance(v, dict) or (bundle / v.get("file", "")).is_file()}
-    if kept != engines:
+    files = manifest.get("files")
+    kept_files = None if files is None else {n: d for n, d in files.items() if (bundle / n).is_file()}
+    if kept != engines or kept_files != files:
         manifest["engines"] = kept
+        if files is not None:
+            manifest["files"] = kept_files
         mpath.write_text(json.dumps(manifest, indent=1) + "\n")
     return notes
 

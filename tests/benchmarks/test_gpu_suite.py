@@ -531,3 +531,26 @@ def test_rtx_chunk_one_takes_what_call_one_has_left(tmp_path):
     (tmp_path / ".rtx" / "p1" / "w.part1").write_bytes(b"x" * 1000)
     sizes = call_sizes(tmp_path, tree=10_000)
     assert sizes == {"call 1 (suite)": 16_000, "call 2 (rtx)": 10_000} and list(sizes) == list(CALLS)
+
+
+def test_dropping_a_large_engine_leaves_a_bundle_that_still_loads(tmp_path):
+    """prepare.sh drops CPU-built engines too large to carry: entry, digest and file go together."""
+    from benchmarks.gpu.prepare import drop_large_engines
+    from runtime.bundle import file_digest, verify_files
+
+    b = tmp_path / "bundle"
+    (b / "engines").mkdir(parents=True)
+    (b / "tables.npz").write_bytes(b"t")
+    (b / "engines" / "big.engine").write_bytes(b"x" * 300)
+    (b / "engines" / "small.engine").write_bytes(b"y" * 10)
+    names = ["tables.npz", "engines/big.engine", "engines/small.engine"]
+    manifest = {
+        "engines": {n.split("/")[-1]: {"file": n} for n in names[1:]},
+        "files": {n: file_digest(b / n) for n in names},
+    }
+    (b / "manifest.json").write_text(json.dumps(manifest))
+    notes = drop_large_engines(b, limit=100)
+    m = json.loads((b / "manifest.json").read_text())
+    assert len(notes) == 1 and "big.engine" in notes[0] and (b / "engines" / "big.too-large").is_file()
+    assert list(m["engines"]) == ["small.engine"] and "engines/big.engine" not in m["files"]
+    verify_files(b, m)  # raises if an entry or a digest were left behind

@@ -223,6 +223,7 @@ def test_dry_run_on_cpu_writes_a_valid_document_with_nothing_measured(tmp_path):
         "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/kernel_roofline",
         "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_chunked",
         "/sections/speed/selective_scan_2d/ssmic-stage1-768x512-fp32/speedup_vs_fourcopy",
+        "/sections/speed/selective_scan_2d/mambavc-stage1-768x512-fp32/speedup_vs_chunked",
         "/sections/speed/generalized_divisive_norm/gdn-N128-256x384-fp16/speedup_vs_torch",
         "/sections/accuracy/selective_scan_2d/mambavc-stage1-768x512/rel_err_fp16",
         "/sections/codec/models/ssmic-paper/decode_context_loop",

@@ -411,15 +411,14 @@ def _parse_path_name(name: str, default: str) -> str:
 
 
 def _torch_parse_backend(model, kind, recon, device: str):
-    """A torch parse path on ``device`` ("cpu" or "cuda"), strict fp32: the recon backend when it already runs
-    there, else a copy of the model on that device."""
+    """A torch parse path on ``device`` ("cpu" or "cuda") in strict fp32: on the recon backend's own weights when
+    that runs there (the recon graphs keep the faster defaults), else on a copy of the model on that device."""
     from .backends import torch_ref
 
     if device == "cuda" and not torch_ref.cuda_available():
         raise CodecError("parse path 'torch-cuda' needs a CUDA device, and torch sees none")
     if isinstance(recon, torch_ref.TorchBackend) and recon.device.type == device:
-        recon.strict_fp32 = True
-        return recon
+        return torch_ref.TorchBackend(recon.model, kind=kind, device=str(recon.device), strict_fp32=True)
     return torch_ref.TorchBackend(copy.deepcopy(model).to(device), kind=kind, device=device, strict_fp32=True)
 
 

@@ -254,7 +254,8 @@ def test_a_stream_recorded_on_another_parse_path_decodes_when_its_symbols_surviv
     np.testing.assert_array_equal(fm.decode(data), gpu_like.decode(data))
     assert fm.last_stats["parse_path"] == "torch-cpu-fp32"
     assert fm.last_stats["parse_path_recorded"] == "torch-cuda-fp32"
-    assert cpu is fm.recon and isinstance(cpu, TorchBackend) and cpu.strict_fp32
+    assert isinstance(cpu, TorchBackend) and cpu.model is fm.recon.model  # the same weights, no copy
+    assert cpu.strict_fp32 and not fm.recon.strict_fp32
 
 
 def test_strict_fp32_rules_out_tf32_for_the_block_and_restores_the_flags():

@@ -112,8 +112,10 @@ def find_python(version: str = DEVICE_PYTHON) -> str | None:
 
 def prepare(out_dir: Path = LIB_DIR, build_root: Path = REPO / "build" / "gpu-prepare", log=print) -> list[str]:
     """CPU side: build the kernels library (sm_90) and the coder extension for Python 3.12 into ``out_dir``.
-    Returns notes on what could not be built here (the device then builds it)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Returns notes on what could not be built here (the device then builds it). Files of an earlier run are
+    removed first: a stale build never travels."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
     notes = []
     try:
         lib = build_kernels(build_root / "kernels", CARRIED_ARCH)

@@ -326,6 +326,24 @@ def test_resume_without_a_previous_document_starts_a_new_one(tmp_path, capsys):
     assert "starting a new one" in capsys.readouterr().out
 
 
+def test_the_two_device_commands_make_one_document(tmp_path):
+    """run.sh then run.sh --rtx, as the device runs them (dry: nothing measured), give one document."""
+    env = {**os.environ, "OUT": str(tmp_path / "out1")}
+    state = ["--state", str(tmp_path / "state.json"), "--dry-run", "--date", "2026-01-05"]
+    run = ["bash", str(ROOT / "benchmarks" / "gpu" / "run.sh")]
+    first = subprocess.run(run + state, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    env["OUT"] = str(tmp_path / "out2")
+    second = subprocess.run(run + ["--rtx"] + state, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    doc = json.loads((tmp_path / "out2" / "gpu-cpu-dry-run-2026-01-05.json").read_text())
+    cmd, prev = doc["command"], doc["previous_calls"][0]["command"]
+    assert cmd[cmd.index("--sections") + 1] == "environment,rtx" and "--resume" in cmd and "$OUT" in cmd
+    assert prev[prev.index("--skip") + 1] == "rtx" and len(doc["previous_calls"]) == 1
+    assert doc["sections"]["rtx"]["reason"] == "dry run" and doc["sections"]["codec"]["reason"] == "dry run"
+    assert (tmp_path / "out2" / "suite.log").is_file() and schema.validate(doc) == []
+
+
 def test_shell_entry_points_parse():
     for script in ("run.sh", "prepare.sh"):
         proc = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu" / script)], capture_output=True)

@@ -236,7 +236,13 @@ def test_image(size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(big[:h, :w])
 
 
-def open_codec(bundle: str | Path, backend: str, checkpoint: str | None = None, mode: str | None = None):
+def open_codec(
+    bundle: str | Path,
+    backend: str,
+    checkpoint: str | None = None,
+    mode: str | None = None,
+    context_order: str | None = None,
+):
     """`runtime.Codec.open` with the benchmark's backend names; clear error when the runtime is missing."""
     try:
         from runtime import Codec
@@ -250,6 +256,8 @@ def open_codec(bundle: str | Path, backend: str, checkpoint: str | None = None, 
         kwargs["checkpoint"] = checkpoint
     if mode:
         kwargs["mode"] = mode
+    if context_order:
+        kwargs["context_order"] = context_order
     try:
         return Codec.open(str(bundle), **kwargs)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -44,22 +44,16 @@ class WavefrontError(BenchmarkError):
     """The bundle has no spatial-context plan, or the runtime cannot run it."""
 
 
-def _codec(bundle: Path, backend: str, order: str):
-    from benchmarks.latency import open_codec
-
-    codec = open_codec(bundle, backend)
-    plan = codec.bundle.manifest["plan"]  # the loaded manifest: only this codec object sees the change
-    plan.setdefault("context", {})["order"] = order
-    return codec
-
-
 def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime") -> dict:
     """Encode + decode `image` in both orders; decode wall time, steps and network calls of each."""
     bundle = Path(bundle)
     kind = read_manifest(bundle).get("plan", {}).get("kind")
     if kind != "spatial_context":
         raise WavefrontError(f"{bundle.name} has plan '{kind}', not 'spatial_context': nothing to compare")
-    return {"bundle": str(bundle), "backend": backend, **compare_orders(lambda o: _codec(bundle, backend, o), image)}
+    from benchmarks.latency import open_codec
+
+    codecs = compare_orders(lambda order: open_codec(bundle, backend, context_order=order), image)
+    return {"bundle": str(bundle), "backend": backend, **codecs}
 
 
 def compare_orders(codec_for, image: np.ndarray, repeats: int = 1) -> dict:

@@ -162,9 +162,7 @@ class Codec:
             recon = torch_ref.TorchBackend(torch_model, kind=b.plan_kind, device=device, threads=threads)
         pp = _parse_path_name(parse_path, default="onnxruntime-cpu-fp32")
         if torch_model is not None:
-            parse["torch-cpu-fp32"] = _torch_parse_backend(torch_model, b.plan_kind, recon, "cpu")
-            if pp == "torch-cuda-fp32":
-                parse[pp] = _torch_parse_backend(torch_model, b.plan_kind, recon, "cuda")
+            parse.update(_torch_parse_backends(torch_model, b.plan_kind, recon, pp))
         elif pp != "onnxruntime-cpu-fp32":
             raise CodecError(f"parse path '{parse_path}' needs backend 'torch' (a checkpoint or model)")
         return cls(
@@ -204,9 +202,7 @@ class Codec:
             raise CodecError(f"a codec built from a model has no '{parse_path}' parse path (torch, torch-cuda)")
         b = torch_ref.bundle_from_model(model)
         recon = torch_ref.TorchBackend(model, kind=b.plan_kind, device=device, threads=threads)
-        parse = {"torch-cpu-fp32": _torch_parse_backend(model, b.plan_kind, recon, "cpu")}
-        if pp == "torch-cuda-fp32":
-            parse[pp] = _torch_parse_backend(model, b.plan_kind, recon, "cuda")
+        parse = _torch_parse_backends(model, b.plan_kind, recon, pp)
         return cls(b, recon, parse, pp, mode, substreams, context_order=context_order)
 
     @property
@@ -408,6 +404,15 @@ def _parse_path_name(name: str, default: str) -> str:
     if pp not in PARSE_PATHS:
         raise CodecError(f"unknown parse path '{name}' (auto, onnxruntime, torch, torch-cuda)")
     return pp
+
+
+def _torch_parse_backends(model, kind, recon, parse_path: str) -> dict:
+    """The torch parse paths a codec with a torch model offers: always the CPU one (to decode files recorded
+    with it), and the GPU one when ``parse_path`` asks for it."""
+    out = {"torch-cpu-fp32": _torch_parse_backend(model, kind, recon, "cpu")}
+    if parse_path == "torch-cuda-fp32":
+        out[parse_path] = _torch_parse_backend(model, kind, recon, "cuda")
+    return out
 
 
 def _torch_parse_backend(model, kind, recon, device: str):

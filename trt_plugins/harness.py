@@ -73,7 +73,16 @@ def build(
     ]
     if cuda_archs:
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}")
-    for cmd in (configure, ["cmake", "--build", str(build_dir), "-j", str(min(os.cpu_count() or 1, 16))]):
+    run_commands(
+        [configure, ["cmake", "--build", str(build_dir), "-j", str(min(os.cpu_count() or 1, 16))]], log, verbose
+    )
+    return build_dir
+
+
+def run_commands(cmds: list[list[str]], log=None, verbose: bool = False) -> None:
+    """Run build commands in order; HarnessError names the first that fails. Output goes to ``log`` (an open
+    text file, each command written first), else to the terminal with ``verbose``, else into the error."""
+    for cmd in cmds:
         if log is not None:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
@@ -84,7 +93,6 @@ def build(
             tail = "" if verbose else (proc.stdout + proc.stderr)[-4000:]
         if proc.returncode != 0:
             raise HarnessError(f"command failed: {' '.join(cmd)}\n{tail}")
-    return build_dir
 
 
 _ENV_OVERRIDES = {"lictrt_kernels": "LICTRT_KERNELS_LIB", "lictrt_plugins": "LICTRT_PLUGINS_LIB"}

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trt_plugins.harness import HarnessError, build, run_commands
+
 REPO = Path(__file__).resolve().parents[2]
 LIB_DIR = REPO / ".gpu" / "lib"
 KERNELS = "liblictrt_kernels.so"
@@ -29,8 +31,6 @@ class ArtifactError(RuntimeError):
 
 def build_kernels(build_dir: Path, arch: str, log=None) -> Path:
     """The kernels library alone (no plugins, no CPU emulation) for CUDA architecture(s) ``arch``."""
-    from trt_plugins.harness import HarnessError, build
-
     try:
         build(build_dir, plugins=False, cpu_emulation=False, cuda_archs=arch, log=log)
     except HarnessError as exc:
@@ -77,14 +77,10 @@ def build_extension(python: str, build_dir: Path, log=None) -> Path:
         ],
         ["cmake", "--build", str(build_dir), "--target", "_lictrt", "-j", str(min(os.cpu_count() or 1, 16))],
     ]
-    for cmd in cmds:
-        if log is not None:
-            log.write("$ " + " ".join(cmd) + "\n")
-            log.flush()
-        proc = subprocess.run(cmd, stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            last = (proc.stdout or "").strip().splitlines()[-1:] or ["see the build log"]
-            raise ArtifactError(f"{' '.join(cmd[:3])} … failed (exit {proc.returncode}): {last[0]}")
+    try:
+        run_commands(cmds, log)
+    except HarnessError as exc:
+        raise ArtifactError(str(exc).splitlines()[0]) from None
     out = Path(build_dir) / f"_lictrt{ext_suffix(python)}"
     if not out.is_file():
         raise ArtifactError(f"{out.name} was not produced in {build_dir}")

@@ -13,7 +13,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .schema import figure, not_measured
+from .schema import error_text, figure, not_measured
 
 
 class Budget:
@@ -100,7 +100,7 @@ class SectionContext:
         return out
 
     def _record(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        text = error_text(exc)
         self.errors.append(text)
         self.log(f"[{self.name}] {text}")
         if self.verbose:

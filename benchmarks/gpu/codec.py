@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .budget import SectionContext
+from .kernels import load_kernels
 from .schema import not_measured
 
 MODELS = [("ssmic", "paper"), ("mambavc", "paper"), ("bmshj2018-hyperprior", "q8")]  # most informative first
@@ -100,18 +101,6 @@ def kernel_ops(kernels, on: str = "cuda"):
         ss2d.selective_scan_2d, GDN.forward = scan, gdn_forward
 
 
-def _kernels(ctx: SectionContext):
-    """(kernels, None) or (None, why not)."""
-    if ctx.dry_run:
-        return None, "dry run"
-    try:
-        from .kernels import load_kernels
-
-        return load_kernels(ctx), None
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-
-
 def end_to_end(ctx: SectionContext, repo: Path) -> dict:
     images = find_images(ctx.options.get("kodak"), repo, int(ctx.options.get("images", 4)))
     out: dict = {
@@ -120,7 +109,7 @@ def end_to_end(ctx: SectionContext, repo: Path) -> dict:
         "images": [p.name for p in images],
         "models": {},
     }
-    kernels, why = _kernels(ctx)
+    kernels, why = load_kernels(ctx)
     runs = [(f"{a}-{p}", a, p, "kernels", "torch-cuda", None) for a, p in MODELS]
     runs += [
         ("ssmic-paper-scan-torch-chunked", "ssmic", "paper", "torch", "torch-cuda", 1),
@@ -130,7 +119,7 @@ def end_to_end(ctx: SectionContext, repo: Path) -> dict:
         entry = {"arch": arch, "preset": preset, "ops": ops, "parse_path": parse_path}
         if not images:
             figs = {k: not_measured(u, "no Kodak images found") for k, u in UNITS.items()}
-        elif ops == "kernels" and kernels is None and not ctx.dry_run:
+        elif ops == "kernels" and why is not None:
             figs = {k: not_measured(u, f"kernels library not loaded ({why})") for k, u in UNITS.items()}
         else:
             deadline = ctx.clock() + max(ctx.left() / (len(runs) - i) * 1.5, 5.0)
@@ -221,9 +210,9 @@ def wavefront(ctx: SectionContext, repo: Path) -> dict:
     images = find_images(ctx.options.get("kodak"), repo, 1)
     arch, preset = WAVEFRONT_MODEL
     out: dict = {"model": f"{arch}-{preset}", "images": [p.name for p in images], "target": TARGET}
-    kernels, why = _kernels(ctx)
+    kernels, why = load_kernels(ctx)
     # the context loop has no scan: without the kernels the comparison still holds (g_a / g_s slower)
-    out["ops"] = "kernels" if kernels is not None else f"torch (kernels library not loaded: {why})"
+    out["ops"] = "kernels" if why is None else f"torch (kernels library not loaded: {why})"
     if not images:
         figs = {k: not_measured(u, "no Kodak images found") for k, u in WAVEFRONT_UNITS.items()}
     else:

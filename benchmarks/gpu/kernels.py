@@ -13,7 +13,7 @@ import os
 
 from . import roofline
 from .budget import SectionContext
-from .schema import derive
+from .schema import derive, error_text
 from .timing import time_cuda
 
 STAGE_SHAPES = {  # (B, Di, H, W, N, R): first VSS stage of a 768x512 image (tokens at H/2 x W/2), R = dt rank
@@ -44,26 +44,26 @@ def _dtypes():
 
 
 def load_kernels(ctx: SectionContext):
-    """The CUDA kernels library (None on a dry run); raises with a one-line reason when unusable."""
+    """``(kernels, None)``, or ``(None, the one-line reason)`` when the CUDA kernels library is unusable;
+    ``(None, None)`` on a dry run."""
     if ctx.dry_run:
-        return None
-    import torch
+        return None, None
+    try:
+        import torch
 
-    if not torch.cuda.is_available():
-        raise RuntimeError("torch sees no CUDA device")
-    from trt_plugins.harness import Kernels
+        if not torch.cuda.is_available():
+            raise RuntimeError("torch sees no CUDA device")
+        from trt_plugins.harness import Kernels
 
-    return Kernels.load()
+        return Kernels.load(), None
+    except Exception as exc:
+        return None, error_text(exc)
 
 
 # ---------------------------------------------------------------------------------------------- accuracy
 def accuracy(ctx: SectionContext) -> dict:
     """Kernel vs float64 reference at small odd and first-stage shapes, fp32 and fp16, poisoned outputs."""
-    try:
-        k = load_kernels(ctx)
-        load_error = None
-    except Exception as exc:
-        k, load_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    k, load_error = load_kernels(ctx)
     out = {
         "kernels_library": None if k is None else k.version(),
         "selective_scan_2d": {},
@@ -166,11 +166,7 @@ def torch_gdn(x, gamma, beta, inverse=False):
 # ---------------------------------------------------------------------------------------------- speed
 def speed(ctx: SectionContext) -> dict:
     """HBM copy ceiling; scan kernel vs chunked and four-copy PyTorch; GDN kernel vs PyTorch decomposition."""
-    try:
-        k = load_kernels(ctx)
-        load_error = None
-    except Exception as exc:
-        k, load_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    k, load_error = load_kernels(ctx)
     iters = int(ctx.options.get("iters", 100))
     out: dict = {"iters_requested": iters}
     if load_error:

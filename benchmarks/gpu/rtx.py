@@ -29,7 +29,7 @@ from pathlib import Path
 from runtime import native_ops
 from runtime.files import write_atomic
 
-from .schema import figure, not_measured
+from .schema import error_text, figure, not_measured
 
 MANIFEST = "rtx-manifest.json"
 DEFAULT_STASH = str(Path(tempfile.gettempdir()) / "lictrt-rtx")
@@ -291,10 +291,6 @@ def _feeds(graph: dict, seed: int) -> dict:
     return feeds
 
 
-def _err(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-
-
 def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds: float = 1e9) -> dict:
     """The whole section within ``seconds``; ``save(doc)`` is called after every step so a crash or a kill
     keeps what was recorded.  Device builds (slow for VSS graphs) stop when under 30 s are left; running the
@@ -309,7 +305,7 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
             doc["steps"][name] = {"ok": True, "seconds": round(time.monotonic() - t0, 2), "detail": detail}
             return True
         except Exception as exc:
-            doc["steps"][name] = {"ok": False, "seconds": round(time.monotonic() - t0, 2), "error": _err(exc)}
+            doc["steps"][name] = {"ok": False, "seconds": round(time.monotonic() - t0, 2), "error": error_text(exc)}
             return False
         finally:
             save(doc)
@@ -365,7 +361,7 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
             try:
                 io = onnx_inputs(bundle / graph["file"])
             except Exception as exc:
-                rec["onnx_error"] = _err(exc)
+                rec["onnx_error"] = error_text(exc)
                 save(doc)
                 continue
             rec["inputs"] = io["inputs"]
@@ -373,7 +369,7 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
             try:
                 ref = ort_outputs(bundle / graph["file"], feeds)
             except Exception as exc:
-                ref, rec["ort_error"] = None, _err(exc)
+                ref, rec["ort_error"] = None, error_text(exc)
             engines = {}
             t0 = time.monotonic()
             if end - t0 < 30:
@@ -383,7 +379,7 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
                     engines["device_built"] = build(trt, bundle / graph["file"], _shapes(io))
                     rec["device_build"] = {"ok": True, "seconds": round(time.monotonic() - t0, 2)}
                 except Exception as exc:
-                    rec["device_build"] = {"ok": False, "error": _err(exc)}
+                    rec["device_build"] = {"ok": False, "error": error_text(exc)}
             cpu = sorted((bundle / "engines").glob(f"{gname}.rtx.*.engine")) if (bundle / "engines").is_dir() else []
             if cpu:
                 engines["cpu_built"] = cpu[0].read_bytes()
@@ -405,9 +401,9 @@ def run_section(rtx_dir: Path, stash_dir: Path, bundles_dir: Path, save, seconds
                             max(rel_err(outs[k], ref[k]) for k in ref), "max|err|/max|ref|"
                         )
                 except Exception as exc:
-                    rec[f"{kind}_run_error"] = _err(exc)
-                    rec[f"{kind}_median"] = not_measured("ms", f"error: {_err(exc)}")
-                    rec[f"{kind}_rel_err_vs_ort"] = not_measured("max|err|/max|ref|", f"error: {_err(exc)}")
+                    rec[f"{kind}_run_error"] = error_text(exc)
+                    rec[f"{kind}_median"] = not_measured("ms", f"error: {error_text(exc)}")
+                    rec[f"{kind}_rel_err_vs_ort"] = not_measured("max|err|/max|ref|", f"error: {error_text(exc)}")
             save(doc)
     return doc
 

@@ -43,6 +43,12 @@ def not_measured(unit: str, reason: str, **meta: Any) -> dict:
     return {"value": None, "unit": unit, "status": NOT_MEASURED, "reason": reason, **meta}
 
 
+def error_text(exc: BaseException) -> str:
+    """An exception as the one line a result records: its type and the first line of its message."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+
+
 def is_measured(fig: dict) -> bool:
     return isinstance(fig, dict) and fig.get("value") is not None and fig.get("status") != NOT_MEASURED
 

@@ -209,7 +209,7 @@ def section_build(ctx: SectionContext, args, out_dir: Path) -> dict:
                 try:  # independent: the codec section needs the extension even if the kernels do not load
                     rec[key] = get()
                 except Exception as exc:
-                    rec[key] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+                    rec[key] = {"error": schema.error_text(exc)}
                     failed.append(f"{key}: {rec[key]['error']}")
         if failed:
             raise RuntimeError("; ".join(failed))
@@ -240,7 +240,7 @@ def _kernels_library(args, log) -> dict:
                     f"carried (.gpu/lib, built by prepare.sh for CUDA arch {artifacts.CARRIED_ARCH})",
                 )
             except Exception as exc:
-                info["carried_rejected"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                info["carried_rejected"] = schema.error_text(exc)
     if lib is None:
         lib = artifacts.build_kernels(BUILD_DIR, arch, log)
         info["source"] = f"built on the device (CUDA arch {arch})"
@@ -477,7 +477,7 @@ def run_suite(args, log=print) -> tuple[dict, list[Path]]:
         except Exception as exc:  # a section's own bug must not lose the other sections' figures
             sec = {
                 "status": "failed",
-                "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                "reason": schema.error_text(exc),
             }
             if args.verbose:
                 import traceback

@@ -1,12 +1,12 @@
-"""Spatial-context decode time: wavefront vs raster order, same backend, same checkpoint, one run each.
+"""Spatial-context decode time: wavefront vs raster order, same backend, same checkpoint, median of N decodes.
 
-`python -m benchmarks wavefront BUNDLE|CKPT [--image PNG] [--size HxW] [--backend onnxruntime]
+`python -m benchmarks wavefront BUNDLE|CKPT [--image PNG] [--size HxW] [--backend onnxruntime] [--repeats N]
  [--json FILE|-]`
 
 The runtime's `spatial_context` plan codes latent positions either in wavefront order (t = 3·i + j: 3(h−1)+w
 steps, each one batched context call) or in raster order (h·w steps). The same image is encoded and decoded
-in both orders (the order is the plan's `context.order`; encoder and decoder must agree); decode times, step
-counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to a temporary bundle first.
+in both orders (the order is the plan's `context.order`; encoder and decoder must agree); the median decode
+times of `--repeats` decodes, step counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to a temporary bundle first.
 """
 
 from __future__ import annotations
@@ -44,15 +44,16 @@ class WavefrontError(BenchmarkError):
     """The bundle has no spatial-context plan, or the runtime cannot run it."""
 
 
-def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime") -> dict:
-    """Encode + decode `image` in both orders; decode wall time, steps and network calls of each."""
+def measure(bundle: str | Path, image: np.ndarray, backend: str = "onnxruntime", repeats: int = 3) -> dict:
+    """Encode `image` once and decode it `repeats` times in both orders; median decode wall time, steps and
+    network calls of each."""
     bundle = Path(bundle)
     kind = read_manifest(bundle).get("plan", {}).get("kind")
     if kind != "spatial_context":
         raise WavefrontError(f"{bundle.name} has plan '{kind}', not 'spatial_context': nothing to compare")
     from benchmarks.latency import open_codec
 
-    codecs = compare_orders(lambda order: open_codec(bundle, backend, context_order=order), image)
+    codecs = compare_orders(lambda order: open_codec(bundle, backend, context_order=order), image, repeats)
     return {"bundle": str(bundle), "backend": backend, **codecs}
 
 
@@ -92,10 +93,17 @@ def compare_orders(codec_for, image: np.ndarray, repeats: int = 1) -> dict:
     return out
 
 
-def load_image(path: str | None, size: tuple[int, int] | None) -> np.ndarray:
-    from benchmarks.common import REPO_ROOT, list_images, load_rgb
+def default_image() -> Path:
+    """The first shipped Kodak image."""
+    from benchmarks.common import REPO_ROOT, list_images
 
-    img = load_rgb(path) if path else load_rgb(list_images(REPO_ROOT / "assets" / "images" / "kodak")[0])
+    return list_images(REPO_ROOT / "assets" / "images" / "kodak")[0]
+
+
+def load_image(path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
+    from benchmarks.common import load_rgb
+
+    img = load_rgb(path)
     if size:
         h, w = size
         if h > img.shape[0] or w > img.shape[1]:
@@ -134,6 +142,7 @@ def cli(
     ] = None,
     size: SizeOpt = None,
     backend: BackendOpt = Backend.onnxruntime,
+    repeats: Annotated[int, typer.Option(min=1, help="decodes per order; the median is reported")] = 3,
     json_path: JsonOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -141,7 +150,8 @@ def cli(
 
     The same image (cropped to --size when given) is encoded and decoded in both orders; decode times, step
     counts and their ratio are printed. A checkpoint is exported to a temporary bundle first."""
-    img = load_image(str(image) if image else None, parse_size(size) if size else None)
+    image = image or default_image()
+    img = load_image(image, parse_size(size) if size else None)
     with tempfile.TemporaryDirectory(prefix="lictrt-wavefront-") as tmp:
         bundle = path
         if not is_bundle(path):
@@ -155,12 +165,12 @@ def cli(
             )
             if proc.returncode != 0:
                 raise WavefrontError(f"export of {path} failed: {(proc.stderr or proc.stdout).strip()[-200:]}")
-        res = measure(bundle, img, backend.value)
+        res = measure(bundle, img, backend.value, repeats)
         model = read_manifest(bundle).get("model", {})
         res["model"] = {"arch": model.get("arch"), "config": model.get("config")}
     # what was measured, without this machine's folders (a checkpoint's bundle was a temporary folder)
     res["bundle"] = portable_path(path)
-    res["image"] = portable_path(image) if image else "synthetic"
+    res["image"] = portable_path(image)
     emit(res, json_path, format_table)
 
 

@@ -44,6 +44,7 @@ from benchmarks.common import (
     CacheOpt,
     JsonOpt,
     command_main,
+    default_kodak,
     emit,
     list_images,
     load_rgb,
@@ -154,12 +155,18 @@ class ServeProcess:
             return json.loads(line), lic.read_bytes()
 
     def close(self) -> None:
-        """End the process (the empty line; killed if it does not end within a minute)."""
+        """End the process (the empty line; killed if it does not end within a minute, or if it has already
+        ended and its stdin can take nothing more: a failed side)."""
         try:
             self.proc.communicate("\n", timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
+        except BrokenPipeError:  # the line of a failed run is still buffered for a pipe nobody reads
+            self.proc.kill()
+            self.proc.wait()
+            for f in (self.proc.stdout, self.proc.stderr):
+                f.close()
 
 
 def cpp_process(exe: Path, bundle: Path, threads: int) -> ServeProcess:
@@ -302,9 +309,9 @@ def _bundle(arch: str, cache: Path, **kw) -> tuple[Path, str]:
 
 
 def run(args) -> dict:
-    from benchmarks.kodak_decode import default_cache, default_data
+    from benchmarks.kodak_decode import default_cache
 
-    data = Path(args.data) if args.data else default_data()
+    data = Path(args.data) if args.data else default_kodak()
     cache = Path(args.cache) if args.cache else default_cache()
     exe = build(Path(args.build), args.verbose)
     pinned = pin_cpu(args.cpu, args.threads)

@@ -22,6 +22,7 @@ COMMANDS = {
     "cpp-runtime": "C++ runtime vs Python runtime: encode/decode time on CPU, spatial-context loop per step",
     "basic-levels": "BaSIC on Kodak: decode time, bpp and decoder MACs per (width, context coder) level",
     "native-ops": "native CPU kernels: scan throughput, SSMIC/MambaVC paper export + parity + Kodak coding on ORT",
+    "agreement": "torch vs ONNX Runtime encoders: symbols that differ per stream; each decodes the other's file",
     "groups": "grouped coding (GIT-SSIC): mask cost and rate of every group with label masks",
     "report": "markdown tables and plots from results JSON",
     "demo": "the pipeline end to end on tiny models: train, export, code images, report",
@@ -65,6 +66,10 @@ EXAMPLES = {
     "native-ops": (
         "python -m benchmarks native-ops --arch ssmic --arch mambavc --threads 2",
         "python -m benchmarks native-ops --arch ssmic --no-codec --work runs/native",
+    ),
+    "agreement": (
+        "python -m benchmarks agreement runs/ssmic.pth --bundle runs/ssmic.bundle --images 4",
+        "python -m benchmarks agreement runs/mbt2018.pth --control --json agreement.json",
     ),
     "groups": (
         "python -m benchmarks groups runs/gitssic.bundle --images KODAK --masks MASKS --json groups.json",

@@ -30,6 +30,7 @@ from benchmarks.common import (
     ThreadsOpt,
     bpp,
     command_main,
+    default_kodak,
     emit,
     list_images,
     load_rgb,
@@ -207,7 +208,7 @@ def cli(
 
     --data defaults to ../shared/data/kodak beside the repository; --threads: intra-op threads of the
     reconstruction graphs."""
-    data = data or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
+    data = data or default_kodak()
     width_list = [int(x) for x in widths.split(",")] if widths else None
     coder_list = coders.split(",") if coders else None
     named = [t.strip() for t in levels.split(";") if t.strip()] if levels else None

@@ -26,6 +26,12 @@ class BenchmarkError(Exception):
     """A user-facing benchmark failure: bad input, missing dependency, unusable data. One line, no traceback."""
 
 
+def default_kodak() -> Path:
+    """The Kodak set: ``../shared/data/kodak`` beside the repository, else the images shipped in assets/."""
+    shared = REPO_ROOT.parent / "shared" / "data" / "kodak"
+    return shared if shared.is_dir() else REPO_ROOT / "assets" / "images" / "kodak"
+
+
 def list_images(path: str | os.PathLike, limit: int | None = None) -> list[Path]:
     """Image files directly in `path` (sorted), or `[path]` for a single file."""
     p = Path(path)

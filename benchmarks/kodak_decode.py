@@ -46,6 +46,7 @@ from benchmarks.common import (
     JsonOpt,
     RepeatsOpt,
     command_main,
+    default_kodak,
     emit,
     list_images,
     load_rgb,
@@ -61,11 +62,6 @@ SEED = 0
 
 class KodakDecodeError(BenchmarkError):
     """The benchmark cannot run (bad checkpoint, data, or the two decodes disagree)."""
-
-
-def default_data() -> Path:
-    shared = REPO_ROOT.parent / "shared" / "data" / "kodak"
-    return shared if shared.is_dir() else REPO_ROOT / "assets" / "images" / "kodak"
 
 
 def default_cache() -> Path:
@@ -301,7 +297,7 @@ def run(args) -> dict:
 
     if args.threads < 1 or args.repeats < 1 or (args.images is not None and args.images < 1):
         raise KodakDecodeError("--threads, --repeats and --images must be >= 1")
-    data = Path(args.data) if args.data else default_data()
+    data = Path(args.data) if args.data else default_kodak()
     images = list_images(data, args.images)
     torch.set_num_threads(args.threads)
     model, described, random_weights = load_model(args.checkpoint, args.quality)

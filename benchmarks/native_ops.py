@@ -33,7 +33,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, load_rgb
+from benchmarks.common import REPO_ROOT, BenchmarkError, command_main, default_kodak, load_rgb
 from runtime import native_ops
 from runtime.cli import VerboseOpt
 
@@ -245,7 +245,7 @@ def cli(
 
     Writes native_ops_<arch>.json per model and native_ops_scan.json into --out-dir."""
     archs = [a.value for a in arch] if arch else ["ssmic", "mambavc"]
-    image = image or REPO_ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png"
+    image = image or default_kodak() / "kodim01.png"
     out_dir = out_dir or REPO_ROOT / "benchmarks" / "results"
     if not native_ops.has_onnxruntime_ops():
         raise BenchmarkError(f"the native ONNX Runtime ops are not available ({native_ops.library_path()})")

@@ -216,21 +216,28 @@ class Codec:
         """Stats of this thread's last encode/decode: timings (network vs entropy), steps, sizes, bpp."""
         return getattr(self._local, "stats", {})
 
+    @property
+    def last_symbols(self) -> dict[str, np.ndarray]:
+        """Symbols of this thread's last encode/decode called with ``keep_symbols=True``: stream kind -> int32
+        array in coding order (a spatial-context plan's: its context order). Empty after any other call."""
+        return getattr(self._local, "symbols", {})
+
     # ---- encode -------------------------------------------------------------------------------------------
-    def encode(self, image, mask=None, progress=None) -> bytes:
+    def encode(self, image, mask=None, progress=None, keep_symbols: bool = False) -> bytes:
         """Encode an H×W×3 uint8 array or an image path into ``.lic`` bytes.
 
         ``mask`` (plans with groups, GIT-SSIC): integer labels (an array or a label PNG path) at the image's
         full, 1/16 or 1/32 size; each 32-pixel cell gets one group. Without it the image is one group, 0.
         ``progress(done, total)``: called after each of the plan's graph calls (runtime/plans/context.py), e.g.
-        each wavefront step of a spatial-context plan; ``done`` reaches ``total`` at the end."""
+        each wavefront step of a spatial-context plan; ``done`` reaches ``total`` at the end.
+        ``keep_symbols``: keep every stream's symbols for :attr:`last_symbols`."""
         t0 = time.perf_counter()
         im = img.load(image)
         h, w = im.shape[:2]
         if h * w > MAX_PIXELS:
             raise CodecError(f"image {h}×{w} is too large (limit {MAX_PIXELS} pixels)")
         x = img.to_input(im, self.bundle.pad_multiple)
-        ctx = self._context(self.parse_path, progress=progress)
+        ctx = self._context(self.parse_path, progress=progress, keep_symbols=keep_symbols)
         if mask is not None:
             if self.bundle.plan_kind not in GROUPED_PLANS:
                 raise CodecError(f"plan '{self.bundle.plan_kind}' codes no groups: it takes no mask")
@@ -260,12 +267,12 @@ class Codec:
         return self.last_stats
 
     # ---- decode -------------------------------------------------------------------------------------------
-    def decode(self, data: bytes, groups=None, progress=None) -> np.ndarray:
+    def decode(self, data: bytes, groups=None, progress=None, keep_symbols: bool = False) -> np.ndarray:
         """Decode ``.lic`` bytes into an H×W×3 uint8 array; BitstreamError when the stream does not check out.
 
         ``groups`` (plans with groups): decode only these group labels (their streams alone are read; the
         latent is zero elsewhere); GroupError if one is not in the bitstream. Default: every group.
-        ``progress(done, total)``: as for :meth:`encode`."""
+        ``progress(done, total)``, ``keep_symbols``: as for :meth:`encode`."""
         t0 = time.perf_counter()
         if groups is not None:
             if self.bundle.plan_kind not in GROUPED_PLANS:
@@ -317,6 +324,7 @@ class Codec:
             self.bundle.prefixes[header.width_index],
             {s.kind: s for s in streams},
             progress=progress,
+            keep_symbols=keep_symbols,
         )
         ctx.context_order = "raster" if header.flags & FLAG_RASTER_CONTEXT else "wavefront"
         ctx.level = level
@@ -339,7 +347,9 @@ class Codec:
         return self.last_stats
 
     # ---- internals ----------------------------------------------------------------------------------------
-    def _context(self, parse_path, mode=None, prefix=None, streams=None, progress=None) -> PlanContext:
+    def _context(
+        self, parse_path, mode=None, prefix=None, streams=None, progress=None, keep_symbols=False
+    ) -> PlanContext:
         return PlanContext(
             self.bundle,
             self.recon,
@@ -349,6 +359,7 @@ class Codec:
             self.prefix if prefix is None else prefix,
             streams,
             progress,
+            keep_symbols,
         )
 
     def _header(self, h, w, flags: int = 0) -> Header:
@@ -390,6 +401,7 @@ class Codec:
             if getattr(ctx, "groups_decoded", None) is not None:
                 s["groups_decoded"] = list(ctx.groups_decoded)
         self._local.stats = s
+        self._local.symbols = {k: np.concatenate(v) for k, v in (ctx.symbols or {}).items()}
 
 
 def _parse_path_name(name: str, default: str) -> str:

@@ -49,7 +49,8 @@ class PlanContext:
 
     ``recon`` runs reconstruction-only graphs, ``parse`` runs parse-critical graphs (the pinned path by
     default); ``prefix`` selects a width of a slimmable bundle (``w48.``); ``progress(done, total)``, when
-    given, is called after each graph call (module docstring).
+    given, is called after each graph call (module docstring); ``keep_symbols`` keeps a copy of every stream's
+    symbols in :attr:`symbols`.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class PlanContext:
         prefix: str = "",
         streams: dict | None = None,
         progress: Callable[[int, int], object] | None = None,
+        keep_symbols: bool = False,
     ):
         self.bundle, self.recon, self.parse = bundle, recon, parse
         self.mode, self.substreams, self.prefix = mode, substreams, prefix
@@ -70,6 +72,8 @@ class PlanContext:
         self.stats = Stats()
         self.out_streams: list[Stream] = []
         self.in_streams: dict[str, Stream] = streams or {}
+        # stream kind -> copies of its symbols in coding order, with keep_symbols
+        self.symbols: dict[str, list[np.ndarray]] | None = {} if keep_symbols else None
         from .. import coder
 
         self._coder = coder
@@ -96,6 +100,11 @@ class PlanContext:
         return self.bundle.entropy(self.prefix + model)
 
     # ---- coding -------------------------------------------------------------------------------------------
+    def keep(self, kind: str, symbols: np.ndarray) -> None:
+        """Keep a copy of ``symbols`` of stream ``kind`` (in coding order) when :attr:`symbols` is a dict."""
+        if self.symbols is not None:
+            self.symbols.setdefault(kind, []).append(np.array(symbols, dtype=np.int32).reshape(-1))
+
     def encode(self, kind: str, model: str, symbols: np.ndarray, indexes: np.ndarray) -> None:
         c = self._coder
         sym = np.ascontiguousarray(symbols, dtype=np.int32).reshape(-1)
@@ -106,6 +115,7 @@ class PlanContext:
         self.stats.entropy_s += time.perf_counter() - t0
         self.stats.coder_calls += 1
         self.stats.symbols += sym.size
+        self.keep(kind, sym)
         self.out_streams.append(Stream(kind, int(sym.size), bytes(data), int(crc)))
 
     def stream_encoder(self, kind: str, model: str) -> "_IncrementalEncoder":
@@ -142,6 +152,7 @@ class PlanContext:
                 f"stream '{kind}': decoded-symbol CRC {crc:08x} != recorded {s.symbols_crc:08x} "
                 "(the parse-critical networks differ from the encoder's)"
             )
+        self.keep(kind, sym)
         return np.asarray(sym, dtype=np.int32).reshape(indexes.shape)
 
 
@@ -158,6 +169,7 @@ class _IncrementalEncoder:
         self.ctx.stats.entropy_s += time.perf_counter() - t0
         self.ctx.stats.coder_calls += 1
         self.ctx.stats.symbols += sym.size
+        self.ctx.keep(self.kind, sym)
         self.n += sym.size
 
     def close(self) -> None:
@@ -188,6 +200,7 @@ class _IncrementalDecoder:
         self.ctx.stats.entropy_s += time.perf_counter() - t0
         self.ctx.stats.coder_calls += 1
         self.ctx.stats.symbols += idx.size
+        self.ctx.keep(self.stream.kind, sym)
         self.n += idx.size
         return sym.reshape(indexes.shape)
 

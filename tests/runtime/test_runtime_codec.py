@@ -5,7 +5,8 @@ Specification:
 * compat mode writes CompressAI's own streams byte for byte, and PSNR equals CompressAI's compress/decompress;
 * bpp is the real file size; any image size round-trips;
 * a decoder whose σ differs by 1e-6 (relative) raises BitstreamError naming the stream — never a wrong image;
-* corrupt, truncated or foreign bitstreams raise BitstreamError; threads decode like one thread.
+* corrupt, truncated or foreign bitstreams raise BitstreamError; threads decode like one thread;
+* ``keep_symbols`` hands back every stream's symbols, the decoder's equal to the encoder's.
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ def test_roundtrip_any_size_is_deterministic(bundle):
         st = c.last_stats
         assert st["coder_calls"] == 2 and st["network_calls"] == 2 and st["sequential_steps"] == 2
         assert st["size"] == (h, w) and st["network_s"] > 0 and st["entropy_s"] > 0
+
+
+def test_kept_symbols_are_the_streams_symbols_on_both_sides(bundle):
+    from runtime import coder
+
+    _, b, _ = bundle
+    c = Codec.open(b, backend="onnxruntime")
+    im = test_image(64, 96)
+    data = c.encode(im, keep_symbols=True)
+    sent = c.last_symbols
+    streams = _streams(data)
+    assert sorted(sent) == sorted(streams) == ["y", "z"]
+    for kind, s in streams.items():  # count and CRC as the container records them
+        assert sent[kind].dtype == np.int32 and sent[kind].size == s.n_symbols
+        assert int(coder.symbols_crc(sent[kind])) == s.symbols_crc
+    assert np.any(sent["y"] != 0)
+    c.decode(data, keep_symbols=True)
+    got = c.last_symbols
+    assert sorted(got) == ["y", "z"] and all(np.array_equal(got[k], sent[k]) for k in sent)
+    c.decode(data)
+    assert c.last_symbols == {}  # kept only when asked
 
 
 @pytest.mark.parametrize("enc_backend,dec_backend", [("torch", "onnxruntime"), ("onnxruntime", "torch")])

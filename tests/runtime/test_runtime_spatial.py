@@ -54,6 +54,24 @@ def test_wavefront_and_raster_decode_the_same_image(bundle):
     assert abs(img.psnr(im, outs["wavefront"]) - img.psnr(im, outs["raster"])) < 0.01
 
 
+def test_kept_symbols_follow_the_context_order(bundle):
+    from runtime.plans.spatial_context import schedule
+
+    _, b, _ = bundle
+    im = test_image(64, 128)  # latent 4 x 8
+    kept = {}
+    for order in ("wavefront", "raster"):
+        c = Codec.open(b, context_order=order)
+        data = c.encode(im, keep_symbols=True)
+        kept[order] = c.last_symbols["y"]
+        c.decode(data, keep_symbols=True)
+        np.testing.assert_array_equal(c.last_symbols["y"], kept[order])  # read back in the same order
+    channels = kept["raster"].size // 32
+    grid = kept["raster"].reshape(4, 8, channels)  # raster: position by position, every channel of each
+    positions = np.concatenate([np.stack([r, q], 1) for r, q in schedule(4, 8)])  # wavefront: step by step
+    np.testing.assert_array_equal(kept["wavefront"].reshape(32, channels), grid[positions[:, 0], positions[:, 1]])
+
+
 def test_torch_onnxruntime_and_compressai_agree(bundle):
     import torch.nn.functional as F
     from compressai.ops import compute_padding

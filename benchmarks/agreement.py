@@ -99,30 +99,32 @@ def run(
 
     torch.set_num_threads(threads)
     try:
-        enc = {
+        codecs = {
             "torch": Codec.open(bundle, backend="torch", checkpoint=checkpoint, threads=threads),
             "onnxruntime": Codec.open(bundle, backend="onnxruntime", threads=threads),
         }
     except (ValueError, RuntimeError, OSError) as e:
         raise AgreementError(f"cannot open {bundle} with {checkpoint}: {e}") from None
     if control:
-        ort = enc["onnxruntime"]
+        ort = codecs["onnxruntime"]
         recon = OrtBackend(ort.bundle, threads=threads, opt_level="ORT_DISABLE_ALL")
-        enc["onnxruntime-noopt"] = Codec(ort.bundle, recon, ort.parse_backends, ort.parse_path)
+        codecs["onnxruntime-noopt"] = Codec(ort.bundle, recon, ort.parse_backends, ort.parse_path)
     rows = []
     with progress(total=len(images), desc="agreement", unit="img", quiet=not show_progress) as bar:
         for path in images:
             im = load_rgb(path)
             files, kept = {}, {}
-            for name, codec in enc.items():
+            for name, codec in codecs.items():
                 files[name] = codec.encode(im, keep_symbols=True)
                 kept[name] = codec.last_symbols
             row = {
                 "image": path.name,
                 "size": list(im.shape[:2]),
                 "torch_vs_onnxruntime": compare(kept["torch"], kept["onnxruntime"]),
-                "onnxruntime_decodes_torch": _cross_decode(enc["onnxruntime"], files["torch"], kept["torch"], im),
-                "torch_decodes_onnxruntime": _cross_decode(enc["torch"], files["onnxruntime"], kept["onnxruntime"], im),
+                "onnxruntime_decodes_torch": _cross_decode(codecs["onnxruntime"], files["torch"], kept["torch"], im),
+                "torch_decodes_onnxruntime": _cross_decode(
+                    codecs["torch"], files["onnxruntime"], kept["onnxruntime"], im
+                ),
             }
             if control:
                 row["onnxruntime_vs_noopt"] = compare(kept["onnxruntime"], kept["onnxruntime-noopt"])
@@ -131,7 +133,7 @@ def run(
     decodes = [r[k] for r in rows for k in ("onnxruntime_decodes_torch", "torch_decodes_onnxruntime")]
     res = {
         "checkpoint": portable_path(checkpoint),
-        "parse_path": enc["torch"].parse_path,
+        "parse_path": codecs["torch"].parse_path,
         "threads": threads,
         "images": rows,
         "torch_vs_onnxruntime": _totals(rows, "torch_vs_onnxruntime"),

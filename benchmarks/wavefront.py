@@ -6,7 +6,8 @@
 The runtime's `spatial_context` plan codes latent positions either in wavefront order (t = 3·i + j: 3(h−1)+w
 steps, each one batched context call) or in raster order (h·w steps). The same image is encoded and decoded
 in both orders (the order is the plan's `context.order`; encoder and decoder must agree); the median decode
-times of `--repeats` decodes, step counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported to a temporary bundle first.
+times of `--repeats` decodes, step counts and their ratio (target ≥ 8×) are printed. A checkpoint is exported
+to a temporary bundle first.
 """
 
 from __future__ import annotations

@@ -340,17 +340,56 @@ def info(path, bundle=None) -> str:
     return "\n".join(lines)
 
 
-@app.command("info", epilog="Examples:\n\n  python -m runtime info photo.lic\n\n  python -m runtime info photo.png")
+def dump_symbols(path: Path, bundle: Path, out: Path) -> str:
+    """Decode ``.lic`` file ``path`` with ``bundle`` and write every stream's symbols (int32, coding order) to the
+    ``.npz`` file ``out``; returns a line per stream (count, range, share of zeros)."""
+    import numpy as np
+
+    from .codec import Codec
+    from .files import write_atomic
+
+    codec = Codec.open(bundle)
+    codec.decode(Path(path).read_bytes(), keep_symbols=True)
+    kept = codec.last_symbols
+    write_atomic(out, lambda f: np.savez(f, **kept), inputs=(path,))
+    lines = [f"{out}: symbols of {path} ({codec.last_stats['backend']}, parse path {codec.last_stats['parse_path']})"]
+    for kind, v in kept.items():
+        lines.append(
+            f"  {kind:<16}{v.size:>10}  range {v.min(initial=0)}..{v.max(initial=0)}, "
+            f"zeros {np.mean(v == 0) if v.size else 0:.1%}"
+        )
+    return "\n".join(lines)
+
+
+@app.command(
+    "info",
+    epilog="Examples:\n\n  python -m runtime info photo.lic\n\n  python -m runtime info photo.png\n\n"
+    "  python -m runtime info photo.lic --bundle ssmic.bundle --symbols photo.npz",
+)
 def info_cmd(
     inputs: Annotated[list[Path], typer.Argument(metavar="FILE", help=".lic or image file(s)")],
     bundle: Annotated[
-        Optional[Path], typer.Option(help="scalable bundles: name the file's level with this bundle's levels")
+        Optional[Path],
+        typer.Option(help="the file's bundle: names a scalable bundle's level; needed by --symbols"),
+    ] = None,
+    symbols: Annotated[
+        Optional[Path],
+        typer.Option(
+            metavar="NPZ", help="decode the .lic file with --bundle and write every stream's symbols to this .npz"
+        ),
     ] = None,
     verbose: VerboseOpt = False,
 ) -> int:
-    """Print a .lic file's header and streams, or how an image file will be read (format, bits, alpha, EXIF)."""
+    """Print a .lic file's header and streams, or how an image file will be read (format, bits, alpha, EXIF).
+
+    With --symbols (one .lic file and its --bundle) the file is also decoded and the symbols of every stream are
+    written as int32 arrays named by stream, in coding order: a bitstream's contents, to compare two encoders."""
+    if symbols is not None and (bundle is None or len(inputs) != 1):
+        raise UsageError("--symbols needs one .lic file and its --bundle")
     for p in inputs:
         print(info(p, bundle))
+    if symbols is not None:
+        print(dump_symbols(inputs[0], bundle, symbols))
     return 0
 
 

@@ -41,6 +41,19 @@ def test_cli_round_trip_and_info(bundle, tmp_path):
     assert "image 70x50" in r.stdout and "coder compat" in r.stdout and "hyperprior" in r.stdout
     assert [ln.split()[0] for ln in r.stdout.splitlines()[-2:]] == ["z", "y"]
 
+    # --symbols: the file's contents, symbol by symbol, as the encoder wrote them
+    c = Codec.open(b, mode="compat")
+    assert c.encode(img.load(src), keep_symbols=True) == (tmp_path / "a.lic").read_bytes()
+    r = cli("info", tmp_path / "a.lic", "--bundle", b, "--symbols", tmp_path / "a.npz")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "a.npz") as npz:
+        assert sorted(npz.files) == ["y", "z"]
+        assert all(npz[k].dtype == np.int32 and np.array_equal(npz[k], c.last_symbols[k]) for k in npz.files)
+    assert "symbols of" in r.stdout and [ln.split()[0] for ln in r.stdout.splitlines()[-2:]] == ["z", "y"]
+    r = cli("info", tmp_path / "a.lic", "--symbols", tmp_path / "b.npz")  # which bundle?
+    assert r.returncode == 2 and "--symbols needs one .lic file and its --bundle" in r.stderr
+    assert not (tmp_path / "b.npz").exists()
+
 
 def test_cli_errors_are_one_line_and_nonzero(bundle, tmp_path):
     _, b, _ = bundle

@@ -4,8 +4,8 @@ vs raster order on the GPU.
 Codec: ``runtime.Codec.from_model(model, device="cuda", parse_path="torch-cuda")``: every graph on the GPU
 (parse-critical ones in strict fp32), the C++ entropy coder on the host; with the CUDA kernels swapped in
 (:func:`kernel_ops`: SelectiveScan2D for SSMIC / MambaVC, GeneralizedDivisiveNorm for bmshj2018). The models
-carry seeded random weights: timings only, the bit rates mean nothing. Per model, medians over the images of the
-runtime's own stats:
+carry seeded random weights nudged to code real symbols (``train.models.seeded.codable_model``): timings only, the
+bit rates mean nothing. Per model, medians over the images of the runtime's own stats:
   encode_total, decode_total     wall time of ``Codec.encode`` / ``Codec.decode`` (bytes in memory)
   decode_synthesis               g_s on the GPU (feeds in, outputs back to the host)
   decode_hyper_synthesis         h_s (entropy parameters of y)
@@ -105,7 +105,7 @@ def end_to_end(ctx: SectionContext, repo: Path) -> dict:
     images = find_images(ctx.options.get("kodak"), repo, int(ctx.options.get("images", 4)))
     out: dict = {
         "codec": "runtime.Codec.from_model(model, device='cuda', parse_path='torch-cuda')",
-        "weights": "random (seeded); timings only, bit rates are meaningless",
+        "weights": "seeded random, nudged to code real symbols (train.models.seeded.codable_model); timings only",
         "images": [p.name for p in images],
         "models": {},
     }
@@ -133,25 +133,15 @@ def end_to_end(ctx: SectionContext, repo: Path) -> dict:
     return out
 
 
-def _model(arch: str, preset: str):
-    import torch
-
-    from train.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(arch, preset=preset).eval()
-    model.update(force=True)
-    return model
-
-
 def run_codec(arch, preset, kernels, images, deadline, device="cuda", parse_path="torch-cuda") -> dict:
     """Encode and decode each image with the runtime; medians of the stats (see the module docstring)."""
     import torch
 
     from runtime import Codec
+    from train.models.seeded import codable_model
 
     cuda = device != "cpu"
-    codec = Codec.from_model(_model(arch, preset), device=device, parse_path=parse_path)
+    codec = Codec.from_model(codable_model(arch, preset), device=device, parse_path=parse_path)
     samples: dict[str, list[float]] = {k: [] for k in UNITS if k not in ("peak_memory", "images_timed")}
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -225,8 +215,9 @@ def run_wavefront(arch, preset, kernels, image, device="cuda", parse_path="torch
     from benchmarks.wavefront import compare_orders
     from runtime import Codec
     from runtime import image as img
+    from train.models.seeded import codable_model
 
-    model = _model(arch, preset)
+    model = codable_model(arch, preset)
     with kernel_ops(kernels) if kernels is not None else contextlib.nullcontext():
         codecs = {
             o: Codec.from_model(model, device=device, parse_path=parse_path, context_order=o)
